@@ -1,0 +1,35 @@
+package domain
+
+import "errors"
+
+// Sentinel errors for conditions callers act on. Commands wrap them with
+// context; match them with errors.Is.
+var (
+	// ErrInvalidArgument: the input is malformed or outside its limits.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrPolicyViolation: the input is well formed but the policy forbids
+	// it (expiry too far ahead, never-expiring token not allowed, ...).
+	ErrPolicyViolation = errors.New("policy violation")
+	// ErrTokenRevoked: the token is revoked; revocation is terminal.
+	ErrTokenRevoked = errors.New("token revoked")
+	// ErrOwnerRevoked: the token itself is not revoked, but its owner's
+	// tokens were revoked after it was issued (Owner.Covers), which revokes
+	// it just as terminally.
+	ErrOwnerRevoked = errors.New("token revoked with all tokens of its owner")
+	// ErrTokenExpired: the token's expiry has passed. Unlike revocation this
+	// is a matter of time, not of a recorded fact.
+	ErrTokenExpired = errors.New("token expired")
+	// ErrMalformedSecret: a presented secret is not in tokenledger's format
+	// (wrong length, prefix, separator, characters or checksum), so it is
+	// rejected without any lookup. The error never contains the input.
+	ErrMalformedSecret = errors.New("malformed secret")
+	// ErrOwnerBlocked: the owner's tokens were revoked with an "until"
+	// that has not passed yet, so no new token may be issued.
+	ErrOwnerBlocked = errors.New("owner blocked from new tokens")
+	// ErrNotFound: no such token (no events for its id).
+	ErrNotFound = errors.New("not found")
+	// ErrUnknownEventType: an event's type is not in the registry.
+	ErrUnknownEventType = errors.New("unknown event type")
+	// ErrCorruptEvent: an event could not be decoded.
+	ErrCorruptEvent = errors.New("corrupt event")
+)

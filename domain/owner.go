@@ -1,0 +1,225 @@
+package domain
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Owner is the aggregate of one owner's history: owner-wide revocations
+// ("log out everywhere") and bans on new tokens. An owner needs no creation
+// event; one without history revokes and blocks nothing. An Owner is not
+// safe for concurrent use.
+type Owner struct {
+	st      ownerState
+	changes []Envelope
+}
+
+type ownerState struct {
+	id            OwnerID
+	revoked       bool
+	revokedBefore time.Time
+	// watermark is the stream sequence of the latest revocation; zero while
+	// that revocation is pending.
+	watermark uint64
+	until     time.Time
+	reason    string
+	version   uint64
+}
+
+// NewOwner returns the aggregate of an owner without history.
+func NewOwner(id OwnerID) *Owner { return &Owner{st: ownerState{id: id}} }
+
+// OwnerFromHistory rebuilds owner id from its stored events, oldest first.
+// No events is a valid history (an owner with nothing recorded). Every event
+// must be an owner event of id, with increasing non-zero sequences;
+// otherwise the error wraps ErrCorruptEvent (ErrInvalidArgument for an
+// invalid id).
+func OwnerFromHistory(id OwnerID, events []Envelope) (*Owner, error) {
+	if err := ValidateOwner(id); err != nil {
+		return nil, fmt.Errorf("owner history: %w", err)
+	}
+	o := NewOwner(id)
+	var last uint64
+	for i, e := range events {
+		switch {
+		case e.AggregateKind != AggregateOwner || e.AggregateID != string(id):
+			return nil, fmt.Errorf("owner %q history: %w: event %d (%s) belongs to %s %q", truncateForError(string(id)), ErrCorruptEvent, i, e.ID, e.AggregateKind, truncateForError(e.AggregateID))
+		case e.Data == nil || e.Data.EventType() != e.Type:
+			return nil, fmt.Errorf("owner %q history: %w: event %d (%s) of type %q has a mismatched payload", truncateForError(string(id)), ErrCorruptEvent, i, e.ID, e.Type)
+		case e.Sequence != 0 && e.Sequence <= last:
+			return nil, fmt.Errorf("owner %q history: %w: event %d (%s) has sequence %d after %d", truncateForError(string(id)), ErrCorruptEvent, i, e.ID, e.Sequence, last)
+		}
+		if e.Sequence != 0 {
+			last = e.Sequence
+		}
+		o.Apply(e)
+	}
+	return o, nil
+}
+
+// ID returns the owner's id.
+func (o *Owner) ID() OwnerID { return o.st.id }
+
+// RevokedBefore returns the instant of the latest owner-wide revocation; ok
+// is false if there was none. The instant is for display: which tokens a
+// revocation covers is decided by stream order (see Covers).
+func (o *Owner) RevokedBefore() (at time.Time, ok bool) { return o.st.revokedBefore, o.st.revoked }
+
+// RevokedBeforeSequence returns the stream sequence of the latest owner-wide
+// revocation: tokens whose issued event has a lower sequence are revoked.
+// It is zero if there was none or if the latest is not stored yet.
+func (o *Owner) RevokedBeforeSequence() uint64 { return o.st.watermark }
+
+// Until returns the instant before which the owner may get no new token and
+// every token created before it counts as revoked; ok is false if no
+// revocation set one. Of several revocations the latest until wins.
+func (o *Owner) Until() (at time.Time, ok bool) { return o.st.until, !o.st.until.IsZero() }
+
+// Reason returns the reason of the latest owner-wide revocation.
+func (o *Owner) Reason() string { return o.st.reason }
+
+// Version returns the stream sequence of the latest stored event applied to
+// the owner: the expectation under which its Changes must be appended.
+func (o *Owner) Version() uint64 { return o.st.version }
+
+// Changes returns the events recorded and not yet marked stored, oldest
+// first, in a new slice.
+func (o *Owner) Changes() []Envelope { return slices.Clone(o.changes) }
+
+// MarkStored records that the pending Changes were appended at the given
+// stream sequences, one per change and in order, and clears them; Version and
+// RevokedBeforeSequence take the stored sequences. The sequences must
+// increase and follow Version; otherwise nothing changes and the error wraps
+// ErrInvalidArgument.
+func (o *Owner) MarkStored(sequences ...uint64) error {
+	if err := checkStored(len(o.changes), o.st.version, sequences); err != nil {
+		return fmt.Errorf("owner %q: %w", truncateForError(string(o.st.id)), err)
+	}
+	for i, seq := range sequences {
+		if o.changes[i].Type == TypeOwnerTokensRevoked {
+			o.st.watermark = seq
+		}
+	}
+	if n := len(sequences); n > 0 {
+		o.st.version = sequences[n-1]
+	}
+	o.changes = nil
+	return nil
+}
+
+// RevokeTokens revokes every token of the owner issued before this event in
+// the stream, with one event whatever their number. until, if given, must be
+// after now: until then no new token may be issued (IssueToken reports
+// ErrOwnerBlocked) and any token created before it counts as revoked too,
+// which catches issues racing with the revocation. reason is 0 to
+// MaxReasonLen bytes. Records OwnerTokensRevoked{RevokedBefore: now}. Errors
+// wrap ErrInvalidArgument.
+func (o *Owner) RevokeTokens(until *time.Time, reason string, m Meta, now time.Time) error {
+	if err := o.revokeTokens(until, reason, m, now); err != nil {
+		return fmt.Errorf("revoke tokens of owner %q: %w", truncateForError(string(o.st.id)), err)
+	}
+	return nil
+}
+
+func (o *Owner) revokeTokens(until *time.Time, reason string, m Meta, now time.Time) error {
+	if err := ValidateOwner(o.st.id); err != nil {
+		return err
+	}
+	if err := validateText("reason", reason, 0, MaxReasonLen); err != nil {
+		return err
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if err := checkNow(now); err != nil {
+		return err
+	}
+	now = NormalizeTime(now)
+	var u *time.Time
+	if until != nil {
+		if !validEventTime(*until) {
+			return fmt.Errorf("%w: until out of range", ErrInvalidArgument)
+		}
+		n := NormalizeTime(*until)
+		if !n.After(now) {
+			return fmt.Errorf("%w: until %s is not in the future", ErrInvalidArgument, n.Format(time.RFC3339Nano))
+		}
+		u = &n
+	}
+	e, err := newEnvelope(AggregateOwner, string(o.st.id), OwnerTokensRevoked{
+		Owner:         o.st.id,
+		RevokedBefore: now,
+		Until:         u,
+		Reason:        reason,
+	}, m, now)
+	if err != nil {
+		return err
+	}
+	o.Apply(e)
+	o.changes = append(o.changes, e)
+	return nil
+}
+
+// Apply applies one event of this owner. It only applies, never fails, and
+// ignores events of other aggregates. The latest revocation in stream order
+// sets the watermark (its sequence; zero while pending), RevokedBefore and
+// Reason; Until becomes the later of the old and the new one, so a
+// revocation never shortens a ban. A stored event moves Version.
+func (o *Owner) Apply(e Envelope) {
+	if e.AggregateKind != AggregateOwner || e.AggregateID != string(o.st.id) {
+		return
+	}
+	if e.Sequence != 0 {
+		o.st.version = e.Sequence
+	}
+	if e.Type != TypeOwnerTokensRevoked {
+		return
+	}
+	d, ok := payloadAs[OwnerTokensRevoked](e.Data)
+	if !ok {
+		return
+	}
+	o.st.revoked = true
+	o.st.revokedBefore = d.RevokedBefore
+	o.st.watermark = e.Sequence
+	o.st.reason = d.Reason
+	if d.Until != nil && d.Until.After(o.st.until) {
+		o.st.until = *d.Until
+	}
+}
+
+// Covers reports whether an owner-wide revocation revokes t: t is this
+// owner's and either its issued event precedes the latest revocation in the
+// stream (IssuedSequence < RevokedBeforeSequence), or it was created before
+// Until.
+//
+// Events not stored yet have no sequence; Covers then decides as the stream
+// will: a pending revocation will be appended after every stored token, so
+// it covers them all; a pending token will be appended after a stored
+// revocation, so it is not covered by it. When both are pending their order
+// is not known yet and Covers answers true, failing closed.
+func (o *Owner) Covers(t *Token) bool {
+	if o == nil || t == nil || !t.st.issued || t.st.owner != o.st.id {
+		return false
+	}
+	if !o.st.until.IsZero() && t.st.createdAt.Before(o.st.until) {
+		return true
+	}
+	switch {
+	case !o.st.revoked:
+		return false
+	case o.st.watermark == 0:
+		return true
+	case t.st.issuedSequence == 0:
+		return false
+	default:
+		return t.st.issuedSequence < o.st.watermark
+	}
+}
+
+// Blocks reports whether the owner may get no new token at now: a
+// revocation set an Until after now.
+func (o *Owner) Blocks(now time.Time) bool {
+	return o != nil && o.st.until.After(now)
+}
