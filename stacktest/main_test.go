@@ -1,0 +1,5 @@
+package stacktest
+
+import "testing"
+
+func TestMain(m *testing.M) { Main(m) }
