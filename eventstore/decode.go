@@ -1,0 +1,117 @@
+package eventstore
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tokenledger/tokenledger/domain"
+)
+
+// Decode turns a message delivered by a consumer of the lifecycle or usage
+// stream into its Envelope, with Sequence set to the message's stream
+// sequence. A message that is not a valid event, or is stored on a subject
+// that does not match its content, yields a *DecodeError naming its stream
+// sequence.
+func (s *Store) Decode(msg jetstream.Msg) (domain.Envelope, error) {
+	seq, _, ok := parseAckReply(msg.Reply())
+	if !ok {
+		md, err := msg.Metadata()
+		if err != nil {
+			return domain.Envelope{}, fmt.Errorf("decode message on %q: no stream sequence: %w", msg.Subject(), err)
+		}
+		seq = md.Sequence.Stream
+	}
+	return s.decode(s.streamOf(msg.Subject()), msg.Subject(), seq, msg.Data())
+}
+
+// DecodeRaw turns a message read with a direct or stream get into its
+// Envelope, with Sequence set. Errors are as for Decode.
+func (s *Store) DecodeRaw(msg *jetstream.RawStreamMsg) (domain.Envelope, error) {
+	return s.decode(s.streamOf(msg.Subject), msg.Subject, msg.Sequence, msg.Data)
+}
+
+// decode unmarshals data stored at seq on subject of stream.
+func (s *Store) decode(stream, subject string, seq uint64, data []byte) (domain.Envelope, error) {
+	e, err := s.reg.Unmarshal(data)
+	if err != nil {
+		return domain.Envelope{}, &DecodeError{Stream: stream, Sequence: seq, Subject: subject, Err: err}
+	}
+	if !s.subj.matches(subject, e) {
+		return domain.Envelope{}, &DecodeError{Stream: stream, Sequence: seq, Subject: subject,
+			Err: fmt.Errorf("%w: event %s (%s of %s %s) does not belong on this subject",
+				domain.ErrCorruptEvent, e.ID, e.Type, e.AggregateKind, e.AggregateID)}
+	}
+	e.Sequence = seq
+	return e, nil
+}
+
+// streamOf names the stream a subject belongs to, for error messages.
+func (s *Store) streamOf(subject string) string {
+	if rest, ok := strings.CutPrefix(subject, s.subj.prefix+"."); ok && strings.HasPrefix(rest, "usage.") {
+		return s.cfg.UsageStream
+	}
+	return s.cfg.Stream
+}
+
+// parseAckReply extracts the stream sequence and the store timestamp (Unix
+// nanoseconds) from a JetStream ack reply subject without allocating. Both
+// layouts are understood:
+//
+//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
+//	$JS.ACK.<domain>.<acc>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>[.<token>]
+func parseAckReply(reply string) (seq uint64, ts int64, ok bool) {
+	const maxTokens = 12
+	var tokens [maxTokens]string
+	n := 0
+	for n < maxTokens {
+		i := strings.IndexByte(reply, '.')
+		if i < 0 {
+			tokens[n] = reply
+			n++
+			reply = ""
+			break
+		}
+		tokens[n] = reply[:i]
+		n++
+		reply = reply[i+1:]
+	}
+	if reply != "" || n < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
+		return 0, 0, false
+	}
+	var seqTok, tsTok string
+	switch {
+	case n == 9:
+		seqTok, tsTok = tokens[5], tokens[7]
+	case n >= 11:
+		seqTok, tsTok = tokens[7], tokens[9]
+	default:
+		return 0, 0, false
+	}
+	seq, ok = parseUint(seqTok)
+	if !ok || seq == 0 {
+		return 0, 0, false
+	}
+	t, ok := parseUint(tsTok)
+	if !ok {
+		return 0, 0, false
+	}
+	return seq, int64(t), true
+}
+
+// parseUint parses a decimal number without allocating.
+func parseUint(s string) (uint64, bool) {
+	if s == "" || len(s) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}

@@ -1,0 +1,357 @@
+package eventstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tokenledger/tokenledger/domain"
+)
+
+// Load returns every lifecycle event of aggregate a, oldest first, with
+// Sequence set; an empty slice when it has none. The result includes
+// every append acknowledged before Load was called: Load first asks the
+// stream leader which subjects of the aggregate hold how many events, then
+// reads them with direct gets, which any replica may answer, waiting for a
+// replica that lags behind the leader to catch up.
+//
+// Direct batch gets are used rather than an ordered consumer: an
+// aggregate's history is small and spread over a long stream, and a
+// direct get of one subject is served from the server's per-subject index,
+// where a consumer costs a create, a walk of the stream and a delete.
+func (s *Store) Load(ctx context.Context, a Aggregate) ([]domain.Envelope, error) {
+	if a.IsZero() {
+		return nil, fmt.Errorf("load: %w: no aggregate", domain.ErrInvalidArgument)
+	}
+	events := []domain.Envelope{}
+	err := s.loadRaw(ctx, s.subj.Filter(a), 1, func(m *jetstream.RawStreamMsg) error {
+		e, err := s.DecodeRaw(m)
+		if err != nil {
+			return err
+		}
+		events = append(events, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", a, err)
+	}
+	return events, nil
+}
+
+// LoadToken returns every lifecycle event of token id, as Load.
+func (s *Store) LoadToken(ctx context.Context, id domain.TokenID) ([]domain.Envelope, error) {
+	return s.Load(ctx, Token(id))
+}
+
+// LoadOwner returns every owner-wide event of owner, as Load.
+func (s *Store) LoadOwner(ctx context.Context, owner domain.OwnerID) ([]domain.Envelope, error) {
+	if err := domain.ValidateOwner(owner); err != nil {
+		return nil, fmt.Errorf("load owner: %w", err)
+	}
+	return s.Load(ctx, Owner(owner))
+}
+
+// LastSequence returns the stream sequence of aggregate a's last event, 0
+// when it has none: the value to pass to ExpectToken/ExpectOwner. On a
+// replicated stream it is answered by the stream leader, so it reflects
+// every acknowledged append.
+func (s *Store) LastSequence(ctx context.Context, a Aggregate) (uint64, error) {
+	if a.IsZero() {
+		return 0, fmt.Errorf("last sequence: %w: no aggregate", domain.ErrInvalidArgument)
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	seq, err := s.lastSequence(ctx, s.subj.Filter(a))
+	if err != nil {
+		return 0, fmt.Errorf("last sequence of %s: %w", a, err)
+	}
+	return seq, nil
+}
+
+// StreamLastSequence returns the lifecycle stream's last sequence (0 when
+// empty), as known to the stream leader.
+func (s *Store) StreamLastSequence(ctx context.Context) (uint64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s last sequence: %w", s.cfg.Stream, err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// lastSequence returns the sequence of the last message matching filter.
+func (s *Store) lastSequence(ctx context.Context, filter string) (uint64, error) {
+	if s.cfg.Replicas == 1 {
+		// The only replica answers direct gets, and a direct get skips
+		// the JSON and base64 of the API response.
+		m, err := s.stream.GetLastMsgForSubject(ctx, filter)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		return m.Sequence, nil
+	}
+	return s.leaderLastSequence(ctx, filter)
+}
+
+// leaderLastSequence asks the stream leader (not a direct get, which any
+// replica may answer) for the last message matching filter.
+func (s *Store) leaderLastSequence(ctx context.Context, filter string) (uint64, error) {
+	req, err := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+		NoHdr   bool   `json:"no_hdr"`
+	}{filter, true})
+	if err != nil {
+		return 0, err
+	}
+	resp, err := s.js.Conn().RequestWithContext(ctx, s.apiPrefix+"STREAM.MSG.GET."+s.cfg.Stream, req)
+	if err != nil {
+		return 0, err
+	}
+	var r struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Sequence uint64 `json:"seq"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return 0, fmt.Errorf("stream msg get response: %w", err)
+	}
+	switch {
+	case r.Error != nil && r.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return 0, nil
+	case r.Error != nil:
+		return 0, r.Error
+	case r.Message == nil:
+		return 0, jetstream.ErrInvalidJetStreamResponse
+	}
+	return r.Message.Sequence, nil
+}
+
+// loadRaw passes every message matching filter from stream sequence from
+// on, in stream order, to fn. The result is at least as new as the stream
+// leader when loadRaw was called.
+//
+// The server answers a wildcard "next message" request by walking the
+// stream's blocks message by message once a block holds many subjects, as
+// it does here (every token has subjects of its own), and it stops
+// skipping blocks by subject once the stream has more than a million
+// subjects. So loadRaw does not page through the wildcard filter: it asks
+// the stream leader which literal subjects match and how many messages
+// each holds (answered from the per-subject index), then fetches each
+// subject with a direct batch get of exactly that many messages, which the
+// server serves from its per-subject index too, and merges them by
+// sequence.
+func (s *Store) loadRaw(ctx context.Context, filter string, from uint64, fn func(*jetstream.RawStreamMsg) error) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return err
+	}
+	total := 0
+	for _, n := range info.State.Subjects {
+		total += int(n)
+	}
+	var msgs []*jetstream.RawStreamMsg
+	if len(info.State.Subjects) == 1 {
+		for subject, n := range info.State.Subjects {
+			if msgs, err = s.getSubject(ctx, subject, int(n), make([]*jetstream.RawStreamMsg, 0, n)); err != nil {
+				return err
+			}
+		}
+	} else {
+		// The subjects are fetched concurrently: each get is a round trip
+		// and an aggregate has only a handful of subjects.
+		type result struct {
+			msgs []*jetstream.RawStreamMsg
+			err  error
+		}
+		results := make(chan result, len(info.State.Subjects))
+		for subject, n := range info.State.Subjects {
+			go func() {
+				got, err := s.getSubject(ctx, subject, int(n), make([]*jetstream.RawStreamMsg, 0, n))
+				results <- result{got, err}
+			}()
+		}
+		msgs = make([]*jetstream.RawStreamMsg, 0, total)
+		var errs []error
+		for range info.State.Subjects {
+			r := <-results
+			msgs = append(msgs, r.msgs...)
+			if r.err != nil {
+				errs = append(errs, r.err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(msgs, func(a, b *jetstream.RawStreamMsg) int { return cmp.Compare(a.Sequence, b.Sequence) })
+	for _, m := range msgs {
+		if m.Sequence < from {
+			continue
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getSubject appends the first n messages on the literal subject to msgs.
+// Any replica may answer a direct get; one that has not caught up with the
+// leader yet returns fewer than n, and is asked again until it has.
+func (s *Store) getSubject(ctx context.Context, subject string, n int, msgs []*jetstream.RawStreamMsg) ([]*jetstream.RawStreamMsg, error) {
+	var next uint64 = 1
+	backoff := time.Millisecond
+	for got := 0; got < n; {
+		page, last, pending, err := s.getPage(ctx, subject, next, min(n-got, s.cfg.LoadBatch))
+		if err != nil {
+			return msgs, fmt.Errorf("get %s from sequence %d: %w", subject, next, err)
+		}
+		msgs = append(msgs, page...)
+		got += len(page)
+		if len(page) > 0 {
+			next = last + 1
+		}
+		if got >= n || (len(page) > 0 && pending > 0) {
+			continue
+		}
+		if err := wait(ctx, backoff); err != nil {
+			return msgs, fmt.Errorf("get %s: replica has %d of %d messages: %w", subject, got, n, err)
+		}
+		backoff = min(2*backoff, 50*time.Millisecond)
+	}
+	return msgs, nil
+}
+
+// getPage asks for up to batch messages on subject from sequence from and
+// returns them with the last sequence and the number of messages the
+// server reported still pending after them.
+func (s *Store) getPage(ctx context.Context, subject string, from uint64, batch int) (page []*jetstream.RawStreamMsg, last uint64, pending uint64, err error) {
+	page, pending, err = s.direct.get(ctx, subject, from, batch)
+	if err != nil || len(page) == 0 {
+		return page, 0, 0, err
+	}
+	return page, page[len(page)-1].Sequence, pending, nil
+}
+
+// Read passes every lifecycle event from stream sequence from (1 when 0)
+// to the stream's last sequence captured when Read started, in stream
+// order, to fn. It returns last, the sequence of the last event fn
+// accepted (from-1 when none), so a caller resumes at last+1. It stops at
+// the first error: fn's own, or a *DecodeError for a message that is not a
+// valid event. Events appended after Read started are not delivered.
+//
+// Read uses an ordered consumer, which streams the history in large
+// batches (Config.ReadBatch messages per pull) with flow control, rather
+// than request/response pages.
+func (s *Store) Read(ctx context.Context, from uint64, fn func(domain.Envelope) error) (last uint64, err error) {
+	return s.read(ctx, from, time.Time{}, fn)
+}
+
+// ReadUntil passes every lifecycle event the stream stored at or before t
+// to fn, oldest first, and stops at the first one stored later than t (or
+// at the stream's last sequence captured when ReadUntil started). "Stored"
+// is the stream's own timestamp, not Envelope.Time: stream order decides
+// what happened first, and the stream timestamps follow stream order,
+// while event times come from the clocks of the nodes that recorded them.
+// The result and errors are as for Read.
+func (s *Store) ReadUntil(ctx context.Context, t time.Time, fn func(domain.Envelope) error) (last uint64, err error) {
+	if t.IsZero() {
+		return 0, fmt.Errorf("read until: %w: zero time", domain.ErrInvalidArgument)
+	}
+	return s.read(ctx, 1, t, fn)
+}
+
+func (s *Store) read(ctx context.Context, from uint64, until time.Time, fn func(domain.Envelope) error) (uint64, error) {
+	if from == 0 {
+		from = 1
+	}
+	last := from - 1
+	end, err := s.StreamLastSequence(ctx)
+	if err != nil {
+		return last, fmt.Errorf("read: %w", err)
+	}
+	if from > end {
+		return last, nil
+	}
+	var untilNanos int64
+	if !until.IsZero() {
+		untilNanos = until.UnixNano()
+	}
+	cctx, cancel := s.withTimeout(ctx)
+	cons, err := s.stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       from,
+		InactiveThreshold: 30 * time.Second,
+	})
+	cancel()
+	if err != nil {
+		return last, fmt.Errorf("read from %d: %w", from, err)
+	}
+	defer s.deleteConsumer(cons)
+	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.ReadBatch))
+	if err != nil {
+		return last, fmt.Errorf("read from %d: %w", from, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				err = cerr
+			}
+			return last, fmt.Errorf("read after %d: %w", last, err)
+		}
+		seq, ts, ok := parseAckReply(msg.Reply())
+		if !ok {
+			md, err := msg.Metadata()
+			if err != nil {
+				return last, fmt.Errorf("read after %d: %w", last, err)
+			}
+			seq, ts = md.Sequence.Stream, md.Timestamp.UnixNano()
+		}
+		if untilNanos != 0 && ts > untilNanos {
+			return last, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return last, fmt.Errorf("read after %d: %w", last, err)
+		}
+		e, err := s.decode(s.cfg.Stream, msg.Subject(), seq, msg.Data())
+		if err != nil {
+			return last, err
+		}
+		if err := fn(e); err != nil {
+			return last, fmt.Errorf("read: event at sequence %d: %w", seq, err)
+		}
+		last = seq
+		if seq >= end {
+			return last, nil
+		}
+	}
+}
+
+// deleteConsumer removes a read's consumer right away instead of leaving
+// it to the server's inactivity cleanup.
+func (s *Store) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	_ = s.js.DeleteConsumer(ctx, s.cfg.Stream, info.Name)
+}
