@@ -1,0 +1,260 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/stack"
+)
+
+// DevConfig configures `tokenledger dev`: the whole system in one process,
+// with its state under one data directory.
+type DevConfig struct {
+	// DataDir holds everything the dev stack keeps: nats/ (the JetStream
+	// store) and postgres/ (the local cluster, unless PostgresURL is set).
+	DataDir string
+	// NATSHost and NATSPort are where the embedded nats-server listens; a
+	// port that is taken is replaced by a free one.
+	NATSHost string
+	NATSPort int
+	// NATSSyncAlways makes the embedded server fsync every write before it
+	// acknowledges it (see package eventstore on what an ack means).
+	NATSSyncAlways bool
+	// PostgresURL, if set, is used instead of a local cluster.
+	PostgresURL string
+	// PostgresPort is the preferred port of the local cluster; a port that
+	// is taken is replaced by a free one.
+	PostgresPort int
+	// Store configures the event streams.
+	Store eventstore.Config
+	// Policy is the issuing policy (default lifetime, maximum lifetime, ...).
+	Policy domain.Policy
+	// Clock tells the time; nil means the system clock.
+	Clock domain.Clock
+}
+
+// DefaultDevConfig returns the defaults `make run` uses.
+func DefaultDevConfig() DevConfig {
+	return DevConfig{
+		DataDir:      ".tokenledger",
+		NATSHost:     "127.0.0.1",
+		NATSPort:     4222,
+		PostgresPort: 5432,
+		Store:        eventstore.DefaultConfig(),
+		Policy:       domain.DefaultPolicy(),
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c DevConfig) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir must be set"))
+	}
+	if c.NATSPort < 0 || c.NATSPort > 65535 {
+		errs = append(errs, fmt.Errorf("nats port %d is out of range", c.NATSPort))
+	}
+	if c.PostgresPort < 0 || c.PostgresPort > 65535 {
+		errs = append(errs, fmt.Errorf("postgres port %d is out of range", c.PostgresPort))
+	}
+	if err := c.Store.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("policy: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Dev is a running development stack.
+type Dev struct {
+	NATS        *stack.NATS
+	Postgres    *stack.Postgres // nil when an external PostgresURL is used
+	PostgresURL string
+	Store       *eventstore.Store
+	// Bootstrapped is set when this start issued the first admin token:
+	// its secret is shown once, here, and never again.
+	Bootstrapped *Bootstrap
+	// Events is the number of events in the lifecycle stream at start-up
+	// (after any bootstrap).
+	Events uint64
+
+	conn *nats.Conn
+}
+
+// Bootstrap is the first admin token of a fresh ledger.
+type Bootstrap struct {
+	Token  *domain.Token
+	Secret domain.Secret
+}
+
+// StartDev starts the embedded nats-server and, unless cfg.PostgresURL is
+// set, a local PostgreSQL cluster under cfg.DataDir, opens the event store
+// and, on a fresh ledger, issues the first admin token. The returned stop
+// function shuts everything down in reverse order; it is safe to call once
+// StartDev has returned, whatever it returned.
+func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ func(context.Context) error, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = domain.SystemClock{}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("data dir: %w", err)
+	}
+	var cleanups []func(context.Context) error
+	stopAll := func(ctx context.Context) error {
+		var errs []error
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			errs = append(errs, cleanups[i](ctx))
+		}
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			_ = stopAll(context.WithoutCancel(ctx))
+		}
+	}()
+
+	users, err := devNATSUsers(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &Dev{}
+	d.NATS, err = stack.StartNATS(stack.NATSConfig{
+		Host:       cfg.NATSHost,
+		Port:       cfg.NATSPort,
+		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
+		ServerName: "tokenledger-dev",
+		SyncAlways: cfg.NATSSyncAlways,
+		Users:      users,
+		NoAuthUser: devAppUser,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("start nats: %w", err)
+	}
+	cleanups = append(cleanups, func(context.Context) error { d.NATS.Shutdown(); return nil })
+	log.Info("nats-server started", "url", d.NATS.ClientURL(), "store", filepath.Join(cfg.DataDir, "nats"))
+
+	if cfg.PostgresURL != "" {
+		d.PostgresURL = cfg.PostgresURL
+	} else {
+		d.Postgres, err = stack.StartPostgres(ctx, stack.PostgresConfig{
+			DataDir: filepath.Join(cfg.DataDir, "postgres"),
+			Port:    cfg.PostgresPort,
+			Durable: true,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("start postgres: %w", err)
+		}
+		cleanups = append(cleanups, d.Postgres.Stop)
+		d.PostgresURL = d.Postgres.URL("postgres")
+		log.Info("postgres started", "url", d.PostgresURL, "data", d.Postgres.DataDir())
+	}
+
+	d.conn, err = d.NATS.Connect(nats.Name("tokenledger-dev"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	cleanups = append(cleanups, func(context.Context) error { return d.conn.Drain() })
+	js, err := jetstream.New(d.conn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	d.Store, err = eventstore.Open(ctx, js, domain.NewDefaultRegistry(), cfg.Store)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open event store: %w", err)
+	}
+
+	d.Events, err = d.Store.StreamLastSequence(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.Events == 0 {
+		d.Bootstrapped, err = bootstrapAdmin(ctx, d.Store, cfg.Policy, cfg.Clock)
+		if err != nil {
+			return nil, nil, err
+		}
+		if d.Events, err = d.Store.StreamLastSequence(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	return d, stopAll, nil
+}
+
+// The embedded server's users. A client that sends no credentials is the
+// application user, which may do everything the services need but cannot
+// delete, reconfigure or purge the event streams: the stream settings refuse
+// purges and message deletes, and only permissions refuse deleting a whole
+// stream. The operator user may; its password is made on first start and
+// kept, readable by root only, in the data directory.
+const (
+	devAppUser           = "tokenledger"
+	devOperatorUser      = "operator"
+	devOperatorPassword  = "nats-operator-password"
+	operatorPasswordSize = 24
+)
+
+func devNATSUsers(cfg DevConfig) ([]stack.NATSUser, error) {
+	path := filepath.Join(cfg.DataDir, devOperatorPassword)
+	password, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		buf := make([]byte, operatorPasswordSize)
+		if _, err := rand.Read(buf); err != nil {
+			return nil, fmt.Errorf("operator password: %w", err)
+		}
+		password = []byte(base64.RawURLEncoding.EncodeToString(buf))
+		if err := os.WriteFile(path, password, 0o600); err != nil {
+			return nil, fmt.Errorf("operator password: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("operator password: %w", err)
+	}
+	protected := eventstore.ProtectedAPISubjects(cfg.Store.Stream, cfg.Store.UsageStream)
+	return []stack.NATSUser{
+		{
+			Name:        devAppUser,
+			Password:    "",
+			Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: protected}},
+		},
+		{Name: devOperatorUser, Password: strings.TrimSpace(string(password))},
+	}, nil
+}
+
+// Admin is the owner and scope of the bootstrap token.
+const (
+	AdminOwner domain.OwnerID = "admin"
+	AdminScope                = "ledger:admin"
+)
+
+// bootstrapAdmin issues the first admin token of a fresh ledger. The issue
+// expects the owner to have no events yet, so two instances bootstrapping
+// one ledger at once cannot both succeed.
+func bootstrapAdmin(ctx context.Context, store *eventstore.Store, p domain.Policy, clock domain.Clock) (*Bootstrap, error) {
+	tok, secret, err := domain.IssueToken(p, nil, domain.IssueRequest{
+		Owner:  AdminOwner,
+		Name:   "bootstrap admin",
+		Scopes: []string{AdminScope},
+	}, domain.Meta{Actor: "system:bootstrap"}, clock.Now(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap admin token: %w", err)
+	}
+	if _, err := store.Append(ctx, eventstore.ExpectOwner(AdminOwner, 0), tok.Changes()...); err != nil {
+		return nil, fmt.Errorf("bootstrap admin token: %w", err)
+	}
+	return &Bootstrap{Token: tok, Secret: secret}, nil
+}

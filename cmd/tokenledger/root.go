@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// envPrefix prefixes the environment variable of every flag: --data-dir is
+// also TOKENLEDGER_DATA_DIR. A flag given on the command line wins over the
+// environment.
+const envPrefix = "TOKENLEDGER_"
+
+type globalFlags struct {
+	logLevel  string
+	logFormat string
+}
+
+func newRootCommand() *cobra.Command {
+	var g globalFlags
+	root := &cobra.Command{
+		Use:           "tokenledger",
+		Short:         "The append-only ledger of API tokens",
+		Long:          "tokenledger keeps the complete, append-only history of API tokens and answers\n\"is this token valid, and whose is it?\" in microseconds.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return applyEnv(cmd)
+		},
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	root.AddCommand(newDevCommand(&g))
+	return root
+}
+
+// applyEnv sets every flag of cmd that was not given on the command line
+// from its TOKENLEDGER_* environment variable.
+func applyEnv(cmd *cobra.Command) error {
+	var errs []string
+	visit := func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		val, ok := os.LookupEnv(envName(f.Name))
+		if !ok {
+			return
+		}
+		if err := f.Value.Set(val); err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q: %v", envName(f.Name), val, err))
+			return
+		}
+		f.Changed = true
+	}
+	cmd.Flags().VisitAll(visit)
+	cmd.InheritedFlags().VisitAll(visit)
+	if len(errs) > 0 {
+		return fmt.Errorf("environment: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// envName is the environment variable that sets flag name.
+func envName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// newLogger builds the process logger from the global flags. Logs go to
+// stderr; records meant for a person (URLs, the first admin token) go to
+// stdout.
+func (g *globalFlags) newLogger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch g.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", g.logFormat)
+	}
+}
