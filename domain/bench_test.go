@@ -77,3 +77,23 @@ func BenchmarkIssueToken(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkRegistryUnmarshal(b *testing.B) {
+	reg := NewDefaultRegistry()
+	tok, _, err := IssueToken(DefaultPolicy(), nil, IssueRequest{Owner: "bench", Name: "bench", Scopes: []string{"read", "write"}},
+		Meta{Actor: "bench"}, time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := reg.Marshal(tok.Changes()[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := reg.Unmarshal(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
