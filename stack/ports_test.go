@@ -3,7 +3,6 @@ package stack_test
 import (
 	"net"
 	"runtime"
-	"strconv"
 	"testing"
 
 	"github.com/tokenledger/tokenledger/stack"
@@ -20,25 +19,16 @@ func portTestHost() string {
 	return "127.0.0.1"
 }
 
-// portBindable reports whether a listener can bind port on portTestHost now.
-func portBindable(t *testing.T, port int) bool {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(portTestHost(), strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	_ = l.Close()
-	return true
-}
-
 func TestFreePort(t *testing.T) {
 	t.Parallel()
 	port, err := stack.FreePort(portTestHost())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if port <= 0 || port > 65535 || !portBindable(t, port) {
-		t.Errorf("FreePort = %d, want a bindable port", port)
+	// That the port is still free by now cannot be asserted: test binaries
+	// running in parallel bind ports too (the race FreePort documents).
+	if port <= 0 || port > 65535 {
+		t.Errorf("FreePort = %d, want a port number", port)
 	}
 	if _, err := stack.FreePort("256.0.0.1"); err == nil {
 		t.Error("FreePort on an invalid host = nil error")
@@ -85,8 +75,11 @@ func TestPortOrFree(t *testing.T) {
 			if tt.wantSame != (got == tt.preferred) {
 				t.Fatalf("PortOrFree(%d) = %d, want same port: %v", tt.preferred, got, tt.wantSame)
 			}
-			if got == heldPort || got == 0 || !portBindable(t, got) {
-				t.Errorf("PortOrFree(%d) = %d, not a free port", tt.preferred, got)
+			// Whether the port is still free by now cannot be asserted:
+			// other test binaries bind ports in parallel, which is the race
+			// PortOrFree documents.
+			if got == heldPort || got <= 0 || got > 65535 {
+				t.Errorf("PortOrFree(%d) = %d, not a usable free port", tt.preferred, got)
 			}
 		})
 	}
