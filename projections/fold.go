@@ -1,0 +1,170 @@
+package projections
+
+import (
+	"math"
+
+	"github.com/tokenledger/tokenledger/domain"
+)
+
+// batchFold applies a batch of events to the rows they touch, in memory,
+// with the semantics of domain.Token.Apply and domain.Owner.Apply. It is
+// loaded with the current rows first (absent rows stay absent), then the
+// changed rows are written back: new ones inserted, changed ones updated.
+type batchFold struct {
+	tokens map[domain.TokenID]*tokenEntry
+	owners map[domain.OwnerID]*ownerEntry
+}
+
+type tokenEntry struct {
+	row     TokenRow
+	present bool // the row exists, in the table or created by this batch
+	stored  bool // the row is in the table
+	dirty   bool
+}
+
+type ownerEntry struct {
+	row     OwnerRevocationRow
+	present bool
+	dirty   bool
+}
+
+func newBatchFold() *batchFold {
+	return &batchFold{
+		tokens: make(map[domain.TokenID]*tokenEntry),
+		owners: make(map[domain.OwnerID]*ownerEntry),
+	}
+}
+
+// apply applies one stored event (non-zero Sequence).
+func (f *batchFold) apply(e domain.Envelope) {
+	switch e.AggregateKind {
+	case domain.AggregateToken:
+		id, ok := e.TokenID()
+		if !ok {
+			return
+		}
+		ent := f.tokens[id]
+		if ent == nil {
+			ent = &tokenEntry{}
+			f.tokens[id] = ent
+		}
+		f.applyToken(ent, id, e)
+	case domain.AggregateOwner:
+		id := domain.OwnerID(e.AggregateID)
+		ent := f.owners[id]
+		if ent == nil {
+			ent = &ownerEntry{}
+			f.owners[id] = ent
+		}
+		applyOwner(ent, id, e)
+	}
+}
+
+func (f *batchFold) applyToken(ent *tokenEntry, id domain.TokenID, e domain.Envelope) {
+	if !ent.present {
+		d, ok := payloadAs[domain.TokenIssued](e.Data)
+		if !ok {
+			return
+		}
+		ent.row = TokenRow{
+			ID:                id,
+			Owner:             d.Owner,
+			Name:              d.Name,
+			Scopes:            append([]string{}, d.Scopes...),
+			Kind:              d.Kind,
+			SecretHash:        d.SecretHash,
+			CreatedAt:         e.Time,
+			ExpiresAt:         deref(d.ExpiresAt),
+			IdleTimeout:       d.IdleTimeout.Duration(),
+			AbsoluteExpiresAt: deref(d.AbsoluteExpiresAt),
+			IssuedSeq:         e.Sequence,
+			LastSeq:           e.Sequence,
+		}
+		if d.RotatedFrom != nil {
+			ent.row.RotatedFrom = *d.RotatedFrom
+		}
+		ent.present, ent.dirty = true, true
+		return
+	}
+	r := &ent.row
+	r.LastSeq = e.Sequence
+	ent.dirty = true
+	switch e.Type {
+	case domain.TypeTokenUsed:
+		if d, ok := payloadAs[domain.TokenUsed](e.Data); ok {
+			r.UseCount = addSaturating(r.UseCount, d.Count)
+			if d.LastAt.After(r.LastUsedAt) {
+				r.LastUsedAt = d.LastAt
+			}
+		}
+	case domain.TypeTokenExpirySet:
+		if d, ok := payloadAs[domain.TokenExpirySet](e.Data); ok && r.RevokedAt.IsZero() {
+			r.ExpiresAt = deref(d.ExpiresAt)
+			if d.RotatedTo != nil {
+				r.RotatedTo = *d.RotatedTo
+			}
+		}
+	case domain.TypeTokenRevoked:
+		if d, ok := payloadAs[domain.TokenRevoked](e.Data); ok && r.RevokedAt.IsZero() {
+			r.RevokedAt = e.Time
+			r.RevokedReason = d.Reason
+			r.RevokedBy = e.Actor
+		}
+	}
+}
+
+func applyOwner(ent *ownerEntry, id domain.OwnerID, e domain.Envelope) {
+	d, ok := payloadAs[domain.OwnerTokensRevoked](e.Data)
+	ok = ok && e.Type == domain.TypeOwnerTokensRevoked
+	if !ent.present {
+		if !ok {
+			return
+		}
+		ent.row = OwnerRevocationRow{Owner: id}
+		ent.present = true
+	}
+	r := &ent.row
+	r.LastSeq = e.Sequence
+	ent.dirty = true
+	if !ok {
+		return
+	}
+	r.RevokedBefore = d.RevokedBefore
+	r.RevokedBeforeSeq = e.Sequence
+	r.Reason = d.Reason
+	if d.Until != nil && d.Until.After(r.Until) {
+		r.Until = *d.Until
+	}
+}
+
+// addSaturating adds n uses to count, stopping at the largest bigint.
+func addSaturating(count, n uint64) uint64 {
+	const maxCount = math.MaxInt64
+	if n >= maxCount || count > maxCount-n {
+		return maxCount
+	}
+	return count + n
+}
+
+// payloadAs returns ev as a T, accepting a non-nil *T too, as the domain
+// does.
+func payloadAs[T domain.Event](ev domain.Event) (T, bool) {
+	switch d := any(ev).(type) {
+	case T:
+		return d, true
+	case *T:
+		if d != nil {
+			return *d, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}

@@ -1,0 +1,67 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tokenledger/tokenledger/domain"
+)
+
+// Store reads and writes the read model in the database a pool is
+// connected to; the schema is the one package migrations creates. A Store
+// is safe for concurrent use. Several processes may share one database:
+// ApplyBatch calls of one projection serialise on its checkpoint row.
+type Store struct {
+	pool    *pgxpool.Pool
+	clock   domain.Clock
+	live    *tableSet
+	rebuild *tableSet
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock that decides "now" for the status of rows read
+// by Get and Snapshot and for a List without ListFilter.Now. The default is
+// domain.SystemClock.
+func WithClock(c domain.Clock) Option { return func(s *Store) { s.clock = c } }
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool, opts ...Option) *Store {
+	s := &Store{
+		pool:    pool,
+		clock:   domain.SystemClock{},
+		live:    newTableSet(TokensTable, OwnerRevocationsTable, true),
+		rebuild: newTableSet(TokensRebuildTable, OwnerRevocationsRebuildTable, false),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Checkpoint returns the sequence of the last event projection name has
+// applied; zero if it has applied none.
+func (s *Store) Checkpoint(ctx context.Context, name string) (uint64, error) {
+	return readCheckpoint(ctx, s.pool, name)
+}
+
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func readCheckpoint(ctx context.Context, q queryRower, name string) (uint64, error) {
+	var seq int64
+	err := q.QueryRow(ctx, readCheckpointSQL, name).Scan(&seq)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("read checkpoint of projection %q: %w", name, err)
+	}
+	return uint64(seq), nil
+}
