@@ -1,0 +1,205 @@
+package consumers_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/stacktest"
+)
+
+// TestLifecycleProjectorMatchesFold projects 10,000 random lifecycle
+// events over 1,000 tokens and 50 owners, appended through the event store
+// under their expectations, and compares every row, column by column, with
+// the fold of the events read back from the store.
+func TestLifecycleProjectorMatchesFold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, nil, 1)
+	e.w.appendEvents(10_000, 1_000)
+	last := e.last()
+	if e.w.issued != 1_000 || e.w.uses == 0 {
+		t.Fatalf("history has %d tokens and %d uses, want 1000 tokens and some uses", e.w.issued, e.w.uses)
+	}
+
+	begin := time.Now()
+	r := e.start(e.testConfig())
+	e.waitCaughtUp("lifecycle", last, 3*time.Minute)
+	elapsed := time.Since(begin)
+	t.Logf("caught up with %d events in %v: %.0f events/s, one transaction per event", last, elapsed.Round(time.Millisecond), float64(last)/elapsed.Seconds())
+
+	// Events appended while the projector follows the stream.
+	begin = time.Now()
+	e.w.appendEvents(500, 1_050)
+	live := e.last()
+	e.waitCaughtUp("lifecycle", live, time.Minute)
+	elapsed = time.Since(begin)
+	t.Logf("followed %d live events (appended and projected) in %v: %.0f events/s", live-last, elapsed.Round(time.Millisecond), float64(live-last)/elapsed.Seconds())
+
+	e.requireMatchesFold("lifecycle")
+
+	st, err := r.p.Status(ctx)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	want := consumers.Status{Name: "lifecycle", Checkpoint: live, StreamLast: live}
+	if st.Name != want.Name || st.Checkpoint != want.Checkpoint || st.StreamLast != want.StreamLast ||
+		st.LagEvents != 0 || st.LagSeconds != 0 || st.Halted != nil || st.Skipped != nil || st.LastError != "" {
+		t.Errorf("Status = %+v, want %+v", st, want)
+	}
+	if err := r.p.Ready(ctx, 0); err != nil {
+		t.Errorf("Ready(0) once caught up: %v", err)
+	}
+	// One delivery per event: the consumer never had to redeliver.
+	info := e.consumerInfo("lifecycle")
+	if info.Delivered.Consumer != live || info.AckFloor.Stream != live || info.NumAckPending != 0 {
+		t.Errorf("consumer delivered %d times, ack floor %d, %d pending; want %d, %d, 0",
+			info.Delivered.Consumer, info.AckFloor.Stream, info.NumAckPending, live, live)
+	}
+}
+
+// TestLifecycleProjectorRestart stops a projector mid-stream and starts
+// another with the same name: it continues where the first stopped, from
+// the same durable consumer, and applies no event twice.
+func TestLifecycleProjectorRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, 2)
+	e.w.appendEvents(3_000, 300)
+	cfg := e.testConfig()
+	// An AckWait far longer than the test may take: the delivery the first
+	// projector has in flight when it stops must be handed back to the
+	// server at once, or the second projector would wait for it that long.
+	cfg.AckWait = 10 * time.Minute
+
+	first := e.start(cfg)
+	stacktest.Eventually(t, time.Minute, func() bool { return e.checkpoint("lifecycle") >= 1_000 }, "first projector applied 1000 events")
+	if err := first.stop(); err != nil {
+		t.Fatalf("first projector's Run: %v", err)
+	}
+	stopped := e.checkpoint("lifecycle")
+	if stopped >= e.last() {
+		t.Fatalf("the first projector finished the stream (%d events) before it was stopped", stopped)
+	}
+
+	info := e.consumerInfo("lifecycle")
+	if info.Config.Durable != "lifecycle" || info.Config.InactiveThreshold != 0 {
+		t.Errorf("consumer config: durable %q, inactive threshold %v; want durable \"lifecycle\" that is never removed", info.Config.Durable, info.Config.InactiveThreshold)
+	}
+	if info.AckFloor.Stream > stopped {
+		t.Errorf("consumer acknowledged up to %d, beyond the checkpoint %d", info.AckFloor.Stream, stopped)
+	}
+	created := info.Created
+	t.Logf("stopped at checkpoint %d with %d deliveries unacknowledged", stopped, info.Delivered.Stream-info.AckFloor.Stream)
+
+	e.w.appendEvents(1_000, 400)
+	last := e.last()
+	begin := time.Now()
+	e.start(cfg)
+	e.waitCaughtUp("lifecycle", last, 90*time.Second)
+	t.Logf("second projector applied %d events in %v", last-stopped, time.Since(begin).Round(time.Millisecond))
+	e.requireMatchesFold("lifecycle")
+
+	info = e.consumerInfo("lifecycle")
+	if !info.Created.Equal(created) {
+		t.Errorf("consumer recreated at %v (first created %v): the second projector did not continue the durable consumer", info.Created, created)
+	}
+	// Every event delivered once, but for the in-flight delivery handed
+	// back at the stop.
+	if info.Delivered.Consumer > last+1 {
+		t.Errorf("consumer made %d deliveries for %d events: events were delivered again", info.Delivered.Consumer, last)
+	}
+}
+
+// TestLifecycleProjectorRefillsAnEmptyReadModel points a projector at an
+// empty read model while the durable consumer has acknowledged the whole
+// stream (a database recreated or restored from an old backup): the
+// checkpoint is the truth, so the projector repositions the consumer and
+// projects everything again.
+func TestLifecycleProjectorRefillsAnEmptyReadModel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, 5)
+	e.w.appendEvents(300, 60)
+	last := e.last()
+	first := e.start(e.testConfig())
+	e.waitCaughtUp("lifecycle", last, time.Minute)
+	if err := first.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	pool := stacktest.PostgresPool(t)
+	migrate(t, pool)
+	e.proj = projections.New(pool, projections.WithClock(e.w.clock))
+	e.start(e.testConfig())
+	e.waitCaughtUp("lifecycle", last, time.Minute)
+	e.requireMatchesFold("lifecycle")
+	if len(e.logs.lines("level=WARN", "recreating it at the checkpoint", "consumer_ack_floor="+strconv.FormatUint(last, 10), "checkpoint=0")) != 1 {
+		t.Errorf("no warning that the consumer was repositioned:\n%s", e.logs.tail(10))
+	}
+}
+
+func TestLifecycleConfigValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		cfg     consumers.LifecycleConfig
+		wantErr []string // substrings, one per expected problem
+	}{
+		{name: "zero config takes the defaults", cfg: consumers.LifecycleConfig{}},
+		{name: "explicit valid config", cfg: consumers.LifecycleConfig{Name: "lifecycle-2_b", RetryInitial: time.Millisecond, RetryMax: time.Second, AckWait: 4 * time.Second, SkipSequence: 7}},
+		{name: "name with a dot is not a consumer name", cfg: consumers.LifecycleConfig{Name: "life.cycle"}, wantErr: []string{"name"}},
+		{name: "name too long", cfg: consumers.LifecycleConfig{Name: strings.Repeat("a", 65)}, wantErr: []string{"longer than 64"}},
+		{name: "negative retry initial", cfg: consumers.LifecycleConfig{RetryInitial: -time.Second}, wantErr: []string{"negative"}},
+		{name: "retry max below retry initial", cfg: consumers.LifecycleConfig{RetryInitial: time.Second, RetryMax: time.Millisecond}, wantErr: []string{"below retry initial"}},
+		{name: "ack wait too short for the retries", cfg: consumers.LifecycleConfig{RetryMax: 5 * time.Second, AckWait: 15 * time.Second}, wantErr: []string{"three times retry max"}},
+		{
+			name:    "every problem at once",
+			cfg:     consumers.LifecycleConfig{Name: "a b", RetryInitial: time.Second, RetryMax: time.Millisecond, AckWait: time.Millisecond},
+			wantErr: []string{"name", "below retry initial", "three times retry max"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.cfg.Validate()
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %d problems", len(tt.wantErr))
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.wantErr) {
+				t.Errorf("Validate() reported %d problems, want %d: %v", len(lines), len(tt.wantErr), err)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate() = %v, want it to mention %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestNewLifecycleProjectorRefusesAndClosesTheConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, 3)
+	conn, err := e.srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := consumers.NewLifecycleProjector(e.store, conn, nil, consumers.LifecycleConfig{Name: "bad name"}); err == nil {
+		t.Fatal("NewLifecycleProjector accepted a nil projections store and an invalid name")
+	} else if !strings.Contains(err.Error(), "projections store is required") || !strings.Contains(err.Error(), "name") {
+		t.Errorf("error %v does not name both problems", err)
+	}
+	if !conn.IsClosed() {
+		t.Error("the connection handed to a failing NewLifecycleProjector is still open")
+	}
+}

@@ -1,0 +1,158 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors Ready wraps; match them with errors.Is.
+var (
+	// ErrHalted: the projector met an event it cannot apply and stopped
+	// advancing; see the package documentation for what to do. Ready's
+	// error also wraps the cause (for example domain.ErrUnknownEventType).
+	ErrHalted = errors.New("projection halted")
+	// ErrLagging: the projection is further behind the stream than allowed.
+	ErrLagging = errors.New("projection lagging")
+	// ErrNotRunning: Run is not consuming (not started yet, starting, or
+	// returned).
+	ErrNotRunning = errors.New("projector not running")
+)
+
+// statusTimeout bounds each lookup of Status when ctx has no earlier
+// deadline, so that a readiness probe answers while a server hangs.
+const statusTimeout = 2 * time.Second
+
+// Status is where a projection stands.
+type Status struct {
+	// Name is the projection's name.
+	Name string
+	// Checkpoint is the sequence of the last event applied (or explicitly
+	// skipped): from PostgreSQL, or, while PostgreSQL cannot be reached,
+	// the last one this projector committed or read.
+	Checkpoint uint64
+	// StreamLast is the lifecycle stream's last sequence.
+	StreamLast uint64
+	// LagEvents is StreamLast - Checkpoint (0 when the checkpoint is ahead).
+	LagEvents uint64
+	// LagSeconds is the age of the oldest event not applied yet, by the
+	// stream's storage time; 0 when caught up.
+	LagSeconds float64
+	// Halted is set while the projector is stopped at an event it cannot
+	// apply.
+	Halted *Halt
+	// Skipped is the event this projector skipped because SkipSequence
+	// named it, if it did.
+	Skipped *Halt
+	// LastError is the last failure to apply an event or to read the
+	// checkpoint, cleared by the next success; "" when there is none.
+	LastError string
+}
+
+// Halt describes an event the projector stopped at (or skipped).
+type Halt struct {
+	// Sequence is the event's stream sequence.
+	Sequence uint64
+	// Subject is the subject it is stored on.
+	Subject string
+	// Reason says why it cannot be applied.
+	Reason string
+	// Since is when the projector first met it.
+	Since time.Time
+}
+
+// Status reports the projection's checkpoint, the stream's end, the lag
+// between them and the projector's own state. It works whether or not Run
+// is running, using the event store's connection and the projections
+// store. When PostgreSQL cannot be reached it still answers, with the last
+// checkpoint the projector knows and LastError saying why; it fails only
+// when the stream cannot be read. Safe for concurrent use.
+func (p *LifecycleProjector) Status(ctx context.Context) (Status, error) {
+	ctx, cancel := boundContext(ctx, statusTimeout)
+	defer cancel()
+	last, err := p.store.StreamLastSequence(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("status of projection %q: %w", p.cfg.Name, err)
+	}
+	cp, cpErr := p.proj.Checkpoint(ctx, p.cfg.Name)
+
+	p.mu.Lock()
+	if cpErr == nil {
+		p.known = max(p.known, cp)
+	}
+	st := Status{
+		Name:       p.cfg.Name,
+		Checkpoint: p.known,
+		StreamLast: last,
+		Halted:     cloneHalt(p.halt),
+		Skipped:    cloneHalt(p.skipped),
+		LastError:  p.lastErr,
+	}
+	p.mu.Unlock()
+	if cpErr == nil {
+		st.Checkpoint = cp
+	} else {
+		st.LastError = cpErr.Error()
+	}
+	if last > st.Checkpoint {
+		st.LagEvents = last - st.Checkpoint
+		msg, err := p.store.Stream().GetMsg(ctx, st.Checkpoint+1)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return Status{}, fmt.Errorf("status of projection %q: oldest unapplied event %d: %w", p.cfg.Name, st.Checkpoint+1, err)
+		default:
+			st.LagSeconds = max(0, time.Since(msg.Time).Seconds())
+		}
+	}
+	return st, nil
+}
+
+// Ready returns nil when Run is consuming, the projector is not halted and
+// it is at most maxLag events behind the stream. Otherwise the error says
+// why and wraps ErrNotRunning, ErrHalted (and the halt's cause) or
+// ErrLagging, or the failure to read the status. Readiness endpoints call
+// it; it is safe for concurrent use.
+func (p *LifecycleProjector) Ready(ctx context.Context, maxLag uint64) error {
+	if !p.consuming.Load() {
+		return fmt.Errorf("projection %q: %w", p.cfg.Name, ErrNotRunning)
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if h := st.Halted; h != nil {
+		p.mu.Lock()
+		cause := p.haltErr
+		p.mu.Unlock()
+		if cause == nil {
+			cause = errors.New(h.Reason)
+		}
+		return fmt.Errorf("projection %q %w at sequence %d (subject %q) since %s: %w",
+			p.cfg.Name, ErrHalted, h.Sequence, h.Subject, h.Since.Format(time.RFC3339), cause)
+	}
+	if st.LagEvents > maxLag {
+		return fmt.Errorf("projection %q: %w: %d events behind the stream (at most %d allowed), the oldest %.1f s old",
+			p.cfg.Name, ErrLagging, st.LagEvents, maxLag, st.LagSeconds)
+	}
+	return nil
+}
+
+func cloneHalt(h *Halt) *Halt {
+	if h == nil {
+		return nil
+	}
+	c := *h
+	return &c
+}
+
+// boundContext limits ctx to d unless it already ends earlier.
+func boundContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
