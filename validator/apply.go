@@ -1,0 +1,217 @@
+package validator
+
+import (
+	"time"
+
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/projections"
+)
+
+// How events, snapshot rows and looked-up histories change the state. The
+// rules are domain.Token.Apply's and domain.Owner.Apply's, on the fields a
+// validator needs: a second token.issued is ignored, revocation is
+// terminal (an expiry_set after it changes nothing), the latest owner
+// revocation in stream order sets the watermark and "until" only grows.
+// Every function here runs with state.mu held.
+
+// micros is an event time in Unix microseconds, the precision of event
+// times (domain.NormalizeTime).
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// expiryMicros is an optional expiry in Unix microseconds; nil (and the
+// zero time) is neverExpires.
+func expiryMicros(t *time.Time) int64 {
+	if t == nil || t.IsZero() {
+		return neverExpires
+	}
+	return t.UnixMicro()
+}
+
+// payloadAs returns ev as a T, accepting a non-nil *T too.
+func payloadAs[T domain.Event](ev domain.Event) (T, bool) {
+	switch d := any(ev).(type) {
+	case T:
+		return d, true
+	case *T:
+		if d != nil {
+			return *d, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+// tokenWriter is what applies events to a state: the state and the stream
+// position bookkeeping of the tokens looked up ahead of the tail.
+type tokenWriter struct {
+	s *state
+	// ahead holds, for tokens loaded from the store before the tail
+	// delivered all their events, the sequence of the last event applied
+	// that way. The tail skips that token's events up to it, so the
+	// out-of-band load and the tail's later delivery of the same events
+	// apply each event once.
+	ahead map[domain.TokenID]uint64
+}
+
+func newTokenWriter(s *state) *tokenWriter {
+	return &tokenWriter{s: s, ahead: make(map[domain.TokenID]uint64)}
+}
+
+// applyTail applies one lifecycle event delivered by the tail, in stream
+// order.
+func (w *tokenWriter) applyTail(e domain.Envelope) {
+	switch e.AggregateKind {
+	case domain.AggregateToken:
+		id, ok := e.TokenID()
+		if !ok {
+			return
+		}
+		if last, ok := w.ahead[id]; ok {
+			if e.Sequence <= last {
+				if e.Sequence == last {
+					delete(w.ahead, id)
+				}
+				return
+			}
+			delete(w.ahead, id)
+		}
+		w.applyToken(id, e)
+	case domain.AggregateOwner:
+		w.applyOwner(e)
+	}
+}
+
+// applyToken applies one event of token id.
+func (w *tokenWriter) applyToken(id domain.TokenID, e domain.Envelope) {
+	ent, _ := w.s.find(&id)
+	switch e.Type {
+	case domain.TypeTokenIssued:
+		d, ok := payloadAs[domain.TokenIssued](e.Data)
+		if !ok || ent != nil {
+			return
+		}
+		w.s.insert(newToken{
+			id:        id,
+			hash:      d.SecretHash,
+			owner:     d.Owner,
+			scopes:    d.Scopes,
+			session:   d.Kind == domain.KindSession,
+			created:   micros(e.Time),
+			expires:   expiryMicros(d.ExpiresAt),
+			issuedSeq: e.Sequence,
+		})
+	case domain.TypeTokenExpirySet:
+		d, ok := payloadAs[domain.TokenExpirySet](e.Data)
+		if !ok || ent == nil || ent.flags.Load()&flagRevoked != 0 {
+			return
+		}
+		ent.expires.Store(expiryMicros(d.ExpiresAt))
+	case domain.TypeTokenRevoked:
+		if ent != nil {
+			ent.flags.Or(flagRevoked)
+		}
+	}
+}
+
+// applyOwner applies one owner event. The watermark is the sequence of
+// the latest revocation and "until" the latest of all: both are maxima,
+// so owner events may be applied in any order, and more than once.
+func (w *tokenWriter) applyOwner(e domain.Envelope) {
+	d, ok := payloadAs[domain.OwnerTokensRevoked](e.Data)
+	if !ok || e.Type != domain.TypeOwnerTokensRevoked || e.Sequence == 0 {
+		return
+	}
+	o := w.s.owner(domain.OwnerID(e.AggregateID))
+	if e.Sequence > o.watermark.Load() {
+		o.watermark.Store(e.Sequence)
+	}
+	if u := expiryMicros(d.Until); d.Until != nil && u > o.until.Load() {
+		o.until.Store(u)
+	}
+}
+
+// applyObserved applies a stored event ahead of the tail if its effect
+// does not depend on the order of events: an issue (a second one is
+// ignored), a revocation (terminal) or an owner revocation (maxima).
+func (w *tokenWriter) applyObserved(e domain.Envelope) {
+	switch e.Type {
+	case domain.TypeTokenIssued, domain.TypeTokenRevoked:
+		if id, ok := e.TokenID(); ok {
+			w.applyToken(id, e)
+		}
+	case domain.TypeOwnerTokensRevoked:
+		w.applyOwner(e)
+	}
+}
+
+// applyHistory applies the whole history of token id, as loaded from the
+// store, when the tail has applied the stream up to applied. The events
+// the tail already applied are skipped if the token is known (the tail
+// applies in order, so all of them are reflected); the rest are applied
+// now and remembered in ahead, so that the tail skips them when it
+// delivers them. It reports whether the token is known afterwards.
+func (w *tokenWriter) applyHistory(id domain.TokenID, events []domain.Envelope, applied uint64) bool {
+	ent, _ := w.s.find(&id)
+	last := w.ahead[id]
+	for _, e := range events {
+		if (ent != nil && e.Sequence <= applied) || e.Sequence <= last {
+			continue
+		}
+		w.applyToken(id, e)
+		last = e.Sequence
+		if ent == nil {
+			ent, _ = w.s.find(&id)
+		}
+	}
+	if last > applied {
+		w.ahead[id] = last
+	}
+	if len(w.ahead) > maxAhead {
+		w.prune(applied)
+	}
+	return ent != nil
+}
+
+// maxAhead is the size of ahead from which entries the tail has passed
+// are swept. They are removed as the tail delivers them; a sweep only
+// matters if the tail skipped one, which it does not.
+const maxAhead = 4096
+
+func (w *tokenWriter) prune(applied uint64) {
+	for id, last := range w.ahead {
+		if last <= applied {
+			delete(w.ahead, id)
+		}
+	}
+}
+
+// loadRow inserts a token of the snapshot.
+func (w *tokenWriter) loadRow(r *projections.TokenRow) {
+	if ent, _ := w.s.find(&r.ID); ent != nil {
+		return
+	}
+	expires := int64(neverExpires)
+	if !r.ExpiresAt.IsZero() {
+		expires = micros(r.ExpiresAt)
+	}
+	w.s.insert(newToken{
+		id:        r.ID,
+		hash:      r.SecretHash,
+		owner:     r.Owner,
+		scopes:    r.Scopes,
+		session:   r.Kind == domain.KindSession,
+		created:   micros(r.CreatedAt),
+		expires:   expires,
+		issuedSeq: r.IssuedSeq,
+		revoked:   !r.RevokedAt.IsZero(),
+	})
+}
+
+// loadOwner sets an owner's revocation from the snapshot.
+func (w *tokenWriter) loadOwner(r *projections.OwnerRevocationRow) {
+	o := w.s.owner(r.Owner)
+	o.watermark.Store(r.RevokedBeforeSeq)
+	if !r.Until.IsZero() {
+		o.until.Store(micros(r.Until))
+	}
+}

@@ -1,0 +1,207 @@
+package validator
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/projections"
+)
+
+// Defaults of Config, used for its zero fields.
+const (
+	// DefaultProjectionName is the projection whose snapshot a validator
+	// loads: the lifecycle projector's default name.
+	DefaultProjectionName = "lifecycle"
+	// DefaultMaxStaleness outlasts a client reconnect and a JetStream
+	// leader election (a few seconds), so routine failovers do not turn
+	// into refusals, while bounding how long a revocation can go unseen.
+	DefaultMaxStaleness = 10 * time.Second
+	// DefaultYoungWindow is how old a token id (by the time inside its
+	// ULID) may be and still be looked up in the event store when it is
+	// not in memory. The live tail delivers an issue within milliseconds;
+	// two minutes covers a tail that lags or reconnects, and keeps every
+	// older unknown id a pure in-memory refusal.
+	DefaultYoungWindow = 2 * time.Minute
+	// DefaultMaxClockSkew is how far in the future a token id's time may
+	// be and still count as young: the issuing node's clock may run ahead
+	// of this one's.
+	DefaultMaxClockSkew = 10 * time.Second
+	// DefaultLookupRate and DefaultLookupBurst bound store lookups of young
+	// unknown ids, whoever sends them: at most DefaultLookupBurst at once,
+	// refilled at DefaultLookupRate per second.
+	DefaultLookupRate  = 100
+	DefaultLookupBurst = 50
+	// DefaultLookupTimeout bounds one store lookup.
+	DefaultLookupTimeout = 2 * time.Second
+	// DefaultNegativeTTL is how long a young id found in no store lookup
+	// is refused without asking again; DefaultNegativeCacheSize bounds
+	// how many such ids are remembered (the oldest are forgotten first).
+	DefaultNegativeTTL       = 5 * time.Second
+	DefaultNegativeCacheSize = 10000
+	// DefaultFlushInterval: see Config.FlushInterval.
+	DefaultFlushInterval = time.Second
+	// DefaultFlushQueue is how many flushes may wait for the usage stream:
+	// a minute of usage at the default interval.
+	DefaultFlushQueue = 60
+	// DefaultUsageActor is the actor of the token.used events a validator
+	// records.
+	DefaultUsageActor = "system:validator"
+)
+
+// Config configures a Validator. Zero fields take the defaults above;
+// Store and Projections are required.
+type Config struct {
+	// Store is the event store: its lifecycle stream is tailed, young
+	// unknown ids are looked up in it, and usage events are appended to
+	// its usage stream. The validator uses the store's NATS connection and
+	// does not close it.
+	Store *eventstore.Store
+	// Projections is the read model the validator loads its initial state
+	// from (a consistent snapshot and the stream sequence it reflects).
+	Projections *projections.Store
+	// ProjectionName is the projection whose snapshot is loaded.
+	ProjectionName string
+	// Clock tells "now" for expiry, for the age of token ids, for
+	// staleness and for usage times. The default is domain.SystemClock.
+	// It is called once per Validate and must not allocate.
+	Clock domain.Clock
+	// MaxStaleness bounds how long the validator keeps answering after it
+	// stopped following the lifecycle stream (NATS disconnected, the
+	// consumer failing, an event it cannot decode). Beyond it Validate
+	// returns ErrStale, unless FailOpen.
+	MaxStaleness time.Duration
+	// FailOpen keeps answering from the last known state when the
+	// validator is stale, instead of refusing with ErrStale. Revocations
+	// made meanwhile are then not seen: choose it only where availability
+	// matters more than a timely revocation.
+	FailOpen bool
+	// YoungWindow: a token id not in memory is looked up in the event
+	// store only if the time in its ULID is at most YoungWindow before now
+	// (and at most MaxClockSkew after it). Every other unknown id is
+	// refused from memory.
+	YoungWindow time.Duration
+	// MaxClockSkew: see YoungWindow.
+	MaxClockSkew time.Duration
+	// LookupRate is the sustained number of store lookups per second for
+	// young unknown ids, for the whole validator; LookupBurst how many may
+	// happen at once. Lookups of the same id are coalesced into one, and
+	// only that one counts.
+	LookupRate  float64
+	LookupBurst int
+	// LookupTimeout bounds one store lookup.
+	LookupTimeout time.Duration
+	// NegativeTTL is how long a young id that a lookup did not find is
+	// refused without another lookup; NegativeCacheSize bounds how many
+	// such ids are kept.
+	NegativeTTL       time.Duration
+	NegativeCacheSize int
+	// FlushInterval is how often the uses counted in memory are written to
+	// the usage stream, as one token.used event per token used in the
+	// interval. One second bounds what a crash loses to one second of
+	// usage, keeps "last used" fresh to the second, and writes at most one
+	// event per used token per second whatever the request rate.
+	FlushInterval time.Duration
+	// FlushQueue is how many flushes may wait for the usage stream while
+	// it is unreachable. When the queue is full a new flush is dropped and
+	// counted in Stats.UsageEventsDropped.
+	FlushQueue int
+	// UsageActor is the actor recorded in token.used events.
+	UsageActor string
+	// Logger receives the validator's logs. The default is slog.Default.
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.ProjectionName == "" {
+		c.ProjectionName = DefaultProjectionName
+	}
+	if c.Clock == nil {
+		c.Clock = domain.SystemClock{}
+	}
+	if c.MaxStaleness == 0 {
+		c.MaxStaleness = DefaultMaxStaleness
+	}
+	if c.YoungWindow == 0 {
+		c.YoungWindow = DefaultYoungWindow
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if c.LookupRate == 0 {
+		c.LookupRate = DefaultLookupRate
+	}
+	if c.LookupBurst == 0 {
+		c.LookupBurst = DefaultLookupBurst
+	}
+	if c.LookupTimeout == 0 {
+		c.LookupTimeout = DefaultLookupTimeout
+	}
+	if c.NegativeTTL == 0 {
+		c.NegativeTTL = DefaultNegativeTTL
+	}
+	if c.NegativeCacheSize == 0 {
+		c.NegativeCacheSize = DefaultNegativeCacheSize
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.FlushQueue == 0 {
+		c.FlushQueue = DefaultFlushQueue
+	}
+	if c.UsageActor == "" {
+		c.UsageActor = DefaultUsageActor
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports every problem of c, after defaults are applied, joined
+// with errors.Join; nil means New accepts c.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("an event store is required"))
+	}
+	if c.Projections == nil {
+		errs = append(errs, errors.New("a projections store is required"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"max staleness", c.MaxStaleness},
+		{"young window", c.YoungWindow},
+		{"max clock skew", c.MaxClockSkew},
+		{"lookup timeout", c.LookupTimeout},
+		{"negative ttl", c.NegativeTTL},
+		{"flush interval", c.FlushInterval},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %s must not be negative", d.name, d.v))
+		}
+	}
+	if c.LookupRate < 0 {
+		errs = append(errs, fmt.Errorf("lookup rate %g must not be negative", c.LookupRate))
+	}
+	if c.LookupBurst < 0 {
+		errs = append(errs, fmt.Errorf("lookup burst %d must not be negative", c.LookupBurst))
+	}
+	if c.NegativeCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("negative cache size %d must not be negative", c.NegativeCacheSize))
+	}
+	if c.FlushQueue < 0 {
+		errs = append(errs, fmt.Errorf("flush queue %d must not be negative", c.FlushQueue))
+	}
+	if err := (domain.Meta{Actor: c.UsageActor}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("usage actor: %w", err))
+	}
+	return errors.Join(errs...)
+}

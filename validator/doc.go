@@ -1,0 +1,69 @@
+// Package validator answers "is this token valid, and whose is it?" in
+// memory, in well under a microsecond, for an API gateway or a backend
+// that embeds it (tokenledger serve does).
+//
+// A Validator loads a consistent snapshot of the read model from
+// PostgreSQL (projections.Store.Snapshot) together with the stream
+// sequence it reflects, then follows the lifecycle stream from the next
+// sequence with an ordered consumer, applying every token.issued,
+// token.expiry_set, token.revoked and owner.tokens_revoked event with the
+// domain's rules: revocation is terminal, an owner-wide revocation covers
+// the owner's tokens whose issued event precedes it in the stream (or
+// that were created before its "until"), and a token is expired from the
+// instant of its expiry on.
+//
+//	v, err := validator.New(validator.Config{Store: store, Projections: read})
+//	if err != nil { ... }
+//	if err := v.Start(ctx); err != nil { ... }
+//	defer v.Close(context.Background())
+//	p, err := v.Validate(ctx, secret)
+//	switch {
+//	case err == nil:                      // p.Owner, p.Scopes
+//	case errors.Is(err, validator.ErrRevoked): ...
+//	}
+//
+// # The read path
+//
+// Validate checks the secret's format and checksum and hashes it
+// (domain.CheckSecret), finds the token by the id inside the secret,
+// compares hashes in constant time, checks revocation, the owner's
+// revocations and expiry against the Clock, counts the use and returns a
+// Principal whose Owner and Scopes are shared, interned values. For a
+// known token that is no I/O and no allocation, and no lock beyond a short
+// per-shard mutex the first time a token is used in a flush interval.
+//
+// A secret whose token is not in memory is refused from memory unless its
+// id is young (the time inside the ULID within Config.YoungWindow of now):
+// only then may the tail not have delivered it yet, and the token's history
+// is loaded from the event store, so a token is usable on every node as
+// soon as its issue call returns. Such loads are coalesced per id, rate
+// limited for the whole validator, and a miss is remembered for a short
+// time, so forged ids cannot be turned into load on the store.
+//
+// # Memory
+//
+// A token costs one 104-byte entry (id, hash, creation time, issue
+// sequence, expiry, usage counters, owner and scope-set numbers, flags)
+// in pages that never move and hold no pointers (the garbage collector
+// never scans them), plus one 4-byte slot of an open-addressing index
+// kept between 35% and 70% full (6 to 12 bytes per token). Owners and
+// scope sets are interned once each. BenchmarkMemoryPerToken measures the
+// total per token: about 123 bytes with 1,000,000 tokens of 100,000
+// owners.
+//
+// # Staleness
+//
+// A validator that stops following the stream (NATS disconnected, the
+// consumer failing, an event it cannot decode) keeps answering from memory
+// for Config.MaxStaleness, then refuses with ErrStale (or keeps answering,
+// with Config.FailOpen). It subscribes again from the sequence after the
+// last event it applied, so nothing is skipped nor applied twice. Status
+// reports the applied sequence and staleness for readiness checks.
+//
+// # Usage
+//
+// Uses are counted per token in memory and written every
+// Config.FlushInterval as one token.used event per token used, to the
+// usage stream, in batches, from a goroutine, through a bounded queue. A
+// crash loses at most the uses of one interval; Close flushes them.
+package validator

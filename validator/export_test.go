@@ -1,0 +1,27 @@
+package validator
+
+import (
+	"context"
+	"sync"
+
+	"github.com/tokenledger/tokenledger/domain"
+)
+
+// PauseTail makes the tail of v wait, before applying each event, until
+// the returned release function is called.
+func PauseTail(v *Validator) (release func()) {
+	gate := make(chan struct{})
+	hook := func(domain.Envelope) { <-gate }
+	v.beforeApply.Store(&hook)
+	return sync.OnceFunc(func() {
+		v.beforeApply.Store(nil)
+		close(gate)
+	})
+}
+
+// FlushNow flushes the uses counted so far and waits until they are
+// stored or dropped.
+func FlushNow(ctx context.Context, v *Validator) error { return v.flushNow(ctx) }
+
+// Abort stops v as a crash would: nothing more is flushed.
+func Abort(v *Validator) { v.abort() }

@@ -1,0 +1,279 @@
+package validator
+
+import (
+	"context"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tokenledger/tokenledger/domain"
+)
+
+// Usage is counted in memory, lock-free on the read path, and written to
+// the usage stream once per flush interval as one token.used event per
+// token used in the interval.
+//
+// Each entry counts its own uses (an atomic add) and the times of the
+// first and last of them. The first use of a token in an interval also
+// puts its entry number on a dirty list, one list per shard of entries,
+// so a flush visits only the tokens used, never the whole table. The
+// count is exact: a flush swaps it to zero, so every use is in exactly
+// one flush. The first and last times are the clock readings of the uses,
+// to within the validations running concurrently with the flush.
+
+const usageShards = 64
+
+type usageShard struct {
+	mu    sync.Mutex
+	dirty []uint32
+	spare []uint32
+	// addrs holds the client address of the latest use, for entries used
+	// with one in this interval.
+	addrs map[uint32]string
+	_     [64]byte // keeps shards off each other's cache lines
+}
+
+type usage struct {
+	shards [usageShards]usageShard
+}
+
+func (u *usage) init() {
+	for i := range u.shards {
+		u.shards[i].addrs = make(map[uint32]string)
+	}
+}
+
+// record counts one use of entry number n at now.
+func (u *usage) record(e *entry, n uint32, now int64, addr string) {
+	if e.uses.Add(1) == 1 {
+		e.usedFirst.Store(now)
+		sh := &u.shards[n%usageShards]
+		sh.mu.Lock()
+		sh.dirty = append(sh.dirty, n)
+		sh.mu.Unlock()
+	}
+	e.usedLast.Store(now)
+	if addr != "" {
+		sh := &u.shards[n%usageShards]
+		sh.mu.Lock()
+		sh.addrs[n] = addr
+		sh.mu.Unlock()
+	}
+}
+
+// usageBatch is one flush: the events to append and the uses they count.
+type usageBatch struct {
+	events []domain.Envelope
+	uses   uint64
+	// done, if not nil, is closed once the batch is stored or dropped.
+	done chan struct{}
+}
+
+// collect takes the uses counted since the last collect and returns them
+// as token.used events recorded at now.
+func (v *Validator) collect(now time.Time) usageBatch {
+	now = domain.NormalizeTime(now)
+	var b usageBatch
+	for i := range v.usage.shards {
+		sh := &v.usage.shards[i]
+		sh.mu.Lock()
+		dirty := sh.dirty
+		sh.dirty = sh.spare[:0]
+		var addrs map[uint32]string
+		if len(sh.addrs) > 0 {
+			addrs = sh.addrs
+			sh.addrs = make(map[uint32]string, len(addrs))
+		}
+		sh.mu.Unlock()
+		for _, n := range dirty {
+			e := v.st.entryAt(n)
+			// The times are read before the count is taken: a use after
+			// the swap belongs to the next flush, and must not lend this
+			// one its time.
+			first, last := e.usedFirst.Load(), e.usedLast.Load()
+			count := e.uses.Swap(0)
+			if count == 0 {
+				continue
+			}
+			last = max(last, first)
+			ev, err := v.usageEvent(e.id, uint64(count), first, last, clientAddr(addrs[n]), now)
+			if err != nil {
+				v.log.Error("cannot record usage", "token", e.id.String(), "error", err)
+				continue
+			}
+			b.events = append(b.events, ev)
+			b.uses += uint64(count)
+		}
+		sh.mu.Lock()
+		sh.spare = dirty[:0]
+		sh.mu.Unlock()
+	}
+	return b
+}
+
+// clientAddr returns addr if a usage event may carry it, else "".
+func clientAddr(addr string) string {
+	if len(addr) > domain.MaxClientAddrLen || !utf8.ValidString(addr) {
+		return ""
+	}
+	for _, r := range addr {
+		if unicode.IsControl(r) {
+			return ""
+		}
+	}
+	return addr
+}
+
+// usageEvent builds a token.used event.
+func (v *Validator) usageEvent(id domain.TokenID, count uint64, first, last int64, addr string, now time.Time) (domain.Envelope, error) {
+	eid, err := domain.NewEventID(now, nil)
+	if err != nil {
+		return domain.Envelope{}, err
+	}
+	return domain.Envelope{
+		ID:            eid,
+		Type:          domain.TypeTokenUsed,
+		AggregateKind: domain.AggregateToken,
+		AggregateID:   id.String(),
+		Actor:         v.cfg.UsageActor,
+		Time:          now,
+		Schema:        1,
+		Data: domain.TokenUsed{
+			Count:      count,
+			FirstAt:    time.UnixMicro(first).UTC(),
+			LastAt:     time.UnixMicro(last).UTC(),
+			ClientAddr: addr,
+		},
+	}, nil
+}
+
+// flush collects the uses counted so far and queues them for the
+// publisher; if the queue is full they are dropped and counted. done, if
+// not nil, is closed once they are stored or dropped.
+func (v *Validator) flush(done chan struct{}) {
+	b := v.collect(v.clock.Now())
+	b.done = done
+	v.stats.valid.Add(b.uses)
+	if len(b.events) == 0 {
+		if done != nil {
+			close(done)
+		}
+		return
+	}
+	select {
+	case v.queue <- b:
+	default:
+		v.drop(b, "the usage queue is full")
+	}
+}
+
+// drop gives up on a batch.
+func (v *Validator) drop(b usageBatch, why string) {
+	v.stats.usageDropped.Add(uint64(len(b.events)))
+	v.stats.usesDropped.Add(b.uses)
+	v.log.Warn("usage dropped", "reason", why, "events", len(b.events), "uses", b.uses)
+	if b.done != nil {
+		close(b.done)
+	}
+}
+
+// runFlusher flushes every FlushInterval, and when asked to.
+func (v *Validator) runFlusher() {
+	defer v.workers.Done()
+	t := time.NewTicker(v.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-v.runCtx.Done():
+			return
+		case <-t.C:
+			v.flush(nil)
+		case done := <-v.flushReq:
+			v.flush(done)
+		}
+	}
+}
+
+// Backoff between attempts to store a batch.
+const (
+	publishBackoffMin = 100 * time.Millisecond
+	publishBackoffMax = 5 * time.Second
+)
+
+// runPublisher stores queued batches in the usage stream, in order,
+// retrying each until it is stored. It ends when the queue is closed and
+// empty, or when pubCtx ends (the rest is dropped).
+func (v *Validator) runPublisher() {
+	defer close(v.pubDone)
+	for {
+		select {
+		case b, ok := <-v.queue:
+			if !ok {
+				return
+			}
+			v.publish(b)
+		case <-v.pubCtx.Done():
+			for {
+				select {
+				case b, ok := <-v.queue:
+					if !ok {
+						return
+					}
+					v.drop(b, "the validator stopped")
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// publish stores one batch, retrying with the same event ids (which the
+// stream de-duplicates) until it is stored or pubCtx ends.
+func (v *Validator) publish(b usageBatch) {
+	backoff := publishBackoffMin
+	for {
+		_, err := v.cfg.Store.AppendUsage(v.pubCtx, b.events...)
+		if err == nil {
+			v.stats.usagePublished.Add(uint64(len(b.events)))
+			v.stats.usesPublished.Add(b.uses)
+			if b.done != nil {
+				close(b.done)
+			}
+			return
+		}
+		v.stats.usagePublishErrors.Add(1)
+		if v.pubCtx.Err() != nil {
+			v.drop(b, "the validator stopped")
+			return
+		}
+		v.log.Warn("storing usage failed; retrying", "events", len(b.events), "retry_in", backoff, "error", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-v.pubCtx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, publishBackoffMax)
+	}
+}
+
+// flushNow flushes at once and waits until the flush is stored or
+// dropped, or ctx ends.
+func (v *Validator) flushNow(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case v.flushReq <- done:
+	case <-v.runCtx.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
