@@ -27,7 +27,8 @@ type ListFilter struct {
 	// StatusExpired or StatusRevoked; empty keeps all.
 	Status domain.Status
 	// UnusedFor keeps tokens not used for at least this long before Now,
-	// never used ones included.
+	// never used ones included. Uses count wherever they are recorded: in
+	// the token's row or in its usage row (see ApplyUsageBatch).
 	UnusedFor time.Duration
 	// ExpiringWithin keeps active tokens whose expiry is at most this long
 	// after Now.
@@ -51,8 +52,10 @@ type Page struct {
 	NextCursor string
 }
 
-// Get returns token id's row, with its status as of the Store's clock. The
-// error wraps domain.ErrNotFound if the projection has no such token.
+// Get returns token id's row, with its status as of the Store's clock and
+// its usage combined from both places it is recorded (see TokenRow). The
+// error wraps domain.ErrNotFound if the projection has no such token; a
+// token with usage but no row yet is not found.
 func (s *Store) Get(ctx context.Context, id domain.TokenID) (TokenRow, error) {
 	rows, err := s.pool.Query(ctx, s.live.selectToken, uuidArg(id))
 	if err != nil {
@@ -91,6 +94,25 @@ func (s *Store) GetOwnerRevocation(ctx context.Context, owner domain.OwnerID) (O
 	return o, nil
 }
 
+// A token's usage is recorded in two places: the columns of tokens t, fed
+// by token.used events of the lifecycle stream, and its row of token_usage
+// u, fed by the usage stream (see ApplyUsageBatch), which may exist before
+// the token's row or without one. Reads join u to t and combine them: the
+// later of the two last uses (GREATEST ignores a NULL), and the sum of the
+// counts, saturating at the largest bigint as each count does.
+const (
+	usageJoinSQL        = `LEFT JOIN ` + UsageTable + ` AS u ON u.token_id = t.id`
+	combinedLastUsedSQL = `GREATEST(t.last_used_at, u.last_used_at)`
+	combinedUseCountSQL = `CASE WHEN u.use_count > 9223372036854775807 - t.use_count THEN 9223372036854775807 ` +
+		`ELSE t.use_count + coalesce(u.use_count, 0) END`
+)
+
+// unusedSinceSQL keeps the tokens used nowhere at or after the instant
+// placeholder p: never used at all, or last used before it in both places.
+func unusedSinceSQL(p string) string {
+	return "(t.last_used_at IS NULL OR t.last_used_at < " + p + ") AND (u.last_used_at IS NULL OR u.last_used_at < " + p + ")"
+}
+
 // The status of a row of tokens t joined with its owner's revocation o, in
 // SQL; resolveStatus is the same rule in Go.
 const (
@@ -99,7 +121,8 @@ const (
 	notRevokedSQL = `NOT ` + revokedSQL
 )
 
-// List returns a page of tokens matching f, ordered by id. Errors wrap
+// List returns a page of tokens matching f, ordered by id, with usage
+// combined as Get combines it. Errors wrap
 // domain.ErrInvalidArgument for a malformed cursor, an unknown status or a
 // negative limit or duration.
 func (s *Store) List(ctx context.Context, f ListFilter) (Page, error) {
@@ -186,7 +209,7 @@ func (s *Store) listQuery(f ListFilter) (query string, args []any, limit int, er
 		return "", nil, 0, fmt.Errorf("%w: unknown status %q", domain.ErrInvalidArgument, f.Status)
 	}
 	if f.UnusedFor > 0 {
-		where = append(where, "(t.last_used_at IS NULL OR t.last_used_at < "+arg(now.Add(-f.UnusedFor))+")")
+		where = append(where, unusedSinceSQL(arg(now.Add(-f.UnusedFor))))
 	}
 	if f.ExpiringWithin > 0 {
 		where = append(where, notRevokedSQL, "t.expires_at > $1", "t.expires_at <= "+arg(now.Add(f.ExpiringWithin)))

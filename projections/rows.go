@@ -37,10 +37,15 @@ type TokenRow struct {
 	RevokedAt     time.Time
 	RevokedReason string
 	RevokedBy     string
-	// LastUsedAt is the latest recorded use; zero means never used.
+	// LastUsedAt is the latest recorded use; zero means never used. Read
+	// back (Get, List, Snapshot) it is the later of the token's own column,
+	// fed by token.used events of the lifecycle stream, and its row of
+	// token_usage, fed by the usage stream (ApplyUsageBatch); written (by
+	// ApplyBatch, Rebuild.Load) it is the token's own column only.
 	LastUsedAt time.Time
 	// UseCount is the number of recorded uses, saturating at
-	// math.MaxInt64 (the largest bigint).
+	// math.MaxInt64 (the largest bigint). Read back it is the sum of both
+	// places, as for LastUsedAt.
 	UseCount uint64
 	// IssuedSeq is the stream sequence of the token.issued event.
 	IssuedSeq uint64

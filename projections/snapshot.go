@@ -21,8 +21,10 @@ type SnapshotInfo struct {
 
 // Snapshot reads the whole read model as projection name left it: it calls
 // fn once per token row, in no particular order, with Status resolved at
-// the Store's clock, and returns the owner revocations and the checkpoint
-// the rows reflect. Everything is read in one REPEATABLE READ, READ ONLY
+// the Store's clock and usage combined as Get combines it, and returns the
+// owner revocations and the checkpoint the rows reflect (the lifecycle
+// projection's; usage is as the usage projection left it at the same
+// instant). Everything is read in one REPEATABLE READ, READ ONLY
 // transaction, so rows and sequence are consistent while ApplyBatch keeps
 // writing, and a Swap cannot replace the tables half-way (it waits for the
 // snapshot to finish). Rows are streamed: memory does not grow with the

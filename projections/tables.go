@@ -55,7 +55,7 @@ func newTableSet(tokens, owners string, createCheckpoint bool) *tableSet {
 	ts := &tableSet{tokens: pgx.Identifier{tokens}, owners: pgx.Identifier{owners}, createCheckpoint: createCheckpoint}
 	tq, oq := ts.tokens.Sanitize(), ts.owners.Sanitize()
 	cols := strings.Join(tokenColumns, ", ")
-	tcols := "t." + strings.Join(tokenColumns, ", t.")
+	rcols := readColumns()
 	ocols := strings.Join(ownerColumns, ", ")
 
 	ts.lockTokens = fmt.Sprintf(`SELECT %s FROM %s WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, cols, tq)
@@ -75,13 +75,31 @@ ON CONFLICT (owner) DO UPDATE SET
 	revoked_before = excluded.revoked_before, revoked_before_seq = excluded.revoked_before_seq,
 	until = excluded.until, reason = excluded.reason, last_seq = excluded.last_seq`, oq, ocols)
 	joined := fmt.Sprintf(`SELECT %s, o.owner IS NOT NULL, o.revoked_before_seq, o.until
-FROM %s AS t LEFT JOIN %s AS o ON o.owner = t.owner`, tcols, tq, oq)
+FROM %s AS t LEFT JOIN %s AS o ON o.owner = t.owner %s`, rcols, tq, oq, usageJoinSQL)
 	ts.selectToken = joined + ` WHERE t.id = $1`
 	ts.listTokens = joined
 	ts.selectOwner = fmt.Sprintf(`SELECT %s FROM %s WHERE owner = $1`, ocols, oq)
 	ts.allOwners = fmt.Sprintf(`SELECT %s FROM %s ORDER BY owner`, ocols, oq)
-	ts.allTokens = fmt.Sprintf(`SELECT %s FROM %s`, cols, tq)
+	ts.allTokens = fmt.Sprintf(`SELECT %s FROM %s AS t %s`, rcols, tq, usageJoinSQL)
 	return ts
+}
+
+// readColumns is the select list of reads, in tokenColumns order, on
+// tokens t joined with usageJoinSQL: the usage columns combine both
+// tables, every other column is t's.
+func readColumns() string {
+	cols := make([]string, len(tokenColumns))
+	for i, c := range tokenColumns {
+		switch c {
+		case "last_used_at":
+			cols[i] = combinedLastUsedSQL
+		case "use_count":
+			cols[i] = combinedUseCountSQL
+		default:
+			cols[i] = "t." + c
+		}
+	}
+	return strings.Join(cols, ", ")
 }
 
 func placeholders(n int) string {
