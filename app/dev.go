@@ -15,8 +15,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
 )
 
@@ -91,6 +93,10 @@ type Dev struct {
 	// Events is the number of events in the lifecycle stream at start-up
 	// (after any bootstrap).
 	Events uint64
+	// Projections is the read model in PostgreSQL, kept up to date by
+	// Projector, the lifecycle projector running in the process.
+	Projections *projections.Store
+	Projector   *consumers.LifecycleProjector
 
 	conn *nats.Conn
 }
@@ -102,10 +108,12 @@ type Bootstrap struct {
 }
 
 // StartDev starts the embedded nats-server and, unless cfg.PostgresURL is
-// set, a local PostgreSQL cluster under cfg.DataDir, opens the event store
-// and, on a fresh ledger, issues the first admin token. The returned stop
-// function shuts everything down in reverse order; it is safe to call once
-// StartDev has returned, whatever it returned.
+// set, a local PostgreSQL cluster under cfg.DataDir, brings the database's
+// schema up to date, opens the event store, on a fresh ledger issues the
+// first admin token, and runs the lifecycle projector (on a NATS
+// connection of its own). The returned stop function shuts everything down
+// in reverse order, the projector first; it is safe to call once StartDev
+// has returned, whatever it returned.
 func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ func(context.Context) error, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
@@ -165,6 +173,11 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		d.PostgresURL = d.Postgres.URL("postgres")
 		log.Info("postgres started", "url", d.PostgresURL, "data", d.Postgres.DataDir())
 	}
+	schema, err := Migrate(ctx, d.PostgresURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("migrate postgres: %w", err)
+	}
+	log.Info("postgres schema migrated", "from", schema.From, "version", schema.To)
 
 	d.conn, err = d.NATS.Connect(nats.Name("tokenledger-dev"))
 	if err != nil {
@@ -193,6 +206,21 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 			return nil, nil, err
 		}
 	}
+
+	pool, err := openPool(ctx, d.PostgresURL, DefaultProjectPostgresConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanups = append(cleanups, func(context.Context) error { pool.Close(); return nil })
+	d.Projections = projections.New(pool, projections.WithClock(cfg.Clock))
+	var run *projectorRun
+	d.Projector, run, err = startProjector(d.Store, d.NATS.ClientURL(), d.Projections,
+		consumers.LifecycleConfig{Name: DefaultProjectionName}, log, nats.Name("tokenledger-dev-projector"))
+	if err != nil {
+		return nil, nil, err
+	}
+	// Stopped first: it uses the store, the pool and the server.
+	cleanups = append(cleanups, run.stop)
 	return d, stopAll, nil
 }
 

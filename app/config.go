@@ -1,0 +1,106 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
+)
+
+// Defaults shared by the commands that connect to a running system.
+const (
+	// DefaultNATSURL is where project and replay find NATS unless told.
+	DefaultNATSURL = nats.DefaultURL
+	// DefaultProjectionName is the name of the lifecycle projection: the
+	// key of its checkpoint row. The live projector and a replay must use
+	// the same name.
+	DefaultProjectionName = "lifecycle"
+)
+
+// validateNATSURL checks a comma-separated list of nats:// (or tls://,
+// ws://, wss://) URLs.
+func validateNATSURL(s string) error {
+	if s == "" {
+		return errors.New("nats url must be set")
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		u, err := url.Parse(strings.TrimSpace(part))
+		if err != nil {
+			return fmt.Errorf("nats url: %w", err)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("nats url %q: want nats://host:port (or tls://, ws://, wss://)", redactURL(u))
+		}
+		if u.Host == "" {
+			return fmt.Errorf("nats url %q has no host", redactURL(u))
+		}
+	}
+	return nil
+}
+
+// validatePostgresURL checks that s is a connection string pgx accepts.
+func validatePostgresURL(s string) error {
+	if s == "" {
+		return errors.New("postgres url must be set")
+	}
+	if _, err := pgx.ParseConfig(s); err != nil {
+		// pgx's message names the string with its password redacted.
+		return fmt.Errorf("postgres url: %w", err)
+	}
+	return nil
+}
+
+// validateProjectionName checks the name of a projection: it names the
+// checkpoint row and the projector's durable consumer, and the name with
+// "_rebuild" appended is the checkpoint of its rebuild.
+func validateProjectionName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("projection name must be set")
+	case strings.HasSuffix(name, "_rebuild"):
+		return fmt.Errorf("projection name %q ends in _rebuild, which names a rebuild's checkpoint", name)
+	}
+	if err := (consumers.LifecycleConfig{Name: name}).Validate(); err != nil {
+		return fmt.Errorf("projection %w", err)
+	}
+	return nil
+}
+
+func redactURL(u *url.URL) string {
+	if _, ok := u.User.Password(); ok {
+		u = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, User: url.UserPassword(u.User.Username(), "xxxxx")}
+	}
+	return u.String()
+}
+
+// connectStore connects to NATS at natsURL as client name and opens the
+// event store with cfg. The caller closes the returned connection (after
+// the store).
+func connectStore(ctx context.Context, natsURL, name string, cfg eventstore.Config, opts ...nats.Option) (*nats.Conn, *eventstore.Store, error) {
+	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name(name)}, opts...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), cfg)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, store, nil
+}

@@ -1,0 +1,328 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenledger/tokenledger/app"
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/projections/projectionstest"
+	"github.com/tokenledger/tokenledger/stacktest"
+)
+
+// TestReplayOnARunningSystem rebuilds the projection while the lifecycle
+// projector keeps applying and events keep being appended, in every phase
+// of the replay: during the read, before the load (so the catch-up has
+// work), and right before the swap once the projector has applied them (so
+// the swap must catch up under the live checkpoint's lock). Afterwards the
+// projector continues on the swapped-in tables, which must end identical,
+// row by row and index by index, to a projection of the same stream that
+// was never rebuilt, and equal to the reference fold.
+func TestReplayOnARunningSystem(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	events, end := lifecycleHistory(31, 5200)
+	clock := domain.NewManualClock(end)
+	store := openStore(t, stacktest.NATS(t))
+	pool, _ := migratedPool(t)
+	proj := projections.New(pool, projections.WithClock(clock))
+	name := app.DefaultProjectionName
+	startLive(t, store, proj, name)
+
+	// The history in five parts, appended in order. The parts appended
+	// after the read are not multiples of the batch size, so that the
+	// catch-up and the swap end with a partial batch.
+	before, during, atLoad, atSwap, after := events[:3000], events[3000:4200], events[4200:4533], events[4533:4783], events[4783:]
+	if _, err := appendAll(ctx, store, before); err != nil {
+		t.Fatal(err)
+	}
+	oid := tableOID(t, pool)
+
+	duringDone := make(chan error, 1)
+	go func() {
+		_, err := appendAll(ctx, store, during)
+		duringDone <- err
+	}()
+	var (
+		mu          sync.Mutex
+		callbackErr error
+		phases      []app.ReplayPhase
+		swapFrom    uint64
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		callbackErr = errors.Join(callbackErr, err)
+	}
+	opts := app.DefaultRebuildOptions()
+	opts.Batch = 100
+	opts.Progress = func(p app.ReplayProgress) {
+		if len(phases) > 0 && phases[len(phases)-1] == p.Phase {
+			return
+		}
+		phases = append(phases, p.Phase)
+		switch p.Phase {
+		case app.PhaseLoad:
+			// More than a batch appended after the read: the catch-up
+			// has to apply them.
+			if err := <-duringDone; err != nil {
+				fail(err)
+				return
+			}
+			if _, err := appendAll(ctx, store, atLoad); err != nil {
+				fail(err)
+			}
+		case app.PhaseSwap:
+			// Appended and applied by the live side after the catch-up:
+			// the swap has to apply them under the lock.
+			last, err := appendAll(ctx, store, atSwap)
+			if err != nil {
+				fail(err)
+				return
+			}
+			swapFrom = p.Done
+			fail(poll(ctx, time.Minute, func() (bool, error) {
+				cp, err := proj.Checkpoint(ctx, name)
+				return cp >= last, err
+			}))
+		}
+	}
+	res, err := app.RebuildProjection(ctx, store, pool, opts, discard)
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if callbackErr != nil {
+		t.Fatalf("appending during the replay: %v", callbackErr)
+	}
+	if want := []app.ReplayPhase{app.PhaseRead, app.PhaseLoad, app.PhaseCatchUp, app.PhaseSwap}; !equalPhases(phases, want) {
+		t.Errorf("phases %v, want %v", phases, want)
+	}
+	streamAtSwap := uint64(len(before) + len(during) + len(atLoad) + len(atSwap))
+	switch {
+	case res.Folded < uint64(len(before)) || res.Loaded != res.Folded:
+		t.Errorf("folded %d events, loaded at %d: want at least the %d appended before", res.Folded, res.Loaded, len(before))
+	case res.CaughtUp < uint64(len(atLoad)+len(atSwap)):
+		t.Errorf("caught up %d events, want at least the %d appended after the read", res.CaughtUp, len(atLoad)+len(atSwap))
+	case res.UnderLock < uint64(len(atSwap)) || swapFrom+res.UnderLock != streamAtSwap:
+		t.Errorf("the swap applied %d events under the lock from %d, want the last %d up to %d",
+			res.UnderLock, swapFrom, streamAtSwap-swapFrom, streamAtSwap)
+	case res.Sequence != streamAtSwap:
+		t.Errorf("live checkpoint after the swap %d, want %d", res.Sequence, streamAtSwap)
+	case res.Events != res.Folded+res.CaughtUp || res.Tokens == 0 || res.SwapAttempts != 1:
+		t.Errorf("result %+v is inconsistent", res)
+	}
+	if tableOID(t, pool) == oid {
+		t.Fatal("the live tokens table is the same table after the replay: nothing was swapped in")
+	}
+
+	last, err := appendAll(ctx, store, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Eventually(t, time.Minute, func() bool {
+		cp, err := proj.Checkpoint(ctx, name)
+		return err == nil && cp == last
+	}, "the live side applies the events appended after the replay")
+
+	// The reference is what applying the stream alone gives: the same
+	// ApplyBatch the projector calls, in batches for speed.
+	reference, _ := migratedPool(t)
+	refProj := projections.New(reference)
+	stream := readAll(t, store)
+	for i := 0; i < len(stream); i += 100 {
+		if _, err := refProj.ApplyBatch(ctx, name, stream[i:min(i+100, len(stream))]); err != nil {
+			t.Fatalf("reference projection: %v", err)
+		}
+	}
+
+	if got, want := dump(t, pool), dump(t, reference); got != want {
+		t.Errorf("replayed projection differs from the live-only one:\n%s", firstDiff(got, want))
+	}
+	if got, want := schema(t, pool), schema(t, reference); got != want {
+		t.Errorf("schema after the replay:\n%s\nwant:\n%s", got, want)
+	}
+	projectionstest.RequireMatchesState(t, proj, name, projectionstest.Fold(stream), last, clock.Now())
+}
+
+func equalPhases(a, b []app.ReplayPhase) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// A replay with nothing live to catch up with: an empty stream gives empty
+// tables at checkpoint 0, and a stream nobody projected yet is loaded and
+// swapped in whole, the checkpoint moving to its end.
+func TestReplayWithoutLiveProjection(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		events int
+	}{
+		{"empty stream", 0},
+		{"stream never projected", 600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			events, end := lifecycleHistory(32, tc.events)
+			events = events[:tc.events]
+			store := openStore(t, stacktest.NATS(t))
+			pool, _ := migratedPool(t)
+			last, err := appendAll(ctx, store, events)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := app.RebuildProjection(ctx, store, pool, app.DefaultRebuildOptions(), discard)
+			if err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+			if res.Sequence != last || res.Folded != uint64(len(events)) || res.CaughtUp != 0 {
+				t.Errorf("result %+v: want %d events folded, checkpoint %d, nothing caught up", res, len(events), last)
+			}
+			proj := projections.New(pool, projections.WithClock(domain.NewManualClock(end)))
+			projectionstest.RequireMatchesState(t, proj, app.DefaultProjectionName, projectionstest.Fold(readAll(t, store)), last, end)
+			if s := schema(t, pool); strings.Contains(s, "table ") {
+				t.Errorf("tables left from the rebuild:\n%s", s)
+			}
+		})
+	}
+}
+
+// A replay that fails or is interrupted leaves the live tables as they
+// were and no shadow tables behind, whatever its phase; a second replay
+// started while one runs is refused.
+func TestReplayInterruptedLeavesTheLiveTables(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	events, _ := lifecycleHistory(33, 1600)
+	store := openStore(t, stacktest.NATS(t))
+	pool, _ := migratedPool(t)
+	proj := projections.New(pool)
+	if _, err := appendAll(ctx, store, events[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	stored := readAll(t, store)
+	for i := 0; i < len(stored); i += 100 {
+		if _, err := proj.ApplyBatch(ctx, app.DefaultProjectionName, stored[i:min(i+100, len(stored))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, oid := dump(t, pool), tableOID(t, pool)
+
+	next := 1000
+	for _, phase := range []app.ReplayPhase{app.PhaseRead, app.PhaseLoad, app.PhaseCatchUp, app.PhaseSwap} {
+		t.Run("at "+string(phase), func(t *testing.T) {
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			var second error
+			seen := map[app.ReplayPhase]bool{}
+			opts := app.DefaultRebuildOptions()
+			opts.Batch = 100
+			opts.Progress = func(p app.ReplayProgress) {
+				if p.Phase == app.PhaseLoad && !seen[app.PhaseLoad] {
+					_, second = app.RebuildProjection(ctx, store, pool, app.DefaultRebuildOptions(), discard)
+					// Appended after the read, so that there is a
+					// catch-up.
+					if _, err := appendAll(ctx, store, events[next:next+200]); err != nil {
+						t.Error(err)
+					}
+					next += 200
+				}
+				seen[p.Phase] = true
+				if p.Phase == phase {
+					cancel()
+				}
+			}
+			_, err := app.RebuildProjection(rctx, store, pool, opts, discard)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("interrupted replay returned %v, want context.Canceled", err)
+			}
+			if !seen[phase] {
+				t.Fatalf("the replay never reached phase %s", phase)
+			}
+			if phase != app.PhaseRead && !errors.Is(second, app.ErrReplayRunning) {
+				t.Errorf("a replay started during another returned %v, want ErrReplayRunning", second)
+			}
+			if got := dump(t, pool); got != before {
+				t.Errorf("live tables changed:\n%s", firstDiff(got, before))
+			}
+			if tableOID(t, pool) != oid {
+				t.Error("the live tokens table was replaced")
+			}
+			if s := schema(t, pool); strings.Contains(s, "table ") {
+				t.Errorf("tables left from the interrupted rebuild:\n%s", s)
+			}
+		})
+	}
+	// And the lock is free again: a replay runs to the end.
+	if _, err := app.RebuildProjection(ctx, store, pool, app.DefaultRebuildOptions(), discard); err != nil {
+		t.Fatalf("replay after the interrupted ones: %v", err)
+	}
+	last, err := store.StreamLastSequence(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	projectionstest.RequireMatchesState(t, proj, app.DefaultProjectionName, projectionstest.Fold(readAll(t, store)), last, time.Time{})
+}
+
+func TestReplayConfigValidate(t *testing.T) {
+	t.Parallel()
+	valid := app.DefaultReplayConfig()
+	valid.PostgresURL = "postgres://u:secret@127.0.0.1:5432/db"
+	for _, tc := range []struct {
+		name   string
+		change func(*app.ReplayConfig)
+		want   []string // substrings of the error; none: valid
+	}{
+		{"defaults with a database", func(*app.ReplayConfig) {}, nil},
+		{"several nats servers", func(c *app.ReplayConfig) { c.NATSURL = "nats://a:4222, nats://b:4222" }, nil},
+		{"every problem at once", func(c *app.ReplayConfig) {
+			c.NATSURL = "http://x"
+			c.PostgresURL = ""
+			c.Store.Stream = "a.b"
+			c.Rebuild.Name = ""
+			c.Rebuild.Batch = 0
+			c.Rebuild.SwapAttempts = 0
+			c.Rebuild.LockTimeout = -time.Second
+		}, []string{"want nats://", "postgres url must be set", "stream", "projection name must be set", "batch 0", "swap attempts 0", "lock timeout -1s"}},
+		{"nats url without host", func(c *app.ReplayConfig) { c.NATSURL = "nats://" }, []string{"has no host"}},
+		{"malformed postgres url", func(c *app.ReplayConfig) { c.PostgresURL = "postgres://u:secret@host:notaport/db" }, []string{"postgres url"}},
+		{"rebuild checkpoint name", func(c *app.ReplayConfig) { c.Rebuild.Name = "lifecycle_rebuild" }, []string{"_rebuild"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := valid
+			tc.change(&c)
+			err := c.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Validate accepted an invalid configuration")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error %q shows the password", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/tokenledger/tokenledger/app"
+	"github.com/tokenledger/tokenledger/eventstore"
+)
+
+// bindConnectFlags binds the flags of the commands that work on a running
+// system: where NATS and PostgreSQL are, and the stream layout.
+func bindConnectFlags(f *pflag.FlagSet, natsURL, postgresURL *string, store *eventstore.Config) {
+	f.StringVar(natsURL, "nats-url", *natsURL, "NATS server URL(s) holding the event streams, comma-separated; may carry user:password@")
+	f.StringVar(postgresURL, "postgres-url", *postgresURL, "PostgreSQL connection URL of the read model, e.g. postgres://user:pass@host:5432/db (required)")
+	bindStoreFlags(f, store)
+}
+
+// bindStoreFlags binds the event store's settings. They must match the
+// deployment's: opening the store updates a stream whose settings differ,
+// so every process of a deployment takes them from the same
+// TOKENLEDGER_* environment.
+func bindStoreFlags(f *pflag.FlagSet, c *eventstore.Config) {
+	f.StringVar(&c.Stream, "stream", c.Stream, "name of the lifecycle event stream")
+	f.StringVar(&c.UsageStream, "usage-stream", c.UsageStream, "name of the usage event stream")
+	f.StringVar(&c.SubjectPrefix, "subject-prefix", c.SubjectPrefix, "first subject token of every event subject")
+	f.IntVar(&c.Replicas, "stream-replicas", c.Replicas, "replicas of both streams: 1 for a single server, 3 for a cluster")
+	f.DurationVar(&c.DuplicateWindow, "duplicate-window", c.DuplicateWindow, "how long the streams remember event ids to drop re-sent events")
+	f.DurationVar(&c.UsageMaxAge, "usage-max-age", c.UsageMaxAge, "how long usage events are kept")
+}
+
+func newProjectCommand(g *globalFlags) *cobra.Command {
+	cfg := app.DefaultProjectConfig()
+	healthListen := cfg.HealthListen
+	shutdownTimeout := defaultShutdownTimeout
+	cmd := &cobra.Command{
+		Use:   "project",
+		Short: "Run the projection workers: keep the PostgreSQL read model up to date",
+		Long: `project runs the lifecycle projector on its own, as deployed in production: it
+follows the lifecycle stream through a durable JetStream consumer named after
+the projection (--name) and applies every event to the read model in
+PostgreSQL exactly once, in stream order, with the checkpoint in the same
+transaction. Several instances of one --name share the work's position; the
+database schema must be current (tokenledger migrate).
+
+A health endpoint on --health-listen serves GET /livez (200 while the process
+runs) and GET /readyz (200 when consuming, not halted and at most
+--ready-max-lag events behind; 503 with a JSON body saying why otherwise).
+SIGINT or SIGTERM stops it gracefully: the event in flight is finished or
+handed back, then the connections are closed. It exits with an error if NATS
+or PostgreSQL cannot be reached at start, the schema is outdated, or its
+durable consumer disappears (let the supervisor restart it); once running it
+reconnects to NATS and retries PostgreSQL for as long as they are away.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.newLogger()
+			if err != nil {
+				return err
+			}
+			cfg.HealthListen = healthListen
+			if healthListen == "off" {
+				cfg.HealthListen = ""
+			}
+			if shutdownTimeout <= 0 {
+				return fmt.Errorf("--shutdown-timeout %s must be positive", shutdownTimeout)
+			}
+			ctx := cmd.Context()
+			p, stop, err := app.StartProject(ctx, cfg, log)
+			if err != nil {
+				return oneLine(err)
+			}
+			select {
+			case <-ctx.Done():
+				log.Info("stopping")
+			case <-p.Done():
+			}
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+			defer cancel()
+			stopErr := stop(stopCtx)
+			if err := p.Err(); err != nil {
+				return oneLine(err)
+			}
+			if stopErr != nil {
+				return fmt.Errorf("stop: %w", stopErr)
+			}
+			log.Info("stopped")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	bindConnectFlags(f, &cfg.NATSURL, &cfg.PostgresURL, &cfg.Store)
+	f.Int32Var(&cfg.PostgresMaxConns, "postgres-max-conns", cfg.PostgresMaxConns, "size of the PostgreSQL connection pool")
+	f.StringVar(&cfg.Lifecycle.Name, "name", cfg.Lifecycle.Name, "projection name: its checkpoint row and its durable consumer (letters, digits, - and _)")
+	f.DurationVar(&cfg.Lifecycle.RetryInitial, "retry-initial", cfg.Lifecycle.RetryInitial, "first pause after a failure to apply an event; doubles up to --retry-max")
+	f.DurationVar(&cfg.Lifecycle.RetryMax, "retry-max", cfg.Lifecycle.RetryMax, "longest pause between retries (transient failures are retried forever)")
+	f.DurationVar(&cfg.Lifecycle.AckWait, "ack-wait", cfg.Lifecycle.AckWait, "how long the server waits for an event's acknowledgement before redelivering it; more than 3 × --retry-max")
+	f.Uint64Var(&cfg.Lifecycle.SkipSequence, "skip-sequence", 0, "operator's escape hatch: skip the event at this stream sequence if, and only if, it cannot be decoded and is the next to apply (0: none)")
+	f.StringVar(&healthListen, "health-listen", healthListen, `address of the /livez and /readyz endpoint ("off" disables it)`)
+	f.Uint64Var(&cfg.ReadyMaxLag, "ready-max-lag", cfg.ReadyMaxLag, "most events the projection may be behind the stream while /readyz answers ready")
+	f.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "longest graceful stop after SIGINT or SIGTERM")
+	return cmd
+}
+
+// defaultShutdownTimeout bounds project's graceful stop: the event in
+// flight, the drain of the connections.
+const defaultShutdownTimeout = 15 * time.Second

@@ -1,0 +1,496 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/projections/projectionstest"
+	"github.com/tokenledger/tokenledger/stacktest"
+)
+
+// proc is a running tokenledger process.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+	exited         chan struct{}
+	waitErr        error
+}
+
+// startBinary starts tokenledger with args and extra environment
+// variables; the test's cleanup kills it if it still runs.
+func startBinary(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatalf("build tokenledger: %v", err)
+	}
+	p := &proc{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	p.cmd.Env = append(cleanEnv(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start tokenledger: %v", err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
+// running reports whether the process has not exited yet.
+func (p *proc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill sends SIGKILL and waits until the process is gone; it fails the
+// test if the process had exited by itself before.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	if !p.running() {
+		t.Fatalf("tokenledger exited by itself (%v); stderr:\n%s", p.waitErr, p.stderr.String())
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("tokenledger ended with %v, not by SIGKILL; stderr:\n%s", p.waitErr, p.stderr.String())
+	}
+}
+
+// stop sends SIGTERM and expects a clean exit within the shutdown timeout.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+		if p.waitErr != nil {
+			t.Fatalf("tokenledger exited with %v after SIGTERM; stderr:\n%s", p.waitErr, p.stderr.String())
+		}
+	case <-time.After(defaultShutdownTimeout + 5*time.Second):
+		t.Fatalf("tokenledger did not stop within %v of SIGTERM; stderr:\n%s", defaultShutdownTimeout+5*time.Second, p.stderr.String())
+	}
+}
+
+var healthAddrLine = regexp.MustCompile(`msg="health endpoint listening" addr=(\S+)`)
+
+// healthURL waits for the log line naming the health endpoint's address.
+func (p *proc) healthURL(t *testing.T) string {
+	t.Helper()
+	var addr string
+	stacktest.Eventually(t, time.Minute, func() bool {
+		if m := healthAddrLine.FindStringSubmatch(p.stderr.String()); m != nil {
+			addr = m[1]
+			return true
+		}
+		if !p.running() {
+			t.Fatalf("tokenledger exited (%v); stderr:\n%s", p.waitErr, p.stderr.String())
+		}
+		return false
+	}, "the health endpoint's address in the log")
+	return "http://" + addr
+}
+
+// buildNATSServer compiles nats-server, from the module version this
+// module requires, once per test binary.
+var buildNATSServer = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "tokenledger-nats-server-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "nats-server")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
+	if err != nil {
+		return "", &buildError{out: string(out), err: err}
+	}
+	return bin, nil
+})
+
+// startNATSServer runs nats-server with JetStream in a process of its own,
+// as deployed, on a random port, and returns its URL. Run in the test's
+// process, the server would share the test's race detector and garbage
+// collector, which would slow down the processes under test.
+func startNATSServer(t *testing.T) string {
+	t.Helper()
+	bin, err := buildNATSServer()
+	if err != nil {
+		t.Fatalf("build nats-server: %v", err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "-js", "-sd", filepath.Join(dir, "store"), "-a", "127.0.0.1", "-p", "-1",
+		"--ports_file_dir", dir, "-n", "test")
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nats-server: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	portsFile := filepath.Join(dir, fmt.Sprintf("nats-server_%d.ports", cmd.Process.Pid))
+	var ports struct {
+		Nats []string `json:"nats"`
+	}
+	stacktest.Eventually(t, time.Minute, func() bool {
+		raw, err := os.ReadFile(portsFile)
+		return err == nil && json.Unmarshal(raw, &ports) == nil && len(ports.Nats) > 0
+	}, "nats-server writes its ports file; log:\n%s", &logs)
+	return ports.Nats[0]
+}
+
+// testStack is a NATS server with the event streams and a migrated
+// database, for tokenledger processes to work on.
+type testStack struct {
+	natsURL, postgresURL string
+	store                *eventstore.Store
+	pool                 *pgxpool.Pool
+}
+
+func newTestStack(t *testing.T) *testStack {
+	t.Helper()
+	natsURL := startNATSServer(t)
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatalf("connect to nats-server: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := eventstore.Open(context.Background(), js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	if err != nil {
+		t.Fatalf("open event store: %v", err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	s := &testStack{natsURL: natsURL, postgresURL: stacktest.PostgresURL(t), store: store}
+	if r := runBinary(t, nil, "migrate", "--postgres-url", s.postgresURL); r.code != 0 {
+		t.Fatalf("migrate: exit %d: %s", r.code, r.stderr)
+	}
+	s.pool, err = pgxpool.New(context.Background(), s.postgresURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.pool.Close)
+	return s
+}
+
+// env configures a tokenledger process for the stack, through the
+// environment as a deployment would.
+func (s *testStack) env() []string {
+	return []string{"TOKENLEDGER_NATS_URL=" + s.natsURL, "TOKENLEDGER_POSTGRES_URL=" + s.postgresURL}
+}
+
+func (s *testStack) checkpoint(t *testing.T) uint64 {
+	t.Helper()
+	var seq int64
+	err := s.pool.QueryRow(context.Background(), `SELECT last_seq FROM projection_checkpoints WHERE name = 'lifecycle'`).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0
+	}
+	if err != nil {
+		t.Fatalf("read checkpoint: %v", err)
+	}
+	return uint64(seq)
+}
+
+func (s *testStack) streamLast(t *testing.T) uint64 {
+	t.Helper()
+	last, err := s.store.StreamLastSequence(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return last
+}
+
+// lifecycleHistory is a random history of at least n lifecycle events made
+// by domain commands over a manual clock, without token.used events (they
+// belong to the usage stream).
+func lifecycleHistory(seed uint64, n int) []domain.Envelope {
+	for total := 3 * n; ; total *= 2 {
+		h := projectionstest.RandomHistory(seed, projectionstest.HistoryConfig{
+			Tokens: n / 5, Owners: max(n/400, 2), Events: total, Odd: true,
+		})
+		out := make([]domain.Envelope, 0, n)
+		for _, e := range h.Events {
+			if e.Type != domain.TypeTokenUsed {
+				out = append(out, e)
+			}
+		}
+		if len(out) >= n {
+			return out
+		}
+	}
+}
+
+// appendAll appends events in order, one by one, without expectations
+// (the history was decided already).
+func appendAll(ctx context.Context, store *eventstore.Store, events []domain.Envelope) error {
+	for _, e := range events {
+		if _, err := store.Append(ctx, eventstore.ExpectNothing(), e); err != nil {
+			return fmt.Errorf("append event %s: %w", e.ID, err)
+		}
+	}
+	return nil
+}
+
+// appendBatched appends events in order, in atomic batches: faster than
+// appendAll for a history to start from.
+func appendBatched(ctx context.Context, store *eventstore.Store, events []domain.Envelope) error {
+	for i := 0; i < len(events); i += 200 {
+		batch := events[i:min(i+200, len(events))]
+		if _, err := store.AppendAtomic(ctx, eventstore.Change{Expect: eventstore.ExpectNothing(), Events: batch}); err != nil {
+			return fmt.Errorf("append events %d..%d: %w", i, i+len(batch)-1, err)
+		}
+	}
+	return nil
+}
+
+// writeLogSQL records every row the projection writes, committed or not
+// (a rolled-back transaction takes its records with it): the key of the
+// row and the last_seq it was written with.
+const writeLogSQL = `
+CREATE TABLE write_log (tbl text NOT NULL, key text NOT NULL, last_seq bigint NOT NULL);
+CREATE FUNCTION log_token_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO write_log VALUES ('tokens', NEW.id::text, NEW.last_seq); RETURN NEW; END $$;
+CREATE FUNCTION log_owner_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO write_log VALUES ('owner_revocations', NEW.owner, NEW.last_seq); RETURN NEW; END $$;
+CREATE TRIGGER tokens_write_log AFTER INSERT OR UPDATE ON tokens FOR EACH ROW EXECUTE FUNCTION log_token_write();
+CREATE TRIGGER owners_write_log AFTER INSERT OR UPDATE ON owner_revocations FOR EACH ROW EXECUTE FUNCTION log_owner_write();`
+
+// TestProjectSurvivesSIGKILL is the crash test of the projection workers:
+// `tokenledger project` runs as a subprocess and is killed with SIGKILL at
+// random moments, at least twenty of them while it is consuming a catch-up
+// of 10,000 events (and more arriving), and restarted each time. Then it
+// catches up and must hold exactly the fold of the stream, with its
+// checkpoint at the stream's end, every event applied exactly once.
+//
+// SIGKILL of a separate process is the honest test: it stops the process
+// between any two instructions, with a commit in flight, written but not
+// acknowledged, or acknowledged but not yet recorded by JetStream, exactly
+// as a crash or the OOM killer does. Cancelling a context in the same
+// process cannot do that: the projector would see the cancellation at its
+// next check, finish or roll back the statement in flight, and hand the
+// event back, which tests the graceful path instead of the crash.
+func TestProjectSurvivesSIGKILL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestStack(t)
+	if _, err := s.pool.Exec(ctx, writeLogSQL); err != nil {
+		t.Fatalf("install the write log: %v", err)
+	}
+	events := lifecycleHistory(51, 12_000)
+	initial, more := events[:10_000], events[10_000:12_000]
+	start := time.Now()
+	if err := appendBatched(ctx, s.store, initial); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("appended %d events in %v", len(initial), time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill schedule seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed>>1))
+	// A killed projector leaves its delivery unacknowledged: the next one
+	// gets it again after --ack-wait, kept short here.
+	args := []string{"project", "--health-listen", "off", "--ack-wait", "1s", "--retry-initial", "20ms", "--retry-max", "300ms"}
+
+	appended := make(chan error, 1)
+	const (
+		startupKills   = 4
+		consumingKills = 20
+	)
+	var kills, whileConsuming int
+	var killedAt []uint64
+	for whileConsuming < consumingKills || kills < consumingKills+startupKills {
+		if kills == 2 {
+			// From the third kill on, events also arrive while the
+			// projector is killed and restarted.
+			go func() { appended <- appendAll(ctx, s.store, more) }()
+		}
+		from := s.checkpoint(t)
+		p := startBinary(t, s.env(), args...)
+		if kills%6 == 5 {
+			// Killed at a random moment of its start-up: connecting,
+			// checking the schema, creating its consumer.
+			<-time.After(time.Duration(rng.IntN(150)) * time.Millisecond)
+		} else {
+			// Killed a random number of events into its work, then a
+			// random fraction of an event later.
+			target := from + 1 + uint64(rng.IntN(250))
+			stacktest.Eventually(t, time.Minute, func() bool {
+				if !p.running() {
+					t.Fatalf("tokenledger project exited by itself (%v); stderr:\n%s", p.waitErr, p.stderr.String())
+				}
+				return s.checkpoint(t) >= min(target, s.streamLast(t))
+			}, "projector %d reaches sequence %d", kills+1, target)
+			<-time.After(time.Duration(rng.IntN(2000)) * time.Microsecond)
+		}
+		p.kill(t)
+		kills++
+		at := s.checkpoint(t)
+		killedAt = append(killedAt, at)
+		if at > from && at < s.streamLast(t) {
+			whileConsuming++
+		}
+		if kills > 100 {
+			t.Fatalf("only %d of %d kills happened while consuming: %v", whileConsuming, kills, killedAt)
+		}
+	}
+	t.Logf("%d kills in %v, %d while consuming, at checkpoints %v", kills, time.Since(start).Round(time.Millisecond), whileConsuming, killedAt)
+	start = time.Now()
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+
+	// The last run catches up, is ready, and stops cleanly on SIGTERM.
+	p := startBinary(t, s.env(), "project", "--health-listen", "127.0.0.1:0", "--ready-max-lag", "0",
+		"--ack-wait", "1s", "--retry-initial", "20ms", "--retry-max", "300ms")
+	url := p.healthURL(t) + "/readyz"
+	last := s.streamLast(t)
+	stacktest.Eventually(t, 2*time.Minute, func() bool {
+		var body struct {
+			Ready      bool   `json:"ready"`
+			Checkpoint uint64 `json:"checkpoint"`
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK && json.Unmarshal(raw, &body) == nil && body.Ready && body.Checkpoint == last
+	}, "/readyz says ready at sequence %d", last)
+	p.stop(t)
+	t.Logf("caught up from %d to %d in %v", killedAt[len(killedAt)-1], last, time.Since(start).Round(time.Millisecond))
+
+	if cp := s.checkpoint(t); cp != last {
+		t.Fatalf("checkpoint %d after the catch-up, stream ends at %d", cp, last)
+	}
+	stream := readStream(t, s.store)
+	if uint64(len(stream)) != last {
+		t.Fatalf("read %d events, stream ends at %d", len(stream), last)
+	}
+	projectionstest.RequireMatchesState(t, projections.New(s.pool), "lifecycle", projectionstest.Fold(stream), last, time.Time{})
+	checkAppliedOnce(t, s.pool, stream)
+}
+
+// checkAppliedOnce checks the write log against the stream: no row was
+// written twice with the same last_seq (an event applied twice writes its
+// row twice with its sequence), every write is of an event of that row's
+// aggregate (nothing applied out of thin air), and the final write of every
+// row is its aggregate's last event (nothing left out at the end).
+func checkAppliedOnce(t *testing.T, pool *pgxpool.Pool, stream []domain.Envelope) {
+	t.Helper()
+	ctx := context.Background()
+	type key struct {
+		tbl, key string
+		seq      int64
+	}
+	belongs := make(map[key]bool, len(stream))
+	for _, e := range stream {
+		switch e.AggregateKind {
+		case domain.AggregateToken:
+			id, ok := e.TokenID()
+			if !ok {
+				continue
+			}
+			belongs[key{"tokens", uuidText(id), int64(e.Sequence)}] = true
+		case domain.AggregateOwner:
+			belongs[key{"owner_revocations", e.AggregateID, int64(e.Sequence)}] = true
+		}
+	}
+	rows, err := pool.Query(ctx, `SELECT tbl, key, last_seq, count(*) FROM write_log GROUP BY 1, 2, 3`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := 0
+	var problems []string
+	for rows.Next() {
+		var k key
+		var n int
+		if err := rows.Scan(&k.tbl, &k.key, &k.seq, &n); err != nil {
+			t.Fatal(err)
+		}
+		writes += n
+		if n > 1 {
+			problems = append(problems, fmt.Sprintf("%s %s written %d times with last_seq %d: an event applied more than once", k.tbl, k.key, n, k.seq))
+		}
+		if !belongs[k] {
+			problems = append(problems, fmt.Sprintf("%s %s written with last_seq %d, which is no event of it", k.tbl, k.key, k.seq))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var unlogged int
+	if err := pool.QueryRow(ctx, `
+SELECT (SELECT count(*) FROM tokens t WHERE NOT EXISTS (
+          SELECT 1 FROM write_log w WHERE w.tbl = 'tokens' AND w.key = t.id::text AND w.last_seq = t.last_seq))
+     + (SELECT count(*) FROM owner_revocations o WHERE NOT EXISTS (
+          SELECT 1 FROM write_log w WHERE w.tbl = 'owner_revocations' AND w.key = o.owner AND w.last_seq = o.last_seq))`).Scan(&unlogged); err != nil {
+		t.Fatal(err)
+	}
+	if unlogged > 0 {
+		problems = append(problems, fmt.Sprintf("%d rows hold a last_seq no logged write gave them", unlogged))
+	}
+	if len(problems) > 0 {
+		t.Fatalf("%d problems in %d writes, first: %s", len(problems), writes, problems[0])
+	}
+	if writes == 0 {
+		t.Fatal("the write log is empty: the check checked nothing")
+	}
+	t.Logf("%d row writes, each of a distinct event", writes)
+}
+
+// uuidText is a token id as PostgreSQL prints a uuid.
+func uuidText(id domain.TokenID) string {
+	b := id[:]
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func readStream(t *testing.T, store *eventstore.Store) []domain.Envelope {
+	t.Helper()
+	var events []domain.Envelope
+	if _, err := store.Read(context.Background(), 1, func(e domain.Envelope) error {
+		events = append(events, e)
+		return nil
+	}); err != nil {
+		t.Fatalf("read the stream: %v", err)
+	}
+	return events
+}
