@@ -94,9 +94,12 @@ type Dev struct {
 	// (after any bootstrap).
 	Events uint64
 	// Projections is the read model in PostgreSQL, kept up to date by
-	// Projector, the lifecycle projector running in the process.
+	// Projector, the lifecycle projector, and Usage, the usage consumer
+	// (which slides sessions by the dev policy), both running in the
+	// process.
 	Projections *projections.Store
 	Projector   *consumers.LifecycleProjector
+	Usage       *consumers.UsageConsumer
 
 	conn *nats.Conn
 }
@@ -111,9 +114,10 @@ type Bootstrap struct {
 // set, a local PostgreSQL cluster under cfg.DataDir, brings the database's
 // schema up to date, opens the event store, on a fresh ledger issues the
 // first admin token, and runs the lifecycle projector (on a NATS
-// connection of its own). The returned stop function shuts everything down
-// in reverse order, the projector first; it is safe to call once StartDev
-// has returned, whatever it returned.
+// connection of its own) and the usage consumer (on the store's). The
+// returned stop function shuts everything down in reverse order, the usage
+// consumer and the projector first; it is safe to call once StartDev has
+// returned, whatever it returned.
 func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ func(context.Context) error, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
@@ -213,13 +217,23 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	}
 	cleanups = append(cleanups, func(context.Context) error { pool.Close(); return nil })
 	d.Projections = projections.New(pool, projections.WithClock(cfg.Clock))
-	var run *projectorRun
+	var run *workerRun
 	d.Projector, run, err = startProjector(d.Store, d.NATS.ClientURL(), d.Projections,
 		consumers.LifecycleConfig{Name: DefaultProjectionName}, log, nats.Name("tokenledger-dev-projector"))
 	if err != nil {
 		return nil, nil, err
 	}
-	// Stopped first: it uses the store, the pool and the server.
+	// The workers are stopped first: they use the store, the pool and the
+	// server.
+	cleanups = append(cleanups, run.stop)
+	d.Usage, run, err = startUsage(d.Store, d.Projections, consumers.UsageConfig{
+		Name:   consumers.DefaultUsageName,
+		Policy: cfg.Policy,
+		Clock:  cfg.Clock,
+	}, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	cleanups = append(cleanups, run.stop)
 	return d, stopAll, nil
 }

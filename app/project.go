@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
 )
@@ -27,6 +28,11 @@ const (
 	// DefaultReadyMaxLag is how many events the projection may be behind
 	// the stream and still be ready.
 	DefaultReadyMaxLag = 1000
+	// DefaultUsageReadyMaxLag is how many usage events the usage
+	// projection may be behind the usage stream and still be ready: usage
+	// arrives in bursts of up to a flush interval of every validator, so
+	// the bound is far larger than the lifecycle projection's.
+	DefaultUsageReadyMaxLag = 100_000
 	// DefaultProjectPostgresConns bounds the projector's PostgreSQL pool:
 	// it applies one event at a time, and status reads take one more.
 	DefaultProjectPostgresConns = 4
@@ -55,12 +61,20 @@ type ProjectConfig struct {
 	// projection's (checkpoint and durable consumer). Its Logger is set by
 	// StartProject.
 	Lifecycle consumers.LifecycleConfig
+	// Usage configures the usage consumer, which projects the usage
+	// stream into token_usage and slides sessions by Usage.Policy (it must
+	// be the issuing policy of the deployment). Its Name must differ from
+	// Lifecycle.Name; its Logger is set by StartProject.
+	Usage consumers.UsageConfig
 	// HealthListen is the address of the health endpoint (/livez,
 	// /readyz); empty disables it.
 	HealthListen string
 	// ReadyMaxLag is how many events behind the stream the projection may
 	// be while /readyz still answers ready.
 	ReadyMaxLag uint64
+	// UsageReadyMaxLag is how many events behind the usage stream the usage
+	// projection may be while /readyz still answers ready.
+	UsageReadyMaxLag uint64
 }
 
 // DefaultProjectConfig returns the defaults of `tokenledger project`.
@@ -75,8 +89,18 @@ func DefaultProjectConfig() ProjectConfig {
 			RetryMax:     consumers.DefaultRetryMax,
 			AckWait:      consumers.DefaultAckWait,
 		},
-		HealthListen: DefaultHealthListen,
-		ReadyMaxLag:  DefaultReadyMaxLag,
+		Usage: consumers.UsageConfig{
+			Name:         consumers.DefaultUsageName,
+			BatchSize:    consumers.DefaultUsageBatchSize,
+			MaxWait:      consumers.DefaultUsageMaxWait,
+			Policy:       domain.DefaultPolicy(),
+			RetryInitial: consumers.DefaultRetryInitial,
+			RetryMax:     consumers.DefaultRetryMax,
+			AckWait:      consumers.DefaultUsageAckWait,
+		},
+		HealthListen:     DefaultHealthListen,
+		ReadyMaxLag:      DefaultReadyMaxLag,
+		UsageReadyMaxLag: DefaultUsageReadyMaxLag,
 	}
 }
 
@@ -104,6 +128,20 @@ func (c ProjectConfig) Validate() error {
 	if err := c.Lifecycle.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("lifecycle projector: %w", err))
 	}
+	switch {
+	case c.Usage.Name == "":
+		errs = append(errs, errors.New("usage projection name must be set"))
+	case c.Usage.Name == c.Lifecycle.Name:
+		errs = append(errs, fmt.Errorf("usage projection name %q is the lifecycle projection's: they need checkpoints of their own", c.Usage.Name))
+	case strings.HasSuffix(c.Usage.Name, "_rebuild"):
+		errs = append(errs, fmt.Errorf("usage projection name %q ends in _rebuild, which names a rebuild's checkpoint", c.Usage.Name))
+	}
+	if c.Usage.Policy == (domain.Policy{}) {
+		errs = append(errs, errors.New("usage consumer: policy must be set"))
+	}
+	if err := c.Usage.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("usage consumer: %w", err))
+	}
 	if c.HealthListen != "" {
 		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
 			errs = append(errs, fmt.Errorf("health listen address: %w", err))
@@ -112,48 +150,57 @@ func (c ProjectConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Project is a running `tokenledger project`: the lifecycle projector and
-// its health endpoint.
+// Project is a running `tokenledger project`: the lifecycle projector, the
+// usage consumer and their health endpoint.
 type Project struct {
 	// Projector is the lifecycle projector; its Status and Ready are safe
 	// to call at any time.
 	Projector *consumers.LifecycleProjector
-	// Projections is the read model the projector writes.
+	// Usage is the usage consumer; its Status and Ready are safe to call
+	// at any time.
+	Usage *consumers.UsageConsumer
+	// Projections is the read model both write.
 	Projections *projections.Store
 
-	run    *projectorRun
-	health net.Addr
+	run, usageRun *workerRun
+	done          chan struct{}
+	health        net.Addr
 }
 
 // HealthAddr returns the address the health endpoint listens on (with the
 // port chosen when HealthListen asked for port 0); nil when disabled.
 func (p *Project) HealthAddr() net.Addr { return p.health }
 
-// Done is closed when the projector stopped by itself, on an error it does
-// not retry (the durable consumer was deleted, the stream is missing): the
-// process should exit and be restarted. Err then says why.
-func (p *Project) Done() <-chan struct{} { return p.run.done }
+// Done is closed when the lifecycle projector or the usage consumer
+// stopped, by itself on an error it does not retry (a durable consumer was
+// deleted, a stream is missing; the process should then exit and be
+// restarted, Err says why) or because stop was called.
+func (p *Project) Done() <-chan struct{} { return p.done }
 
-// Err returns the error the projector stopped with; nil while it runs or
-// after a clean stop.
-func (p *Project) Err() error { return p.run.result() }
+// Err returns the errors the lifecycle projector and the usage consumer
+// stopped with, joined; nil while they run or after a clean stop.
+func (p *Project) Err() error { return errors.Join(p.run.result(), p.usageRun.result()) }
 
 // StartProject connects to NATS and PostgreSQL, checks the schema, starts
-// the lifecycle projector and, unless disabled, the health endpoint:
+// the lifecycle projector and the usage consumer, each in a goroutine of
+// its own, and, unless disabled, the health endpoint:
 //
 //   - GET /livez answers 200 while the process serves requests;
-//   - GET /readyz answers 200 when the projector is consuming, is not
-//     halted and is at most cfg.ReadyMaxLag events behind the stream, and
-//     503 otherwise; both carry a JSON body with the projection's status
-//     (checkpoint, stream end, lag, the halted event) and, when not ready,
-//     the reason.
+//   - GET /readyz answers 200 when both are consuming, neither is halted,
+//     the lifecycle projection is at most cfg.ReadyMaxLag events behind its
+//     stream and the usage projection at most cfg.UsageReadyMaxLag behind
+//     the usage stream, and 503 otherwise; its JSON body carries the
+//     lifecycle projection's status (checkpoint, stream end, lag, the
+//     halted event), the usage projection's under "usage" and, when not
+//     ready, the reasons (see HealthStatus).
 //
 // The projector gets a NATS connection of its own (it drains and closes it
-// when it stops); the event store and the status reads use another. The
-// returned stop function stops the projector first (waiting for the event
-// in flight), then the health endpoint, then closes the connections; it
-// returns the projector's error, if it stopped with one. It is safe to call
-// once StartProject has returned without error.
+// when it stops); the event store, the usage consumer and the status reads
+// use another. The returned stop function stops the usage consumer and the
+// projector first (waiting for the work in flight), then the health
+// endpoint, then closes the connections; it returns their errors, if they
+// stopped with one. It is safe to call once StartProject has returned
+// without error.
 func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *Project, _ func(context.Context) error, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
@@ -208,19 +255,33 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		return nil, nil, err
 	}
 	cleanups = append(cleanups, p.run.stop)
+	p.Usage, p.usageRun, err = startUsage(store, p.Projections, cfg.Usage, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanups = append(cleanups, p.usageRun.stop)
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		select {
+		case <-p.run.done:
+		case <-p.usageRun.done:
+		}
+	}()
 	if ln != nil {
-		health.Handler = HealthHandler(p.Projector, cfg.ReadyMaxLag)
+		health.Handler = HealthHandler(p.Projector, cfg.ReadyMaxLag, p.Usage, cfg.UsageReadyMaxLag)
 		go func() { _ = health.Serve(ln) }()
 		log.Info("health endpoint listening", "addr", p.health.String(), "livez", "/livez", "readyz", "/readyz")
 	}
-	log.Info("projecting", "projection", cfg.Lifecycle.Name, "stream", cfg.Store.Stream)
+	log.Info("projecting", "projection", cfg.Lifecycle.Name, "stream", cfg.Store.Stream,
+		"usage_projection", cfg.Usage.Name, "usage_stream", cfg.Store.UsageStream)
 	return p, stopAll, nil
 }
 
 // startProjector creates the lifecycle projector on a NATS connection of
 // its own and runs it until the returned run is stopped.
 func startProjector(store *eventstore.Store, natsURL string, proj *projections.Store,
-	cfg consumers.LifecycleConfig, log *slog.Logger, opts ...nats.Option) (*consumers.LifecycleProjector, *projectorRun, error) {
+	cfg consumers.LifecycleConfig, log *slog.Logger, opts ...nats.Option) (*consumers.LifecycleProjector, *workerRun, error) {
 	conn, err := nats.Connect(natsURL, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats: %w", err)
@@ -231,36 +292,54 @@ func startProjector(store *eventstore.Store, natsURL string, proj *projections.S
 // runProjector creates the lifecycle projector on conn, which it then
 // owns, and runs it until the returned run is stopped.
 func runProjector(store *eventstore.Store, conn *nats.Conn, proj *projections.Store,
-	cfg consumers.LifecycleConfig, log *slog.Logger) (*consumers.LifecycleProjector, *projectorRun, error) {
+	cfg consumers.LifecycleConfig, log *slog.Logger) (*consumers.LifecycleProjector, *workerRun, error) {
 	cfg.Logger = log
 	p, err := consumers.NewLifecycleProjector(store, conn, proj, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
+	return p, runWorker("lifecycle projector", p.Run, log), nil
+}
+
+// startUsage creates the usage consumer, on the store's connection, and
+// runs it until the returned run is stopped.
+func startUsage(store *eventstore.Store, proj *projections.Store, cfg consumers.UsageConfig,
+	log *slog.Logger) (*consumers.UsageConsumer, *workerRun, error) {
+	cfg.Logger = log
+	c, err := consumers.NewUsageConsumer(store, proj, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, runWorker("usage consumer", c.Run, log), nil
+}
+
+// runWorker calls run in a goroutine until the returned run is stopped.
+func runWorker(name string, run func(context.Context) error, log *slog.Logger) *workerRun {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &projectorRun{cancel: cancel, done: make(chan struct{})}
+	r := &workerRun{name: name, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		err := p.Run(ctx)
+		err := run(ctx)
 		r.mu.Lock()
 		r.err = err
 		r.mu.Unlock()
 		if err != nil {
-			log.Error("lifecycle projector stopped", "error", err)
+			log.Error(name+" stopped", "error", err)
 		}
 	}()
-	return p, r, nil
+	return r
 }
 
-// projectorRun is a projector's Run in its goroutine.
-type projectorRun struct {
+// workerRun is a projection worker's Run in its goroutine.
+type workerRun struct {
+	name   string
 	cancel context.CancelFunc
 	done   chan struct{}
 	mu     sync.Mutex
 	err    error
 }
 
-func (r *projectorRun) result() error {
+func (r *workerRun) result() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.err
@@ -268,24 +347,27 @@ func (r *projectorRun) result() error {
 
 // stop ends Run and waits for it, at most until ctx ends, and returns the
 // error Run stopped with.
-func (r *projectorRun) stop(ctx context.Context) error {
+func (r *workerRun) stop(ctx context.Context) error {
 	r.cancel()
 	select {
 	case <-r.done:
 		return r.result()
 	case <-ctx.Done():
-		return fmt.Errorf("lifecycle projector did not stop in time: %w", ctx.Err())
+		return fmt.Errorf("%s did not stop in time: %w", r.name, ctx.Err())
 	}
 }
 
-// HealthStatus is the JSON body of /livez and /readyz.
+// HealthStatus is the JSON body of /readyz. Ready and Reason are the
+// process's; the other top-level fields are the lifecycle projection's, and
+// Usage is the usage projection's.
 type HealthStatus struct {
-	// Ready is true when the projector is consuming, not halted and within
-	// the lag bound.
+	// Ready is true when the lifecycle projector is consuming, not halted
+	// and within its lag bound, and so is the usage consumer, if asked.
 	Ready bool `json:"ready"`
-	// Reason says why it is not ready; empty when ready.
+	// Reason says why it is not ready: the reasons of every projection
+	// that is not, joined with "; "; empty when ready.
 	Reason string `json:"reason,omitempty"`
-	// Projection is the projection's name.
+	// Projection is the lifecycle projection's name.
 	Projection string `json:"projection"`
 	// Checkpoint is the sequence of the last event applied, StreamLast the
 	// stream's last sequence.
@@ -302,6 +384,33 @@ type HealthStatus struct {
 	// LastError is the projector's last failure, cleared by the next
 	// success.
 	LastError string `json:"last_error,omitempty"`
+	// Usage is the usage projection's status; nil when the handler was
+	// given no usage consumer.
+	Usage *UsageHealth `json:"usage,omitempty"`
+}
+
+// UsageHealth is the usage projection's part of HealthStatus.
+type UsageHealth struct {
+	// Ready is true when the usage consumer is consuming, not halted and
+	// within its lag bound; Reason says why not.
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason,omitempty"`
+	// Projection is the usage projection's name.
+	Projection string `json:"projection"`
+	// Checkpoint is the usage-stream sequence of the last event applied;
+	// StreamFirst and StreamLast are the usage stream's extent.
+	Checkpoint  uint64 `json:"checkpoint"`
+	StreamFirst uint64 `json:"stream_first"`
+	StreamLast  uint64 `json:"stream_last"`
+	// LagEvents and LagSeconds are how far behind the projection is.
+	LagEvents  uint64  `json:"lag_events"`
+	LagSeconds float64 `json:"lag_seconds"`
+	// MaxLagEvents is the readiness bound on LagEvents.
+	MaxLagEvents uint64 `json:"max_lag_events"`
+	// Halted names the event the consumer stopped at, if it did.
+	Halted *HealthHalt `json:"halted,omitempty"`
+	// LastError is the consumer's last failure, or the gap it waits on.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // HealthHalt is the event a projector halted at.
@@ -312,19 +421,34 @@ type HealthHalt struct {
 	Since    time.Time `json:"since"`
 }
 
-// Readiness is what the health endpoint asks the projector: its status,
-// and whether it is ready within a lag bound. *consumers.LifecycleProjector
-// implements it.
+func healthHalt(h *consumers.Halt) *HealthHalt {
+	if h == nil {
+		return nil
+	}
+	return &HealthHalt{Sequence: h.Sequence, Subject: h.Subject, Reason: h.Reason, Since: h.Since}
+}
+
+// Readiness is what the health endpoint asks the lifecycle projector: its
+// status, and whether it is ready within a lag bound.
+// *consumers.LifecycleProjector implements it.
 type Readiness interface {
 	Status(ctx context.Context) (consumers.Status, error)
 	Ready(ctx context.Context, maxLag uint64) error
 }
 
+// UsageReadiness is what the health endpoint asks the usage consumer.
+// *consumers.UsageConsumer implements it.
+type UsageReadiness interface {
+	Status(ctx context.Context) (consumers.UsageStatus, error)
+	Ready(ctx context.Context, maxLag uint64) error
+}
+
 // HealthHandler serves /livez (200 while the process serves requests) and
-// /readyz (200 when p is ready within maxLag events, 503 with the reason
-// otherwise), each with a HealthStatus JSON body; /livez answers without
-// asking p anything.
-func HealthHandler(p Readiness, maxLag uint64) http.Handler {
+// /readyz (200 when p is ready within maxLag events and, unless usage is
+// nil, usage within usageMaxLag events; 503 with the reasons otherwise),
+// each with a JSON body (HealthStatus for /readyz); /livez answers without
+// asking anything.
+func HealthHandler(p Readiness, maxLag uint64, usage UsageReadiness, usageMaxLag uint64) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -332,29 +456,32 @@ func HealthHandler(p Readiness, maxLag uint64) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
-		body := HealthStatus{Ready: true, MaxLagEvents: maxLag}
-		readyErr := p.Ready(ctx, maxLag)
-		st, err := p.Status(ctx)
-		if err == nil && st.Halted != nil && !errors.Is(readyErr, consumers.ErrHalted) {
-			// The projector halted between the two calls: ask again, so
-			// that the reason matches the status shown.
-			readyErr = p.Ready(ctx, maxLag)
+		body := HealthStatus{MaxLagEvents: maxLag}
+		var reasons []string
+		st, reason := readiness(ctx, p.Ready, p.Status, func(s consumers.Status) bool { return s.Halted != nil }, maxLag)
+		if reason != "" {
+			reasons = append(reasons, reason)
 		}
-		if readyErr != nil {
-			body.Ready, body.Reason = false, readyErr.Error()
-		}
-		if err != nil {
-			body.Ready = false
-			if body.Reason == "" {
-				body.Reason = err.Error()
-			}
-		} else {
+		if st != nil {
 			body.Projection, body.Checkpoint, body.StreamLast = st.Name, st.Checkpoint, st.StreamLast
 			body.LagEvents, body.LagSeconds, body.LastError = st.LagEvents, st.LagSeconds, st.LastError
-			if h := st.Halted; h != nil {
-				body.Halted = &HealthHalt{Sequence: h.Sequence, Subject: h.Subject, Reason: h.Reason, Since: h.Since}
-			}
+			body.Halted = healthHalt(st.Halted)
 		}
+		if usage != nil {
+			u := &UsageHealth{MaxLagEvents: usageMaxLag}
+			ust, reason := readiness(ctx, usage.Ready, usage.Status, func(s consumers.UsageStatus) bool { return s.Halted != nil }, usageMaxLag)
+			u.Ready, u.Reason = reason == "", reason
+			if reason != "" {
+				reasons = append(reasons, reason)
+			}
+			if ust != nil {
+				u.Projection, u.Checkpoint, u.StreamFirst, u.StreamLast = ust.Name, ust.Checkpoint, ust.StreamFirst, ust.StreamLast
+				u.LagEvents, u.LagSeconds, u.LastError = ust.LagEvents, ust.LagSeconds, ust.LastError
+				u.Halted = healthHalt(ust.Halted)
+			}
+			body.Usage = u
+		}
+		body.Ready, body.Reason = len(reasons) == 0, strings.Join(reasons, "; ")
 		code := http.StatusOK
 		if !body.Ready {
 			code = http.StatusServiceUnavailable
@@ -362,6 +489,29 @@ func HealthHandler(p Readiness, maxLag uint64) http.Handler {
 		writeJSON(w, code, body)
 	})
 	return mux
+}
+
+// readiness asks a projection whether it is ready within maxLag and for
+// its status. It returns the status (nil when it could not be read) and
+// why the projection is not ready ("" when it is).
+func readiness[S any](ctx context.Context, ready func(context.Context, uint64) error,
+	status func(context.Context) (S, error), halted func(S) bool, maxLag uint64) (*S, string) {
+	readyErr := ready(ctx, maxLag)
+	st, err := status(ctx)
+	if err == nil && halted(st) && !errors.Is(readyErr, consumers.ErrHalted) {
+		// The projection halted between the two calls: ask again, so that
+		// the reason matches the status shown.
+		readyErr = ready(ctx, maxLag)
+	}
+	switch {
+	case err != nil && readyErr == nil:
+		return nil, err.Error()
+	case err != nil:
+		return nil, readyErr.Error()
+	case readyErr != nil:
+		return &st, readyErr.Error()
+	}
+	return &st, ""
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -17,6 +17,7 @@ import (
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/stacktest"
 )
 
@@ -51,9 +52,9 @@ func get(t *testing.T, url string) (int, app.HealthStatus, string) {
 }
 
 // TestStartProject runs the projection workers as `tokenledger project`
-// does: the projection follows the stream, /readyz answers 200 once it has
-// caught up and 503 naming the event once the projector halts at a corrupt
-// one, and stop ends it all.
+// does: both projections follow their streams, /readyz answers 200 once
+// both have caught up and 503 naming the event once either halts at a
+// corrupt one, and stop ends it all.
 func TestStartProject(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -66,8 +67,20 @@ func TestStartProject(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	tok, err := domain.ParseTokenID(events[0].AggregateID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	used, err := store.AppendUsage(ctx, usedEvent(t, tok, 3, at), usedEvent(t, tok, 4, at.Add(time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	usageLast := used[1].Sequence
+
 	cfg := projectConfig(srv.ClientURL(), url)
 	cfg.ReadyMaxLag = 0
+	cfg.UsageReadyMaxLag = 0
 	p, stop, err := app.StartProject(ctx, cfg, discard)
 	if err != nil {
 		t.Fatalf("start: %v", err)
@@ -84,11 +97,26 @@ func TestStartProject(t *testing.T) {
 	}
 	stacktest.Eventually(t, time.Minute, func() bool {
 		code, body, _ := get(t, base+"/readyz")
-		return code == http.StatusOK && body.Ready && body.Checkpoint == last && body.LagEvents == 0
-	}, "/readyz says ready at sequence %d", last)
+		return code == http.StatusOK && body.Ready && body.Checkpoint == last && body.LagEvents == 0 &&
+			body.Usage != nil && body.Usage.Ready && body.Usage.Checkpoint == usageLast && body.Usage.LagEvents == 0
+	}, "/readyz says ready at sequence %d and usage sequence %d", last, usageLast)
 	if cp, err := p.Projections.Checkpoint(ctx, cfg.Lifecycle.Name); err != nil || cp != last {
 		t.Fatalf("checkpoint %d (%v), want %d", cp, err, last)
 	}
+	if cp, err := p.Projections.Checkpoint(ctx, cfg.Usage.Name); err != nil || cp != usageLast {
+		t.Fatalf("usage checkpoint %d (%v), want %d", cp, err, usageLast)
+	}
+	if u, err := p.Projections.GetUsage(ctx, tok); err != nil || u.Count != 7 || !u.LastAt.Equal(at.Add(time.Second)) {
+		t.Fatalf("usage of %s: %+v (%v), want 7 uses, the last at %s", tok, u, err, at.Add(time.Second))
+	}
+	// Usage appended while running reaches token_usage too.
+	if _, err := store.AppendUsage(ctx, usedEvent(t, tok, 5, at.Add(2*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Eventually(t, time.Minute, func() bool {
+		u, err := p.Projections.GetUsage(ctx, tok)
+		return err == nil && u.Count == 12
+	}, "12 uses of %s in token_usage", tok)
 
 	// A message on a lifecycle subject that is not an event halts the
 	// projector there.
@@ -112,6 +140,28 @@ func TestStartProject(t *testing.T) {
 		t.Errorf("/readyz while halted: %+v, want halted at %d with checkpoint %d", body, ack, last)
 	case !strings.Contains(body.Reason, "halted at sequence") || body.Halted.Subject == "" || body.Halted.Reason == "":
 		t.Errorf("/readyz while halted does not say why: %+v", body)
+	case body.Usage == nil || !body.Usage.Ready || body.Usage.Halted != nil:
+		t.Errorf("/readyz while the lifecycle projector halted: usage %+v, want ready", body.Usage)
+	}
+
+	// A message on a usage subject that is not an event halts the usage
+	// consumer there, and /readyz gives both reasons.
+	usageAck, err := jetstreamPublish(ctx, nc, "tl.usage."+tok.String(), []byte("not an event"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Eventually(t, time.Minute, func() bool {
+		var code int
+		code, body, _ = get(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable && body.Usage != nil && body.Usage.Halted != nil
+	}, "/readyz says the usage consumer halted")
+	switch u := body.Usage; {
+	case u.Ready || u.Halted.Sequence != usageAck || u.Checkpoint != usageAck-1 || u.LagEvents != 1:
+		t.Errorf("/readyz usage while halted: %+v, want halted at %d", u, usageAck)
+	case !strings.Contains(u.Reason, "halted at sequence") || !strings.Contains(body.Reason, "; usage projection"):
+		t.Errorf("/readyz while both halted does not say why: %+v", body)
+	case body.Halted == nil:
+		t.Errorf("/readyz lost the lifecycle halt: %+v", body)
 	}
 
 	stopped = true
@@ -154,45 +204,77 @@ func jetstreamPublish(ctx context.Context, nc *nats.Conn, subject string, data [
 	return ack.Seq, nil
 }
 
-// A projector that stops by itself (its durable consumer deleted by an
-// operator) closes Done, so that the process exits to be restarted, and
-// stop reports why.
-func TestStartProjectDoneWhenTheProjectorStops(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	srv := stacktest.NATS(t)
-	store := openStore(t, srv)
-	_, url := migratedPool(t)
-	cfg := projectConfig(srv.ClientURL(), url)
-	cfg.HealthListen = ""
-	p, stop, err := app.StartProject(ctx, cfg, discard)
+// usedEvent is a token.used event: count uses of id, the last at last.
+func usedEvent(tb testing.TB, id domain.TokenID, count uint64, last time.Time) domain.Envelope {
+	tb.Helper()
+	eid, err := domain.NewEventID(last, nil)
 	if err != nil {
-		t.Fatalf("start: %v", err)
+		tb.Fatal(err)
 	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = stop(ctx)
-		}
-	})
-	if p.HealthAddr() != nil {
-		t.Errorf("health endpoint at %v although disabled", p.HealthAddr())
+	return domain.Envelope{
+		ID: eid, Type: domain.TypeTokenUsed, AggregateKind: domain.AggregateToken, AggregateID: id.String(),
+		Actor: "validator:test", Time: last, Schema: 1,
+		Data: domain.TokenUsed{Count: count, FirstAt: last, LastAt: last, ClientAddr: "192.0.2.1"},
 	}
-	stacktest.Eventually(t, time.Minute, func() bool { return p.Projector.Ready(ctx, 0) == nil }, "the projector consumes")
-	if err := store.JetStream().DeleteConsumer(ctx, cfg.Store.Stream, cfg.Lifecycle.Name); err != nil {
-		t.Fatalf("delete the durable consumer: %v", err)
-	}
-	select {
-	case <-p.Done():
-	case <-time.After(time.Minute):
-		t.Fatal("Done not closed after the durable consumer was deleted")
-	}
-	if p.Err() == nil {
-		t.Error("Err is nil after the projector stopped by itself")
-	}
-	stopped = true
-	if err := stop(ctx); err == nil || !errors.Is(err, p.Err()) {
-		t.Errorf("stop returned %v, want the projector's error %v", err, p.Err())
+}
+
+// A worker that stops by itself (the lifecycle projector's durable
+// consumer or the usage stream deleted by an operator) closes Done, so
+// that the process exits to be restarted, and stop reports why.
+func TestStartProjectDoneWhenAWorkerStops(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		remove func(context.Context, *eventstore.Store, app.ProjectConfig) error
+		want   string
+	}{
+		{"lifecycle durable consumer deleted", func(ctx context.Context, s *eventstore.Store, c app.ProjectConfig) error {
+			return s.JetStream().DeleteConsumer(ctx, c.Store.Stream, c.Lifecycle.Name)
+		}, "lifecycle"},
+		{"usage stream deleted", func(ctx context.Context, s *eventstore.Store, c app.ProjectConfig) error {
+			return s.JetStream().DeleteStream(ctx, c.Store.UsageStream)
+		}, "usage projection"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			srv := stacktest.NATS(t)
+			store := openStore(t, srv)
+			_, url := migratedPool(t)
+			cfg := projectConfig(srv.ClientURL(), url)
+			cfg.HealthListen = ""
+			p, stop, err := app.StartProject(ctx, cfg, discard)
+			if err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			stopped := false
+			t.Cleanup(func() {
+				if !stopped {
+					_ = stop(ctx)
+				}
+			})
+			if p.HealthAddr() != nil {
+				t.Errorf("health endpoint at %v although disabled", p.HealthAddr())
+			}
+			stacktest.Eventually(t, time.Minute, func() bool {
+				return p.Projector.Ready(ctx, 0) == nil && p.Usage.Ready(ctx, 0) == nil
+			}, "both workers consume")
+			if err := tc.remove(ctx, store, cfg); err != nil {
+				t.Fatalf("remove: %v", err)
+			}
+			select {
+			case <-p.Done():
+			case <-time.After(time.Minute):
+				t.Fatal("Done not closed after a worker lost its source")
+			}
+			if p.Err() == nil || !strings.Contains(p.Err().Error(), tc.want) {
+				t.Errorf("Err is %v after the worker stopped by itself, want it to name the %s", p.Err(), tc.want)
+			}
+			stopped = true
+			if err := stop(ctx); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("stop returned %v, want the %s's error", err, tc.want)
+			}
+		})
 	}
 }
 
@@ -207,6 +289,16 @@ func TestStartProjectNeedsTheSchema(t *testing.T) {
 		t.Fatalf("start on an empty database: %v, want ErrSchemaOutdated naming tokenledger migrate", err)
 	}
 }
+
+// stubUsage answers the health handler for the usage consumer.
+type stubUsage struct {
+	status   consumers.UsageStatus
+	readyErr error
+}
+
+func (s *stubUsage) Status(context.Context) (consumers.UsageStatus, error) { return s.status, nil }
+
+func (s *stubUsage) Ready(context.Context, uint64) error { return s.readyErr }
 
 // stubReadiness answers the health handler with fixed values; when
 // readyErrs is set, Ready answers them in turn.
@@ -236,37 +328,61 @@ func TestHealthHandler(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		stub     *stubReadiness
+		usage    *stubUsage
 		path     string
 		code     int
 		contains []string
 	}{
-		{"live whatever the projector says", &stubReadiness{readyErr: consumers.ErrNotRunning, statusErr: errors.New("down")},
+		{"live whatever the projector says", &stubReadiness{readyErr: consumers.ErrNotRunning, statusErr: errors.New("down")}, nil,
 			"/livez", 200, []string{`"status":"ok"`}},
-		{"ready", &stubReadiness{status: consumers.Status{Name: "lifecycle", Checkpoint: 7, StreamLast: 7}},
+		{"ready", &stubReadiness{status: consumers.Status{Name: "lifecycle", Checkpoint: 7, StreamLast: 7}}, nil,
 			"/readyz", 200, []string{`"ready":true`, `"checkpoint":7`, `"stream_last":7`, `"lag_events":0`, `"max_lag_events":5`}},
 		{"lagging", &stubReadiness{
 			status:   consumers.Status{Name: "lifecycle", Checkpoint: 3, StreamLast: 10, LagEvents: 7, LagSeconds: 1.5},
 			readyErr: fmt.Errorf("%w: 7 events behind", consumers.ErrLagging),
-		}, "/readyz", 503, []string{`"ready":false`, `"reason":"projection lagging: 7 events behind"`, `"lag_events":7`, `"lag_seconds":1.5`}},
+		}, nil, "/readyz", 503, []string{`"ready":false`, `"reason":"projection lagging: 7 events behind"`, `"lag_events":7`, `"lag_seconds":1.5`}},
 		{"halted between the readiness check and the status", &stubReadiness{
 			status: consumers.Status{Name: "lifecycle", Checkpoint: 3, StreamLast: 4, LagEvents: 1,
 				Halted: &consumers.Halt{Sequence: 4, Subject: "tl.token.X.issued_v1", Reason: "corrupt", Since: since}},
 			readyErrs: []error{fmt.Errorf("%w: 1 events behind", consumers.ErrLagging), fmt.Errorf("%w at sequence 4", consumers.ErrHalted)},
-		}, "/readyz", 503, []string{`"reason":"projection halted at sequence 4"`, `"halted":{"sequence":4`}},
+		}, nil, "/readyz", 503, []string{`"reason":"projection halted at sequence 4"`, `"halted":{"sequence":4`}},
 		{"halted", &stubReadiness{
 			status: consumers.Status{Name: "lifecycle", Checkpoint: 3, StreamLast: 4, LagEvents: 1,
 				Halted: &consumers.Halt{Sequence: 4, Subject: "tl.token.X.issued_v1", Reason: "corrupt", Since: since}},
 			readyErr: fmt.Errorf("%w at sequence 4", consumers.ErrHalted),
-		}, "/readyz", 503, []string{`"halted":{"sequence":4,"subject":"tl.token.X.issued_v1","reason":"corrupt","since":"2030-01-01T00:00:00Z"}`}},
-		{"status unreadable", &stubReadiness{statusErr: errors.New("stream unreachable")},
+		}, nil, "/readyz", 503, []string{`"halted":{"sequence":4,"subject":"tl.token.X.issued_v1","reason":"corrupt","since":"2030-01-01T00:00:00Z"}`}},
+		{"status unreadable", &stubReadiness{statusErr: errors.New("stream unreachable")}, nil,
 			"/readyz", 503, []string{`"ready":false`, `"reason":"stream unreachable"`}},
-		{"not running", &stubReadiness{readyErr: consumers.ErrNotRunning, status: consumers.Status{Name: "lifecycle"}},
+		{"not running", &stubReadiness{readyErr: consumers.ErrNotRunning, status: consumers.Status{Name: "lifecycle"}}, nil,
 			"/readyz", 503, []string{`"reason":"projector not running"`}},
+		{"both ready", &stubReadiness{status: consumers.Status{Name: "lifecycle", Checkpoint: 7, StreamLast: 7}},
+			&stubUsage{status: consumers.UsageStatus{Name: "usage", Checkpoint: 9, StreamFirst: 2, StreamLast: 9}},
+			"/readyz", 200, []string{`"ready":true`, `"checkpoint":7`,
+				`"usage":{"ready":true,"projection":"usage","checkpoint":9,"stream_first":2,"stream_last":9,"lag_events":0,"lag_seconds":0,"max_lag_events":50}`}},
+		{"usage lagging", &stubReadiness{status: consumers.Status{Name: "lifecycle", Checkpoint: 7, StreamLast: 7}},
+			&stubUsage{status: consumers.UsageStatus{Name: "usage", Checkpoint: 9, StreamLast: 90, LagEvents: 81},
+				readyErr: fmt.Errorf("usage projection %q: %w: 81 events behind", "usage", consumers.ErrLagging)},
+			"/readyz", 503, []string{`"ready":false`, `"reason":"usage projection \"usage\": projection lagging: 81 events behind"`,
+				`"usage":{"ready":false,"reason":"usage projection`, `"lag_events":81`, `"checkpoint":7,"stream_last":7,"lag_events":0`}},
+		{"both halted", &stubReadiness{
+			status: consumers.Status{Name: "lifecycle", Checkpoint: 3, StreamLast: 4, LagEvents: 1,
+				Halted: &consumers.Halt{Sequence: 4, Subject: "tl.token.X.issued_v1", Reason: "corrupt", Since: since}},
+			readyErr: fmt.Errorf("%w at sequence 4", consumers.ErrHalted),
+		}, &stubUsage{
+			status: consumers.UsageStatus{Name: "usage", Checkpoint: 5, StreamLast: 6, LagEvents: 1,
+				Halted: &consumers.Halt{Sequence: 6, Subject: "tl.usage.X", Reason: "corrupt", Since: since}},
+			readyErr: fmt.Errorf("usage projection: %w at sequence 6", consumers.ErrHalted),
+		}, "/readyz", 503, []string{`"reason":"projection halted at sequence 4; usage projection: projection halted at sequence 6"`,
+			`"halted":{"sequence":4`, `"halted":{"sequence":6,"subject":"tl.usage.X"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rec := httptest.NewRecorder()
-			app.HealthHandler(tc.stub, 5).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+			var usage app.UsageReadiness
+			if tc.usage != nil {
+				usage = tc.usage
+			}
+			app.HealthHandler(tc.stub, 5, usage, 50).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
 			if rec.Code != tc.code {
 				t.Errorf("status %d, want %d; body %s", rec.Code, tc.code, rec.Body)
 			}
@@ -278,7 +394,7 @@ func TestHealthHandler(t *testing.T) {
 		})
 	}
 	rec := httptest.NewRecorder()
-	app.HealthHandler(&stubReadiness{}, 0).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/readyz", nil))
+	app.HealthHandler(&stubReadiness{}, 0, nil, 0).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/readyz", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST /readyz: %d, want 405", rec.Code)
 	}
@@ -303,7 +419,14 @@ func TestProjectConfigValidate(t *testing.T) {
 			c.Lifecycle.Name = "a.b"
 			c.Lifecycle.AckWait = time.Second
 			c.HealthListen = "9091"
-		}, []string{"nats url must be set", "postgres url", "max conns 1", "subject prefix", `name "a.b"`, "ack wait", "health listen address"}},
+			c.Usage.BatchSize = consumers.MaxUsageBatchSize + 1
+			c.Usage.AckWait = time.Millisecond
+		}, []string{"nats url must be set", "postgres url", "max conns 1", "subject prefix", `name "a.b"`, "ack wait", "health listen address",
+			"usage consumer: batch size", "ack wait 1ms"}},
+		{"usage name is the lifecycle's", func(c *app.ProjectConfig) { c.Usage.Name = c.Lifecycle.Name }, []string{"checkpoints of their own"}},
+		{"empty usage name", func(c *app.ProjectConfig) { c.Usage.Name = "" }, []string{"usage projection name must be set"}},
+		{"usage rebuild checkpoint name", func(c *app.ProjectConfig) { c.Usage.Name = "usage_rebuild" }, []string{"usage projection name", "_rebuild"}},
+		{"usage policy unset", func(c *app.ProjectConfig) { c.Usage.Policy = domain.Policy{} }, []string{"usage consumer: policy must be set"}},
 		{"empty name", func(c *app.ProjectConfig) { c.Lifecycle.Name = "" }, []string{"projection name must be set"}},
 		{"rebuild checkpoint name", func(c *app.ProjectConfig) { c.Lifecycle.Name = "x_rebuild" }, []string{"_rebuild"}},
 	} {
@@ -333,8 +456,9 @@ func TestProjectConfigValidate(t *testing.T) {
 	}
 }
 
-// The dev stack migrates its database and runs the lifecycle projector:
-// the bootstrap token reaches the read model.
+// The dev stack migrates its database and runs the lifecycle projector and
+// the usage consumer: the bootstrap token and its uses reach the read
+// model.
 func TestDevProjectsTheLedger(t *testing.T) {
 	dev, _ := startDev(t)
 	if dev.Bootstrapped == nil {
@@ -347,5 +471,20 @@ func TestDevProjectsTheLedger(t *testing.T) {
 	}, "the bootstrap token %s in the read model", id)
 	if err := dev.Projector.Ready(context.Background(), 0); err != nil {
 		t.Errorf("dev projector not ready: %v", err)
+	}
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	used, err := dev.Store.AppendUsage(context.Background(), usedEvent(t, id, 2, at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Eventually(t, time.Minute, func() bool {
+		u, err := dev.Projections.GetUsage(context.Background(), id)
+		return err == nil && u.Count == 2 && u.LastAt.Equal(at)
+	}, "2 uses of %s in token_usage", id)
+	if err := dev.Usage.Ready(context.Background(), 0); err != nil {
+		t.Errorf("dev usage consumer not ready: %v", err)
+	}
+	if st, err := dev.Usage.Status(context.Background()); err != nil || st.Checkpoint != used[0].Sequence {
+		t.Errorf("dev usage status %+v (%v), want checkpoint %d", st, err, used[0].Sequence)
 	}
 }

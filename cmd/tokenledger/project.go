@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tokenledger/tokenledger/app"
+	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
 )
 
@@ -40,20 +41,27 @@ func newProjectCommand(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "project",
 		Short: "Run the projection workers: keep the PostgreSQL read model up to date",
-		Long: `project runs the lifecycle projector on its own, as deployed in production: it
-follows the lifecycle stream through a durable JetStream consumer named after
-the projection (--name) and applies every event to the read model in
-PostgreSQL exactly once, in stream order, with the checkpoint in the same
-transaction. Several instances of one --name share the work's position; the
-database schema must be current (tokenledger migrate).
+		Long: `project runs the projection workers on their own, as deployed in production.
+
+The lifecycle projector follows the lifecycle stream through a durable
+JetStream consumer named after the projection (--name) and applies every
+event to the read model in PostgreSQL exactly once, in stream order, with the
+checkpoint in the same transaction. The usage consumer (--usage-name) does
+the same for the usage stream, in batches of up to --usage-batch events
+written in one transaction, into token_usage, and slides the expiry of the
+sessions used (by the default issuing policy). Several instances of one name
+share the work's position; the database schema must be current (tokenledger
+migrate).
 
 A health endpoint on --health-listen serves GET /livez (200 while the process
-runs) and GET /readyz (200 when consuming, not halted and at most
---ready-max-lag events behind; 503 with a JSON body saying why otherwise).
-SIGINT or SIGTERM stops it gracefully: the event in flight is finished or
-handed back, then the connections are closed. It exits with an error if NATS
-or PostgreSQL cannot be reached at start, the schema is outdated, or its
-durable consumer disappears (let the supervisor restart it); once running it
+runs) and GET /readyz (200 when both workers are consuming, neither is halted,
+the lifecycle projection is at most --ready-max-lag events behind and the
+usage projection at most --usage-ready-max-lag; 503 with a JSON body saying
+why otherwise). SIGINT or SIGTERM stops it gracefully: the work in flight is
+finished or handed back, then the connections are closed. It exits with an
+error if NATS or PostgreSQL cannot be reached at start, the schema is
+outdated, or a worker stops on an error it does not retry, such as its
+durable consumer disappearing (let the supervisor restart it); once running it
 reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -62,6 +70,7 @@ reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 				return err
 			}
 			cfg.HealthListen = healthListen
+			cfg.Usage.RetryInitial, cfg.Usage.RetryMax = cfg.Lifecycle.RetryInitial, cfg.Lifecycle.RetryMax
 			if healthListen == "off" {
 				cfg.HealthListen = ""
 			}
@@ -95,12 +104,18 @@ reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 	bindConnectFlags(f, &cfg.NATSURL, &cfg.PostgresURL, &cfg.Store)
 	f.Int32Var(&cfg.PostgresMaxConns, "postgres-max-conns", cfg.PostgresMaxConns, "size of the PostgreSQL connection pool")
 	f.StringVar(&cfg.Lifecycle.Name, "name", cfg.Lifecycle.Name, "projection name: its checkpoint row and its durable consumer (letters, digits, - and _)")
-	f.DurationVar(&cfg.Lifecycle.RetryInitial, "retry-initial", cfg.Lifecycle.RetryInitial, "first pause after a failure to apply an event; doubles up to --retry-max")
-	f.DurationVar(&cfg.Lifecycle.RetryMax, "retry-max", cfg.Lifecycle.RetryMax, "longest pause between retries (transient failures are retried forever)")
+	f.DurationVar(&cfg.Lifecycle.RetryInitial, "retry-initial", cfg.Lifecycle.RetryInitial, "first pause after a failure to apply an event (either worker); doubles up to --retry-max")
+	f.DurationVar(&cfg.Lifecycle.RetryMax, "retry-max", cfg.Lifecycle.RetryMax, "longest pause between retries of either worker (transient failures are retried forever)")
 	f.DurationVar(&cfg.Lifecycle.AckWait, "ack-wait", cfg.Lifecycle.AckWait, "how long the server waits for an event's acknowledgement before redelivering it; more than 3 × --retry-max")
 	f.Uint64Var(&cfg.Lifecycle.SkipSequence, "skip-sequence", 0, "operator's escape hatch: skip the event at this stream sequence if, and only if, it cannot be decoded and is the next to apply (0: none)")
+	f.StringVar(&cfg.Usage.Name, "usage-name", cfg.Usage.Name, "usage projection name: its checkpoint row and its durable consumer on the usage stream (letters, digits, - and _)")
+	f.IntVar(&cfg.Usage.BatchSize, "usage-batch", cfg.Usage.BatchSize, fmt.Sprintf("most usage events fetched and written in one transaction (1 to %d)", consumers.MaxUsageBatchSize))
+	f.DurationVar(&cfg.Usage.MaxWait, "usage-max-wait", cfg.Usage.MaxWait, "longest wait for a usage batch to fill before writing what arrived")
+	f.DurationVar(&cfg.Usage.AckWait, "usage-ack-wait", cfg.Usage.AckWait, "how long the server waits for usage events' acknowledgement before redelivering them; more than --usage-max-wait")
+	f.Uint64Var(&cfg.Usage.SkipSequence, "usage-skip-sequence", 0, "operator's escape hatch: skip the usage event at this usage-stream sequence if, and only if, it cannot be decoded and is the next to apply (0: none)")
 	f.StringVar(&healthListen, "health-listen", healthListen, `address of the /livez and /readyz endpoint ("off" disables it)`)
 	f.Uint64Var(&cfg.ReadyMaxLag, "ready-max-lag", cfg.ReadyMaxLag, "most events the projection may be behind the stream while /readyz answers ready")
+	f.Uint64Var(&cfg.UsageReadyMaxLag, "usage-ready-max-lag", cfg.UsageReadyMaxLag, "most events the usage projection may be behind the usage stream while /readyz answers ready")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "longest graceful stop after SIGINT or SIGTERM")
 	return cmd
 }
