@@ -99,14 +99,11 @@ func (p *LifecycleProjector) Status(ctx context.Context) (Status, error) {
 	}
 	if last > st.Checkpoint {
 		st.LagEvents = last - st.Checkpoint
-		msg, err := p.store.Stream().GetMsg(ctx, st.Checkpoint+1)
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-		case err != nil:
+		age, err := eventAge(ctx, p.store.Stream(), st.Checkpoint+1)
+		if err != nil {
 			return Status{}, fmt.Errorf("status of projection %q: oldest unapplied event %d: %w", p.cfg.Name, st.Checkpoint+1, err)
-		default:
-			st.LagSeconds = max(0, time.Since(msg.Time).Seconds())
 		}
+		st.LagSeconds = age
 	}
 	return st, nil
 }
@@ -124,19 +121,40 @@ func (p *LifecycleProjector) Ready(ctx context.Context, maxLag uint64) error {
 	if err != nil {
 		return err
 	}
-	if h := st.Halted; h != nil {
-		p.mu.Lock()
-		cause := p.haltErr
-		p.mu.Unlock()
+	p.mu.Lock()
+	cause := p.haltErr
+	p.mu.Unlock()
+	return readiness(fmt.Sprintf("projection %q", p.cfg.Name), "the stream", st.Halted, cause, st.LagEvents, maxLag, st.LagSeconds)
+}
+
+// eventAge returns how long ago the stream stored the event at seq; zero
+// when the event is gone.
+func eventAge(ctx context.Context, stream jetstream.Stream, seq uint64) (float64, error) {
+	msg, err := stream.GetMsg(ctx, seq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	return max(0, time.Since(msg.Time).Seconds()), nil
+}
+
+// readiness is the verdict of a worker's Ready once it is consuming: an
+// error wrapping ErrHalted and the halt's cause (or its recorded reason),
+// or ErrLagging when more than maxLag events of stream are not applied;
+// nil otherwise. what names the worker in the message.
+func readiness(what, stream string, h *Halt, cause error, lagEvents, maxLag uint64, lagSeconds float64) error {
+	if h != nil {
 		if cause == nil {
 			cause = errors.New(h.Reason)
 		}
-		return fmt.Errorf("projection %q %w at sequence %d (subject %q) since %s: %w",
-			p.cfg.Name, ErrHalted, h.Sequence, h.Subject, h.Since.Format(time.RFC3339), cause)
+		return fmt.Errorf("%s %w at sequence %d (subject %q) since %s: %w",
+			what, ErrHalted, h.Sequence, h.Subject, h.Since.Format(time.RFC3339), cause)
 	}
-	if st.LagEvents > maxLag {
-		return fmt.Errorf("projection %q: %w: %d events behind the stream (at most %d allowed), the oldest %.1f s old",
-			p.cfg.Name, ErrLagging, st.LagEvents, maxLag, st.LagSeconds)
+	if lagEvents > maxLag {
+		return fmt.Errorf("%s: %w: %d events behind %s (at most %d allowed), the oldest %.1f s old",
+			what, ErrLagging, lagEvents, stream, maxLag, lagSeconds)
 	}
 	return nil
 }

@@ -2,12 +2,8 @@ package consumers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // UsageStats are the counters of a UsageConsumer since it was created.
@@ -139,14 +135,11 @@ func (c *UsageConsumer) Status(ctx context.Context) (UsageStatus, error) {
 	next := max(st.Checkpoint+1, st.StreamFirst)
 	if st.StreamLast >= next && st.StreamLast > 0 {
 		st.LagEvents = st.StreamLast - next + 1
-		msg, err := c.store.UsageStream().GetMsg(ctx, next)
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-		case err != nil:
+		age, err := eventAge(ctx, c.store.UsageStream(), next)
+		if err != nil {
 			return UsageStatus{}, fmt.Errorf("status of usage projection %q: oldest unapplied event %d: %w", c.cfg.Name, next, err)
-		default:
-			st.LagSeconds = max(0, time.Since(msg.Time).Seconds())
 		}
+		st.LagSeconds = age
 	}
 	return st, nil
 }
@@ -164,19 +157,8 @@ func (c *UsageConsumer) Ready(ctx context.Context, maxLag uint64) error {
 	if err != nil {
 		return err
 	}
-	if h := st.Halted; h != nil {
-		c.mu.Lock()
-		cause := c.haltErr
-		c.mu.Unlock()
-		if cause == nil {
-			cause = errors.New(h.Reason)
-		}
-		return fmt.Errorf("usage projection %q %w at sequence %d (subject %q) since %s: %w",
-			c.cfg.Name, ErrHalted, h.Sequence, h.Subject, h.Since.Format(time.RFC3339), cause)
-	}
-	if st.LagEvents > maxLag {
-		return fmt.Errorf("usage projection %q: %w: %d events behind the usage stream (at most %d allowed), the oldest %.1f s old",
-			c.cfg.Name, ErrLagging, st.LagEvents, maxLag, st.LagSeconds)
-	}
-	return nil
+	c.mu.Lock()
+	cause := c.haltErr
+	c.mu.Unlock()
+	return readiness(fmt.Sprintf("usage projection %q", c.cfg.Name), "the usage stream", st.Halted, cause, st.LagEvents, maxLag, st.LagSeconds)
 }
