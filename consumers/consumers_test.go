@@ -91,13 +91,41 @@ func (e *env) testConfig() consumers.LifecycleConfig {
 	}
 }
 
-// running is a projector whose Run runs in a goroutine.
-type running struct {
-	p      *consumers.LifecycleProjector
+// worker is what both projection workers offer a test: run until the
+// context ends, and say whether they are consuming.
+type worker interface {
+	Run(ctx context.Context) error
+	Ready(ctx context.Context, maxLag uint64) error
+}
+
+// workerRun is a worker's Run in its own goroutine.
+type workerRun[W worker] struct {
+	w      W
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
 	err    error
+}
+
+// running is a lifecycle projector's run.
+type running = workerRun[*consumers.LifecycleProjector]
+
+// runWorker runs w until the test ends (a Run error fails the test) and
+// waits until it consumes.
+func runWorker[W worker](t testing.TB, what string, w W) *workerRun[W] {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &workerRun[W]{w: w, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		if err := r.stop(); err != nil {
+			t.Errorf("%s Run: %v", what, err)
+		}
+	})
+	stacktest.Eventually(t, 30*time.Second, func() bool {
+		return !errors.Is(w.Ready(context.Background(), ^uint64(0)), consumers.ErrNotRunning)
+	}, what+" consuming")
+	return r
 }
 
 // start runs a projector with cfg on a connection of its own, and stops
@@ -112,22 +140,11 @@ func (e *env) start(cfg consumers.LifecycleConfig) *running {
 	if err != nil {
 		e.t.Fatalf("new projector: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{p: p, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
-	e.t.Cleanup(func() {
-		if err := r.stop(); err != nil {
-			e.t.Errorf("projector Run: %v", err)
-		}
-	})
-	stacktest.Eventually(e.t, 30*time.Second, func() bool {
-		return !errors.Is(p.Ready(context.Background(), ^uint64(0)), consumers.ErrNotRunning)
-	}, "projector consuming")
-	return r
+	return runWorker(e.t, "projector", p)
 }
 
 // stop cancels Run and returns its result.
-func (r *running) stop() error {
+func (r *workerRun[W]) stop() error {
 	r.once.Do(func() {
 		r.cancel()
 		select {

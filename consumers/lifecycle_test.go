@@ -42,7 +42,7 @@ func TestLifecycleProjectorMatchesFold(t *testing.T) {
 
 	e.requireMatchesFold("lifecycle")
 
-	st, err := r.p.Status(ctx)
+	st, err := r.w.Status(ctx)
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
@@ -51,7 +51,7 @@ func TestLifecycleProjectorMatchesFold(t *testing.T) {
 		st.LagEvents != 0 || st.LagSeconds != 0 || st.Halted != nil || st.Skipped != nil || st.LastError != "" {
 		t.Errorf("Status = %+v, want %+v", st, want)
 	}
-	if err := r.p.Ready(ctx, 0); err != nil {
+	if err := r.w.Ready(ctx, 0); err != nil {
 		t.Errorf("Ready(0) once caught up: %v", err)
 	}
 	// One delivery per event: the consumer never had to redeliver.

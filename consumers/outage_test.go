@@ -63,7 +63,7 @@ func TestLifecycleProjectorRidesOutPostgresOutage(t *testing.T) {
 		if i%40 != 0 {
 			continue
 		}
-		st, err := r.p.Status(ctx)
+		st, err := r.w.Status(ctx)
 		if err != nil {
 			t.Fatalf("Status during the outage: %v", err)
 		}
@@ -74,7 +74,7 @@ func TestLifecycleProjectorRidesOutPostgresOutage(t *testing.T) {
 		if st.LastError != "" {
 			lastErr = st.LastError
 		}
-		readyErr = r.p.Ready(ctx, 10)
+		readyErr = r.w.Ready(ctx, 10)
 	}
 	tick.Stop()
 	during := e.last()
@@ -103,10 +103,10 @@ func TestLifecycleProjectorRidesOutPostgresOutage(t *testing.T) {
 	e.waitCaughtUp("lifecycle", during, time.Minute)
 	t.Logf("caught up with %d events in %v after PostgreSQL came back", during-before, time.Since(begin).Round(time.Millisecond))
 	e.requireMatchesFold("lifecycle")
-	if err := r.p.Ready(ctx, 0); err != nil {
+	if err := r.w.Ready(ctx, 0); err != nil {
 		t.Errorf("Ready after catching up: %v", err)
 	}
-	if st, err := r.p.Status(ctx); err != nil || st.LastError != "" || st.LagEvents != 0 {
+	if st, err := r.w.Status(ctx); err != nil || st.LastError != "" || st.LagEvents != 0 {
 		t.Errorf("Status after catching up = %+v, %v; want no lag and no error", st, err)
 	}
 	// The event the projector held during the outage was never handed to

@@ -89,12 +89,12 @@ func TestLifecycleProjectorHaltsAtPoison(t *testing.T) {
 			}
 			last := e.last()
 
-			st := waitHalted(t, first.p, poison)
+			st := waitHalted(t, first.w, poison)
 			if st.Halted.Subject != subject || st.Checkpoint != poison-1 || st.LagEvents != last-poison+1 || st.LagSeconds <= 0 {
 				t.Errorf("Status = %+v (halt %+v), want halted at %d on %q with checkpoint %d and %d events of lag",
 					st, *st.Halted, poison, subject, poison-1, last-poison+1)
 			}
-			err = first.p.Ready(ctx, last)
+			err = first.w.Ready(ctx, last)
 			if !errors.Is(err, consumers.ErrHalted) || !errors.Is(err, tt.cause) {
 				t.Errorf("Ready = %v, want an error wrapping ErrHalted and %v", err, tt.cause)
 			}
@@ -129,7 +129,7 @@ func TestLifecycleProjectorHaltsAtPoison(t *testing.T) {
 			wrong := cfg
 			wrong.SkipSequence = poison + 1
 			second := e.start(wrong)
-			waitHalted(t, second.p, poison)
+			waitHalted(t, second.w, poison)
 			if err := second.stop(); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
@@ -142,14 +142,14 @@ func TestLifecycleProjectorHaltsAtPoison(t *testing.T) {
 			skip.SkipSequence = poison
 			third := e.start(skip)
 			e.waitCaughtUp(cfg.Name, last, time.Minute)
-			st, err = third.p.Status(ctx)
+			st, err = third.w.Status(ctx)
 			if err != nil {
 				t.Fatalf("Status: %v", err)
 			}
 			if st.Halted != nil || st.Skipped == nil || st.Skipped.Sequence != poison || st.Skipped.Subject != subject {
 				t.Errorf("Status after the skip = %+v, want not halted and event %d skipped", st, poison)
 			}
-			if err := third.p.Ready(ctx, 0); err != nil {
+			if err := third.w.Ready(ctx, 0); err != nil {
 				t.Errorf("Ready after the skip: %v", err)
 			}
 			if n := len(e.logs.lines("level=ERROR", "SKIPPED", haltLine)); n != 1 {

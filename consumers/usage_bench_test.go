@@ -36,9 +36,9 @@ func BenchmarkUsageConsumer(b *testing.B) {
 				last := e.usageLast()
 				b.StartTimer()
 				r := e.start(cfg)
-				waitSlid(b, r.c, last)
+				waitSlid(b, r.w, last)
 				b.StopTimer()
-				statements += r.c.Stats().Statements
+				statements += r.w.Stats().Statements
 				if err := r.stop(); err != nil {
 					b.Fatal(err)
 				}

@@ -55,7 +55,7 @@ func TestUsageConsumerRidesOutPostgresOutage(t *testing.T) {
 	ids := []domain.TokenID{newUsageTokenID(t), newUsageTokenID(t), newUsageTokenID(t), newUsageTokenID(t)}
 	r := e.start(e.config())
 	before := e.appendUses(randomUses(t, rng, ids, 200, e.clock.Now())...)
-	waitSlid(t, r.c, before)
+	waitSlid(t, r.w, before)
 
 	if err := pg.Stop(ctx); err != nil {
 		t.Fatalf("stop postgres: %v", err)
@@ -63,22 +63,22 @@ func TestUsageConsumerRidesOutPostgresOutage(t *testing.T) {
 	during := e.appendUses(randomUses(t, rng, ids, 300, e.clock.Now())...)
 	var st consumers.UsageStatus
 	stacktest.Eventually(t, time.Minute, func() bool {
-		st, err = r.c.Status(ctx)
+		st, err = r.w.Status(ctx)
 		return err == nil && st.LastError != "" && st.LagEvents == during-before
 	}, "status reports the outage and a lag of %d events", during-before)
 	if st.Checkpoint != before {
 		t.Errorf("checkpoint %d during the outage, want %d", st.Checkpoint, before)
 	}
-	if err := r.c.Ready(ctx, 10); !errors.Is(err, consumers.ErrLagging) {
+	if err := r.w.Ready(ctx, 10); !errors.Is(err, consumers.ErrLagging) {
 		t.Errorf("Ready(10) during the outage = %v, want ErrLagging", err)
 	}
 	// The consumer keeps retrying the batch it holds: it fetches nothing
 	// new meanwhile.
 	const failed = "writing a usage batch failed; retrying"
 	stacktest.Eventually(t, time.Minute, func() bool { return e.logs.count(failed) >= 1 }, "a failed write")
-	fetches, failures := r.c.Stats().Fetches, e.logs.count(failed)
+	fetches, failures := r.w.Stats().Fetches, e.logs.count(failed)
 	stacktest.Eventually(t, time.Minute, func() bool { return e.logs.count(failed) >= failures+3 }, "three more failed attempts")
-	if got := r.c.Stats().Fetches; got != fetches {
+	if got := r.w.Stats().Fetches; got != fetches {
 		t.Errorf("%d fetches while the write of the batch in hand failed", got-fetches)
 	}
 
@@ -86,12 +86,12 @@ func TestUsageConsumerRidesOutPostgresOutage(t *testing.T) {
 	if restarted.Port() != pg.Port() {
 		t.Fatalf("postgres came back on port %d, not %d", restarted.Port(), pg.Port())
 	}
-	waitSlid(t, r.c, during)
+	waitSlid(t, r.w, during)
 	e.requireUsageMatches()
-	if st := r.c.Stats(); st.Events != during || st.Redelivered != 0 {
+	if st := r.w.Stats(); st.Events != during || st.Redelivered != 0 {
 		t.Errorf("stats %+v: want %d events applied once each", st, during)
 	}
-	if err := r.c.Ready(ctx, 0); err != nil {
+	if err := r.w.Ready(ctx, 0); err != nil {
 		t.Errorf("Ready after catching up: %v", err)
 	}
 }

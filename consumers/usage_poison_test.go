@@ -106,16 +106,16 @@ func TestUsageConsumerHaltsAtPoison(t *testing.T) {
 			r := e.start(cfg)
 			var st consumers.UsageStatus
 			stacktest.Eventually(t, time.Minute, func() bool {
-				st, err = r.c.Status(ctx)
+				st, err = r.w.Status(ctx)
 				return err == nil && st.Halted != nil
 			}, "the consumer reports a halt")
 			if st.Halted.Sequence != poison || st.Halted.Subject != subject || st.Checkpoint != poison-1 {
 				t.Fatalf("status %+v, halt %+v: want halted at %d on %q with checkpoint %d", st, st.Halted, poison, subject, poison-1)
 			}
 			// It stays halted while it keeps fetching the event again.
-			fetches := r.c.Stats().Fetches
-			stacktest.Eventually(t, time.Minute, func() bool { return r.c.Stats().Fetches >= fetches+3 }, "three more fetches")
-			err = r.c.Ready(ctx, ^uint64(0))
+			fetches := r.w.Stats().Fetches
+			stacktest.Eventually(t, time.Minute, func() bool { return r.w.Stats().Fetches >= fetches+3 }, "three more fetches")
+			err = r.w.Ready(ctx, ^uint64(0))
 			if !errors.Is(err, consumers.ErrHalted) || !errors.Is(err, tc.cause) {
 				t.Errorf("Ready = %v, want ErrHalted wrapping %v", err, tc.cause)
 			}
@@ -138,7 +138,7 @@ func TestUsageConsumerHaltsAtPoison(t *testing.T) {
 			wrong.SkipSequence = poison + 1
 			r = e.start(wrong)
 			stacktest.Eventually(t, time.Minute, func() bool {
-				st, err = r.c.Status(ctx)
+				st, err = r.w.Status(ctx)
 				return err == nil && st.Halted != nil
 			}, "the consumer with the wrong skip sequence halts")
 			if st.Halted.Sequence != poison || st.Skipped != nil {
@@ -151,8 +151,8 @@ func TestUsageConsumerHaltsAtPoison(t *testing.T) {
 			skip := e.config()
 			skip.SkipSequence = poison
 			r = e.start(skip)
-			waitSlid(t, r.c, e.usageLast())
-			st, err = r.c.Status(ctx)
+			waitSlid(t, r.w, e.usageLast())
+			st, err = r.w.Status(ctx)
 			if err != nil || st.Halted != nil || st.Skipped == nil || st.Skipped.Sequence != poison || st.Checkpoint != e.usageLast() {
 				t.Errorf("after the skip: status %+v, %v", st, err)
 			}

@@ -57,7 +57,7 @@ func (e *usageEnv) use(r *usageRun, at time.Time, ids ...domain.TokenID) {
 	for i, id := range ids {
 		events[i] = useEvent(e.t, id, 1, at, at, "")
 	}
-	waitSlid(e.t, r.c, e.appendUses(events...))
+	waitSlid(e.t, r.w, e.appendUses(events...))
 }
 
 // TestUsageConsumerSlidesSessions uses sessions at given instants and
@@ -148,7 +148,7 @@ func TestUsageConsumerSlidesSessions(t *testing.T) {
 				if got := e.expiry(tok.ID()); !got.Equal(wantExpiry) {
 					t.Errorf("expiry %s, want %s", got, wantExpiry)
 				}
-				if st := r.c.Stats(); st.Extensions != uint64(len(tc.want)) || st.ExtensionErrors != 0 {
+				if st := r.w.Stats(); st.Extensions != uint64(len(tc.want)) || st.ExtensionErrors != 0 {
 					t.Errorf("stats %+v: want %d extensions and no errors", st, len(tc.want))
 				}
 			})
@@ -189,7 +189,7 @@ func TestUsageConsumerNeverExtendsAPITokens(t *testing.T) {
 			if got := e.extensions(session.ID()); len(got) != 11 {
 				t.Errorf("the session used alongside slid %d times, want 11", len(got))
 			}
-			if st := r.c.Stats(); st.ExtensionErrors != 0 || st.Extensions != 11 {
+			if st := r.w.Stats(); st.ExtensionErrors != 0 || st.Extensions != 11 {
 				t.Errorf("stats %+v: want 11 extensions (the session's) and no errors", st)
 			}
 		})

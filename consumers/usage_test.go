@@ -104,13 +104,7 @@ func (e *usageEnv) config() consumers.UsageConfig {
 }
 
 // usageRun is a consumer whose Run runs in a goroutine.
-type usageRun struct {
-	c      *consumers.UsageConsumer
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
-}
+type usageRun = workerRun[*consumers.UsageConsumer]
 
 // start runs a consumer with cfg, stops it at cleanup, and waits until it
 // consumes.
@@ -120,31 +114,7 @@ func (e *usageEnv) start(cfg consumers.UsageConfig) *usageRun {
 	if err != nil {
 		e.t.Fatalf("new usage consumer: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &usageRun{c: c, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- c.Run(ctx) }()
-	e.t.Cleanup(func() {
-		if err := r.stop(); err != nil {
-			e.t.Errorf("usage consumer Run: %v", err)
-		}
-	})
-	stacktest.Eventually(e.t, 30*time.Second, func() bool {
-		return !errors.Is(c.Ready(context.Background(), ^uint64(0)), consumers.ErrNotRunning)
-	}, "usage consumer consuming")
-	return r
-}
-
-// stop cancels Run and returns its result.
-func (r *usageRun) stop() error {
-	r.once.Do(func() {
-		r.cancel()
-		select {
-		case r.err = <-r.done:
-		case <-time.After(time.Minute):
-			r.err = errors.New("Run did not return within a minute of its context ending")
-		}
-	})
-	return r.err
+	return runWorker(e.t, "usage consumer", c)
 }
 
 // useEvent returns a token.used event of token id.
@@ -334,7 +304,7 @@ func TestUsageConsumerWritesOneStatementPerBatch(t *testing.T) {
 	cfg.BatchSize = 300
 	cfg.MaxWait = time.Second
 	r := e.start(cfg)
-	waitSlid(t, r.c, uses)
+	waitSlid(t, r.w, uses)
 	e.requireUsageMatches()
 
 	// The batches were the stream in pieces of BatchSize events.
@@ -347,7 +317,7 @@ func TestUsageConsumerWritesOneStatementPerBatch(t *testing.T) {
 		wantBatches++
 		wantRows += len(distinct)
 	}
-	st := r.c.Stats()
+	st := r.w.Stats()
 	calls, rows := e.statementStats()
 	if st.Batches != uint64(wantBatches) || st.Statements != uint64(wantBatches) || calls != int64(wantBatches) {
 		t.Errorf("batches %d, statements %d (PostgreSQL counted %d); want %d each", st.Batches, st.Statements, calls, wantBatches)
@@ -362,7 +332,7 @@ func TestUsageConsumerWritesOneStatementPerBatch(t *testing.T) {
 	// their usage rows, and once a token's row arrives Get shows its use.
 	late := e.issue(domain.IssueRequest{Name: "late"}, false)
 	lateUse := useEvent(t, late.ID(), 5, e.clock.Now(), e.clock.Now(), "")
-	waitSlid(t, r.c, e.appendUses(lateUse))
+	waitSlid(t, r.w, e.appendUses(lateUse))
 	if _, err := e.proj.Get(ctx, late.ID()); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("get before the token is projected: %v", err)
 	}
@@ -381,9 +351,9 @@ func TestUsageConsumerWritesOneStatementPerBatch(t *testing.T) {
 	for range 20 {
 		e.appendUses(randomUses(t, rng, ids, 1+rng.IntN(150), e.clock.Now())...)
 	}
-	waitSlid(t, r.c, e.usageLast())
+	waitSlid(t, r.w, e.usageLast())
 	e.requireUsageMatches()
-	st = r.c.Stats()
+	st = r.w.Stats()
 	calls, rows = e.statementStats()
 	if st.Statements != uint64(calls) || st.Rows != uint64(rows) || st.Statements != st.Batches {
 		t.Errorf("consumer counted %d statements and %d rows in %d batches, PostgreSQL %d statements and %d rows", st.Statements, st.Rows, st.Batches, calls, rows)
@@ -428,17 +398,17 @@ func TestUsageConsumerCountsEveryUseOnceAcrossRestarts(t *testing.T) {
 				cfg := e.config()
 				cfg.BatchSize = 50
 				first := e.start(cfg)
-				stacktest.Eventually(t, time.Minute, func() bool { return first.c.Stats().Events >= 300 }, "300 events applied")
+				stacktest.Eventually(t, time.Minute, func() bool { return first.w.Stats().Events >= 300 }, "300 events applied")
 				if err := first.stop(); err != nil {
 					t.Fatal(err)
 				}
-				if n := first.c.Stats().Events; n >= 1500 {
+				if n := first.w.Stats().Events; n >= 1500 {
 					t.Fatalf("the first consumer applied all %d events before it was stopped", n)
 				}
 				e.appendUses(randomUses(t, rng, ids, 500, e.clock.Now())...)
 				second := e.start(cfg)
-				waitSlid(t, second.c, e.usageLast())
-				if got := first.c.Stats().Events + second.c.Stats().Events; got != 2000 {
+				waitSlid(t, second.w, e.usageLast())
+				if got := first.w.Stats().Events + second.w.Stats().Events; got != 2000 {
 					t.Errorf("the two consumers applied %d events, want 2000", got)
 				}
 			},
@@ -448,7 +418,7 @@ func TestUsageConsumerCountsEveryUseOnceAcrossRestarts(t *testing.T) {
 			run: func(t *testing.T, e *usageEnv, ids []domain.TokenID, rng *rand.Rand) {
 				e.appendUses(randomUses(t, rng, ids, 800, e.clock.Now())...)
 				first := e.start(e.config())
-				waitSlid(t, first.c, e.usageLast())
+				waitSlid(t, first.w, e.usageLast())
 				if err := first.stop(); err != nil {
 					t.Fatal(err)
 				}
@@ -463,8 +433,8 @@ func TestUsageConsumerCountsEveryUseOnceAcrossRestarts(t *testing.T) {
 					t.Fatal(err)
 				}
 				second := e.start(e.config())
-				stacktest.Eventually(t, time.Minute, func() bool { return second.c.Stats().Redelivered == 800 }, "800 events redelivered")
-				if st := second.c.Stats(); st.Events != 0 || st.Statements != 0 {
+				stacktest.Eventually(t, time.Minute, func() bool { return second.w.Stats().Redelivered == 800 }, "800 events redelivered")
+				if st := second.w.Stats(); st.Events != 0 || st.Statements != 0 {
 					t.Errorf("redelivered events applied again: %+v", st)
 				}
 			},
@@ -483,7 +453,7 @@ func TestUsageConsumerCountsEveryUseOnceAcrossRestarts(t *testing.T) {
 					cp, err := e.proj.Checkpoint(context.Background(), "usage")
 					return err == nil && cp == last
 				}, "checkpoint at %d", last)
-				if got := a.c.Stats().Events + b.c.Stats().Events; got != last {
+				if got := a.w.Stats().Events + b.w.Stats().Events; got != last {
 					t.Errorf("the two consumers applied %d events, want each of %d once", got, last)
 				}
 			},
@@ -504,8 +474,8 @@ func TestUsageConsumerCountsEveryUseOnceAcrossRestarts(t *testing.T) {
 					t.Fatal(err)
 				}
 				second := e.start(cfg)
-				waitSlid(t, second.c, e.usageLast())
-				if st := second.c.Stats(); st.Events != 350 || st.Redelivered != 150 {
+				waitSlid(t, second.w, e.usageLast())
+				if st := second.w.Stats(); st.Events != 350 || st.Redelivered != 150 {
 					t.Errorf("stats %+v: want the 150 committed events skipped and the 350 others applied", st)
 				}
 			},
@@ -540,8 +510,8 @@ func TestUsageConsumerCountsEveryUseOnceAcrossRestarts(t *testing.T) {
 					t.Fatalf("the dying consumer fetched %d events, want 200", n)
 				}
 				second := e.start(cfg)
-				waitSlid(t, second.c, e.usageLast())
-				if st := second.c.Stats(); st.Events != 600 || st.Deferred == 0 {
+				waitSlid(t, second.w, e.usageLast())
+				if st := second.w.Stats(); st.Events != 600 || st.Deferred == 0 {
 					t.Errorf("stats %+v: want all 600 events applied, after deferring those delivered before the missing ones", st)
 				}
 			},
@@ -590,9 +560,9 @@ func TestUsageConsumerGivesUpAgedOutEvents(t *testing.T) {
 	last := e.appendUses(randomUses(t, rng, ids, 30, e.clock.Now())...)
 
 	r := e.start(e.config())
-	waitSlid(t, r.c, last)
+	waitSlid(t, r.w, last)
 	e.requireUsageMatches()
-	if st := r.c.Stats(); st.AgedOut != lost || st.Events != last-lost {
+	if st := r.w.Stats(); st.AgedOut != lost || st.Events != last-lost {
 		t.Errorf("stats %+v: want %d events aged out and %d applied", st, lost, last-lost)
 	}
 	if n := e.logs.count("aged out of the usage stream before they were projected"); n != 1 {
@@ -629,11 +599,11 @@ func TestUsageConsumerStatusAndReadiness(t *testing.T) {
 	}
 
 	r := e.start(e.config())
-	waitSlid(t, r.c, last)
-	if err := r.c.Ready(ctx, 0); err != nil {
+	waitSlid(t, r.w, last)
+	if err := r.w.Ready(ctx, 0); err != nil {
 		t.Errorf("Ready after catching up: %v", err)
 	}
-	st, err = r.c.Status(ctx)
+	st, err = r.w.Status(ctx)
 	if err != nil || st.Checkpoint != last || st.LagEvents != 0 || st.LagSeconds != 0 || st.Halted != nil || st.LastError != "" {
 		t.Errorf("status after catching up: %+v, %v", st, err)
 	}
@@ -643,10 +613,10 @@ func TestUsageConsumerStatusAndReadiness(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.Ready(ctx, 0); !errors.Is(err, consumers.ErrNotRunning) {
+	if err := r.w.Ready(ctx, 0); !errors.Is(err, consumers.ErrNotRunning) {
 		t.Errorf("Ready after Run returned: %v, want ErrNotRunning", err)
 	}
-	if err := r.c.Run(ctx); err == nil {
+	if err := r.w.Run(ctx); err == nil {
 		t.Error("a second Run was accepted")
 	}
 }
