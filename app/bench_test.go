@@ -2,12 +2,8 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -142,7 +138,7 @@ func appendBenchEvents(ctx context.Context, store *eventstore.Store, worker uint
 // would be marked by every collection of the replay.
 func BenchmarkReplay1M(b *testing.B) {
 	ctx := context.Background()
-	nc, err := nats.Connect(startNATSServer(b))
+	nc, err := nats.Connect(stacktest.NATSProcess(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -189,49 +185,6 @@ func BenchmarkReplay1M(b *testing.B) {
 	b.ReportMetric(res.Swap.Seconds(), "swap-s")
 	b.ReportMetric(float64(res.Tokens), "tokens")
 	b.ReportMetric(perToken, "B/token")
-}
-
-// buildNATSServer compiles nats-server, from the module version this
-// module requires, once per test binary.
-var buildNATSServer = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "tokenledger-nats-server-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "nats-server")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build nats-server: %w: %s", err, out)
-	}
-	return bin, nil
-})
-
-// startNATSServer runs nats-server with JetStream in a process of its own
-// on a random port and returns its URL.
-func startNATSServer(tb testing.TB) string {
-	tb.Helper()
-	bin, err := buildNATSServer()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dir := tb.TempDir()
-	cmd := exec.Command(bin, "-js", "-sd", filepath.Join(dir, "store"), "-a", "127.0.0.1", "-p", "-1",
-		"--ports_file_dir", dir, "-n", "bench")
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start nats-server: %v", err)
-	}
-	tb.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	var ports struct {
-		Nats []string `json:"nats"`
-	}
-	stacktest.Eventually(tb, time.Minute, func() bool {
-		raw, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("nats-server_%d.ports", cmd.Process.Pid)))
-		return err == nil && json.Unmarshal(raw, &ports) == nil && len(ports.Nats) > 0
-	}, "nats-server writes its ports file")
-	return ports.Nats[0]
 }
 
 // foldBytesPerToken folds the whole stream as replay does and returns the

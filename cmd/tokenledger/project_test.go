@@ -8,11 +8,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -124,54 +121,6 @@ func (p *proc) healthURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-// buildNATSServer compiles nats-server, from the module version this
-// module requires, once per test binary.
-var buildNATSServer = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "tokenledger-nats-server-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "nats-server")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
-	if err != nil {
-		return "", &buildError{out: string(out), err: err}
-	}
-	return bin, nil
-})
-
-// startNATSServer runs nats-server with JetStream in a process of its own,
-// as deployed, on a random port, and returns its URL. Run in the test's
-// process, the server would share the test's race detector and garbage
-// collector, which would slow down the processes under test.
-func startNATSServer(t *testing.T) string {
-	t.Helper()
-	bin, err := buildNATSServer()
-	if err != nil {
-		t.Fatalf("build nats-server: %v", err)
-	}
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "-js", "-sd", filepath.Join(dir, "store"), "-a", "127.0.0.1", "-p", "-1",
-		"--ports_file_dir", dir, "-n", "test")
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start nats-server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	portsFile := filepath.Join(dir, fmt.Sprintf("nats-server_%d.ports", cmd.Process.Pid))
-	var ports struct {
-		Nats []string `json:"nats"`
-	}
-	stacktest.Eventually(t, time.Minute, func() bool {
-		raw, err := os.ReadFile(portsFile)
-		return err == nil && json.Unmarshal(raw, &ports) == nil && len(ports.Nats) > 0
-	}, "nats-server writes its ports file; log:\n%s", &logs)
-	return ports.Nats[0]
-}
-
 // testStack is a NATS server with the event streams and a migrated
 // database, for tokenledger processes to work on.
 type testStack struct {
@@ -182,7 +131,7 @@ type testStack struct {
 
 func newTestStack(t *testing.T) *testStack {
 	t.Helper()
-	natsURL := startNATSServer(t)
+	natsURL := stacktest.NATSProcess(t)
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatalf("connect to nats-server: %v", err)
