@@ -3,7 +3,6 @@ package consumers_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/stack"
+	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // outage is how long PostgreSQL is down in TestLifecycleProjectorRidesOutPostgresOutage.
@@ -26,8 +26,8 @@ const outage = 30 * time.Second
 func TestLifecycleProjectorRidesOutPostgresOutage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dataDir := filepath.Join(postgresDir(t), "data")
-	pg := startPostgres(t, stack.PostgresConfig{DataDir: dataDir})
+	dataDir := filepath.Join(stacktest.TraversableDir(t), "data")
+	pg := stacktest.OwnPostgres(t, stack.PostgresConfig{DataDir: dataDir})
 	if err := pg.CreateDatabase(ctx, "ledger"); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestLifecycleProjectorRidesOutPostgresOutage(t *testing.T) {
 	}
 
 	// PostgreSQL comes back on the same data directory and port.
-	restarted := startPostgres(t, stack.PostgresConfig{DataDir: dataDir, Port: pg.Port()})
+	restarted := stacktest.OwnPostgres(t, stack.PostgresConfig{DataDir: dataDir, Port: pg.Port()})
 	if restarted.Port() != pg.Port() {
 		t.Fatalf("postgres came back on port %d, not %d", restarted.Port(), pg.Port())
 	}
@@ -114,38 +114,4 @@ func TestLifecycleProjectorRidesOutPostgresOutage(t *testing.T) {
 	if info := e.consumerInfo("lifecycle"); info.Delivered.Consumer != during {
 		t.Errorf("consumer made %d deliveries for %d events: the event held through the outage was redelivered", info.Delivered.Consumer, during)
 	}
-}
-
-// postgresDir returns a directory the server's unprivileged user can
-// traverse when the tests run as root (t.TempDir is mode 0700), removed at
-// cleanup.
-func postgresDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "tokenledger-consumers-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// startPostgres starts a non-durable cluster for cfg and stops it at
-// cleanup.
-func startPostgres(t *testing.T, cfg stack.PostgresConfig) *stack.Postgres {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p, err := stack.StartPostgres(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start postgres: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = p.Stop(ctx)
-	})
-	return p
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,17 +25,8 @@ import (
 func TestUsageConsumerRidesOutPostgresOutage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "tokenledger-usage-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	// The server may run as another user, who must traverse the directory.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dataDir := filepath.Join(dir, "data")
-	pg := startUsagePostgres(t, stack.PostgresConfig{DataDir: dataDir})
+	dataDir := filepath.Join(stacktest.TraversableDir(t), "data")
+	pg := stacktest.OwnPostgres(t, stack.PostgresConfig{DataDir: dataDir})
 	if err := pg.CreateDatabase(ctx, "ledger"); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +72,7 @@ func TestUsageConsumerRidesOutPostgresOutage(t *testing.T) {
 		t.Errorf("%d fetches while the write of the batch in hand failed", got-fetches)
 	}
 
-	restarted := startUsagePostgres(t, stack.PostgresConfig{DataDir: dataDir, Port: pg.Port()})
+	restarted := stacktest.OwnPostgres(t, stack.PostgresConfig{DataDir: dataDir, Port: pg.Port()})
 	if restarted.Port() != pg.Port() {
 		t.Fatalf("postgres came back on port %d, not %d", restarted.Port(), pg.Port())
 	}
@@ -94,22 +84,4 @@ func TestUsageConsumerRidesOutPostgresOutage(t *testing.T) {
 	if err := r.w.Ready(ctx, 0); err != nil {
 		t.Errorf("Ready after catching up: %v", err)
 	}
-}
-
-// startUsagePostgres starts a non-durable cluster for cfg and stops it at
-// cleanup.
-func startUsagePostgres(t *testing.T, cfg stack.PostgresConfig) *stack.Postgres {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p, err := stack.StartPostgres(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start postgres: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = p.Stop(ctx)
-	})
-	return p
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // buildBinary compiles tokenledger once per test binary.
@@ -155,15 +156,7 @@ func eventCount(t *testing.T, banner string) int {
 func TestDevRestartKeepsEvents(t *testing.T) {
 	// The local PostgreSQL runs as an unprivileged user when the tests run
 	// as root, so the data directory must be reachable by it.
-	base, err := os.MkdirTemp("", "tokenledger-dev-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dataDir := filepath.Join(base, "data")
+	dataDir := filepath.Join(stacktest.TraversableDir(t), "data")
 
 	first := startDev(t, dataDir)
 	banner := first.waitBanner(t)
