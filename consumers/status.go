@@ -77,20 +77,24 @@ func (p *LifecycleProjector) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("status of projection %q: %w", p.cfg.Name, err)
 	}
-	cp, cpErr := p.proj.Checkpoint(ctx, p.cfg.Name)
-
+	// The halt is recorded after the commit of the events before it, so
+	// reading it before the checkpoint never shows a halt next to an older
+	// checkpoint than the one it follows.
 	p.mu.Lock()
-	if cpErr == nil {
-		p.known = max(p.known, cp)
-	}
 	st := Status{
 		Name:       p.cfg.Name,
-		Checkpoint: p.known,
 		StreamLast: last,
 		Halted:     cloneHalt(p.halt),
 		Skipped:    cloneHalt(p.skipped),
 		LastError:  p.lastErr,
 	}
+	p.mu.Unlock()
+	cp, cpErr := p.proj.Checkpoint(ctx, p.cfg.Name)
+	p.mu.Lock()
+	if cpErr == nil {
+		p.known = max(p.known, cp)
+	}
+	st.Checkpoint = p.known
 	p.mu.Unlock()
 	if cpErr == nil {
 		st.Checkpoint = cp

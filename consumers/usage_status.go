@@ -110,21 +110,25 @@ func (c *UsageConsumer) Status(ctx context.Context) (UsageStatus, error) {
 	if err != nil {
 		return UsageStatus{}, fmt.Errorf("status of usage projection %q: %w", c.cfg.Name, err)
 	}
-	cp, cpErr := c.proj.Checkpoint(ctx, c.cfg.Name)
-
+	// The halt is recorded after the commit of the events before it, so
+	// reading it before the checkpoint never shows a halt next to an older
+	// checkpoint than the one it follows.
 	c.mu.Lock()
-	if cpErr == nil {
-		c.known = max(c.known, cp)
-	}
 	st := UsageStatus{
 		Name:        c.cfg.Name,
-		Checkpoint:  c.known,
 		StreamFirst: info.State.FirstSeq,
 		StreamLast:  info.State.LastSeq,
 		Halted:      cloneHalt(c.halt),
 		Skipped:     cloneHalt(c.skipped),
 		LastError:   c.lastErr,
 	}
+	c.mu.Unlock()
+	cp, cpErr := c.proj.Checkpoint(ctx, c.cfg.Name)
+	c.mu.Lock()
+	if cpErr == nil {
+		c.known = max(c.known, cp)
+	}
+	st.Checkpoint = c.known
 	c.mu.Unlock()
 	st.Stats = c.Stats()
 	if cpErr == nil {
