@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -46,6 +47,9 @@ type DevConfig struct {
 	Policy domain.Policy
 	// Clock tells the time; nil means the system clock.
 	Clock domain.Clock
+	// API configures the API node; its Policy and Clock are the dev
+	// config's.
+	API APIConfig
 }
 
 // DefaultDevConfig returns the defaults `make run` uses.
@@ -57,7 +61,14 @@ func DefaultDevConfig() DevConfig {
 		PostgresPort: 5432,
 		Store:        eventstore.DefaultConfig(),
 		Policy:       domain.DefaultPolicy(),
+		API:          devAPIConfig(),
 	}
+}
+
+func devAPIConfig() APIConfig {
+	c := DefaultAPIConfig()
+	c.PreferFreePort = true
+	return c
 }
 
 // Validate reports every problem with c at once.
@@ -77,6 +88,11 @@ func (c DevConfig) Validate() error {
 	}
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("policy: %w", err))
+	}
+	apiCfg := c.API
+	apiCfg.Policy = c.Policy
+	if err := apiCfg.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("api: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -100,6 +116,8 @@ type Dev struct {
 	Projections *projections.Store
 	Projector   *consumers.LifecycleProjector
 	Usage       *consumers.UsageConsumer
+	// API is the API node: validator, ledger and HTTP server.
+	API *API
 
 	conn *nats.Conn
 }
@@ -202,7 +220,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, err
 	}
 	if d.Events == 0 {
-		d.Bootstrapped, err = bootstrapAdmin(ctx, d.Store, cfg.Policy, cfg.Clock)
+		d.Bootstrapped, err = BootstrapAdmin(ctx, d.Store, cfg.Policy, cfg.Clock)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -235,6 +253,22 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, err
 	}
 	cleanups = append(cleanups, run.stop)
+
+	apiCfg := cfg.API
+	apiCfg.Policy, apiCfg.Clock = cfg.Policy, cfg.Clock
+	var stopAPI func(context.Context) error
+	d.API, stopAPI, err = StartAPI(ctx, apiCfg, d.Store, d.Projections, map[string]api.Check{
+		"projector": func(ctx context.Context) error { return d.Projector.Ready(ctx, apiCfg.ReadyMaxLag) },
+		"usage":     func(ctx context.Context) error { return d.Usage.Ready(ctx, DefaultUsageReadyMaxLag) },
+	}, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.API.Metrics.WatchLifecycle(d.Projector)
+	d.API.Metrics.WatchUsage(d.Usage)
+	// The API stops first: its validator flushes usage into the store,
+	// which the usage consumer then still projects.
+	cleanups = append(cleanups, stopAPI)
 	return d, stopAll, nil
 }
 
@@ -283,10 +317,11 @@ const (
 	AdminScope                = "ledger:admin"
 )
 
-// bootstrapAdmin issues the first admin token of a fresh ledger. The issue
-// expects the owner to have no events yet, so two instances bootstrapping
-// one ledger at once cannot both succeed.
-func bootstrapAdmin(ctx context.Context, store *eventstore.Store, p domain.Policy, clock domain.Clock) (*Bootstrap, error) {
+// BootstrapAdmin issues the first admin token of a ledger: owner "admin",
+// scope ledger:admin, the policy's default lifetime. The issue expects the
+// admin owner to have no owner-wide events yet, so two instances
+// bootstrapping one ledger at once cannot both succeed.
+func BootstrapAdmin(ctx context.Context, store *eventstore.Store, p domain.Policy, clock domain.Clock) (*Bootstrap, error) {
 	tok, secret, err := domain.IssueToken(p, nil, domain.IssueRequest{
 		Owner:  AdminOwner,
 		Name:   "bootstrap admin",

@@ -54,6 +54,8 @@ token once. All state lives under --data-dir; stop it with Ctrl-C.`,
 	f.BoolVar(&cfg.NATSSyncAlways, "nats-sync-always", cfg.NATSSyncAlways, "fsync every JetStream write before acknowledging it")
 	f.StringVar(&cfg.PostgresURL, "postgres-url", cfg.PostgresURL, "use this PostgreSQL instead of a local cluster")
 	f.IntVar(&cfg.PostgresPort, "postgres-port", cfg.PostgresPort, "preferred port of the local PostgreSQL cluster (a taken port is replaced by a free one)")
+	bindAPIFlags(f, &cfg.API)
+	bindPolicyFlags(f, &cfg.Policy)
 	return cmd
 }
 
@@ -62,10 +64,12 @@ func printDevBanner(w io.Writer, dev *app.Dev) {
 	fmt.Fprintf(w, "  NATS (JetStream)  %s\n", dev.NATS.ClientURL())
 	fmt.Fprintf(w, "  PostgreSQL        %s\n", dev.PostgresURL)
 	fmt.Fprintf(w, "  event stream      %s: %s\n", dev.Store.Config().Stream, plural(dev.Events, "event"))
+	fmt.Fprintf(w, "  API               %s  (OpenAPI: %s/v1/openapi.json)\n", dev.API.URL(), dev.API.URL())
 	if b := dev.Bootstrapped; b != nil {
 		fmt.Fprintf(w, "\nFirst start: an admin token was issued. It is shown once, now, and never again:\n\n")
 		fmt.Fprintf(w, "  %s\n\n", b.Secret.Reveal())
 		fmt.Fprintf(w, "  id %s, owner %s, scopes %v\n", b.Token.ID(), b.Token.Owner(), b.Token.Scopes())
+		printCurlExamples(w, dev.API.URL(), b.Secret.Reveal())
 	}
 	fmt.Fprintf(w, "\n%s\n", readyLine)
 }
@@ -79,4 +83,18 @@ func plural(n uint64, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// printCurlExamples prints three commands to paste into a shell: issue a
+// token (kept in $T), validate it through forward-auth, revoke it.
+func printCurlExamples(w io.Writer, url, adminSecret string) {
+	fmt.Fprintf(w, "\nTry it (paste into a shell):\n\n")
+	fmt.Fprintf(w, "  export TOKENLEDGER_TOKEN=%s\n\n", adminSecret)
+	fmt.Fprintf(w, "  # 1. issue a token for alice; its secret, shown once, goes into $T\n")
+	fmt.Fprintf(w, "  T=$(curl -s -X POST %s/v1/tokens -H \"Authorization: Bearer $TOKENLEDGER_TOKEN\" -H 'Content-Type: application/json' \\\n", url)
+	fmt.Fprintf(w, "    -d '{\"owner\": \"alice\", \"name\": \"ci\", \"scopes\": [\"repo:read\"], \"expires_in\": \"24h\"}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/'); echo \"$T\"\n\n")
+	fmt.Fprintf(w, "  # 2. validate it as a gateway does: 200 with X-Token-Owner: alice (401 once revoked)\n")
+	fmt.Fprintf(w, "  curl -si %s/v1/auth -H \"Authorization: Bearer $T\"\n\n", url)
+	fmt.Fprintf(w, "  # 3. revoke it: holding the secret is enough (RFC 7009)\n")
+	fmt.Fprintf(w, "  curl -s -X POST %s/v1/revoke -d \"token=$T\"\n", url)
 }

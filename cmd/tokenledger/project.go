@@ -117,6 +117,7 @@ reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 	f.Uint64Var(&cfg.ReadyMaxLag, "ready-max-lag", cfg.ReadyMaxLag, "most events the projection may be behind the stream while /readyz answers ready")
 	f.Uint64Var(&cfg.UsageReadyMaxLag, "usage-ready-max-lag", cfg.UsageReadyMaxLag, "most events the usage projection may be behind the usage stream while /readyz answers ready")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "longest graceful stop after SIGINT or SIGTERM")
+	bindPolicyFlags(f, &cfg.Usage.Policy)
 	return cmd
 }
 

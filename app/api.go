@@ -1,0 +1,269 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tokenledger/tokenledger/api"
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/ledger"
+	"github.com/tokenledger/tokenledger/metrics"
+	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/validator"
+)
+
+// Defaults of the API server.
+const (
+	// DefaultHTTPAddr is where the API listens: loopback, port 8080.
+	DefaultHTTPAddr = "127.0.0.1:8080"
+	// HTTP server timeouts: a client gets this long to send its headers,
+	// its whole request, to read the answer, and to send the next request
+	// on a kept-alive connection.
+	httpReadHeaderTimeout = 5 * time.Second
+	httpReadTimeout       = 30 * time.Second
+	httpWriteTimeout      = 30 * time.Second
+	httpIdleTimeout       = 120 * time.Second
+	httpMaxHeaderBytes    = 16 << 10
+)
+
+// APIConfig configures the API node of `tokenledger serve` and `tokenledger
+// dev`: the validator, the ledger and the HTTP server.
+type APIConfig struct {
+	// HTTPAddr is the host:port the API listens on.
+	HTTPAddr string
+	// PreferFreePort replaces a taken HTTPAddr port by a free one (dev);
+	// otherwise a taken port is an error.
+	PreferFreePort bool
+	// Policy is the issuing policy.
+	Policy domain.Policy
+	// Clock tells the time; nil means the system clock.
+	Clock domain.Clock
+	// ProjectionName is the lifecycle projection the validator loads its
+	// snapshot from, and whose lag /readyz checks.
+	ProjectionName string
+	// MaxStaleness and FailOpen: see validator.Config.
+	MaxStaleness time.Duration
+	FailOpen     bool
+	// ReadyMaxLag is how many events the lifecycle projection may be
+	// behind the stream while /readyz still answers ready.
+	ReadyMaxLag uint64
+	// MaxBodyBytes bounds request bodies.
+	MaxBodyBytes int64
+	// Metrics receives the node's metrics and serves them at /metrics;
+	// nil means a new registry of the node's own.
+	Metrics *metrics.Metrics
+}
+
+// DefaultAPIConfig returns the API defaults.
+func DefaultAPIConfig() APIConfig {
+	return APIConfig{
+		HTTPAddr:       DefaultHTTPAddr,
+		Policy:         domain.DefaultPolicy(),
+		ProjectionName: DefaultProjectionName,
+		MaxStaleness:   validator.DefaultMaxStaleness,
+		ReadyMaxLag:    DefaultReadyMaxLag,
+		MaxBodyBytes:   api.DefaultMaxBodyBytes,
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c APIConfig) Validate() error {
+	var errs []error
+	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("http address %q: %w", c.HTTPAddr, err))
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		errs = append(errs, fmt.Errorf("http address %q: bad port", c.HTTPAddr))
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("policy: %w", err))
+	}
+	if err := validateProjectionName(c.ProjectionName); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxStaleness <= 0 {
+		errs = append(errs, fmt.Errorf("max staleness %s must be positive", c.MaxStaleness))
+	}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max body bytes %d must be positive", c.MaxBodyBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// API is a running API node.
+type API struct {
+	Validator *validator.Validator
+	Ledger    *ledger.Service
+	Server    *api.Server
+	// Metrics are the node's metrics, served at /metrics.
+	Metrics *metrics.Metrics
+	// Addr is the address the HTTP server listens on.
+	Addr net.Addr
+
+	http *http.Server
+}
+
+// URL returns the API's base URL, e.g. http://127.0.0.1:8080.
+func (a *API) URL() string { return "http://" + a.Addr.String() }
+
+// StartAPI starts the validator on store and read, the ledger and the HTTP
+// server. extra readiness checks are added to the API's own (the validator
+// follows the stream, PostgreSQL answers, the projection is within
+// ReadyMaxLag). The returned stop shuts the HTTP server down (letting
+// requests in flight finish), then closes the validator, which flushes the
+// usage it counted.
+func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read *projections.Store,
+	extra map[string]api.Check, log *slog.Logger) (_ *API, _ func(context.Context) error, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = domain.SystemClock{}
+	}
+	ln, err := listen(cfg.HTTPAddr, cfg.PreferFreePort)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = ln.Close()
+		}
+	}()
+
+	v, err := validator.New(validator.Config{
+		Store:          store,
+		Projections:    read,
+		ProjectionName: cfg.ProjectionName,
+		Clock:          cfg.Clock,
+		MaxStaleness:   cfg.MaxStaleness,
+		FailOpen:       cfg.FailOpen,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := v.Start(ctx); err != nil {
+		return nil, nil, fmt.Errorf("start validator: %w", err)
+	}
+	m := cfg.Metrics
+	if m == nil {
+		m = metrics.New(log)
+	}
+	m.WatchValidator(v)
+	a := &API{Validator: v, Addr: ln.Addr(), Metrics: m}
+	defer func() {
+		if err != nil {
+			_ = v.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	a.Ledger, err = ledger.New(ledger.Config{
+		Store:       store,
+		Projections: read,
+		Policy:      cfg.Policy,
+		Clock:       cfg.Clock,
+		Observer:    v,
+		Metrics:     m,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	checks := map[string]api.Check{
+		"validator": func(context.Context) error {
+			st := v.Status()
+			if !st.Running {
+				return errors.New("not running")
+			}
+			if st.Stale {
+				return fmt.Errorf("stale: %v", st.StaleReason)
+			}
+			return nil
+		},
+		"projection": func(ctx context.Context) error {
+			return projectionLag(ctx, store, read, cfg.ProjectionName, cfg.ReadyMaxLag)
+		},
+	}
+	for name, c := range extra {
+		checks[name] = c
+	}
+	a.Server, err = api.New(api.Config{
+		Ledger:       a.Ledger,
+		Validator:    v,
+		Metrics:      m,
+		Log:          log,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Ready:        checks,
+		OpenAPI:      openAPIDocument(),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	a.http = &http.Server{
+		Handler:           a.Server.Handler(),
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "error", err)
+		}
+	}()
+	log.Info("api listening", "url", a.URL())
+	stop := func(ctx context.Context) error {
+		errHTTP := a.http.Shutdown(ctx)
+		errV := v.Close(ctx)
+		return errors.Join(errHTTP, errV)
+	}
+	return a, stop, nil
+}
+
+// listen listens on addr; with preferFree a taken port is replaced by a
+// free one.
+func listen(addr string, preferFree bool) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil || !preferFree {
+		if err != nil {
+			return nil, fmt.Errorf("api: listen on %s: %w", addr, err)
+		}
+		return ln, nil
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	ln, err2 := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err2 != nil {
+		return nil, fmt.Errorf("api: listen on %s: %w (and on a free port: %w)", addr, err, err2)
+	}
+	return ln, nil
+}
+
+// projectionLag fails when the projection is more than maxLag events behind
+// the lifecycle stream, or either cannot be read.
+func projectionLag(ctx context.Context, store *eventstore.Store, read *projections.Store, name string, maxLag uint64) error {
+	last, err := store.StreamLastSequence(ctx)
+	if err != nil {
+		return fmt.Errorf("event store: %w", err)
+	}
+	cp, err := read.Checkpoint(ctx, name)
+	if err != nil {
+		return fmt.Errorf("read model: %w", err)
+	}
+	if last > cp && last-cp > maxLag {
+		return fmt.Errorf("projection %s is %d events behind the stream (at most %d allowed)", name, last-cp, maxLag)
+	}
+	return nil
+}
+
+func (c APIConfig) clock() domain.Clock {
+	if c.Clock == nil {
+		return domain.SystemClock{}
+	}
+	return c.Clock
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/tokenledger/tokenledger/app"
+	"github.com/tokenledger/tokenledger/domain"
+)
+
+// bindPolicyFlags binds the issuing policy. Every process that issues or
+// slides tokens (serve, project, dev) must run with the same policy.
+func bindPolicyFlags(f *pflag.FlagSet, p *domain.Policy) {
+	f.DurationVar(&p.DefaultLifetime, "default-lifetime", p.DefaultLifetime, "lifetime of a token issued without an expiry (and a session's default cap)")
+	f.DurationVar(&p.MaxLifetime, "max-lifetime", p.MaxLifetime, "longest expiry an api token may have, counted from its creation")
+	f.BoolVar(&p.AllowNeverExpires, "allow-never-expires", p.AllowNeverExpires, "allow api tokens without expiry")
+	f.DurationVar(&p.SessionIdleTimeout, "session-idle-timeout", p.SessionIdleTimeout, "how long a session lives after its last use (whole seconds)")
+	f.DurationVar(&p.SessionMaxLifetime, "session-max-lifetime", p.SessionMaxLifetime, "absolute cap of a session's life, however much it is used")
+	f.DurationVar(&p.SessionExtendStep, "session-extend-step", p.SessionExtendStep, "smallest move of a session's expiry worth recording")
+}
+
+// bindAPIFlags binds the API node's settings, apart from the policy.
+func bindAPIFlags(f *pflag.FlagSet, c *app.APIConfig) {
+	f.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "host:port the HTTP API listens on")
+	f.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "how long the validator answers after losing the lifecycle stream before it refuses every token")
+	f.BoolVar(&c.FailOpen, "fail-open", c.FailOpen, "keep answering from memory when stale instead of refusing (revocations may then be missed)")
+	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body the API accepts")
+}
+
+func newServeCommand(g *globalFlags) *cobra.Command {
+	cfg := app.DefaultServeConfig()
+	shutdownTimeout := defaultShutdownTimeout
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run an API node: the HTTP API and the in-memory validator",
+		Long: `serve runs an API node against a deployment's NATS and PostgreSQL: the
+HTTP API (token management, RFC 7009 revocation, RFC 7662 introspection,
+forward-auth at /v1/auth, /metrics, /livez, /readyz, /v1/openapi.json) and the
+validator that answers from memory: a snapshot of the read model plus a live
+tail of the lifecycle stream. The read model is kept by 'tokenledger project',
+which must run too. API nodes are stateless: run as many as needed.
+
+SIGINT or SIGTERM stops it gracefully: requests in flight finish, then the
+validator flushes the usage it counted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.newLogger()
+			if err != nil {
+				return err
+			}
+			if shutdownTimeout <= 0 {
+				return fmt.Errorf("--shutdown-timeout %s must be positive", shutdownTimeout)
+			}
+			ctx := cmd.Context()
+			s, stop, err := app.StartServe(ctx, cfg, log)
+			if err != nil {
+				return oneLine(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "tokenledger API listening on %s\n", s.URL())
+			<-ctx.Done()
+			log.Info("stopping")
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+			defer cancel()
+			if err := stop(stopCtx); err != nil {
+				return fmt.Errorf("stop: %w", err)
+			}
+			log.Info("stopped")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	bindConnectFlags(f, &cfg.NATSURL, &cfg.PostgresURL, &cfg.Store)
+	f.Int32Var(&cfg.PostgresMaxConns, "postgres-max-conns", cfg.PostgresMaxConns, "size of the PostgreSQL connection pool")
+	bindAPIFlags(f, &cfg.API)
+	bindPolicyFlags(f, &cfg.API.Policy)
+	f.StringVar(&cfg.API.ProjectionName, "projection", cfg.API.ProjectionName, "lifecycle projection the validator loads its snapshot from")
+	f.Uint64Var(&cfg.API.ReadyMaxLag, "ready-max-lag", cfg.API.ReadyMaxLag, "most events the projection may be behind the stream while /readyz answers ready")
+	f.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "longest graceful stop after SIGINT or SIGTERM")
+	return cmd
+}

@@ -1,0 +1,57 @@
+package ledger
+
+import (
+	"slices"
+	"time"
+
+	"github.com/tokenledger/tokenledger/domain"
+)
+
+// Reserved scopes.
+const (
+	// ScopeAdmin may do everything, for every owner.
+	ScopeAdmin = "ledger:admin"
+	// ScopeIntrospect may introspect any token (RFC 7662).
+	ScopeIntrospect = "ledger:introspect"
+)
+
+// Caller is who asks: the principal of the token that authenticated the
+// request.
+type Caller struct {
+	TokenID domain.TokenID
+	Owner   domain.OwnerID
+	// Scopes are the caller's scopes, sorted.
+	Scopes []string
+}
+
+// IsAdmin reports whether the caller holds ledger:admin.
+func (c Caller) IsAdmin() bool { return c.HasScope(ScopeAdmin) }
+
+// HasScope reports whether the caller holds scope s.
+func (c Caller) HasScope(s string) bool {
+	return slices.Contains(c.Scopes, s)
+}
+
+// Actor is how the caller is recorded in the events it causes:
+// "token:<id>", which the token's own history resolves to its owner.
+func (c Caller) Actor() string { return "token:" + c.TokenID.String() }
+
+// mayManage reports whether the caller may act on owner's tokens.
+func (c Caller) mayManage(owner domain.OwnerID) bool {
+	return c.IsAdmin() || c.Owner == owner
+}
+
+// View is a token as the API shows it: its aggregate, its status at Now,
+// and its usage as recorded so far.
+type View struct {
+	Token *domain.Token
+	// Now is the instant Status was decided at.
+	Now    time.Time
+	Status domain.Status
+	// OwnerRevoked reports that an owner-wide revocation covers the token.
+	OwnerRevoked bool
+	// LastUsedAt is the latest recorded use (zero: never used); UseCount
+	// the number of recorded uses.
+	LastUsedAt time.Time
+	UseCount   uint64
+}

@@ -1,0 +1,35 @@
+// Package ledger is tokenledger's application layer: the use cases of token
+// owners and admins (issue, set expiry, revoke, rotate, revoke an owner's
+// tokens, revoke by a leaked secret, and the reads that go with them), each
+// authorized for a Caller, decided by the domain, and stored in the event
+// store.
+//
+// # Writes
+//
+// Every mutation loads the aggregates it decides on from the event store (the
+// source of truth, not the read model, which may lag), lets the domain decide,
+// and appends the resulting events with an expectation on the sequence it
+// read. When another writer got there first the append fails with
+// eventstore.ErrConflict and the whole decision is made again from a fresh
+// load, up to Config.MaxAttempts times; only then does the caller see
+// ErrConflict. A call returns success only after the store acknowledged the
+// events, and then hands them to the Config.Observer (the local validator), so
+// the node that handled a revocation rejects the token at once.
+//
+// # Authorization
+//
+// A Caller with the scope ledger:admin may do everything for every owner.
+// Any other caller acts for its own owner only: another owner's token is
+// ErrNotFound (its existence is not revealed), acting for another owner is
+// ErrForbidden, it may issue only tokens whose scopes are a subset of its own
+// (ErrForbidden otherwise), and it may shorten a token's expiry but not extend
+// or clear it (ErrForbidden). Lifetimes are bounded by the Policy for
+// everyone: the domain refuses anything beyond it with
+// domain.ErrPolicyViolation.
+//
+// # Reads
+//
+// Get and Events read the event store, so they reflect every acknowledged
+// write; usage counters come from the read model. List reads the read model
+// in PostgreSQL, which follows the stream within the projector's lag.
+package ledger
