@@ -1,0 +1,207 @@
+package api
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tokenledger/tokenledger/ledger"
+	"github.com/tokenledger/tokenledger/sdk"
+	"github.com/tokenledger/tokenledger/validator"
+)
+
+// Forward-auth answer headers.
+const (
+	HeaderTokenID     = "X-Token-Id"
+	HeaderTokenOwner  = "X-Token-Owner"
+	HeaderTokenScopes = "X-Token-Scopes"
+)
+
+const bearerRealm = `Bearer realm="tokenledger"`
+
+// bearer returns the secret of an "Authorization: Bearer <secret>" header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const scheme = "Bearer "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(scheme):]), true
+}
+
+// clientAddr is the request's client address without its port, as usage
+// records it.
+func clientAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// validationResult names a validator answer for metrics.
+func validationResult(err error) string {
+	switch {
+	case err == nil:
+		return "valid"
+	case errors.Is(err, validator.ErrMalformed):
+		return "malformed"
+	case errors.Is(err, validator.ErrExpired):
+		return "expired"
+	case errors.Is(err, validator.ErrOwnerRevoked):
+		return "owner_revoked"
+	case errors.Is(err, validator.ErrRevoked):
+		return "revoked"
+	case errors.Is(err, validator.ErrStale):
+		return "stale"
+	default:
+		return "unknown"
+	}
+}
+
+// invalidTokenDescription says why a token was refused, for
+// WWW-Authenticate and the error body; it never contains the token.
+func invalidTokenDescription(err error) string {
+	switch validationResult(err) {
+	case "malformed":
+		return "the token is malformed"
+	case "expired":
+		return "the token expired"
+	case "revoked":
+		return "the token was revoked"
+	case "owner_revoked":
+		return "the token was revoked with all tokens of its owner"
+	default:
+		return "the token is unknown"
+	}
+}
+
+// authenticate finds the caller of a management request by its bearer
+// token, through the validator (which also records the use).
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (ledger.Caller, error) {
+	secret, ok := bearer(r)
+	if !ok {
+		return ledger.Caller{}, &apiError{status: http.StatusUnauthorized, code: sdk.CodeUnauthorized,
+			message: "this route needs an Authorization: Bearer token", wwwAuthenticate: bearerRealm}
+	}
+	p, err := s.validator.ValidateFrom(r.Context(), secret, clientAddr(r))
+	if err != nil {
+		if errors.Is(err, validator.ErrStale) {
+			return ledger.Caller{}, err
+		}
+		desc := invalidTokenDescription(err)
+		return ledger.Caller{}, &apiError{status: http.StatusUnauthorized, code: sdk.CodeUnauthorized, message: desc,
+			wwwAuthenticate: `Bearer realm="tokenledger", error="invalid_token", error_description="` + desc + `"`}
+	}
+	return ledger.Caller{TokenID: p.TokenID, Owner: p.Owner, Scopes: p.Scopes}, nil
+}
+
+// forwardAuth answers GET /v1/auth for gateways: 200 with the token's id,
+// owner and scopes in headers, 401 for a missing or invalid token, 403 when a
+// scope named in ?scope= (space-separated, all required) is missing.
+func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	secret, ok := bearer(r)
+	if !ok {
+		s.observeValidation("unknown", start)
+		w.Header().Set("WWW-Authenticate", bearerRealm)
+		writeJSONError(w, http.StatusUnauthorized, sdk.CodeInvalidToken, "no Authorization: Bearer token")
+		return
+	}
+	p, err := s.validator.ValidateFrom(r.Context(), secret, clientAddr(r))
+	if err != nil {
+		result := validationResult(err)
+		s.observeValidation(result, start)
+		if result == "stale" {
+			w.Header().Set("Retry-After", retryAfterSeconds)
+			writeJSONError(w, http.StatusServiceUnavailable, sdk.CodeUnavailable, "the validator is stale, try again")
+			return
+		}
+		desc := invalidTokenDescription(err)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tokenledger", error="invalid_token", error_description="`+desc+`"`)
+		writeJSONError(w, http.StatusUnauthorized, sdk.CodeInvalidToken, desc)
+		return
+	}
+	if r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		if err := checkQuery(q, "scope"); err != nil {
+			s.observeValidation("valid", start)
+			s.writeError(w, r, err)
+			return
+		}
+		if required := q.Get("scope"); required != "" {
+			for sc := range strings.FieldsSeq(required) {
+				if !p.HasScope(sc) {
+					s.observeValidation("insufficient_scope", start)
+					w.Header().Set("WWW-Authenticate", `Bearer realm="tokenledger", error="insufficient_scope", scope="`+required+`"`)
+					writeJSONError(w, http.StatusForbidden, sdk.CodeInsufficientScope, "the token lacks a required scope")
+					return
+				}
+			}
+		}
+	}
+	h := w.Header()
+	h.Set(HeaderTokenID, p.TokenID.String())
+	h.Set(HeaderTokenOwner, string(p.Owner))
+	h.Set(HeaderTokenScopes, strings.Join(p.Scopes, " "))
+	w.WriteHeader(http.StatusOK)
+	s.observeValidation("valid", start)
+}
+
+func (s *Server) observeValidation(result string, start time.Time) {
+	s.metrics.ObserveValidation(result, time.Since(start))
+}
+
+// introspect answers POST /v1/introspect (RFC 7662) for callers with
+// ledger:introspect or ledger:admin: the token's owner, scopes, kind and
+// times, or exactly {"active": false}.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request, c ledger.Caller) error {
+	if !c.IsAdmin() && !c.HasScope(ledger.ScopeIntrospect) {
+		return &apiError{status: http.StatusForbidden, code: sdk.CodeForbidden,
+			message: "introspection needs the scope " + ledger.ScopeIntrospect + " or " + ledger.ScopeAdmin}
+	}
+	secret, err := s.readSecret(w, r)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	p, err := s.validator.ValidateFrom(r.Context(), secret, clientAddr(r))
+	s.observeValidation(validationResult(err), start)
+	if errors.Is(err, validator.ErrStale) {
+		return err
+	}
+	if err != nil {
+		writeJSON(w, http.StatusOK, sdk.Introspection{Active: false})
+		return nil
+	}
+	out := sdk.Introspection{
+		Active:    true,
+		Subject:   string(p.Owner),
+		Scope:     strings.Join(p.Scopes, " "),
+		TokenType: string(p.Kind),
+		Iat:       p.TokenID.Time().Unix(),
+		JTI:       p.TokenID.String(),
+	}
+	if !p.ExpiresAt.IsZero() {
+		out.Exp = p.ExpiresAt.Unix()
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// revokeSecret answers POST /v1/revoke (RFC 7009): whoever holds a secret
+// may revoke its token. The answer is 200 whether or not a token was found,
+// so it tells nothing about the secret; 503 when the revocation could not
+// be recorded.
+func (s *Server) revokeSecret(w http.ResponseWriter, r *http.Request) error {
+	secret, err := s.readSecret(w, r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.ledger.RevokeSecret(r.Context(), secret, requestID(r.Context())); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}

@@ -1,0 +1,136 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/ledger"
+	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/sdk"
+)
+
+// tokenFromView is the API's form of a token decided by the ledger.
+func tokenFromView(v ledger.View) sdk.Token {
+	t := v.Token
+	out := sdk.Token{
+		ID:           t.ID().String(),
+		Owner:        string(t.Owner()),
+		Name:         t.Name(),
+		Scopes:       nonNil(t.Scopes()),
+		Kind:         string(t.Kind()),
+		Status:       string(v.Status),
+		CreatedAt:    t.CreatedAt(),
+		OwnerRevoked: v.OwnerRevoked,
+		LastUsedAt:   timePtr(v.LastUsedAt),
+		UseCount:     v.UseCount,
+	}
+	if at, ok := t.ExpiresAt(); ok {
+		out.ExpiresAt = &at
+	}
+	if t.Kind() == domain.KindSession {
+		d := sdk.Duration(t.IdleTimeout())
+		out.IdleTimeout = &d
+		if at, ok := t.AbsoluteExpiresAt(); ok {
+			out.AbsoluteExpiresAt = &at
+		}
+	}
+	if at, ok := t.RevokedAt(); ok {
+		reason := t.RevokedReason()
+		out.RevokedAt, out.RevokedReason = &at, &reason
+	}
+	if id, ok := t.RotatedFrom(); ok {
+		s := id.String()
+		out.RotatedFrom = &s
+	}
+	if id, ok := t.RotatedTo(); ok {
+		s := id.String()
+		out.RotatedTo = &s
+	}
+	return out
+}
+
+// tokenFromRow is the API's form of a row of the read model.
+func tokenFromRow(r projections.TokenRow) sdk.Token {
+	out := sdk.Token{
+		ID:           r.ID.String(),
+		Owner:        string(r.Owner),
+		Name:         r.Name,
+		Scopes:       nonNil(r.Scopes),
+		Kind:         string(r.Kind),
+		Status:       string(r.Status),
+		CreatedAt:    r.CreatedAt,
+		ExpiresAt:    timePtr(r.ExpiresAt),
+		OwnerRevoked: r.OwnerRevoked,
+		LastUsedAt:   timePtr(r.LastUsedAt),
+		UseCount:     r.UseCount,
+	}
+	if r.Kind == domain.KindSession {
+		d := sdk.Duration(r.IdleTimeout)
+		out.IdleTimeout = &d
+		out.AbsoluteExpiresAt = timePtr(r.AbsoluteExpiresAt)
+	}
+	if !r.RevokedAt.IsZero() {
+		reason := r.RevokedReason
+		out.RevokedAt, out.RevokedReason = timePtr(r.RevokedAt), &reason
+	}
+	if r.RotatedFrom != (domain.TokenID{}) {
+		s := r.RotatedFrom.String()
+		out.RotatedFrom = &s
+	}
+	if r.RotatedTo != (domain.TokenID{}) {
+		s := r.RotatedTo.String()
+		out.RotatedTo = &s
+	}
+	return out
+}
+
+// secretHashField is the field of token.issued that holds the secret's
+// hash; the API never shows it.
+const secretHashField = "secret_sha256"
+
+// eventFromEnvelope is the API's form of a stored event, without the
+// secret's hash.
+func eventFromEnvelope(e domain.Envelope) (sdk.Event, error) {
+	data, err := json.Marshal(e.Data)
+	if err != nil {
+		return sdk.Event{}, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	if e.Type == domain.TypeTokenIssued {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(data, &fields); err != nil {
+			return sdk.Event{}, fmt.Errorf("encode event %s: %w", e.ID, err)
+		}
+		delete(fields, secretHashField)
+		if data, err = json.Marshal(fields); err != nil {
+			return sdk.Event{}, fmt.Errorf("encode event %s: %w", e.ID, err)
+		}
+	}
+	return sdk.Event{
+		Sequence:      e.Sequence,
+		ID:            e.ID.String(),
+		Type:          string(e.Type),
+		Time:          e.Time,
+		Actor:         e.Actor,
+		CorrelationID: e.CorrelationID,
+		AggregateKind: string(e.AggregateKind),
+		AggregateID:   e.AggregateID,
+		Schema:        e.Schema,
+		Data:          data,
+	}, nil
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,230 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/sdk"
+)
+
+// DefaultMaxBodyBytes is the largest request body accepted.
+const DefaultMaxBodyBytes = 64 << 10
+
+const (
+	contentJSON = "application/json"
+	contentForm = "application/x-www-form-urlencoded"
+)
+
+// readBody reads the request body, at most s.maxBody bytes, and returns its
+// media type ("" for an empty body). A body must be valid UTF-8.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, string, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, "", &apiError{status: http.StatusRequestEntityTooLarge, code: sdk.CodePayloadTooLarge, message: fmt.Sprintf("the request body is larger than %d bytes", tooLarge.Limit)}
+		}
+		return nil, "", badRequest("the request body could not be read")
+	}
+	if len(body) == 0 {
+		return nil, "", nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil, "", &apiError{status: http.StatusUnsupportedMediaType, code: sdk.CodeUnsupportedMediaType, message: "a request body needs a Content-Type"}
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return nil, "", &apiError{status: http.StatusUnsupportedMediaType, code: sdk.CodeUnsupportedMediaType, message: "the Content-Type header is malformed"}
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, "", &apiError{status: http.StatusUnsupportedMediaType, code: sdk.CodeUnsupportedMediaType, message: "only the utf-8 charset is accepted"}
+	}
+	if !utf8.Valid(body) {
+		return nil, "", badRequest("the request body is not valid UTF-8")
+	}
+	return body, mt, nil
+}
+
+// decodeJSON decodes the request's JSON body into dst: unknown fields,
+// trailing data and wrong types are refused. An empty body is refused
+// unless optional, when dst is left as it is.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
+	body, mt, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if body == nil {
+		if optional {
+			return nil
+		}
+		return badRequest("a JSON request body is required")
+	}
+	if mt != contentJSON {
+		return &apiError{status: http.StatusUnsupportedMediaType, code: sdk.CodeUnsupportedMediaType, message: fmt.Sprintf("the request body must be %s, not %s", contentJSON, mt)}
+	}
+	return decodeStrict(body, dst)
+}
+
+func decodeStrict(body []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return badRequest(describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("the request body has data after its JSON value")
+	}
+	return nil
+}
+
+// describeJSONError says what is wrong with a JSON body without echoing it.
+func describeJSONError(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("the request body is not valid JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("field %q must be %s", typ.Field, jsonKind(typ.Type.Kind().String()))
+		}
+		return "the request body must be a JSON object"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the request body is truncated JSON"
+	default:
+		// Unknown fields, and errors of the sdk types' own decoders
+		// (durations, RFC 3339 times), which never contain a secret.
+		return "invalid request body: " + err.Error()
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "bool":
+		return "true or false"
+	case "struct", "map", "ptr":
+		return "an object"
+	default:
+		return "a number"
+	}
+}
+
+// readSecret reads the token= parameter of an RFC 7009 or RFC 7662 request:
+// a form body (the RFCs' encoding) or a JSON sdk.SecretRequest.
+func (s *Server) readSecret(w http.ResponseWriter, r *http.Request) (string, error) {
+	body, mt, err := s.readBody(w, r)
+	if err != nil {
+		return "", err
+	}
+	var req sdk.SecretRequest
+	switch mt {
+	case "":
+		return "", badRequest("the token parameter is required")
+	case contentForm:
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return "", badRequest("the form body is malformed")
+		}
+		for k, v := range form {
+			if k != "token" && k != "token_type_hint" {
+				return "", badRequest(fmt.Sprintf("unknown form field %q", k))
+			}
+			if len(v) != 1 {
+				return "", badRequest(fmt.Sprintf("form field %q must be given once", k))
+			}
+		}
+		req.Token = form.Get("token")
+	case contentJSON:
+		if err := decodeStrict(body, &req); err != nil {
+			return "", err
+		}
+	default:
+		return "", &apiError{status: http.StatusUnsupportedMediaType, code: sdk.CodeUnsupportedMediaType, message: fmt.Sprintf("the request body must be %s or %s", contentForm, contentJSON)}
+	}
+	if req.Token == "" {
+		return "", badRequest("the token parameter is required")
+	}
+	return req.Token, nil
+}
+
+// parseTokenID reads the {id} path parameter.
+func parseTokenID(r *http.Request) (domain.TokenID, error) {
+	id, err := domain.ParseTokenID(r.PathValue("id"))
+	if err != nil {
+		return domain.TokenID{}, badRequest("the token id in the path is not a valid token id (a 26-character ULID)")
+	}
+	return id, nil
+}
+
+// queryDuration reads a positive duration parameter; absent is zero.
+func queryDuration(q url.Values, name string) (time.Duration, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	d, err := sdk.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, badRequest(fmt.Sprintf("%s must be a positive duration such as \"720h\" or whole seconds", name))
+	}
+	return d, nil
+}
+
+func queryInt(q url.Values, name string) (int, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, badRequest(fmt.Sprintf("%s must be a positive whole number", name))
+	}
+	return n, nil
+}
+
+// checkQuery refuses parameters other than allowed, and repeated ones, so a
+// misspelled filter is an error rather than silently ignored.
+func checkQuery(q url.Values, allowed ...string) error {
+	for k, v := range q {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == k
+		}
+		if !ok {
+			return badRequest(fmt.Sprintf("unknown query parameter %q", k))
+		}
+		if len(v) != 1 {
+			return badRequest(fmt.Sprintf("query parameter %q must be given once", k))
+		}
+	}
+	return nil
+}
+
+// writeJSON answers v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentJSON)
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

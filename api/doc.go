@@ -1,0 +1,12 @@
+// Package api is tokenledger's HTTP API (v1): token management for owners
+// and admins, RFC 7009 revocation, RFC 7662 introspection, forward-auth for
+// gateways (nginx auth_request, Envoy ext_authz, Traefik ForwardAuth),
+// health, metrics and the OpenAPI description of it all.
+//
+// Requests authenticate with tokenledger's own tokens (Authorization: Bearer)
+// through the node's in-memory validator, so authenticating costs no I/O.
+// Mutations go through package ledger, which authorizes, decides and appends
+// to the event store. Every answer is JSON (errors are
+// {"error": {"code", "message"}} with a code from package sdk), carries an
+// X-Request-Id, and a bad request is always a 4xx, never a 5xx.
+package api

@@ -1,0 +1,190 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/tokenledger/tokenledger/ledger"
+	"github.com/tokenledger/tokenledger/metrics"
+	"github.com/tokenledger/tokenledger/sdk"
+	"github.com/tokenledger/tokenledger/validator"
+)
+
+// Check is one readiness check: nil when the part it checks is ready.
+type Check func(ctx context.Context) error
+
+// Config configures a Server.
+type Config struct {
+	// Ledger runs the management use cases.
+	Ledger *ledger.Service
+	// Validator authenticates requests and answers forward-auth and
+	// introspection. The ledger must report its appends to it (ledger
+	// Config.Observer), so this node sees its own writes at once.
+	Validator *validator.Validator
+	// Metrics, if set, is served at /metrics and fed by the server.
+	Metrics *metrics.Metrics
+	// Log receives one line per request (Debug for forward-auth, health
+	// and metrics, Info for the rest) and every 5xx with its cause.
+	// Secrets never reach it.
+	Log *slog.Logger
+	// MaxBodyBytes bounds request bodies; zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Ready are the readiness checks /readyz runs, by name.
+	Ready map[string]Check
+	// OpenAPI is the document served at /v1/openapi.json.
+	OpenAPI []byte
+}
+
+// Server is the HTTP API. Build it with New and serve Handler.
+type Server struct {
+	ledger    *ledger.Service
+	validator *validator.Validator
+	metrics   *metrics.Metrics
+	log       *slog.Logger
+	maxBody   int64
+	ready     map[string]Check
+	openAPI   []byte
+	routes    []Route
+	handler   http.Handler
+
+	metricsHandler http.Handler
+}
+
+// Route is one method and path pattern the server answers, in
+// net/http.ServeMux syntax ("/v1/tokens/{id}").
+type Route struct {
+	Method, Path string
+}
+
+// New returns the server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Ledger == nil || cfg.Validator == nil {
+		return nil, errors.New("api: Ledger and Validator are required")
+	}
+	s := &Server{
+		ledger:    cfg.Ledger,
+		validator: cfg.Validator,
+		metrics:   cfg.Metrics,
+		log:       cfg.Log,
+		maxBody:   cfg.MaxBodyBytes,
+		ready:     cfg.Ready,
+		openAPI:   cfg.OpenAPI,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	s.metricsHandler = s.metrics.Handler()
+	s.handler = s.buildHandler()
+	return s, nil
+}
+
+// Handler returns the server's root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes returns every method and path the server answers, sorted.
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
+
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, c ledger.Caller) error
+
+func (s *Server) buildHandler() http.Handler {
+	type entry struct {
+		method string
+		h      http.HandlerFunc
+	}
+	byPath := map[string][]entry{}
+	var paths []string
+	add := func(method, path string, h http.HandlerFunc) {
+		if _, ok := byPath[path]; !ok {
+			paths = append(paths, path)
+		}
+		byPath[path] = append(byPath[path], entry{method, h})
+		s.routes = append(s.routes, Route{Method: method, Path: path})
+	}
+
+	add(http.MethodPost, "/v1/tokens", s.authed(s.issue))
+	add(http.MethodGet, "/v1/tokens", s.authed(s.list))
+	add(http.MethodGet, "/v1/tokens/{id}", s.authed(s.get))
+	add(http.MethodPatch, "/v1/tokens/{id}", s.authed(s.setExpiry))
+	add(http.MethodDelete, "/v1/tokens/{id}", s.authed(s.revoke))
+	add(http.MethodPost, "/v1/tokens/{id}/rotate", s.authed(s.rotate))
+	add(http.MethodGet, "/v1/tokens/{id}/events", s.authed(s.events))
+	add(http.MethodPost, "/v1/owners/{owner}/revoke", s.authed(s.revokeOwner))
+	add(http.MethodPost, "/v1/revoke", s.plain(s.revokeSecret))
+	add(http.MethodPost, "/v1/introspect", s.authed(s.introspect))
+	add(http.MethodGet, "/v1/auth", s.forwardAuth)
+	add(http.MethodGet, "/v1/openapi.json", s.serveOpenAPI)
+	add(http.MethodGet, "/metrics", s.serveMetrics)
+	add(http.MethodGet, "/livez", s.livez)
+	add(http.MethodGet, "/readyz", s.plain(s.readyz))
+
+	// One mux entry per path that dispatches on the method itself, so a
+	// wrong method is a JSON 405 with Allow rather than the mux's plain
+	// text one.
+	mux := http.NewServeMux()
+	for _, path := range paths {
+		entries := byPath[path]
+		var allow []string
+		for _, e := range entries {
+			allow = append(allow, e.method)
+			if e.method == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+		allowHeader := strings.Join(allow, ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			method := r.Method
+			if method == http.MethodHead {
+				method = http.MethodGet
+			}
+			for _, e := range entries {
+				if e.method == method {
+					e.h(w, r)
+					return
+				}
+			}
+			w.Header().Set("Allow", allowHeader)
+			writeJSONError(w, http.StatusMethodNotAllowed, sdk.CodeMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+allowHeader)
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, sdk.CodeNotFound, "no such route")
+	})
+	slices.SortFunc(s.routes, func(a, b Route) int {
+		return strings.Compare(a.Path+" "+a.Method, b.Path+" "+b.Method)
+	})
+
+	// The metrics sit outside the request id and the log line, so they
+	// time everything; RecordRoute hands them the route the mux matched.
+	return s.metrics.InstrumentHTTP(s.withRequest(metrics.RecordRoute(mux)))
+}
+
+// plain adapts a handler that returns its error.
+func (s *Server) plain(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+// authed adapts a handler that needs an authenticated caller.
+func (s *Server) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.authenticate(w, r)
+		if err == nil {
+			err = h(w, r, c)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}

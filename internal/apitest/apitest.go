@@ -1,0 +1,199 @@
+// Package apitest runs a whole tokenledger API node for tests: a real
+// embedded nats-server with JetStream, a real PostgreSQL database (package
+// stacktest), the lifecycle projector and the usage consumer, and the API
+// node exactly as `tokenledger serve` assembles it (app.StartAPI), serving on
+// a loopback port. Import it only from _test.go files; the test binary's
+// TestMain must call stacktest.Main.
+package apitest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	"github.com/tokenledger/tokenledger/app"
+	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/migrations"
+	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/stack"
+	"github.com/tokenledger/tokenledger/stacktest"
+)
+
+// Stack is a running API node and everything behind it.
+type Stack struct {
+	// URL is the API's base URL (http://127.0.0.1:port).
+	URL string
+	// Admin is the secret of the bootstrap admin token (owner "admin",
+	// scope ledger:admin).
+	Admin string
+	// AdminID is its token id.
+	AdminID domain.TokenID
+	// Clock is the clock of the ledger, the validator and the read model;
+	// advance it to expire tokens.
+	Clock *domain.ManualClock
+	// Policy is the issuing policy.
+	Policy domain.Policy
+
+	NATS        *stack.NATS
+	Store       *eventstore.Store
+	Pool        *pgxpool.Pool
+	Projections *projections.Store
+	Projector   *consumers.LifecycleProjector
+	Usage       *consumers.UsageConsumer
+	API         *app.API
+
+	natsStopped bool
+}
+
+// StopNATS shuts the nats-server down for good, to test what happens
+// without the event store. The stack's cleanup then does not expect the
+// validator to flush its usage.
+func (s *Stack) StopNATS(tb testing.TB) {
+	tb.Helper()
+	s.natsStopped = true
+	s.NATS.Shutdown()
+}
+
+// Options change the stack Start builds.
+type Options struct {
+	// Log receives the logs of every component; nil discards them.
+	Log *slog.Logger
+	// Policy replaces domain.DefaultPolicy.
+	Policy *domain.Policy
+}
+
+// Start starts a stack for tb and stops it at cleanup: the API first (so
+// the validator flushes usage), then the workers, then the connections.
+func Start(tb testing.TB, o Options) *Stack {
+	tb.Helper()
+	ctx := context.Background()
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Stack{
+		Clock:  domain.NewManualClock(time.Now().UTC().Truncate(time.Microsecond)),
+		Policy: domain.DefaultPolicy(),
+	}
+	if o.Policy != nil {
+		s.Policy = *o.Policy
+	}
+	s.NATS = stacktest.NATS(tb)
+	js := stacktest.JetStream(tb, s.NATS)
+	var err error
+	s.Store, err = eventstore.Open(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	if err != nil {
+		tb.Fatalf("open event store: %v", err)
+	}
+	s.Pool = stacktest.PostgresPool(tb)
+	conn, err := s.Pool.Acquire(ctx)
+	if err != nil {
+		tb.Fatalf("acquire: %v", err)
+	}
+	err = migrations.Migrate(ctx, conn.Conn())
+	conn.Release()
+	if err != nil {
+		tb.Fatalf("migrate: %v", err)
+	}
+	s.Projections = projections.New(s.Pool, projections.WithClock(s.Clock))
+
+	boot, err := app.BootstrapAdmin(ctx, s.Store, s.Policy, s.Clock)
+	if err != nil {
+		tb.Fatalf("bootstrap: %v", err)
+	}
+	s.Admin, s.AdminID = boot.Secret.Reveal(), boot.Token.ID()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	var done []chan error
+	run := func(f func(context.Context) error) {
+		ch := make(chan error, 1)
+		done = append(done, ch)
+		go func() { ch <- f(runCtx) }()
+	}
+	s.Projector, err = consumers.NewLifecycleProjector(s.Store, stacktest.Conn(tb, s.NATS, nats.Name("apitest-projector")), s.Projections,
+		consumers.LifecycleConfig{Name: app.DefaultProjectionName, Logger: log})
+	if err != nil {
+		tb.Fatalf("projector: %v", err)
+	}
+	run(s.Projector.Run)
+	s.Usage, err = consumers.NewUsageConsumer(s.Store, s.Projections, consumers.UsageConfig{
+		Name: consumers.DefaultUsageName, Policy: s.Policy, Clock: s.Clock, Logger: log, MaxWait: 50 * time.Millisecond,
+	})
+	if err != nil {
+		tb.Fatalf("usage consumer: %v", err)
+	}
+	run(s.Usage.Run)
+	s.waitProjected(tb)
+
+	cfg := app.DefaultAPIConfig()
+	cfg.HTTPAddr, cfg.Policy, cfg.Clock = "127.0.0.1:0", s.Policy, s.Clock
+	var stopAPI func(context.Context) error
+	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
+	if err != nil {
+		cancel()
+		tb.Fatalf("start api: %v", err)
+	}
+	s.URL = s.API.URL()
+	tb.Cleanup(func() {
+		timeout := 10 * time.Second
+		if s.natsStopped {
+			timeout = 100 * time.Millisecond
+		}
+		stopCtx, stop := context.WithTimeout(context.Background(), timeout)
+		defer stop()
+		if err := stopAPI(stopCtx); err != nil && !s.natsStopped {
+			tb.Errorf("stop api: %v", err)
+		}
+		cancel()
+		for _, ch := range done {
+			if err := <-ch; err != nil && !errors.Is(err, context.Canceled) {
+				tb.Errorf("worker: %v", err)
+			}
+		}
+	})
+	return s
+}
+
+// waitProjected waits until the lifecycle projection has applied every
+// event in the stream.
+func (s *Stack) waitProjected(tb testing.TB) {
+	tb.Helper()
+	ctx := context.Background()
+	stacktest.Eventually(tb, 20*time.Second, func() bool {
+		last, err := s.Store.StreamLastSequence(ctx)
+		if err != nil {
+			return false
+		}
+		cp, err := s.Projections.Checkpoint(ctx, app.DefaultProjectionName)
+		return err == nil && cp >= last
+	}, "the projection did not catch up with the stream")
+}
+
+// WaitProjected waits until the read model reflects every event appended
+// so far (List reads the read model).
+func (s *Stack) WaitProjected(tb testing.TB) { tb.Helper(); s.waitProjected(tb) }
+
+// LastSequence returns the lifecycle stream's last sequence.
+func (s *Stack) LastSequence(tb testing.TB) uint64 {
+	tb.Helper()
+	seq, err := s.Store.StreamLastSequence(context.Background())
+	if err != nil {
+		tb.Fatalf("stream last sequence: %v", err)
+	}
+	return seq
+}
+
+// Client returns an HTTP client for the stack; requests carry no
+// credentials unless the caller sets them.
+func (s *Stack) Client() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second}
+}
