@@ -35,18 +35,42 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newDevCommand(&g), newMigrateCommand(&g), newProjectCommand(&g), newReplayCommand(&g),
-		newServeCommand(&g))
+		newServeCommand(&g), newTokenCommand(), newOwnerCommand(), newAdminCommand(&g))
 	return root
 }
 
+// requestFlagAnnotation marks a flag that is a parameter of one request
+// (token issue --name, --reason, ...), not configuration: it takes no
+// environment variable, so an exported TOKENLEDGER_NAME meant for another
+// command cannot leak into a request.
+const requestFlagAnnotation = "tokenledger/request"
+
+// markRequestFlags marks the local flags of every subcommand of cmd as
+// request flags.
+func markRequestFlags(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		sub.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+			_ = sub.Flags().SetAnnotation(f.Name, requestFlagAnnotation, []string{"true"})
+		})
+		markRequestFlags(sub)
+	}
+}
+
+func isRequestFlag(f *pflag.Flag) bool {
+	_, ok := f.Annotations[requestFlagAnnotation]
+	return ok
+}
+
 // applyEnv sets every flag of cmd that was not given on the command line
-// from its TOKENLEDGER_* environment variable.
+// from its TOKENLEDGER_* environment variable; request flags take none.
 func applyEnv(cmd *cobra.Command) error {
 	var errs []string
+	seen := map[string]bool{}
 	visit := func(f *pflag.Flag) {
-		if f.Changed {
+		if f.Changed || seen[f.Name] || isRequestFlag(f) {
 			return
 		}
+		seen[f.Name] = true
 		val, ok := os.LookupEnv(envName(f.Name))
 		if !ok {
 			return

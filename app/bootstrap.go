@@ -1,0 +1,57 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
+)
+
+// ErrNotEmpty: the ledger already holds events, so it was bootstrapped;
+// issuing another admin token then needs Force.
+var ErrNotEmpty = errors.New("the ledger is not empty")
+
+// BootstrapConfig configures `tokenledger admin bootstrap`.
+type BootstrapConfig struct {
+	// NATSURL is the NATS server holding the event streams.
+	NATSURL string
+	// Store names the streams; it must match the deployment's.
+	Store eventstore.Config
+	// Policy is the issuing policy: the token gets its default lifetime.
+	Policy domain.Policy
+	// Force issues an admin token even when the ledger holds events: the
+	// break-glass path when every admin token is lost. The issue is in the
+	// history like any other, with the actor "system:bootstrap".
+	Force bool
+}
+
+// AdminBootstrap issues an admin token into the ledger at cfg.NATSURL: on an
+// empty ledger, or on any ledger with cfg.Force. The secret is in the result
+// only.
+func AdminBootstrap(ctx context.Context, cfg BootstrapConfig) (*Bootstrap, error) {
+	if err := validateNATSURL(cfg.NATSURL); err != nil {
+		return nil, err
+	}
+	if err := cfg.Store.Validate(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	nc, store, err := connectStore(ctx, cfg.NATSURL, "tokenledger-admin-bootstrap", cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	defer store.Close()
+	n, err := store.StreamLastSequence(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 && !cfg.Force {
+		return nil, fmt.Errorf("%w: it holds %d events, so it was bootstrapped already; --force issues another admin token (break-glass)", ErrNotEmpty, n)
+	}
+	return BootstrapAdmin(ctx, store, cfg.Policy, domain.SystemClock{})
+}
