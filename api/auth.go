@@ -97,10 +97,27 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (ledger.Ca
 	return ledger.Caller{TokenID: p.TokenID, Owner: p.Owner, Scopes: p.Scopes}, nil
 }
 
+// ScopeHeader names the scopes a forward-auth check requires
+// (space-separated, all required) where the query cannot: Envoy's ext_authz
+// passes the client's own query along.
+const ScopeHeader = "X-Tokenledger-Scope"
+
 // forwardAuth answers GET /v1/auth for gateways: 200 with the token's id,
 // owner and scopes in headers, 401 for a missing or invalid token, 403 when a
-// scope named in ?scope= (space-separated, all required) is missing.
+// scope named in ?scope= or the ScopeHeader (space-separated, all required)
+// is missing.
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
+	s.checkToken(w, r, true)
+}
+
+// forwardAuthPrefixed answers /v1/auth/<original path> with any method, as
+// Envoy's ext_authz asks: the path, method and query are the client's and
+// are ignored; required scopes come from the ScopeHeader only.
+func (s *Server) forwardAuthPrefixed(w http.ResponseWriter, r *http.Request) {
+	s.checkToken(w, r, false)
+}
+
+func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bool) {
 	start := time.Now()
 	secret, ok := bearer(r)
 	if !ok {
@@ -123,22 +140,22 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnauthorized, sdk.CodeInvalidToken, desc)
 		return
 	}
-	if r.URL.RawQuery != "" {
+	required := r.Header.Get(ScopeHeader)
+	if readQuery && r.URL.RawQuery != "" {
 		q := r.URL.Query()
 		if err := checkQuery(q, "scope"); err != nil {
 			s.observeValidation("valid", start)
 			s.writeError(w, r, err)
 			return
 		}
-		if required := q.Get("scope"); required != "" {
-			for sc := range strings.FieldsSeq(required) {
-				if !p.HasScope(sc) {
-					s.observeValidation("insufficient_scope", start)
-					w.Header().Set("WWW-Authenticate", `Bearer realm="tokenledger", error="insufficient_scope", scope="`+required+`"`)
-					writeJSONError(w, http.StatusForbidden, sdk.CodeInsufficientScope, "the token lacks a required scope")
-					return
-				}
-			}
+		required = strings.TrimSpace(required + " " + q.Get("scope"))
+	}
+	for sc := range strings.FieldsSeq(required) {
+		if !p.HasScope(sc) {
+			s.observeValidation("insufficient_scope", start)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenledger", error="insufficient_scope", scope="`+strings.ReplaceAll(required, `"`, "")+`"`)
+			writeJSONError(w, http.StatusForbidden, sdk.CodeInsufficientScope, "the token lacks a required scope")
+			return
 		}
 	}
 	h := w.Header()

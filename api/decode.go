@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +79,9 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any, opt
 }
 
 func decodeStrict(body []byte, dst any) error {
+	if err := checkKeys(body, dst); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -87,6 +91,68 @@ func decodeStrict(body []byte, dst any) error {
 		return badRequest("the request body has data after its JSON value")
 	}
 	return nil
+}
+
+// checkKeys requires body to be one JSON object whose keys are each given
+// once and spelled exactly as dst's fields: encoding/json would take "OWNER"
+// for "owner" and let the last of two "owner" keys win, so that a proxy and
+// the server could read one body differently.
+func checkKeys(body []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		if err != nil {
+			return badRequest(describeJSONError(err))
+		}
+		return badRequest("the request body must be a JSON object")
+	}
+	known := jsonFields(reflect.TypeOf(dst))
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return badRequest(describeJSONError(err))
+		}
+		key, _ := tok.(string)
+		switch {
+		case !known[key]:
+			return badRequest(fmt.Sprintf("invalid request body: unknown field %q", key))
+		case seen[key]:
+			return badRequest(fmt.Sprintf("invalid request body: field %q is given twice", key))
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return badRequest(describeJSONError(err))
+		}
+	}
+	return nil
+}
+
+// jsonFields returns the JSON names of the fields of the struct t points to,
+// those of embedded structs included.
+func jsonFields(t reflect.Type) map[string]bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	out := map[string]bool{}
+	if t.Kind() != reflect.Struct {
+		return out
+	}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case f.Anonymous && name == "":
+			for k := range jsonFields(f.Type) {
+				out[k] = true
+			}
+		case name != "":
+			out[name] = true
+		case f.IsExported():
+			out[f.Name] = true
+		}
+	}
+	return out
 }
 
 // describeJSONError says what is wrong with a JSON body without echoing it.

@@ -18,7 +18,9 @@ import (
 // one sent by the client (or a proxy) is kept, otherwise a ULID is made.
 const RequestIDHeader = "X-Request-Id"
 
-const maxRequestIDLen = 128
+// maxRequestIDLen bounds a request id taken from a client: UUIDs, ULIDs
+// and trace ids fit, a secret (84 bytes) does not.
+const maxRequestIDLen = 64
 
 type requestIDKey struct{}
 
@@ -86,7 +88,7 @@ func (s *Server) withRequest(next http.Handler) http.Handler {
 func (s *Server) logRequest(r *http.Request, status int, d time.Duration, id string) {
 	level := slog.LevelInfo
 	switch r.Pattern {
-	case "/v1/auth", "/livez", "/readyz", "/metrics":
+	case "/v1/auth", "/v1/auth/{path...}", "/livez", "/readyz", "/metrics":
 		level = slog.LevelDebug
 	}
 	if status >= 500 {
@@ -115,8 +117,11 @@ func (s *Server) logRequest(r *http.Request, status int, d time.Duration, id str
 	)
 }
 
+// validRequestID reports whether a client's request id may be kept: it is
+// logged and recorded as the correlation id of the events the request
+// causes, so it must be short, plain, and nothing like a secret.
 func validRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestIDLen {
+	if id == "" || len(id) > maxRequestIDLen || strings.Contains(strings.ToLower(id), strings.ToLower(domain.SecretPrefix)) {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

@@ -121,6 +121,12 @@ func (s *Server) buildHandler() http.Handler {
 	add(http.MethodPost, "/v1/revoke", s.plain(s.revokeSecret))
 	add(http.MethodPost, "/v1/introspect", s.authed(s.introspect))
 	add(http.MethodGet, "/v1/auth", s.forwardAuth)
+	// Envoy's HTTP ext_authz appends the original path to the service's
+	// path prefix and keeps the original method: /v1/auth/<anything>, any
+	// method, is the same check.
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		add(m, "/v1/auth/{path...}", s.forwardAuthPrefixed)
+	}
 	add(http.MethodGet, "/v1/openapi.json", s.serveOpenAPI)
 	add(http.MethodGet, "/metrics", s.serveMetrics)
 	add(http.MethodGet, "/livez", s.livez)
