@@ -68,6 +68,11 @@ now, it is never shown again. Without --expires-in, --expires-at or
 			if err := errors.Join(expiresIn.positive("expires-in"), idleTimeout.positive("idle-timeout")); err != nil {
 				return err
 			}
+			// pflag reads --scope "" as no scope at all: a script passing
+			// an unset variable must not get an unscoped token silently.
+			if cmd.Flags().Changed("scope") && len(scopes) == 0 {
+				return errors.New("--scope: empty scope")
+			}
 			for _, s := range scopes {
 				if s == "" {
 					return errors.New("--scope: empty scope")
