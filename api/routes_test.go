@@ -445,6 +445,17 @@ func TestEveryRoute(t *testing.T) {
 				t.Errorf("%s: X-Token-Owner on a refusal", c.name)
 			}
 		}
+		// Envoy's form: the client's method and path, however unclean,
+		// are checked, never redirected.
+		for _, path := range []string{"/v1/auth/orders/7?expand=lines", "/v1/auth/a//b/../c", "/v1/auth/"} {
+			res := do(t, s, req{method: "POST", path: path, secret: alice.Secret, header: http.Header{"X-Tokenledger-Scope": {"repo:read"}}})
+			if res.status != 200 || res.header.Get("X-Token-Owner") != "alice" {
+				t.Errorf("Envoy form %s: %d %v", path, res.status, res.header)
+			}
+		}
+		if res := do(t, s, req{method: "DELETE", path: "/v1/auth/x", secret: alice.Secret, header: http.Header{"X-Tokenledger-Scope": {"admin:write"}}}); res.status != 403 {
+			t.Errorf("Envoy form without the scope of X-Tokenledger-Scope: %d, want 403", res.status)
+		}
 		if res := do(t, s, req{method: "GET", path: "/v1/auth"}); res.status != 401 || !strings.HasPrefix(res.header.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("no token: %d %v", res.status, res.header)
 		}

@@ -91,6 +91,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Routes returns every method and path the server answers, sorted.
 func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
 
+// authPrefixPattern is the route of forward-auth in Envoy's form.
+const authPrefixPattern = "/v1/auth/{path...}"
+
 type handler func(w http.ResponseWriter, r *http.Request) error
 
 type authedHandler func(w http.ResponseWriter, r *http.Request, c ledger.Caller) error
@@ -125,7 +128,7 @@ func (s *Server) buildHandler() http.Handler {
 	// path prefix and keeps the original method: /v1/auth/<anything>, any
 	// method, is the same check.
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-		add(m, "/v1/auth/{path...}", s.forwardAuthPrefixed)
+		add(m, authPrefixPattern, s.forwardAuthPrefixed)
 	}
 	add(http.MethodGet, "/v1/openapi.json", s.serveOpenAPI)
 	add(http.MethodGet, "/metrics", s.serveMetrics)
@@ -168,9 +171,26 @@ func (s *Server) buildHandler() http.Handler {
 		return strings.Compare(a.Path+" "+a.Method, b.Path+" "+b.Method)
 	})
 
+	// The Envoy form is answered before the mux, which would redirect a
+	// client path such as /a//b to its clean form instead of checking it.
+	prefixed := map[string]bool{http.MethodHead: true}
+	for _, r := range s.routes {
+		if r.Path == authPrefixPattern {
+			prefixed[r.Method] = true
+		}
+	}
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/auth/") && prefixed[r.Method] {
+			r.Pattern = authPrefixPattern
+			s.forwardAuthPrefixed(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+
 	// The metrics sit outside the request id and the log line, so they
-	// time everything; RecordRoute hands them the route the mux matched.
-	return s.metrics.InstrumentHTTP(s.withRequest(metrics.RecordRoute(mux)))
+	// time everything; RecordRoute hands them the route matched.
+	return s.metrics.InstrumentHTTP(s.withRequest(metrics.RecordRoute(root)))
 }
 
 // plain adapts a handler that returns its error.

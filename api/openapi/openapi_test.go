@@ -7,14 +7,18 @@ import (
 	"maps"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf16"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/api/openapi"
 	"github.com/tokenledger/tokenledger/sdk"
 )
@@ -75,18 +79,24 @@ func TestOperationsMatchTheAPI(t *testing.T) {
 		{openapi.Operation{Method: "GET", Path: "/livez", ID: "livez"}, []int{200}},
 		{openapi.Operation{Method: "GET", Path: "/metrics", ID: "getMetrics"}, []int{200}},
 		{openapi.Operation{Method: "GET", Path: "/readyz", ID: "readyz"}, []int{200, 503}},
-		{openapi.Operation{Method: "GET", Path: "/v1/auth", ID: "forwardAuth"}, []int{200, 401, 403, 503}},
-		{openapi.Operation{Method: "POST", Path: "/v1/introspect", ID: "introspectToken"}, []int{200, 400, 401, 403, 413, 415}},
+		{openapi.Operation{Method: "GET", Path: "/v1/auth", ID: "forwardAuth"}, []int{200, 400, 401, 403, 503}},
+		{openapi.Operation{Method: "DELETE", Path: "/v1/auth/{path}", ID: "forwardAuthPrefixedDelete"}, []int{200, 401, 403, 503}},
+		{openapi.Operation{Method: "GET", Path: "/v1/auth/{path}", ID: "forwardAuthPrefixedGet"}, []int{200, 401, 403, 503}},
+		{openapi.Operation{Method: "OPTIONS", Path: "/v1/auth/{path}", ID: "forwardAuthPrefixedOptions"}, []int{200, 401, 403, 503}},
+		{openapi.Operation{Method: "PATCH", Path: "/v1/auth/{path}", ID: "forwardAuthPrefixedPatch"}, []int{200, 401, 403, 503}},
+		{openapi.Operation{Method: "POST", Path: "/v1/auth/{path}", ID: "forwardAuthPrefixedPost"}, []int{200, 401, 403, 503}},
+		{openapi.Operation{Method: "PUT", Path: "/v1/auth/{path}", ID: "forwardAuthPrefixedPut"}, []int{200, 401, 403, 503}},
+		{openapi.Operation{Method: "POST", Path: "/v1/introspect", ID: "introspectToken"}, []int{200, 400, 401, 403, 413, 415, 503}},
 		{openapi.Operation{Method: "GET", Path: "/v1/openapi.json", ID: "getOpenAPI"}, []int{200}},
-		{openapi.Operation{Method: "POST", Path: "/v1/owners/{owner}/revoke", ID: "revokeOwnerTokens"}, []int{200, 400, 401, 403, 413, 415}},
+		{openapi.Operation{Method: "POST", Path: "/v1/owners/{owner}/revoke", ID: "revokeOwnerTokens"}, []int{200, 400, 401, 403, 409, 413, 415, 503}},
 		{openapi.Operation{Method: "POST", Path: "/v1/revoke", ID: "revokeSecret"}, []int{200, 400, 413, 415, 503}},
-		{openapi.Operation{Method: "GET", Path: "/v1/tokens", ID: "listTokens"}, []int{200, 400, 401, 403}},
+		{openapi.Operation{Method: "GET", Path: "/v1/tokens", ID: "listTokens"}, []int{200, 400, 401, 403, 503}},
 		{openapi.Operation{Method: "POST", Path: "/v1/tokens", ID: "issueToken"}, []int{201, 400, 401, 403, 409, 413, 415, 503}},
-		{openapi.Operation{Method: "DELETE", Path: "/v1/tokens/{id}", ID: "revokeToken"}, []int{204, 400, 401, 404, 413, 415}},
-		{openapi.Operation{Method: "GET", Path: "/v1/tokens/{id}", ID: "getToken"}, []int{200, 400, 401, 404}},
-		{openapi.Operation{Method: "PATCH", Path: "/v1/tokens/{id}", ID: "setTokenExpiry"}, []int{200, 400, 401, 403, 404, 409, 413, 415}},
-		{openapi.Operation{Method: "GET", Path: "/v1/tokens/{id}/events", ID: "listTokenEvents"}, []int{200, 400, 401, 404}},
-		{openapi.Operation{Method: "POST", Path: "/v1/tokens/{id}/rotate", ID: "rotateToken"}, []int{201, 400, 401, 403, 404, 409, 413, 415}},
+		{openapi.Operation{Method: "DELETE", Path: "/v1/tokens/{id}", ID: "revokeToken"}, []int{204, 400, 401, 404, 413, 415, 503}},
+		{openapi.Operation{Method: "GET", Path: "/v1/tokens/{id}", ID: "getToken"}, []int{200, 400, 401, 404, 503}},
+		{openapi.Operation{Method: "PATCH", Path: "/v1/tokens/{id}", ID: "setTokenExpiry"}, []int{200, 400, 401, 403, 404, 409, 413, 415, 503}},
+		{openapi.Operation{Method: "GET", Path: "/v1/tokens/{id}/events", ID: "listTokenEvents"}, []int{200, 400, 401, 404, 503}},
+		{openapi.Operation{Method: "POST", Path: "/v1/tokens/{id}/rotate", ID: "rotateToken"}, []int{201, 400, 401, 403, 404, 409, 413, 415, 503}},
 	}
 	var wantOps []openapi.Operation
 	for _, w := range want {
@@ -174,6 +184,22 @@ func TestEveryOperationIsComplete(t *testing.T) {
 				if !open && op.Responses.Value("401") == nil {
 					t.Error("an authenticated operation without a 401 response")
 				}
+				// Authentication itself fails closed with 503 when the
+				// validator is stale, so every authenticated operation
+				// can answer it.
+				if !open && op.Responses.Value("503") == nil {
+					t.Error("an authenticated operation without a 503 response")
+				}
+				if r := op.Responses.Value("503"); r != nil && op.OperationID != "readyz" {
+					if h := r.Value.Headers["Retry-After"]; h == nil || !h.Value.Required {
+						t.Error("response 503 does not declare the required Retry-After header")
+					}
+				}
+				if r := op.Responses.Value("401"); r != nil {
+					if h := r.Value.Headers["WWW-Authenticate"]; h == nil || !h.Value.Required {
+						t.Error("response 401 does not declare the required WWW-Authenticate header")
+					}
+				}
 			})
 		}
 	}
@@ -215,6 +241,7 @@ var wireTypes = []struct {
 	{sdk.EventList{}, "EventList", false},
 	{sdk.OwnerRevokeRequest{}, "OwnerRevokeRequest", true},
 	{sdk.OwnerRevocation{}, "OwnerRevocation", false},
+	{sdk.StateAt{}, "StateAt", false},
 	{sdk.SecretRequest{}, "SecretRequest", true},
 	{sdk.Introspection{}, "Introspection", false},
 	{sdk.ErrorBody{}, "Error", false},
@@ -462,5 +489,149 @@ func TestSchemasAcceptWhatTheServerWrites(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+// TestOwnerNameMatchesTheServer proves the OwnerName schema says what
+// api.ValidateOwnerName enforces: on a table of samples through kin-openapi's
+// own validation, and for every Unicode code point through the pattern.
+func TestOwnerNameMatchesTheServer(t *testing.T) {
+	t.Parallel()
+	doc := load(t)
+	ref := doc.Components.Schemas["OwnerName"]
+	if ref == nil {
+		t.Fatal("components/schemas has no OwnerName")
+	}
+	schema := ref.Value
+	tests := []struct {
+		name  string
+		owner string
+		// bytesOnly marks the one documented difference: more than 256
+		// bytes in at most 256 characters, which the server refuses and
+		// maxLength (counting characters) cannot.
+		bytesOnly bool
+	}{
+		{"plain", "alice", false},
+		{"every punctuation allowed", "a_b-c@d:e+f=g/h#i~j!k$l", false},
+		{"a user id", "user:42", false},
+		{"a team path", "team/payments", false},
+		{"punctuation only", "_-@:+=/#~!$", false},
+		{"Latin with a diacritic", "Zoë", false},
+		{"Han", "東京", false},
+		{"Greek", "δοκιμή", false},
+		{"Arabic-Indic digits", "١٢٣", false},
+		{"feminine ordinal (Lo in Latin-1)", "ª", false},
+		{"micro sign (Ll in Latin-1)", "µ", false},
+		{"title case letter", "ǅ", false},
+		{"modifier letter", "ʰ", false},
+		{"256 ASCII bytes", strings.Repeat("a", 256), false},
+		{"256 bytes of two-byte letters", strings.Repeat("é", 128), false},
+		{"empty", "", false},
+		{"257 ASCII bytes", strings.Repeat("a", 257), false},
+		{"258 bytes in 129 characters", strings.Repeat("é", 129), true},
+		{"a dot", "a.b", false},
+		{"a space", "a b", false},
+		{"a no-break space", "a\u00a0b", false},
+		{"a star", "team*", false},
+		{"a greater-than sign", "a>b", false},
+		{"a tab", "a\tb", false},
+		{"DEL", "a\x7f", false},
+		{"a percent sign", "a%2Fb", false},
+		{"a quote", `a"b`, false},
+		{"a backslash", `a\b`, false},
+		{"superscript two (No)", "x²", false},
+		{"vulgar fraction (No)", "½", false},
+		{"Roman numeral (Nl)", "Ⅻ", false},
+		{"combining accent (Mn)", "e\u0301", false},
+		{"zero-width space (Cf)", "a\u200bb", false},
+		{"emoji", "🙂", false},
+		{"invalid UTF-8", "a\xffb", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			server := api.ValidateOwnerName(tc.owner) == nil
+			document := schema.VisitJSON(tc.owner) == nil
+			switch {
+			case tc.bytesOnly:
+				if server || !document {
+					t.Errorf("server accepts = %v, document accepts = %v; want only the document to accept", server, document)
+				}
+			case server != document:
+				t.Errorf("server accepts = %v, document accepts = %v", server, document)
+			}
+		})
+	}
+
+	t.Run("every code point", func(t *testing.T) {
+		t.Parallel()
+		// kin-openapi compiles a pattern with Go's regexp after rewriting
+		// \uXXXX escapes only; with none, this is the very same regexp.
+		if strings.Contains(schema.Pattern, `\u`) {
+			t.Fatalf("pattern %q has \\u escapes; compile it as kin-openapi does", schema.Pattern)
+		}
+		re := regexp.MustCompile(schema.Pattern)
+		mismatches := 0
+		for r := rune(0); r <= unicode.MaxRune && mismatches < 10; r++ {
+			if utf16.IsSurrogate(r) {
+				continue
+			}
+			s := string(r)
+			if server, document := api.ValidateOwnerName(s) == nil, re.MatchString(s); server != document {
+				t.Errorf("%U %q: server accepts = %v, pattern accepts = %v", r, s, server, document)
+				mismatches++
+			}
+		}
+	})
+
+	wantRef := "#/components/schemas/OwnerName"
+	if p := doc.Components.Parameters["Owner"]; p == nil || p.Value.Schema.Ref != wantRef {
+		t.Errorf("the owner path parameter does not use %s", wantRef)
+	}
+	list := doc.Paths.Value("/v1/tokens").Get.Parameters.GetByInAndName("query", "owner")
+	if list == nil || list.Schema.Ref != wantRef {
+		t.Errorf("the owner filter of listTokens does not use %s", wantRef)
+	}
+	issue := doc.Components.Schemas["IssueRequest"].Value.Properties["owner"].Value
+	// The same syntax, except that empty means the caller's owner.
+	if want := strings.TrimSuffix(schema.Pattern, "+$") + "*$"; issue.Pattern != want {
+		t.Errorf("IssueRequest.owner pattern = %q, want %q", issue.Pattern, want)
+	}
+	for _, owner := range []string{"", "team/payments"} {
+		if err := issue.VisitJSON(owner); err != nil {
+			t.Errorf("IssueRequest.owner refuses %q: %v", owner, err)
+		}
+	}
+	if issue.VisitJSON("a.b") == nil {
+		t.Error("IssueRequest.owner accepts an owner the server refuses")
+	}
+}
+
+// TestMultiSegmentParameters checks the x-multi-segment extension is used
+// only as the server can honour it: on a path parameter that is the last
+// segment of its path, as a net/http.ServeMux "{name...}" wildcard.
+func TestMultiSegmentParameters(t *testing.T) {
+	t.Parallel()
+	doc := load(t)
+	found := 0
+	for path, item := range doc.Paths.Map() {
+		params := slices.Clone(item.Parameters)
+		for _, op := range item.Operations() {
+			params = append(params, op.Parameters...)
+		}
+		for _, p := range params {
+			if v, ok := p.Value.Extensions["x-multi-segment"]; ok {
+				found++
+				if v != true {
+					t.Errorf("%s: parameter %q: x-multi-segment = %v, want true", path, p.Value.Name, v)
+				}
+				if p.Value.In != "path" || !strings.HasSuffix(path, "/{"+p.Value.Name+"}") {
+					t.Errorf("%s: parameter %q (in %s) is multi-segment but not the last segment of the path", path, p.Value.Name, p.Value.In)
+				}
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no parameter is marked x-multi-segment; /v1/auth/{path} should be")
 	}
 }

@@ -193,7 +193,11 @@ func (s *Stack) LastSequence(tb testing.TB) uint64 {
 }
 
 // Client returns an HTTP client for the stack; requests carry no
-// credentials unless the caller sets them.
+// credentials unless the caller sets them, and redirects are answers, not
+// followed.
 func (s *Stack) Client() *http.Client {
-	return &http.Client{Timeout: 10 * time.Second}
+	return &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }

@@ -9,6 +9,12 @@
 // Mismatches are reported with the testing.TB given to New (Error, never
 // Fatal), naming the method, path, status and problem; the exchange itself
 // is passed through unchanged. Reports never contain a token secret.
+//
+// A path parameter marked with the extension "x-multi-segment": true spans
+// the rest of the path, slashes included, as a net/http.ServeMux "{name...}"
+// wildcard does, which OpenAPI 3.0 cannot say by itself: the checker routes
+// "/v1/auth/orders/7" to "/v1/auth/{path}" with path "orders/7". Path
+// parameters are validated percent-decoded, as the server reads them.
 package openapitest
 
 import (
@@ -20,6 +26,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -82,7 +89,11 @@ func New(t testing.TB, doc []byte) *Checker {
 		t.Fatalf("openapitest: the document is not valid: %v", err)
 	}
 	d.Servers = nil
-	router, err := gorillamux.NewRouter(d)
+	routed, err := multiSegmentRoutes(d)
+	if err != nil {
+		t.Fatalf("openapitest: %v", err)
+	}
+	router, err := gorillamux.NewRouter(routed)
 	if err != nil {
 		t.Fatalf("openapitest: route the document: %v", err)
 	}
@@ -93,6 +104,44 @@ func New(t testing.TB, doc []byte) *Checker {
 		}
 	}
 	return c
+}
+
+// MultiSegmentExtension, set to true on a path parameter, marks it as
+// spanning the rest of the path, slashes included. It must be the last
+// segment of its path.
+const MultiSegmentExtension = "x-multi-segment"
+
+// multiSegmentRoutes returns doc for routing: a shallow copy whose paths
+// with a multi-segment parameter are keyed by a gorilla/mux template that
+// lets it match the rest of the path ("/v1/auth/{path:.*}"). The path items
+// and operations are doc's own, so validation sees the document as written.
+func multiSegmentRoutes(doc *openapi3.T) (*openapi3.T, error) {
+	var opts []openapi3.NewPathsOption
+	for path, item := range doc.Paths.Map() {
+		key := path
+		params := slices.Clone(item.Parameters)
+		for _, op := range item.Operations() {
+			params = append(params, op.Parameters...)
+		}
+		for _, p := range params {
+			if p.Value == nil {
+				continue
+			}
+			v, ok := p.Value.Extensions[MultiSegmentExtension]
+			if !ok || v != true {
+				continue
+			}
+			last := "/{" + p.Value.Name + "}"
+			if p.Value.In != openapi3.ParameterInPath || !strings.HasSuffix(path, last) {
+				return nil, fmt.Errorf("%s: parameter %q is %s but not the last segment of the path", path, p.Value.Name, MultiSegmentExtension)
+			}
+			key = strings.TrimSuffix(path, last) + "/{" + p.Value.Name + ":.*}"
+		}
+		opts = append(opts, openapi3.WithPath(key, item))
+	}
+	routed := *doc
+	routed.Paths = openapi3.NewPaths(opts...)
+	return &routed, nil
 }
 
 type validateRequestKey struct{}
@@ -222,15 +271,22 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// findRoute matches req to an operation. A HEAD request is matched as the
-// GET it mirrors, as net/http serves it.
+// findRoute matches req to an operation and returns its path parameters
+// percent-decoded, as net/http's PathValue reads them. A HEAD request is
+// matched as the GET it mirrors, as net/http serves it.
 func (c *Checker) findRoute(req *http.Request) (*routers.Route, map[string]string, error) {
 	r := req
 	if req.Method == http.MethodHead {
 		r = req.Clone(req.Context())
 		r.Method = http.MethodGet
 	}
-	return c.router.FindRoute(r)
+	route, params, err := c.router.FindRoute(r)
+	for name, raw := range params {
+		if v, uerr := url.PathUnescape(raw); uerr == nil {
+			params[name] = v
+		}
+	}
+	return route, params, err
 }
 
 func (c *Checker) record(p OperationStatus) {

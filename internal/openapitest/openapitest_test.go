@@ -292,6 +292,40 @@ func TestCheckerReportsMismatches(t *testing.T) {
 			name: "an owner with a slash in the path", method: "POST", path: "/v1/owners/team%2Fbilling/revoke",
 			answer: jsonAnswer(200, `{"owner":"team/billing","revoked_before":"2026-11-02T09:30:00Z","until":null}`),
 		},
+		{
+			name: "an owner with a slash in the path, with request validation", method: "POST", path: "/v1/owners/team%2Fbilling/revoke",
+			validateRequest: true,
+			answer:          jsonAnswer(200, `{"owner":"team/billing","revoked_before":"2026-11-02T09:30:00Z","until":null}`),
+		},
+		{
+			name: "an owner outside the owner syntax, with request validation", method: "POST", path: "/v1/owners/team.billing/revoke",
+			validateRequest: true,
+			answer:          jsonAnswer(400, `{"error":{"code":"invalid_request","message":"m"}}`),
+			wantReports:     []string{`request POST /v1/owners/team.billing/revoke (revokeOwnerTokens): parameter "owner" in path`},
+		},
+		{
+			name: "Envoy's form with a multi-segment path, with request validation", method: "POST", path: "/v1/auth/orders/7/lines?expand=all",
+			validateRequest: true,
+			answer:          answer{status: 200, headers: map[string]string{"X-Request-Id": "r", "X-Token-Id": tokenID, "X-Token-Owner": "o", "X-Token-Scopes": "a"}},
+		},
+		{
+			name: "Envoy's form for the root path", method: "GET", path: "/v1/auth/",
+			answer: answer{status: 200, headers: map[string]string{"X-Request-Id": "r", "X-Token-Id": tokenID, "X-Token-Owner": "o", "X-Token-Scopes": "a"}},
+		},
+		{
+			name: "Envoy's form answered with an undocumented status", method: "PUT", path: "/v1/auth/orders/7",
+			answer:      jsonAnswer(400, `{"error":{"code":"invalid_request","message":"m"}}`),
+			wantReports: []string{"PUT /v1/auth/orders/7 (forwardAuthPrefixedPut) answered 400: status 400 is not documented"},
+		},
+		{
+			name: "a method Envoy's form does not have, answered 405 with Allow", method: "TRACE", path: "/v1/auth/orders/7",
+			answer: jsonAnswer(405, `{"error":{"code":"method_not_allowed","message":"m"}}`).with("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+		},
+		{
+			name: "a method Envoy's form does not have, answered 405 whose Allow forgets a method", method: "TRACE", path: "/v1/auth/orders/7",
+			answer:      jsonAnswer(405, `{"error":{"code":"method_not_allowed","message":"m"}}`).with("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE"),
+			wantReports: []string{"does not list the documented method OPTIONS"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -465,8 +499,8 @@ func TestCheckerCountsAnswers(t *testing.T) {
 	}
 }
 
-// TestDocumentedListsEveryAnswer checks Documented against the document's
-// size: fifteen operations with their statuses.
+// TestDocumentedListsEveryAnswer checks Documented against the document:
+// every operation, with its statuses.
 func TestDocumentedListsEveryAnswer(t *testing.T) {
 	t.Parallel()
 	c := openapitest.New(t, openapi.Document())
