@@ -370,6 +370,34 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 		tr.call(t, req{method: "POST", path: "/v1/owners/bob/revoke", secret: admin, body: "reason=x", contentType: "application/x-www-form-urlencoded"}, 415)
 	})
 
+	t.Run("listOwnerEvents", func(t *testing.T) {
+		s.WaitProjected(t)
+		res := tr.call(t, conforming(req{method: "GET", path: "/v1/owners/alice/events", secret: admin}), 200)
+		var list sdk.EventList
+		res.decode(t, &list)
+		if len(list.Items) == 0 {
+			t.Error("alice's history is empty")
+		}
+		tr.call(t, conforming(req{method: "GET", path: "/v1/owners/alice/events", secret: alice.Secret}), 200)
+		tr.call(t, req{method: "GET", path: "/v1/owners/a.b/events", secret: admin}, 400)
+		tr.call(t, req{method: "GET", path: "/v1/owners/alice/events"}, 401)
+		tr.call(t, conforming(req{method: "GET", path: "/v1/owners/bob/events", secret: alice.Secret}), 403)
+	})
+
+	t.Run("getStateAt", func(t *testing.T) {
+		at := url.QueryEscape(s.Clock.Now().UTC().Format(time.RFC3339Nano))
+		res := tr.call(t, conforming(req{method: "GET", path: "/v1/state?owner=alice&at=" + at, secret: admin}), 200)
+		var st sdk.StateAt
+		res.decode(t, &st)
+		if len(st.Items) == 0 {
+			t.Error("the state of alice's tokens now is empty")
+		}
+		tr.call(t, conforming(req{method: "GET", path: "/v1/state?at=" + at, secret: admin}), 200)
+		tr.call(t, req{method: "GET", path: "/v1/state?at=yesterday", secret: admin}, 400)
+		tr.call(t, req{method: "GET", path: "/v1/state?at=" + at}, 401)
+		tr.call(t, conforming(req{method: "GET", path: "/v1/state?at=" + at, secret: alice.Secret}), 403)
+	})
+
 	t.Run("revokeSecret", func(t *testing.T) {
 		leaked := issueVia(t, admin, sdk.IssueRequest{Owner: "alice", Name: "leaked"})
 		form := "application/x-www-form-urlencoded"
@@ -462,6 +490,8 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 			{method: "POST", path: id + "/rotate"},
 			{method: "GET", path: id + "/events"},
 			{method: "POST", path: "/v1/owners/alice/revoke"},
+			{method: "GET", path: "/v1/owners/alice/events"},
+			{method: "GET", path: "/v1/state?at=" + url.QueryEscape(at.UTC().Format(time.RFC3339))},
 			{method: "POST", path: "/v1/introspect", body: "token=" + url.QueryEscape(alice.Secret), contentType: form},
 			{method: "GET", path: "/v1/auth"},
 		} {

@@ -37,6 +37,9 @@ type Config struct {
 	Ready map[string]Check
 	// OpenAPI is the document served at /v1/openapi.json.
 	OpenAPI []byte
+	// Audit answers the audit routes (an owner's history, the state at an
+	// instant); without it they answer 500.
+	Audit AuditReader
 }
 
 // Server is the HTTP API. Build it with New and serve Handler.
@@ -48,6 +51,7 @@ type Server struct {
 	maxBody   int64
 	ready     map[string]Check
 	openAPI   []byte
+	audit     AuditReader
 	routes    []Route
 	handler   http.Handler
 
@@ -73,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 		maxBody:   cfg.MaxBodyBytes,
 		ready:     cfg.Ready,
 		openAPI:   cfg.OpenAPI,
+		audit:     cfg.Audit,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -121,6 +126,8 @@ func (s *Server) buildHandler() http.Handler {
 	add(http.MethodPost, "/v1/tokens/{id}/rotate", s.authed(s.rotate))
 	add(http.MethodGet, "/v1/tokens/{id}/events", s.authed(s.events))
 	add(http.MethodPost, "/v1/owners/{owner}/revoke", s.authed(s.revokeOwner))
+	add(http.MethodGet, "/v1/owners/{owner}/events", s.authed(s.ownerEvents))
+	add(http.MethodGet, "/v1/state", s.authed(s.stateAt))
 	add(http.MethodPost, "/v1/revoke", s.plain(s.revokeSecret))
 	add(http.MethodPost, "/v1/introspect", s.authed(s.introspect))
 	add(http.MethodGet, "/v1/auth", s.forwardAuth)

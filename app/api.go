@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/api"
+	"github.com/tokenledger/tokenledger/audit"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/ledger"
@@ -197,6 +198,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Metrics:      m,
 		Log:          log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		Audit:        audit.NewReader(store, read),
 		Ready:        checks,
 		OpenAPI:      openAPIDocument(),
 	})

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tokenledger/tokenledger/audit"
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/ledger"
+	"github.com/tokenledger/tokenledger/sdk"
+)
+
+// AuditReader answers the audit routes from the event stream;
+// *audit.Reader implements it.
+type AuditReader interface {
+	// OwnerHistory returns the owner's owner-wide events and the events of
+	// its tokens, in stream order (see audit.OwnerHistory).
+	OwnerHistory(ctx context.Context, owner domain.OwnerID) ([]domain.Envelope, error)
+	// StateAt returns every token (of owner, unless nil) as it was at at
+	// (see audit.StateAt).
+	StateAt(ctx context.Context, at time.Time, owner *domain.OwnerID) (audit.Snapshot, error)
+}
+
+// ownerEvents answers GET /v1/owners/{owner}/events: the owner's history,
+// for an admin or a token of that owner.
+func (s *Server) ownerEvents(w http.ResponseWriter, r *http.Request, c ledger.Caller) error {
+	owner := r.PathValue("owner")
+	if err := ValidateOwnerName(owner); err != nil {
+		return err
+	}
+	if err := checkQuery(r.URL.Query()); err != nil {
+		return err
+	}
+	if !c.IsAdmin() && c.Owner != domain.OwnerID(owner) {
+		return fmt.Errorf("%w: a token of owner %q may read only its own owner's history", ledger.ErrForbidden, c.Owner)
+	}
+	if s.audit == nil {
+		return errors.New("no audit reader configured")
+	}
+	envs, err := s.audit.OwnerHistory(r.Context(), domain.OwnerID(owner))
+	if err != nil {
+		return auditError(err)
+	}
+	out := sdk.EventList{Items: make([]sdk.Event, 0, len(envs))}
+	for _, e := range envs {
+		ev, err := eventFromEnvelope(e)
+		if err != nil {
+			return err
+		}
+		out.Items = append(out.Items, ev)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// stateAt answers GET /v1/state?at=RFC3339[&owner=O]: every token as it
+// was at an instant, for admins only.
+func (s *Server) stateAt(w http.ResponseWriter, r *http.Request, c ledger.Caller) error {
+	if !c.IsAdmin() {
+		return fmt.Errorf("%w: the state of the ledger at an instant needs %s", ledger.ErrForbidden, ledger.ScopeAdmin)
+	}
+	q := r.URL.Query()
+	if err := checkQuery(q, "at", "owner"); err != nil {
+		return err
+	}
+	raw := q.Get("at")
+	if raw == "" {
+		return badRequest("at is required: an RFC 3339 time such as 2026-11-22T10:00:03Z")
+	}
+	at, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil {
+		return badRequest("at must be an RFC 3339 time such as 2026-11-22T10:00:03Z")
+	}
+	var owner *domain.OwnerID
+	if o := q.Get("owner"); o != "" {
+		if err := ValidateOwnerName(o); err != nil {
+			return err
+		}
+		id := domain.OwnerID(o)
+		owner = &id
+	}
+	if s.audit == nil {
+		return errors.New("no audit reader configured")
+	}
+	snap, err := s.audit.StateAt(r.Context(), at.UTC(), owner)
+	if err != nil {
+		return auditError(err)
+	}
+	out := sdk.StateAt{At: snap.At, Sequence: snap.Sequence, Items: make([]sdk.Token, len(snap.Tokens))}
+	for i, row := range snap.Tokens {
+		out.Items[i] = tokenFromRow(row)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// auditError marks a failure to read the stream or the read model as the
+// ledger being unavailable; history that cannot be decoded stays an
+// internal error.
+func auditError(err error) error {
+	switch {
+	case errors.Is(err, domain.ErrCorruptEvent), errors.Is(err, domain.ErrUnknownEventType),
+		errors.Is(err, domain.ErrInvalidArgument), errors.Is(err, context.Canceled):
+		return err
+	}
+	return fmt.Errorf("%w: %w", ledger.ErrUnavailable, err)
+}

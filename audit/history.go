@@ -1,0 +1,361 @@
+package audit
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/projections"
+)
+
+// TimeLayout is how entries write instants: UTC, to the second.
+const TimeLayout = "2006-01-02 15:04:05"
+
+// actorTokenPrefix starts an actor that is a token: "token:<id>".
+const actorTokenPrefix = "token:"
+
+// Entry is one event of a history, told for people.
+type Entry struct {
+	// Time is the event's time.
+	Time time.Time
+	// Sequence is the event's position in its stream.
+	Sequence uint64
+	// Type is the event's type.
+	Type domain.EventType
+	// Subject is what the event is about: "token <id>" or "owner <id>".
+	Subject string
+	// Actor is who caused the event, as recorded, followed by the owner
+	// of the acting token when it is one and known: "token:<id> (owner
+	// admin)".
+	Actor string
+	// Text is the event as a sentence, starting with what happened:
+	// "revoked by token:<id> (owner admin), reason: leaked".
+	Text string
+}
+
+// String returns the entry as one line: its time and its text.
+func (e Entry) String() string {
+	return e.Time.UTC().Format(TimeLayout) + "  " + e.Text
+}
+
+// OwnerOf tells whose token id is; ok is false when that is not known.
+type OwnerOf func(id domain.TokenID) (owner domain.OwnerID, ok bool)
+
+// Timeline tells events, in the order given, as entries. Actors of the
+// form "token:<id>" are resolved to "token:<id> (owner X)": from the
+// token.issued events among events themselves, else by asking owners,
+// once per token (owners may be nil). Unknown event types are told by
+// their name and actor. No entry contains a secret's hash.
+func Timeline(events []domain.Envelope, owners OwnerOf) []Entry {
+	known := map[domain.TokenID]domain.OwnerID{}
+	for _, e := range events {
+		if d, ok := payload[domain.TokenIssued](e); ok {
+			if id, ok := e.TokenID(); ok {
+				known[id] = d.Owner
+			}
+		}
+	}
+	asked := map[domain.TokenID]bool{}
+	actor := func(a string) string {
+		rest, ok := strings.CutPrefix(a, actorTokenPrefix)
+		if !ok {
+			return text(a)
+		}
+		id, err := domain.ParseTokenID(rest)
+		if err != nil {
+			return text(a)
+		}
+		o, ok := known[id]
+		if !ok && owners != nil && !asked[id] {
+			asked[id] = true
+			if o, ok = owners(id); ok {
+				known[id] = o
+			}
+		}
+		if !ok {
+			return text(a)
+		}
+		return text(a) + " (owner " + text(string(o)) + ")"
+	}
+	out := make([]Entry, 0, len(events))
+	for _, e := range events {
+		en := Entry{
+			Time:     e.Time,
+			Sequence: e.Sequence,
+			Type:     e.Type,
+			Subject:  string(e.AggregateKind) + " " + text(e.AggregateID),
+			Actor:    actor(e.Actor),
+		}
+		en.Text = sentence(e, en.Actor)
+		out = append(out, en)
+	}
+	return out
+}
+
+// sentence tells event e, caused by actor (already resolved).
+func sentence(e domain.Envelope, actor string) string {
+	var b strings.Builder
+	switch e.Type {
+	case domain.TypeTokenIssued:
+		d, ok := payload[domain.TokenIssued](e)
+		if !ok {
+			break
+		}
+		fmt.Fprintf(&b, "issued by %s for owner %s", actor, text(string(d.Owner)))
+		if d.RotatedFrom != nil {
+			fmt.Fprintf(&b, ", rotated from %s", d.RotatedFrom)
+		}
+		if d.Name != "" {
+			fmt.Fprintf(&b, ", name %s", strconv.Quote(d.Name))
+		}
+		if len(d.Scopes) == 0 {
+			b.WriteString(", no scopes")
+		} else {
+			b.WriteString(", scopes " + text(strings.Join(d.Scopes, " ")))
+		}
+		if d.Kind == domain.KindSession {
+			fmt.Fprintf(&b, ", session with idle timeout %s", d.IdleTimeout.Duration())
+			if d.AbsoluteExpiresAt != nil {
+				fmt.Fprintf(&b, " and absolute expiry %s", stamp(*d.AbsoluteExpiresAt))
+			}
+		}
+		b.WriteString(", " + expires(d.ExpiresAt))
+		return b.String()
+	case domain.TypeTokenExpirySet:
+		d, ok := payload[domain.TokenExpirySet](e)
+		if !ok {
+			break
+		}
+		if d.ExpiresAt == nil {
+			b.WriteString("expiry removed (does not expire)")
+		} else {
+			b.WriteString("expiry set to " + stamp(*d.ExpiresAt))
+		}
+		fmt.Fprintf(&b, " (reason: %s", text(string(d.Reason)))
+		if d.RotatedTo != nil {
+			fmt.Fprintf(&b, ", rotated to %s", d.RotatedTo)
+		}
+		b.WriteString(") by " + actor)
+		return b.String()
+	case domain.TypeTokenRevoked:
+		d, ok := payload[domain.TokenRevoked](e)
+		if !ok {
+			break
+		}
+		b.WriteString("revoked by " + actor)
+		if d.Reason != "" {
+			b.WriteString(", reason: " + text(d.Reason))
+		}
+		return b.String()
+	case domain.TypeOwnerTokensRevoked:
+		d, ok := payload[domain.OwnerTokensRevoked](e)
+		if !ok {
+			break
+		}
+		b.WriteString("all tokens revoked by " + actor)
+		if d.Reason != "" {
+			b.WriteString(", reason: " + text(d.Reason))
+		}
+		if d.Until != nil {
+			b.WriteString(", no new tokens until " + stamp(*d.Until))
+		}
+		return b.String()
+	case domain.TypeTokenUsed:
+		d, ok := payload[domain.TokenUsed](e)
+		if !ok {
+			break
+		}
+		switch {
+		case d.Count == 1:
+			b.WriteString("used once at " + stamp(d.LastAt))
+		case d.FirstAt.Equal(d.LastAt):
+			fmt.Fprintf(&b, "used %d times at %s", d.Count, stamp(d.LastAt))
+		default:
+			fmt.Fprintf(&b, "used %d times between %s and %s", d.Count, stamp(d.FirstAt), stamp(d.LastAt))
+		}
+		if d.ClientAddr != "" {
+			b.WriteString(" from " + text(d.ClientAddr))
+		}
+		return b.String()
+	}
+	return text(string(e.Type)) + " by " + actor
+}
+
+// expires tells an expiry: "expires <time>", or "does not expire".
+func expires(at *time.Time) string {
+	if at == nil {
+		return "does not expire"
+	}
+	return "expires " + stamp(*at)
+}
+
+// stamp writes t as entries do.
+func stamp(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// text keeps free text (reasons, names, actors, owners) on one line:
+// printable text as is, anything else Go-quoted.
+func text(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// payload returns e's payload as a T, whether stored as a value or a
+// pointer.
+func payload[T domain.Event](e domain.Envelope) (T, bool) {
+	switch d := any(e.Data).(type) {
+	case T:
+		return d, true
+	case *T:
+		if d != nil {
+			return *d, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+// TokenLoader loads a token's stored history; *eventstore.Store
+// implements it.
+type TokenLoader interface {
+	LoadToken(ctx context.Context, id domain.TokenID) ([]domain.Envelope, error)
+}
+
+// StoreOwners returns an OwnerOf that finds a token's owner in its
+// token.issued event, loaded through l. Answers are cached for the life of
+// the returned function, so use one per Timeline call. A token whose
+// history cannot be loaded (unknown, or the store failing) is told as
+// unknown: a history is still worth showing without the actors' owners.
+// The returned function is safe for concurrent use.
+func StoreOwners(ctx context.Context, l TokenLoader) OwnerOf {
+	var mu sync.Mutex
+	cache := map[domain.TokenID]domain.OwnerID{}
+	misses := map[domain.TokenID]bool{}
+	return func(id domain.TokenID) (domain.OwnerID, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if o, ok := cache[id]; ok {
+			return o, true
+		}
+		if misses[id] {
+			return "", false
+		}
+		events, err := l.LoadToken(ctx, id)
+		if err == nil && len(events) > 0 {
+			if d, ok := payload[domain.TokenIssued](events[0]); ok {
+				cache[id] = d.Owner
+				return d.Owner, true
+			}
+		}
+		misses[id] = true
+		return "", false
+	}
+}
+
+// HistorySource is the event store as OwnerHistory reads it;
+// *eventstore.Store implements it.
+type HistorySource interface {
+	TokenLoader
+	LoadOwner(ctx context.Context, owner domain.OwnerID) ([]domain.Envelope, error)
+}
+
+// TokenLister lists tokens of the read model; *projections.Store
+// implements it.
+type TokenLister interface {
+	List(ctx context.Context, f projections.ListFilter) (projections.Page, error)
+}
+
+// loadWorkers is how many token histories OwnerHistory loads at once: each
+// load is a few round trips to the store.
+const loadWorkers = 8
+
+// OwnerHistory returns everything recorded of owner: its owner-wide events
+// and every event of every token of the owner, merged in stream order. The
+// owner's tokens are those the read model lists (paging through all of
+// them); each token's events are then loaded from the store, so they are as
+// complete as the store, but a token issued within the projector's lag is
+// not listed yet and its events are missing. An owner without any event
+// has an empty history. Errors are the store's or the read model's,
+// wrapped.
+func OwnerHistory(ctx context.Context, src HistorySource, read TokenLister, owner domain.OwnerID) ([]domain.Envelope, error) {
+	events, err := src.LoadOwner(ctx, owner)
+	if err != nil {
+		return nil, fmt.Errorf("history of owner %q: %w", owner, err)
+	}
+	var ids []domain.TokenID
+	f := projections.ListFilter{Owner: &owner, Limit: projections.MaxListLimit}
+	for {
+		page, err := read.List(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("history of owner %q: list its tokens: %w", owner, err)
+		}
+		for _, row := range page.Items {
+			ids = append(ids, row.ID)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		f.Cursor = page.NextCursor
+	}
+	tokens, err := loadTokens(ctx, src, ids)
+	if err != nil {
+		return nil, fmt.Errorf("history of owner %q: %w", owner, err)
+	}
+	for _, h := range tokens {
+		events = append(events, h...)
+	}
+	slices.SortFunc(events, func(a, b domain.Envelope) int { return cmp.Compare(a.Sequence, b.Sequence) })
+	return events, nil
+}
+
+// loadTokens loads the histories of ids, loadWorkers at a time, and
+// returns them in the order of ids. The first error stops the loads.
+func loadTokens(ctx context.Context, l TokenLoader, ids []domain.TokenID) ([][]domain.Envelope, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make([][]domain.Envelope, len(ids))
+	var (
+		once     sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		once.Do(func() { firstErr = err; cancel() })
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(loadWorkers, len(ids)) {
+		wg.Go(func() {
+			for i := range next {
+				h, err := l.LoadToken(ctx, ids[i])
+				if err != nil {
+					fail(fmt.Errorf("load token %s: %w", ids[i], err))
+					continue
+				}
+				out[i] = h
+			}
+		})
+	}
+feed:
+	for i := range ids {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			fail(ctx.Err())
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return out, nil
+}

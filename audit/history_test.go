@@ -1,0 +1,317 @@
+package audit_test
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenledger/tokenledger/audit"
+	"github.com/tokenledger/tokenledger/domain"
+)
+
+// at is an instant of the scripted histories, on 2026-11-22 plus offsets.
+func at(d time.Duration) time.Time {
+	return time.Date(2026, 11, 22, 10, 0, 3, 0, time.UTC).Add(d)
+}
+
+func mustTokenID(t *testing.T, s string) domain.TokenID {
+	t.Helper()
+	id, err := domain.ParseTokenID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// envelope builds a stored event by hand.
+func envelope(t *testing.T, kind domain.AggregateKind, aggID, actor string, when time.Time, seq uint64, data domain.Event) domain.Envelope {
+	t.Helper()
+	id, err := domain.NewEventID(when, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return domain.Envelope{ID: id, Type: data.EventType(), AggregateKind: kind, AggregateID: aggID,
+		Actor: actor, Time: when, Schema: 1, Data: data, Sequence: seq}
+}
+
+// unknownEvent is a payload of a type this version does not know.
+type unknownEvent struct{}
+
+func (unknownEvent) EventType() domain.EventType { return "token.frozen.v1" }
+
+// TestTimelineSentences tells one event of every kind, and the odd ones, as
+// the sentence a person reads.
+func TestTimelineSentences(t *testing.T) {
+	t.Parallel()
+	const (
+		tokenA = "01KAMQ2Z8V4N6Y2K5T7W9X0A1B"
+		tokenB = "01KAMQ3Z8V4N6Y2K5T7W9X0A1C"
+		admin  = "01KAMQ1Z8V4N6Y2K5T7W9X0A1D"
+		nobody = "01KAMQ4Z8V4N6Y2K5T7W9X0A1E"
+	)
+	a, b := mustTokenID(t, tokenA), mustTokenID(t, tokenB)
+	exp := at(30 * 24 * time.Hour)
+	cap := at(24 * time.Hour)
+	until := at(72 * time.Hour)
+	owners := func(id domain.TokenID) (domain.OwnerID, bool) {
+		if id.String() == admin {
+			return "admin", true
+		}
+		return "", false
+	}
+	tests := []struct {
+		name  string
+		actor string
+		kind  domain.AggregateKind
+		data  domain.Event
+		want  string
+	}{
+		{"an api token issued by an admin token", "token:" + admin, domain.AggregateToken,
+			domain.TokenIssued{Owner: "alice", Name: "ci", Scopes: []string{"repo:read", "repo:write"}, Kind: domain.KindAPI, SecretHash: domain.HashSecret("x"), ExpiresAt: &exp},
+			`issued by token:` + admin + ` (owner admin) for owner alice, name "ci", scopes repo:read repo:write, expires 2026-12-22 10:00:03`},
+		{"a token without expiry, name or scopes, by a bootstrap", "admin:bootstrap", domain.AggregateToken,
+			domain.TokenIssued{Owner: "svc", Kind: domain.KindAPI, SecretHash: domain.HashSecret("x")},
+			`issued by admin:bootstrap for owner svc, no scopes, does not expire`},
+		{"a session issued by a rotation", "token:" + tokenA, domain.AggregateToken,
+			domain.TokenIssued{Owner: "alice", Kind: domain.KindSession, SecretHash: domain.HashSecret("x"), Scopes: []string{"read"},
+				ExpiresAt: ptr(at(30 * time.Minute)), IdleTimeout: 1800, AbsoluteExpiresAt: &cap, RotatedFrom: &b},
+			`issued by token:` + tokenA + ` (owner alice) for owner alice, rotated from ` + tokenB + `, scopes read, session with idle timeout 30m0s and absolute expiry 2026-11-23 10:00:03, expires 2026-11-22 10:30:03`},
+		{"an expiry set by its owner", "token:" + tokenA, domain.AggregateToken,
+			domain.TokenExpirySet{ExpiresAt: &exp, Reason: domain.ExpirySetByCaller},
+			`expiry set to 2026-12-22 10:00:03 (reason: set) by token:` + tokenA + ` (owner alice)`},
+		{"an expiry removed", "token:" + admin, domain.AggregateToken,
+			domain.TokenExpirySet{Reason: domain.ExpirySetByCaller},
+			`expiry removed (does not expire) (reason: set) by token:` + admin + ` (owner admin)`},
+		{"a rotation", "token:" + admin, domain.AggregateToken,
+			domain.TokenExpirySet{ExpiresAt: &cap, Reason: domain.ExpiryRotated, RotatedTo: &b},
+			`expiry set to 2026-11-23 10:00:03 (reason: rotated, rotated to ` + tokenB + `) by token:` + admin + ` (owner admin)`},
+		{"a session slid", "system:session-slide", domain.AggregateToken,
+			domain.TokenExpirySet{ExpiresAt: &cap, Reason: domain.ExpirySessionExtended},
+			`expiry set to 2026-11-23 10:00:03 (reason: session_extended) by system:session-slide`},
+		{"a revocation with a reason", "token:" + admin, domain.AggregateToken,
+			domain.TokenRevoked{Reason: "leaked"},
+			`revoked by token:` + admin + ` (owner admin), reason: leaked`},
+		{"a revocation by an unknown token", "token:" + nobody, domain.AggregateToken,
+			domain.TokenRevoked{},
+			`revoked by token:` + nobody},
+		{"a revocation by the secret's holder", "secret-holder", domain.AggregateToken,
+			domain.TokenRevoked{Reason: "found in a log"},
+			`revoked by secret-holder, reason: found in a log`},
+		{"a reason with control characters is quoted", "token:not-an-id", domain.AggregateToken,
+			domain.TokenRevoked{Reason: "a\x1b[2Jb"},
+			`revoked by token:not-an-id, reason: "a\x1b[2Jb"`},
+		{"an owner revocation with a ban", "token:" + admin, domain.AggregateOwner,
+			domain.OwnerTokensRevoked{Owner: "alice", RevokedBefore: at(0), Until: &until, Reason: "compromised"},
+			`all tokens revoked by token:` + admin + ` (owner admin), reason: compromised, no new tokens until 2026-11-25 10:00:03`},
+		{"an owner revocation without reason", "user:root", domain.AggregateOwner,
+			domain.OwnerTokensRevoked{Owner: "alice", RevokedBefore: at(0)},
+			`all tokens revoked by user:root`},
+		{"uses over a span", "system:validator", domain.AggregateToken,
+			domain.TokenUsed{Count: 12, FirstAt: at(0), LastAt: at(time.Hour), ClientAddr: "10.0.0.1"},
+			`used 12 times between 2026-11-22 10:00:03 and 2026-11-22 11:00:03 from 10.0.0.1`},
+		{"uses at one instant", "system:validator", domain.AggregateToken,
+			domain.TokenUsed{Count: 3, FirstAt: at(0), LastAt: at(0)},
+			`used 3 times at 2026-11-22 10:00:03`},
+		{"one use", "system:validator", domain.AggregateToken,
+			domain.TokenUsed{Count: 1, FirstAt: at(0), LastAt: at(0), ClientAddr: "2001:db8::1"},
+			`used once at 2026-11-22 10:00:03 from 2001:db8::1`},
+		{"an event of an unknown type", "token:" + admin, domain.AggregateToken,
+			unknownEvent{},
+			`token.frozen.v1 by token:` + admin + ` (owner admin)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			aggID := a.String()
+			if tc.kind == domain.AggregateOwner {
+				aggID = "alice"
+			}
+			// The issue of token A names its owner, so actors that are
+			// token A resolve without asking.
+			issued := envelope(t, domain.AggregateToken, tokenA, "admin:bootstrap", at(-time.Hour), 1,
+				domain.TokenIssued{Owner: "alice", Kind: domain.KindAPI, SecretHash: domain.HashSecret("y")})
+			e := envelope(t, tc.kind, aggID, tc.actor, at(time.Minute), 7, tc.data)
+			got := audit.Timeline([]domain.Envelope{issued, e}, owners)
+			if len(got) != 2 {
+				t.Fatalf("%d entries, want 2", len(got))
+			}
+			en := got[1]
+			if en.Text != tc.want {
+				t.Errorf("text\n got %s\nwant %s", en.Text, tc.want)
+			}
+			if want := "2026-11-22 10:01:03  " + tc.want; en.String() != want {
+				t.Errorf("String() = %q, want %q", en.String(), want)
+			}
+			if en.Sequence != 7 || en.Type != tc.data.EventType() || !en.Time.Equal(at(time.Minute)) || en.Subject != string(tc.kind)+" "+aggID {
+				t.Errorf("entry %+v does not carry the event's sequence, type, time and subject", en)
+			}
+			if !strings.HasPrefix(en.Actor, tc.actor) && !strings.HasPrefix(en.Actor, `"`) {
+				t.Errorf("actor %q does not start with the recorded %q", en.Actor, tc.actor)
+			}
+		})
+	}
+}
+
+// TestTimelineAsksOncePerToken: the owner of an acting token is looked up
+// once per Timeline call, however many events it caused, and not at all
+// when the events themselves tell it.
+func TestTimelineAsksOncePerToken(t *testing.T) {
+	t.Parallel()
+	const admin = "01KAMQ1Z8V4N6Y2K5T7W9X0A1D"
+	asked := map[string]int{}
+	owners := func(id domain.TokenID) (domain.OwnerID, bool) {
+		asked[id.String()]++
+		return "", false
+	}
+	var events []domain.Envelope
+	for i := range 5 {
+		events = append(events, envelope(t, domain.AggregateToken, "01KAMQ2Z8V4N6Y2K5T7W9X0A1B", "token:"+admin, at(time.Duration(i)*time.Minute), uint64(i+1), domain.TokenRevoked{}))
+	}
+	for _, en := range audit.Timeline(events, owners) {
+		if en.Actor != "token:"+admin {
+			t.Errorf("actor %q, want the recorded one when its owner is unknown", en.Actor)
+		}
+	}
+	if asked[admin] != 1 || len(asked) != 1 {
+		t.Errorf("asked %v, want the admin token once", asked)
+	}
+}
+
+// TestHistoryOfTokenAndOwner scripts a small history in a real event store
+// and read model, then reads the timeline of one token (loaded from the
+// store, actors resolved through it) and of its owner (all its tokens and
+// its owner-wide events, merged in stream order), line by line.
+func TestHistoryOfTokenAndOwner(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	ctx := context.Background()
+	policy := domain.DefaultPolicy()
+	policy.AllowNeverExpires = true
+	by := func(actor string) domain.Meta { return domain.Meta{Actor: actor, CorrelationID: "req-1"} }
+
+	alice, adminOwner := domain.NewOwner("alice"), domain.NewOwner("admin")
+	admin, _, err := domain.IssueToken(policy, adminOwner, domain.IssueRequest{Owner: "admin", Name: "bootstrap", Scopes: []string{"ledger:admin"}, NeverExpires: true}, by("admin:bootstrap"), at(0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.issue(admin, adminOwner)
+	asAdmin := by("token:" + admin.ID().String())
+
+	a, _, err := domain.IssueToken(policy, alice, domain.IssueRequest{Owner: "alice", Name: "ci", Scopes: []string{"repo:write", "repo:read"}, ExpiresIn: 30 * 24 * time.Hour}, asAdmin, at(time.Minute), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.issue(a, alice)
+	if err := a.SetExpiry(policy, ptr(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)), by("token:"+a.ID().String()), at(2*time.Hour+time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	l.change(a)
+	l.use(a, 12, at(3*time.Hour), "10.0.0.1", by("system:validator"), at(4*time.Hour))
+	b, _, err := domain.Rotate(policy, alice, a, time.Hour, asAdmin, at(24*time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.rotate(a, b, alice)
+	if err := a.Revoke("leaked", asAdmin, at(24*time.Hour+30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	l.change(a)
+	s, _, err := domain.IssueToken(policy, alice, domain.IssueRequest{Owner: "alice", Kind: domain.KindSession, IdleTimeout: 30 * time.Minute}, by("token:"+b.ID().String()), at(25*time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.issue(s, alice)
+	if err := s.Revoke("", by("secret-holder"), at(25*time.Hour+10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	l.change(s)
+	unknown := "token:01KAMQ4Z8V4N6Y2K5T7W9X0A1E"
+	if err := alice.RevokeTokens(ptr(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)), "compromised", by(unknown), at(47*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	l.revokeOwner(alice)
+
+	adminActor := "token:" + admin.ID().String() + " (owner admin)"
+	lineA := map[string]string{
+		"issued":  "2026-11-22 10:01:03  issued by " + adminActor + ` for owner alice, name "ci", scopes repo:read repo:write, expires 2026-12-22 10:01:03`,
+		"set":     "2026-11-22 12:01:03  expiry set to 2026-12-01 00:00:00 (reason: set) by token:" + a.ID().String() + " (owner alice)",
+		"rotated": "2026-11-23 10:00:03  expiry set to 2026-11-23 11:00:03 (reason: rotated, rotated to " + b.ID().String() + ") by " + adminActor,
+		"revoked": "2026-11-23 10:30:03  revoked by " + adminActor + ", reason: leaked",
+	}
+
+	t.Run("token", func(t *testing.T) {
+		t.Parallel()
+		events, err := l.store.LoadToken(ctx, a.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{lineA["issued"], lineA["set"], lineA["rotated"], lineA["revoked"]}
+		checkLines(t, audit.Timeline(events, audit.StoreOwners(ctx, l.store)), want)
+	})
+
+	t.Run("owner", func(t *testing.T) {
+		t.Parallel()
+		events, err := audit.OwnerHistory(ctx, l.store, l.read, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries := audit.Timeline(events, audit.NewReader(l.store, l.read).Owners(ctx))
+		want := []string{
+			lineA["issued"], lineA["set"], lineA["rotated"],
+			"2026-11-23 10:00:03  issued by " + adminActor + " for owner alice, rotated from " + a.ID().String() + `, name "ci", scopes repo:read repo:write, expires 2026-12-23 10:00:03`,
+			lineA["revoked"],
+			"2026-11-23 11:00:03  issued by token:" + b.ID().String() + " (owner alice) for owner alice, no scopes, session with idle timeout 30m0s and absolute expiry 2026-11-24 11:00:03, expires 2026-11-23 11:30:03",
+			"2026-11-23 11:10:03  revoked by secret-holder",
+			"2026-11-24 09:00:03  all tokens revoked by " + unknown + ", reason: compromised, no new tokens until 2026-11-25 00:00:00",
+		}
+		checkLines(t, entries, want)
+		subjects := []string{"token " + a.ID().String(), "token " + a.ID().String(), "token " + a.ID().String(), "token " + b.ID().String(),
+			"token " + a.ID().String(), "token " + s.ID().String(), "token " + s.ID().String(), "owner alice"}
+		for i, en := range entries {
+			if i < len(subjects) && en.Subject != subjects[i] {
+				t.Errorf("entry %d: subject %q, want %q", i, en.Subject, subjects[i])
+			}
+			if i > 0 && en.Sequence <= entries[i-1].Sequence {
+				t.Errorf("entry %d: sequence %d after %d: not in stream order", i, en.Sequence, entries[i-1].Sequence)
+			}
+		}
+	})
+
+	t.Run("owner without events", func(t *testing.T) {
+		t.Parallel()
+		events, err := audit.OwnerHistory(ctx, l.store, l.read, "nobody")
+		if err != nil || len(events) != 0 {
+			t.Fatalf("history of an owner without events: %d events, %v", len(events), err)
+		}
+	})
+}
+
+// hexHash matches a SHA-256 written in hex, as token.issued stores it.
+var hexHash = regexp.MustCompile(`[0-9a-fA-F]{64}`)
+
+// checkLines compares entries with the lines wanted, and checks no entry
+// shows a secret's hash.
+func checkLines(t *testing.T, entries []audit.Entry, want []string) {
+	t.Helper()
+	for i := range max(len(entries), len(want)) {
+		var g, w string
+		if i < len(entries) {
+			g = entries[i].String()
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if g != w {
+			t.Errorf("line %d\n got %s\nwant %s", i, g, w)
+		}
+	}
+	for _, en := range entries {
+		if hexHash.MatchString(en.Text) {
+			t.Errorf("entry %q shows a hash", en.Text)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

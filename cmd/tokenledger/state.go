@@ -1,0 +1,70 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokenledger/tokenledger/sdk"
+)
+
+func newStateCommand() *cobra.Command {
+	var (
+		cf    clientFlags
+		at    timeValue
+		owner string
+	)
+	cmd := &cobra.Command{
+		Use:   "state --at TIME [--owner OWNER]",
+		Short: "Show every token as it was at a past instant",
+		Long: `state prints every token (or every token of --owner) as it was at --at:
+its status, expiry, revocation and usage as known at that instant, replayed
+by a running tokenledger (--server) from its event stream. The caller, whose
+token is in ` + tokenEnv + `, needs ledger:admin.
+
+An event counts when its time is at or before --at. Uses older than the
+usage stream's retention are no longer known. In the table, "expires in",
+"last used ... ago" and the statuses are told as of --at.`,
+		Example: `  tokenledger state --at 2026-11-01T00:00:00Z
+  tokenledger state --at 2026-11-01T00:00:00Z --owner alice --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !at.set {
+				return errors.New("--at TIME is required: an RFC 3339 time such as 2026-11-01T00:00:00Z")
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.StateAt(cmd.Context(), at.t, owner)
+			if err != nil {
+				return oneLine(err)
+			}
+			return cf.printer(cmd).stateAt(st)
+		},
+	}
+	bindClientFlags(cmd, &cf)
+	f := cmd.Flags()
+	f.Var(&at, "at", "the instant, RFC 3339 (2026-11-01T00:00:00Z)")
+	f.StringVar(&owner, "owner", "", "only the tokens of this owner")
+	markOwnRequestFlags(cmd)
+	return cmd
+}
+
+// stateAt prints the tokens of a state at an instant: a table whose
+// relative times and statuses are told as of that instant, or the API's
+// answer as JSON.
+func (p printer) stateAt(st sdk.StateAt) error {
+	if st.Items == nil {
+		st.Items = []sdk.Token{}
+	}
+	if p.json {
+		return writeJSON(p.w, st)
+	}
+	if _, err := fmt.Fprintf(p.w, "Tokens as they were at %s (stream sequence %d): %s\n\n",
+		timestamp(st.At), st.Sequence, plural(uint64(len(st.Items)), "token")); err != nil {
+		return err
+	}
+	return writeTokenTable(p.w, st.Items, st.At)
+}
