@@ -35,7 +35,8 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newDevCommand(&g), newMigrateCommand(&g), newProjectCommand(&g), newReplayCommand(&g),
-		newServeCommand(&g), newTokenCommand(), newOwnerCommand(), newAdminCommand(&g))
+		newServeCommand(&g), newTokenCommand(), newOwnerCommand(), newAdminCommand(&g),
+		newHistoryCommand(), newStateCommand(), newExportCommand())
 	return root
 }
 
