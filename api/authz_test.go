@@ -49,6 +49,8 @@ var authzMatrix = []authzRow{
 	{"POST /v1/revoke", 200, 200, 200, 200, 200, 200, 200},
 	{"POST /v1/introspect", 200, 403, 403, 200, 401, 401, 401},
 	{"GET /v1/auth", 200, 200, 200, 200, 401, 401, 401},
+	{"GET /v1/owners/{owner}/events", 200, 200, 403, 403, 401, 401, 401},
+	{"GET /v1/state?owner=", 200, 403, 403, 403, 401, 401, 401},
 }
 
 // authzCaller is one caller of a matrix cell.
@@ -192,6 +194,36 @@ func authzRoutes() map[string]authzRoute {
 				res.decode(t, &got)
 				if !got.Active || got.Subject != tg.owner || got.JTI != tg.id.String() {
 					t.Errorf("introspection %s, want %s of %s active", redact(res.body), tg.id, tg.owner)
+				}
+			},
+		},
+		"GET /v1/owners/{owner}/events": {
+			send: func(t *testing.T, s *apitest.Stack, c authzCaller, tg authzTarget) resp {
+				s.WaitProjected(t)
+				return do(t, s, req{method: "GET", path: "/v1/owners/" + url.PathEscape(tg.owner) + "/events", secret: c.secret})
+			},
+			check: func(t *testing.T, s *apitest.Stack, res resp, c authzCaller, tg authzTarget) {
+				var got sdk.EventList
+				res.decode(t, &got)
+				found := false
+				for _, e := range got.Items {
+					found = found || (e.Type == "token.issued.v1" && e.AggregateID == tg.id.String())
+				}
+				if !found {
+					t.Errorf("owner events %s lack the issue of %s", redact(res.body), tg.id)
+				}
+			},
+		},
+		"GET /v1/state?owner=": {
+			send: func(t *testing.T, s *apitest.Stack, c authzCaller, tg authzTarget) resp {
+				at := url.QueryEscape(s.Clock.Now().Add(time.Second).Format(time.RFC3339Nano))
+				return do(t, s, req{method: "GET", path: "/v1/state?owner=" + url.QueryEscape(tg.owner) + "&at=" + at, secret: c.secret})
+			},
+			check: func(t *testing.T, s *apitest.Stack, res resp, c authzCaller, tg authzTarget) {
+				var got sdk.StateAt
+				res.decode(t, &got)
+				if len(got.Items) == 0 || got.Items[0].Owner != tg.owner {
+					t.Errorf("state %s, want the tokens of %s", redact(res.body), tg.owner)
 				}
 			},
 		},
