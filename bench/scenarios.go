@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tokenledger/tokenledger/app"
+	"github.com/tokenledger/tokenledger/eventstore"
+)
+
+// The Go benchmarks run, with the GOMAXPROCS values they run at.
+var (
+	specSecret   = goBenchSpec{pkg: "./domain", pattern: "^(BenchmarkCheckSecret|BenchmarkParseSecret)$", cpus: []int{1}}
+	specValidate = goBenchSpec{pkg: "./validator", pattern: "^BenchmarkValidate$/^system-clock$", cpus: []int{1, 2}}
+	specMemory   = goBenchSpec{pkg: "./validator", pattern: "^BenchmarkMemoryPerToken$", cpus: []int{2}, benchtime: "1x"}
+	specAppend   = goBenchSpec{pkg: "./eventstore", pattern: "^BenchmarkAppend$/^R1$", cpus: []int{2}}
+)
+
+func (b *bench) goBenchmarks(ctx context.Context) error {
+	for _, step := range []struct {
+		spec goBenchSpec
+		into *[]goBench
+	}{
+		{specSecret, &b.res.Secret},
+		{specValidate, &b.res.Validate},
+		{specMemory, &b.res.Memory},
+		{specAppend, &b.res.Append},
+	} {
+		logf("go benchmarks: %s", step.spec.command(b.cfg.goCount, b.cfg.goBenchtime))
+		res, err := b.runGoBench(ctx, step.spec)
+		if err != nil {
+			return err
+		}
+		*step.into = res
+	}
+	b.res.GoCommands = map[string]string{}
+	for k, s := range map[string]goBenchSpec{"secret": specSecret, "validate": specValidate, "memory": specMemory, "append": specAppend} {
+		b.res.GoCommands[k] = s.command(b.cfg.goCount, b.cfg.goBenchtime)
+	}
+	return nil
+}
+
+// stackScenarios runs everything that needs the local stack.
+func (b *bench) stackScenarios(ctx context.Context) error {
+	data := filepath.Join(b.work, "data")
+	logf("starting tokenledger dev on %s", data)
+	d, err := b.startDev(ctx, data, nil)
+	defer func() { b.stopDev(d) }()
+	if err != nil {
+		return fmt.Errorf("tokenledger dev: %w", err)
+	}
+	if err := b.describeStack(ctx, d); err != nil {
+		return err
+	}
+	if err := d.enableStatements(ctx); err != nil {
+		return err
+	}
+
+	bare, bareURL, err := b.startBare(ctx)
+	if err != nil {
+		return fmt.Errorf("bare net/http server: %w", err)
+	}
+	defer b.procs.stop(bare, syscall.SIGTERM, 10*time.Second)
+
+	// Forward-auth with 1,000 tokens, and the bare handler, interleaved.
+	logf("issuing %d tokens through the API", b.cfg.seedTokens)
+	toks, err := issueTokens(ctx, d.APIURL, d.Admin, "bench", b.cfg.seedTokens)
+	if err != nil {
+		return err
+	}
+	small := filepath.Join(b.work, "tokens-1k.txt")
+	if err := writeTokenFile(small, toks); err != nil {
+		return err
+	}
+	if err := d.waitProjected(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	for i := range b.cfg.runs {
+		w, l, err := b.authLoad(ctx, d, fmt.Sprintf("wrk-tokenledger-1k-run%d", i+1), small, b.cfg.seedTokens)
+		if err != nil {
+			return fmt.Errorf("forward-auth, %d tokens: %w", b.cfg.seedTokens, err)
+		}
+		b.res.TL1k, b.res.PG1k = append(b.res.TL1k, w), append(b.res.PG1k, l)
+		logf("forward-auth, %d tokens, run %d: %s req/s, p99 %s; postgres: %d writes outside usage, %d usage upserts, %d usage rows",
+			b.cfg.seedTokens, i+1, fmtInt(w.RPS), fmtUS(w.P99), l.OtherWrites, l.UsageUpserts, l.UsageRows)
+		if err := b.wrkWarmup(ctx, fmt.Sprintf("wrk-bare-run%d", i+1), bareURL, small); err != nil {
+			return err
+		}
+		w, err = b.wrkMeasure(ctx, fmt.Sprintf("wrk-bare-run%d", i+1), bareURL, small)
+		if err != nil {
+			return fmt.Errorf("bare net/http: %w", err)
+		}
+		b.res.Bare = append(b.res.Bare, w)
+		logf("bare net/http, run %d: %s req/s, p99 %s", i+1, fmtInt(w.RPS), fmtUS(w.P99))
+	}
+	b.procs.stop(bare, syscall.SIGTERM, 10*time.Second)
+
+	// Revocation across three serve nodes.
+	logf("revocation propagation: 3 serve nodes, %d run(s) of %d revocations", b.cfg.runs, b.cfg.revocations)
+	if b.res.Revocation, err = b.measureRevocation(ctx, d, b.cfg.runs, b.cfg.revocations); err != nil {
+		return fmt.Errorf("revocation propagation: %w", err)
+	}
+	if err := d.waitProjected(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+
+	// Issue latency at 1,000 issues/s, open loop.
+	for i := range b.cfg.runs {
+		r, err := measureIssue(ctx, d.APIURL, d.Admin, b.cfg.issueRate, b.cfg.issueFor, strconv.Itoa(i))
+		if err != nil {
+			return fmt.Errorf("issue latency: %w", err)
+		}
+		if r.Errors > 0 {
+			return fmt.Errorf("issue latency: %d of %d issues failed (see above)", r.Errors, r.Errors+len(r.Latencies))
+		}
+		b.res.Issue = append(b.res.Issue, r)
+		logf("issue at %d/s, run %d: %s issues/s started, p50 %s, p99 %s, max %s", b.cfg.issueRate, i+1, fmtInt(r.Rate),
+			fmtUS(percentile(r.Latencies, 50)), fmtUS(percentile(r.Latencies, 99)), fmtUS(r.Latencies[len(r.Latencies)-1]))
+		if err := d.waitProjected(ctx, 5*time.Minute); err != nil {
+			return err
+		}
+	}
+
+	// A million tokens: seed, replay, export, restart, forward-auth. The
+	// live projector is stopped first by deleting its durable consumer:
+	// it would take a transaction per seeded event (the reason for
+	// replay), competing with the seed and the replays for the two cores.
+	// It recreates the consumer at the rebuilt checkpoint when the stack
+	// restarts.
+	if err := d.deleteProjectorConsumer(ctx); err != nil {
+		return err
+	}
+	large := filepath.Join(b.work, "tokens-large.txt")
+	logf("publishing %s token.issued events into the lifecycle stream", fmtInt(float64(b.cfg.tokens)))
+	if b.res.SeedRate, err = seedTokens(ctx, d, b.cfg.tokens, large); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	logf("published at %s events/s", fmtInt(b.res.SeedRate))
+	// The seed leaves the stream's pages dirty; measure the replays, not
+	// the kernel's write-back.
+	syscall.Sync()
+	for i := range b.cfg.runs {
+		r, err := b.replay(ctx, d, i+1)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		b.res.Replay = append(b.res.Replay, r)
+		logf("replay run %d: %s events in %.2f s: %s events/s", i+1, fmtInt(float64(r.Events)), r.Seconds, fmtInt(r.Rate))
+	}
+	logf("restarting tokenledger dev: the validator loads the snapshot of %s tokens", fmtInt(float64(b.cfg.tokens)))
+	b.stopDev(d)
+	prev := d
+	d, err = b.startDev(ctx, data, prev)
+	if err != nil {
+		return fmt.Errorf("tokenledger dev (restart): %w", err)
+	}
+	if err := d.waitProjected(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	if err := b.exportAndVerify(ctx, d); err != nil {
+		return err
+	}
+	for i := range b.cfg.runs {
+		w, l, err := b.authLoad(ctx, d, fmt.Sprintf("wrk-tokenledger-large-run%d", i+1), large, b.cfg.tokens)
+		if err != nil {
+			return fmt.Errorf("forward-auth, %d tokens: %w", b.cfg.tokens, err)
+		}
+		b.res.TLLarge, b.res.PGLarge = append(b.res.TLLarge, w), append(b.res.PGLarge, l)
+		logf("forward-auth, %s tokens, run %d: %s req/s, p99 %s; postgres: %d writes outside usage, %d usage upserts, %d usage rows",
+			fmtInt(float64(b.cfg.tokens)), i+1, fmtInt(w.RPS), fmtUS(w.P99), l.OtherWrites, l.UsageUpserts, l.UsageRows)
+	}
+	return nil
+}
+
+// describeStack notes the versions of the stack's servers.
+func (b *bench) describeStack(ctx context.Context, d *devStack) error {
+	b.machine.NATS = d.nc.ConnectedServerVersion()
+	var v string
+	if err := d.pool.QueryRow(ctx, `SHOW server_version`).Scan(&v); err != nil {
+		return fmt.Errorf("postgres version: %w", err)
+	}
+	b.machine.Postgres, _, _ = strings.Cut(v, " ")
+	return nil
+}
+
+// startBare starts this program's bare-server subcommand.
+func (b *bench) startBare(ctx context.Context) (*proc, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := b.procs.start("bare-server", b.work, nil, true, self, "bare-server")
+	if err != nil {
+		return nil, "", err
+	}
+	line, err := b.procs.waitLine(ctx, p, 30*time.Second, serveListening.MatchString)
+	if err != nil {
+		return p, "", err
+	}
+	return p, serveListening.FindStringSubmatch(line)[1] + "/v1/auth", nil
+}
+
+// settle is how long after a load the usage it caused takes to reach
+// PostgreSQL: the validator's flush interval, the usage consumer's
+// longest wait, and a margin.
+const settle = 2500 * time.Millisecond
+
+// authLoad runs wrk on the stack's /v1/auth with tokenFile (once the
+// usage of earlier loads is applied, and after a warm-up) and counts
+// PostgreSQL's statements over the measured run and the usage it flushed
+// after.
+func (b *bench) authLoad(ctx context.Context, d *devStack, name, tokenFile string, tokens int) (wrkResult, pgLoad, error) {
+	url := d.APIURL + "/v1/auth"
+	if err := d.waitUsageApplied(ctx, 2*time.Minute); err != nil {
+		return wrkResult{}, pgLoad{}, err
+	}
+	if err := b.wrkWarmup(ctx, name, url, tokenFile); err != nil {
+		return wrkResult{}, pgLoad{}, err
+	}
+	if err := sleep(ctx, settle); err != nil {
+		return wrkResult{}, pgLoad{}, err
+	}
+	before, err := d.snapshot(ctx)
+	if err != nil {
+		return wrkResult{}, pgLoad{}, err
+	}
+	w, err := b.wrkMeasure(ctx, name, url, tokenFile)
+	if err != nil {
+		return w, pgLoad{}, err
+	}
+	if w.Non2xx > 0 || w.SocketErrors > 0 {
+		return w, pgLoad{}, fmt.Errorf("%d answers were not 200 and %d socket errors: every token should be valid", w.Non2xx, w.SocketErrors)
+	}
+	if err := sleep(ctx, settle); err != nil {
+		return w, pgLoad{}, err
+	}
+	after, err := d.snapshot(ctx)
+	if err != nil {
+		return w, pgLoad{}, err
+	}
+	dur, _ := time.ParseDuration(b.cfg.wrk.Duration)
+	return w, loadBetween(before, after, dur.Seconds(), w.Requests), nil
+}
+
+// deleteProjectorConsumer deletes the live projector's durable consumer,
+// which stops the projector (it reports the consumer lost); it recreates
+// the consumer at its checkpoint on its next start.
+func (d *devStack) deleteProjectorConsumer(ctx context.Context) error {
+	s, err := d.js.Stream(ctx, eventstore.DefaultConfig().Stream)
+	if err != nil {
+		return fmt.Errorf("lifecycle stream: %w", err)
+	}
+	if err := s.DeleteConsumer(ctx, app.DefaultProjectionName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete the projector's consumer: %w", err)
+	}
+	return nil
+}
+
+// replayResult is one `tokenledger replay`.
+type replayResult struct {
+	Events  int64
+	Seconds float64
+	Rate    float64
+}
+
+var replayLine = regexp.MustCompile(`replayed ([\d,]+) events in ([\d.]+) s: ([\d,]+) events/s`)
+
+func (b *bench) replay(ctx context.Context, d *devStack, run int) (replayResult, error) {
+	out, err := b.procs.runCmd(ctx, fmt.Sprintf("replay-run%d", run), b.cfg.repo, nil, b.cfg.tokenledger, "replay",
+		"--nats-url", d.NATSURL, "--postgres-url", d.PostgresURL, "--progress", "off")
+	if err != nil {
+		return replayResult{}, err
+	}
+	return parseReplay(out)
+}
+
+func parseReplay(out string) (replayResult, error) {
+	m := replayLine.FindStringSubmatch(out)
+	if m == nil {
+		return replayResult{}, fmt.Errorf("no summary line in replay's output:\n%s", out)
+	}
+	var r replayResult
+	r.Events, _ = strconv.ParseInt(strings.ReplaceAll(m[1], ",", ""), 10, 64)
+	r.Seconds, _ = strconv.ParseFloat(m[2], 64)
+	r.Rate, _ = strconv.ParseFloat(strings.ReplaceAll(m[3], ",", ""), 64)
+	return r, nil
+}
+
+// wrkWarmup and wrkMeasure run wrk with the run's parameters.
+func (b *bench) wrkWarmup(ctx context.Context, name, url, tokenFile string) error {
+	_, err := b.procs.runCmd(ctx, name+"-warmup", "", nil, b.wrkArgs(b.cfg.wrk.Warmup, false, url, tokenFile)...)
+	return err
+}
+
+func (b *bench) wrkMeasure(ctx context.Context, name, url, tokenFile string) (wrkResult, error) {
+	out, err := b.procs.runCmd(ctx, name, "", nil, b.wrkArgs(b.cfg.wrk.Duration, true, url, tokenFile)...)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	r, err := parseWrk(out)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, nil
+}
+
+func (b *bench) wrkArgs(d string, latency bool, url, tokenFile string) []string {
+	p := b.cfg.wrk
+	a := []string{"wrk", "-t" + strconv.Itoa(p.Threads), "-c" + strconv.Itoa(p.Conns), "-d" + d}
+	if latency {
+		a = append(a, "--latency")
+	}
+	return append(a, "-s", b.lua, url, "--", tokenFile, "Authorization", "Bearer ")
+}
