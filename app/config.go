@@ -104,3 +104,19 @@ func connectStore(ctx context.Context, natsURL, name string, cfg eventstore.Conf
 	}
 	return nc, store, nil
 }
+
+// stopStack is what a start function must undo, in the order it was done:
+// stop undoes it in reverse.
+type stopStack []func(context.Context) error
+
+// push adds the undoing of the last thing done.
+func (s *stopStack) push(f func(context.Context) error) { *s = append(*s, f) }
+
+// stop undoes everything, the last first, and returns every error.
+func (s stopStack) stop(ctx context.Context) error {
+	var errs []error
+	for i := len(s) - 1; i >= 0; i-- {
+		errs = append(errs, s[i](ctx))
+	}
+	return errors.Join(errs...)
+}

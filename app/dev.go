@@ -146,17 +146,10 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
-	var cleanups []func(context.Context) error
-	stopAll := func(ctx context.Context) error {
-		var errs []error
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			errs = append(errs, cleanups[i](ctx))
-		}
-		return errors.Join(errs...)
-	}
+	var cleanups stopStack
 	defer func() {
 		if err != nil {
-			_ = stopAll(context.WithoutCancel(ctx))
+			_ = cleanups.stop(context.WithoutCancel(ctx))
 		}
 	}()
 
@@ -177,7 +170,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	if err != nil {
 		return nil, nil, fmt.Errorf("start nats: %w", err)
 	}
-	cleanups = append(cleanups, func(context.Context) error { d.NATS.Shutdown(); return nil })
+	cleanups.push(func(context.Context) error { d.NATS.Shutdown(); return nil })
 	log.Info("nats-server started", "url", d.NATS.ClientURL(), "store", filepath.Join(cfg.DataDir, "nats"))
 
 	if cfg.PostgresURL != "" {
@@ -191,7 +184,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		if err != nil {
 			return nil, nil, fmt.Errorf("start postgres: %w", err)
 		}
-		cleanups = append(cleanups, d.Postgres.Stop)
+		cleanups.push(d.Postgres.Stop)
 		d.PostgresURL = d.Postgres.URL("postgres")
 		log.Info("postgres started", "url", d.PostgresURL, "data", d.Postgres.DataDir())
 	}
@@ -205,7 +198,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats: %w", err)
 	}
-	cleanups = append(cleanups, func(context.Context) error { return d.conn.Drain() })
+	cleanups.push(func(context.Context) error { return d.conn.Drain() })
 	js, err := jetstream.New(d.conn)
 	if err != nil {
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
@@ -233,7 +226,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups = append(cleanups, func(context.Context) error { pool.Close(); return nil })
+	cleanups.push(func(context.Context) error { pool.Close(); return nil })
 	d.Projections = projections.New(pool, projections.WithClock(cfg.Clock))
 	var run *workerRun
 	d.Projector, run, err = startProjector(d.Store, d.NATS.ClientURL(), d.Projections,
@@ -243,7 +236,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	}
 	// The workers are stopped first: they use the store, the pool and the
 	// server.
-	cleanups = append(cleanups, run.stop)
+	cleanups.push(run.stop)
 	d.Usage, run, err = startUsage(d.Store, d.Projections, consumers.UsageConfig{
 		Name:   consumers.DefaultUsageName,
 		Policy: cfg.Policy,
@@ -252,7 +245,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups = append(cleanups, run.stop)
+	cleanups.push(run.stop)
 
 	apiCfg := cfg.API
 	apiCfg.Policy, apiCfg.Clock = cfg.Policy, cfg.Clock
@@ -268,8 +261,8 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	d.API.Metrics.WatchUsage(d.Usage)
 	// The API stops first: its validator flushes usage into the store,
 	// which the usage consumer then still projects.
-	cleanups = append(cleanups, stopAPI)
-	return d, stopAll, nil
+	cleanups.push(stopAPI)
+	return d, cleanups.stop, nil
 }
 
 // The embedded server's users. A client that sends no credentials is the

@@ -205,17 +205,10 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
-	var cleanups []func(context.Context) error
-	stopAll := func(ctx context.Context) error {
-		var errs []error
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			errs = append(errs, cleanups[i](ctx))
-		}
-		return errors.Join(errs...)
-	}
+	var cleanups stopStack
 	defer func() {
 		if err != nil {
-			_ = stopAll(context.WithoutCancel(ctx))
+			_ = cleanups.stop(context.WithoutCancel(ctx))
 		}
 	}()
 
@@ -223,7 +216,7 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups = append(cleanups, func(context.Context) error {
+	cleanups.push(func(context.Context) error {
 		_ = store.Close()
 		nc.Close()
 		return nil
@@ -232,7 +225,7 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups = append(cleanups, func(context.Context) error { pool.Close(); return nil })
+	cleanups.push(func(context.Context) error { pool.Close(); return nil })
 
 	p := &Project{Projections: projections.New(pool)}
 	// The health endpoint is stopped last, after the projector, so that it
@@ -244,7 +237,7 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 			return nil, nil, fmt.Errorf("health endpoint: %w", err)
 		}
 		p.health = ln.Addr()
-		cleanups = append(cleanups, func(ctx context.Context) error {
+		cleanups.push(func(ctx context.Context) error {
 			_ = ln.Close()
 			return health.Shutdown(ctx)
 		})
@@ -254,12 +247,12 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups = append(cleanups, p.run.stop)
+	cleanups.push(p.run.stop)
 	p.Usage, p.usageRun, err = startUsage(store, p.Projections, cfg.Usage, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups = append(cleanups, p.usageRun.stop)
+	cleanups.push(p.usageRun.stop)
 	p.done = make(chan struct{})
 	go func() {
 		defer close(p.done)
@@ -275,7 +268,7 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 	}
 	log.Info("projecting", "projection", cfg.Lifecycle.Name, "stream", cfg.Store.Stream,
 		"usage_projection", cfg.Usage.Name, "usage_stream", cfg.Store.UsageStream)
-	return p, stopAll, nil
+	return p, cleanups.stop, nil
 }
 
 // startProjector creates the lifecycle projector on a NATS connection of

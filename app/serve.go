@@ -83,24 +83,17 @@ func StartServe(ctx context.Context, cfg ServeConfig, log *slog.Logger) (_ *Serv
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
-	var cleanups []func(context.Context) error
-	stopAll := func(ctx context.Context) error {
-		var errs []error
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			errs = append(errs, cleanups[i](ctx))
-		}
-		return errors.Join(errs...)
-	}
+	var cleanups stopStack
 	defer func() {
 		if err != nil {
-			_ = stopAll(context.WithoutCancel(ctx))
+			_ = cleanups.stop(context.WithoutCancel(ctx))
 		}
 	}()
 	nc, store, err := connectStore(ctx, cfg.NATSURL, "tokenledger-serve", cfg.Store, nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups = append(cleanups, func(context.Context) error {
+	cleanups.push(func(context.Context) error {
 		_ = store.Close()
 		return nc.Drain()
 	})
@@ -108,7 +101,7 @@ func StartServe(ctx context.Context, cfg ServeConfig, log *slog.Logger) (_ *Serv
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups = append(cleanups, func(context.Context) error { pool.Close(); return nil })
+	cleanups.push(func(context.Context) error { pool.Close(); return nil })
 	s := &Serve{Store: store, Projections: projections.New(pool, projections.WithClock(cfg.API.clock()))}
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = StartAPI(ctx, cfg.API, store, s.Projections, map[string]api.Check{
@@ -117,7 +110,7 @@ func StartServe(ctx context.Context, cfg ServeConfig, log *slog.Logger) (_ *Serv
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups = append(cleanups, stopAPI)
+	cleanups.push(stopAPI)
 	name := cfg.API.ProjectionName
 	s.API.Metrics.WatchProjection(metrics.KindLifecycle, name, func(ctx context.Context) (consumers.Status, error) {
 		last, err := store.StreamLastSequence(ctx)
@@ -134,5 +127,5 @@ func StartServe(ctx context.Context, cfg ServeConfig, log *slog.Logger) (_ *Serv
 		}
 		return st, nil
 	})
-	return s, stopAll, nil
+	return s, cleanups.stop, nil
 }

@@ -290,20 +290,32 @@ func (s *Store) read(ctx context.Context, from uint64, until time.Time, fn func(
 	if !until.IsZero() {
 		untilNanos = until.UnixNano()
 	}
+	return s.consume(ctx, s.stream, s.cfg.Stream, from, end, untilNanos, fn)
+}
+
+// consume passes the events of stream (named name) from sequence from
+// through end to fn, in order, with an ordered consumer. It stops after end,
+// at the first event stored later than untilNanos (when not zero), when the
+// server says nothing is pending after a message (events that aged out of
+// a stream with a retention never arrive), or at the first error. It returns
+// the sequence of the last event fn accepted (from-1 when none).
+func (s *Store) consume(ctx context.Context, stream jetstream.Stream, name string, from, end uint64, untilNanos int64,
+	fn func(domain.Envelope) error) (uint64, error) {
+	last := from - 1
 	cctx, cancel := s.withTimeout(ctx)
-	cons, err := s.stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       from,
 		InactiveThreshold: 30 * time.Second,
 	})
 	cancel()
 	if err != nil {
-		return last, fmt.Errorf("read from %d: %w", from, err)
+		return last, fmt.Errorf("read %s from %d: %w", name, from, err)
 	}
-	defer s.deleteConsumer(cons)
+	defer s.deleteConsumer(name, cons)
 	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.ReadBatch))
 	if err != nil {
-		return last, fmt.Errorf("read from %d: %w", from, err)
+		return last, fmt.Errorf("read %s from %d: %w", name, from, err)
 	}
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
@@ -314,44 +326,44 @@ func (s *Store) read(ctx context.Context, from uint64, until time.Time, fn func(
 			if cerr := ctx.Err(); cerr != nil {
 				err = cerr
 			}
-			return last, fmt.Errorf("read after %d: %w", last, err)
+			return last, fmt.Errorf("read %s after %d: %w", name, last, err)
 		}
-		seq, ts, ok := parseAckReply(msg.Reply())
+		seq, ts, pending, ok := parseAckReplyPending(msg.Reply())
 		if !ok {
 			md, err := msg.Metadata()
 			if err != nil {
-				return last, fmt.Errorf("read after %d: %w", last, err)
+				return last, fmt.Errorf("read %s after %d: %w", name, last, err)
 			}
-			seq, ts = md.Sequence.Stream, md.Timestamp.UnixNano()
+			seq, ts, pending = md.Sequence.Stream, md.Timestamp.UnixNano(), md.NumPending
 		}
 		if untilNanos != 0 && ts > untilNanos {
 			return last, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return last, fmt.Errorf("read after %d: %w", last, err)
+			return last, fmt.Errorf("read %s after %d: %w", name, last, err)
 		}
-		e, err := s.decode(s.cfg.Stream, msg.Subject(), seq, msg.Data())
+		e, err := s.decode(name, msg.Subject(), seq, msg.Data())
 		if err != nil {
 			return last, err
 		}
 		if err := fn(e); err != nil {
-			return last, fmt.Errorf("read: event at sequence %d: %w", seq, err)
+			return last, fmt.Errorf("read %s: event at sequence %d: %w", name, seq, err)
 		}
 		last = seq
-		if seq >= end {
+		if seq >= end || pending == 0 {
 			return last, nil
 		}
 	}
 }
 
-// deleteConsumer removes a read's consumer right away instead of leaving
-// it to the server's inactivity cleanup.
-func (s *Store) deleteConsumer(cons jetstream.Consumer) {
+// deleteConsumer removes a read's consumer on stream name right away
+// instead of leaving it to the server's inactivity cleanup.
+func (s *Store) deleteConsumer(name string, cons jetstream.Consumer) {
 	info := cons.CachedInfo()
 	if info == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
-	_ = s.js.DeleteConsumer(ctx, s.cfg.Stream, info.Name)
+	_ = s.js.DeleteConsumer(ctx, name, info.Name)
 }

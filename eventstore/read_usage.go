@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
 )
@@ -36,79 +33,16 @@ func (s *Store) ReadUsage(ctx context.Context, from uint64, fn func(domain.Envel
 	if info.State.Msgs == 0 || from > end {
 		return last, nil
 	}
-	cctx, cancel := s.withTimeout(ctx)
-	cons, err := s.usage.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       from,
-		InactiveThreshold: 30 * time.Second,
-	})
-	cancel()
-	if err != nil {
-		return last, fmt.Errorf("read usage from %d: %w", from, err)
-	}
-	defer s.deleteUsageConsumer(cons)
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.ReadBatch))
-	if err != nil {
-		return last, fmt.Errorf("read usage from %d: %w", from, err)
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				err = cerr
-			}
-			return last, fmt.Errorf("read usage after %d: %w", last, err)
-		}
-		seq, pending, ok := parseAckSeqPending(msg.Reply())
-		if !ok {
-			md, err := msg.Metadata()
-			if err != nil {
-				return last, fmt.Errorf("read usage after %d: %w", last, err)
-			}
-			seq, pending = md.Sequence.Stream, md.NumPending
-		}
-		if err := ctx.Err(); err != nil {
-			return last, fmt.Errorf("read usage after %d: %w", last, err)
-		}
-		e, err := s.decode(s.cfg.UsageStream, msg.Subject(), seq, msg.Data())
-		if err != nil {
-			return last, err
-		}
-		if err := fn(e); err != nil {
-			return last, fmt.Errorf("read usage: event at sequence %d: %w", seq, err)
-		}
-		last = seq
-		// Nothing pending means the stream holds nothing after this
-		// message: the events up to end aged out meanwhile, and waiting
-		// for them would wait forever.
-		if seq >= end || pending == 0 {
-			return last, nil
-		}
-	}
+	return s.consume(ctx, s.usage, s.cfg.UsageStream, from, end, 0, fn)
 }
 
-// deleteUsageConsumer removes a usage read's consumer right away instead
-// of leaving it to the server's inactivity cleanup.
-func (s *Store) deleteUsageConsumer(cons jetstream.Consumer) {
-	info := cons.CachedInfo()
-	if info == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-	defer cancel()
-	_ = s.js.DeleteConsumer(ctx, s.cfg.UsageStream, info.Name)
-}
-
-// parseAckSeqPending extracts the stream sequence and the number of
-// messages pending after this one from a JetStream ack reply subject
-// (either layout parseAckReply understands).
-func parseAckSeqPending(reply string) (seq, pending uint64, ok bool) {
-	seq, _, ok = parseAckReply(reply)
+// parseAckReplyPending extracts the stream sequence, the storage time and
+// the number of messages pending after this one from a JetStream ack reply
+// subject (either layout parseAckReply understands).
+func parseAckReplyPending(reply string) (seq uint64, ts int64, pending uint64, ok bool) {
+	seq, ts, ok = parseAckReply(reply)
 	if !ok {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	tokens := strings.Split(reply, ".")
 	var pendingTok string
@@ -118,8 +52,8 @@ func parseAckSeqPending(reply string) (seq, pending uint64, ok bool) {
 	case len(tokens) >= 11:
 		pendingTok = tokens[10]
 	default:
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	pending, ok = parseUint(pendingTok)
-	return seq, pending, ok
+	return seq, ts, pending, ok
 }
