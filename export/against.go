@@ -76,14 +76,14 @@ func comparePass(ctx context.Context, store *eventstore.Store, s jetstream.Strea
 			through = 0
 		}
 	}
-	sc, err := startScan(ctx, store, s, kind, through)
+	sc, err := startScan(ctx, store, kind, through)
 	if err != nil {
 		return err
 	}
-	defer sc.close()
+	defer sc.Close()
 	liveNext := func() (Record, bool, error) {
 		for {
-			e, err := sc.next(ctx)
+			e, err := sc.Next(ctx)
 			if err != nil || e == nil {
 				return Record{}, false, err
 			}

@@ -179,23 +179,25 @@ func Export(ctx context.Context, store *eventstore.Store, path string, opts Opti
 func mergeStreams(ctx context.Context, store *eventstore.Store, lifecycleThrough uint64, usage *StreamRange, fn func(*domain.Envelope, Stream) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	lc, err := startScan(ctx, store, store.Stream(), Lifecycle, lifecycleThrough)
+	lc, err := startScan(ctx, store, Lifecycle, lifecycleThrough)
 	if err != nil {
 		return err
 	}
-	defer lc.close()
-	us := &scan{done: true}
+	defer lc.Close()
+	var usageThrough uint64
 	if usage != nil {
-		if us, err = startScan(ctx, store, store.UsageStream(), Usage, usage.ScannedThrough); err != nil {
-			return err
-		}
-		defer us.close()
+		usageThrough = usage.ScannedThrough
 	}
-	a, err := lc.next(ctx)
+	us, err := startScan(ctx, store, Usage, usageThrough)
 	if err != nil {
 		return err
 	}
-	b, err := us.next(ctx)
+	defer us.Close()
+	a, err := lc.Next(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := us.Next(ctx)
 	if err != nil {
 		return err
 	}
@@ -204,7 +206,7 @@ func mergeStreams(ctx context.Context, store *eventstore.Store, lifecycleThrough
 			if err := fn(a, Lifecycle); err != nil {
 				return err
 			}
-			if a, err = lc.next(ctx); err != nil {
+			if a, err = lc.Next(ctx); err != nil {
 				return err
 			}
 			continue
@@ -212,7 +214,7 @@ func mergeStreams(ctx context.Context, store *eventstore.Store, lifecycleThrough
 		if err := fn(b, Usage); err != nil {
 			return err
 		}
-		if b, err = us.next(ctx); err != nil {
+		if b, err = us.Next(ctx); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,215 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tokenledger/tokenledger/domain"
+)
+
+// scanChunk is how many messages one decoding task holds: enough to make
+// handing it between goroutines cheap, few enough to keep every core busy
+// and memory small.
+const scanChunk = 512
+
+// chunk is a run of consecutive messages of a stream and, once decoded,
+// their events.
+type chunk struct {
+	msgs   []jetstream.Msg
+	events []domain.Envelope
+	err    error
+	done   chan struct{}
+}
+
+// Scanner reads one stream in order, from its first message through a
+// given sequence, with an ordered consumer, decoding on every core: one
+// goroutine reads and cuts the stream into chunks, GOMAXPROCS goroutines
+// decode them, and Next hands the events out in stream order. Decoding is
+// most of the work of reading a whole stream (replay, export), which is
+// why it is spread. What a Scanner holds is bounded: a few chunks per core,
+// whatever the stream's length. A Scanner is used by one goroutine; Close
+// it when done.
+type Scanner struct {
+	name    string
+	order   chan *chunk
+	readErr chan error
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	cur     *chunk
+	i       int
+	done    bool
+	scanned uint64
+}
+
+// ScanLifecycle starts a Scanner of the lifecycle stream through sequence
+// through (0: nothing).
+func (s *Store) ScanLifecycle(ctx context.Context, through uint64) (*Scanner, error) {
+	return s.scan(ctx, s.stream, s.cfg.Stream, through)
+}
+
+// ScanUsage starts a Scanner of the usage stream through sequence through
+// (0: nothing). Events that aged out are absent.
+func (s *Store) ScanUsage(ctx context.Context, through uint64) (*Scanner, error) {
+	return s.scan(ctx, s.usage, s.cfg.UsageStream, through)
+}
+
+func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, through uint64) (*Scanner, error) {
+	sc := &Scanner{name: name}
+	if through == 0 {
+		sc.done = true
+		return sc, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	sc.cancel = cancel
+	cctx, ccancel := s.withTimeout(ctx)
+	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: 30 * time.Second,
+	})
+	ccancel()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.ReadBatch))
+	if err != nil {
+		cancel()
+		s.deleteConsumer(name, cons)
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	workers := runtime.GOMAXPROCS(0)
+	work := make(chan *chunk, 2*workers)
+	sc.order = make(chan *chunk, 2*workers)
+	sc.readErr = make(chan error, 1)
+	stopIt := context.AfterFunc(ctx, it.Stop)
+	sc.wg.Go(func() {
+		defer s.deleteConsumer(name, cons)
+		defer stopIt()
+		defer it.Stop()
+		sc.readErr <- cutChunks(ctx, it, through, sc.order, work)
+	})
+	for range workers {
+		sc.wg.Go(func() {
+			for c := range work {
+				s.decodeChunk(c)
+			}
+		})
+	}
+	return sc, nil
+}
+
+// Next returns the next event, or nil after the last. The event is valid
+// until the next call. A message that is not a valid event ends the scan
+// with a *DecodeError.
+func (sc *Scanner) Next(ctx context.Context) (*domain.Envelope, error) {
+	for !sc.done {
+		if sc.cur != nil && sc.i < len(sc.cur.events) {
+			e := &sc.cur.events[sc.i]
+			sc.i++
+			sc.scanned++
+			return e, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var c *chunk
+		var ok bool
+		select {
+		case c, ok = <-sc.order:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if !ok {
+			sc.done = true
+			if err := <-sc.readErr; err != nil {
+				return nil, fmt.Errorf("read %s after %d events: %w", sc.name, sc.scanned, err)
+			}
+			break
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if c.err != nil {
+			return nil, c.err
+		}
+		sc.cur, sc.i = c, 0
+	}
+	return nil, nil
+}
+
+// Scanned returns the number of events Next handed out.
+func (sc *Scanner) Scanned() uint64 { return sc.scanned }
+
+// Close stops the reading and waits for its goroutines.
+func (sc *Scanner) Close() {
+	if sc.cancel != nil {
+		sc.cancel()
+		sc.wg.Wait()
+	}
+}
+
+// cutChunks reads messages through sequence end and hands them out in
+// chunks, each first to order (so that they are used in stream order) and
+// then to work (to be decoded). It closes both when it returns.
+func cutChunks(ctx context.Context, it jetstream.MessagesContext, end uint64, order, work chan<- *chunk) error {
+	defer close(work)
+	defer close(order)
+	c := &chunk{msgs: make([]jetstream.Msg, 0, scanChunk), done: make(chan struct{})}
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			return err
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		seq := md.Sequence.Stream
+		if seq <= end {
+			c.msgs = append(c.msgs, msg)
+		}
+		// Nothing pending after this message means the stream holds
+		// nothing more: messages up to end aged out meanwhile.
+		last := seq >= end || md.NumPending == 0
+		if !last && len(c.msgs) < scanChunk {
+			continue
+		}
+		for _, ch := range []chan<- *chunk{order, work} {
+			select {
+			case ch <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if last {
+			return nil
+		}
+		c = &chunk{msgs: make([]jetstream.Msg, 0, scanChunk), done: make(chan struct{})}
+	}
+}
+
+// decodeChunk decodes the messages of c, stopping at the first that is not
+// a valid event, and marks it done.
+func (s *Store) decodeChunk(c *chunk) {
+	defer close(c.done)
+	c.events = make([]domain.Envelope, 0, len(c.msgs))
+	for _, msg := range c.msgs {
+		e, err := s.Decode(msg)
+		if err != nil {
+			c.err = err
+			return
+		}
+		c.events = append(c.events, e)
+	}
+	c.msgs = nil
+}
