@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -119,4 +120,29 @@ func (s stopStack) stop(ctx context.Context) error {
 		errs = append(errs, s[i](ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// connectBoth connects to NATS as client name, reconnecting for ever, opens
+// the event store on it, and opens a PostgreSQL pool with a current schema;
+// their closing (the pool, then the store and the connection) goes onto
+// cleanups. The connection is closed, not drained: whatever used it
+// (projector, validator) has finished with it by then, and a drain would
+// wait out its timeout whenever NATS is unreachable.
+func connectBoth(ctx context.Context, cleanups *stopStack, name, natsURL string, storeCfg eventstore.Config,
+	postgresURL string, maxConns int32) (*eventstore.Store, *pgxpool.Pool, error) {
+	nc, store, err := connectStore(ctx, natsURL, name, storeCfg, nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanups.push(func(context.Context) error {
+		_ = store.Close()
+		nc.Close()
+		return nil
+	})
+	pool, err := openPool(ctx, postgresURL, maxConns)
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanups.push(func(context.Context) error { pool.Close(); return nil })
+	return store, pool, nil
 }

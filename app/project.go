@@ -212,20 +212,10 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		}
 	}()
 
-	nc, store, err := connectStore(ctx, cfg.NATSURL, "tokenledger-project", cfg.Store, nats.MaxReconnects(-1))
+	store, pool, err := connectBoth(ctx, &cleanups, "tokenledger-project", cfg.NATSURL, cfg.Store, cfg.PostgresURL, cfg.PostgresMaxConns)
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups.push(func(context.Context) error {
-		_ = store.Close()
-		nc.Close()
-		return nil
-	})
-	pool, err := openPool(ctx, cfg.PostgresURL, cfg.PostgresMaxConns)
-	if err != nil {
-		return nil, nil, err
-	}
-	cleanups.push(func(context.Context) error { pool.Close(); return nil })
 
 	p := &Project{Projections: projections.New(pool)}
 	// The health endpoint is stopped last, after the projector, so that it

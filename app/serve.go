@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -89,19 +87,10 @@ func StartServe(ctx context.Context, cfg ServeConfig, log *slog.Logger) (_ *Serv
 			_ = cleanups.stop(context.WithoutCancel(ctx))
 		}
 	}()
-	nc, store, err := connectStore(ctx, cfg.NATSURL, "tokenledger-serve", cfg.Store, nats.MaxReconnects(-1))
+	store, pool, err := connectBoth(ctx, &cleanups, "tokenledger-serve", cfg.NATSURL, cfg.Store, cfg.PostgresURL, cfg.PostgresMaxConns)
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanups.push(func(context.Context) error {
-		_ = store.Close()
-		return nc.Drain()
-	})
-	pool, err := openPool(ctx, cfg.PostgresURL, cfg.PostgresMaxConns)
-	if err != nil {
-		return nil, nil, err
-	}
-	cleanups.push(func(context.Context) error { pool.Close(); return nil })
 	s := &Serve{Store: store, Projections: projections.New(pool, projections.WithClock(cfg.API.clock()))}
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = StartAPI(ctx, cfg.API, store, s.Projections, map[string]api.Check{
