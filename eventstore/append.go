@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -36,10 +37,11 @@ type Change struct {
 // Errors:
 //   - ErrConflict (errors.Is) when the expectation failed: nothing was
 //     stored. Reload the aggregate and decide again.
-//   - ErrOutcomeUnknown when the server did not answer within
-//     Config.AppendAttempts attempts (same ids, same expectation each time)
-//     and the events were not found afterwards. Re-sending the same events
-//     is safe.
+//   - ErrOutcomeUnknown when the server did not answer before the
+//     deadline (ctx's, or Config.AppendTimeout when ctx has none), however
+//     often the append was sent again meanwhile (same ids, same
+//     expectation each time), and the events were not found afterwards.
+//     Re-sending the same events is safe.
 //   - ErrEventIDReused when an event id is already stored for another
 //     event.
 //   - domain.ErrInvalidArgument for events that cannot be appended
@@ -195,10 +197,23 @@ func (s *Store) encode(e domain.Envelope) (*nats.Msg, Aggregate, error) {
 	return msg, agg, nil
 }
 
-// appendBatch sends b, retrying unanswered attempts, and resolves
-// ambiguous answers by looking for the events.
+// appendBatch sends b, again after every unanswered attempt until the
+// deadline, and resolves ambiguous answers by looking for the events.
+//
+// An unanswered attempt is what a leader election looks like from here (no
+// responders, then timeouts while the new leader catches up), so the
+// pauses between attempts grow only to appendBackoffMax: the first attempt
+// after the election should not wait long. Every attempt carries the same
+// event ids, so the server stores the events at most once whichever
+// attempts reached it.
 func (s *Store) appendBatch(ctx context.Context, b *batch) ([]domain.Envelope, error) {
-	backoff := 25 * time.Millisecond
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.AppendTimeout)
+		defer cancel()
+	}
+	deadline, _ := ctx.Deadline()
+	backoff := appendBackoffMin
 	for attempt := 1; ; attempt++ {
 		first, dup, err := s.send(ctx, b)
 		switch {
@@ -218,19 +233,36 @@ func (s *Store) appendBatch(ctx context.Context, b *batch) ([]domain.Envelope, e
 		case apiErrorCode(err) == codeBatchDuplicate:
 			return s.resolve(ctx, b, fmt.Errorf("%w: %w", ErrEventIDReused, err))
 		case isTransient(err) && ctx.Err() == nil:
-			if attempt >= s.cfg.AppendAttempts {
+			pause := jitter(backoff)
+			if time.Until(deadline) < pause+appendAttemptMin {
+				// No time for another attempt: settle what the ones
+				// made so far did while there is time to look.
 				return s.resolve(ctx, b, fmt.Errorf("%w: %d attempts: %w", ErrOutcomeUnknown, attempt, err))
 			}
-			if werr := wait(ctx, backoff); werr != nil {
+			if werr := wait(ctx, pause); werr != nil {
 				return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 			}
-			backoff *= 2
+			backoff = min(2*backoff, appendBackoffMax)
 		case isTransient(err):
-			return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			return nil, fmt.Errorf("%w: %d attempts: %w", ErrOutcomeUnknown, attempt, err)
 		default:
 			return nil, err
 		}
 	}
+}
+
+// Pauses between the attempts of an append, and the least time worth
+// making one more attempt in.
+const (
+	appendBackoffMin = 25 * time.Millisecond
+	appendBackoffMax = 500 * time.Millisecond
+	appendAttemptMin = 50 * time.Millisecond
+)
+
+// jitter returns a duration between d/2 and d, so that writers that lost
+// the same leader do not come back in step.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
 }
 
 // send publishes b once and returns the stream sequence of its first

@@ -16,7 +16,7 @@ const (
 	DefaultDuplicateWindow = 10 * time.Minute
 	DefaultUsageMaxAge     = 30 * 24 * time.Hour
 	DefaultRequestTimeout  = 5 * time.Second
-	DefaultAppendAttempts  = 3
+	DefaultAppendTimeout   = 10 * time.Second
 	DefaultReadBatch       = 4096
 	DefaultLoadBatch       = 256
 )
@@ -47,9 +47,14 @@ type Config struct {
 	// RequestTimeout bounds each request to the server (one append
 	// attempt, one read request) when the context has no earlier deadline.
 	RequestTimeout time.Duration
-	// AppendAttempts is how many times an append is sent, with the same
-	// event ids and expectation, when the server does not answer.
-	AppendAttempts int
+	// AppendTimeout bounds a whole append, every attempt and the lookup
+	// that settles an unanswered one, when the context has no earlier
+	// deadline. Within it an append that gets no answer (no responders
+	// during a leader election, a timeout, a reconnecting client) is sent
+	// again, with the same event ids and expectation, after a growing
+	// pause. It must be longer than a leader election (about 5 s) for an
+	// election to stay invisible to writers.
+	AppendTimeout time.Duration
 	// ReadBatch is how many messages a full read asks the server for at a
 	// time.
 	ReadBatch int
@@ -70,7 +75,7 @@ func DefaultConfig() Config {
 		DuplicateWindow: DefaultDuplicateWindow,
 		UsageMaxAge:     DefaultUsageMaxAge,
 		RequestTimeout:  DefaultRequestTimeout,
-		AppendAttempts:  DefaultAppendAttempts,
+		AppendTimeout:   DefaultAppendTimeout,
 		ReadBatch:       DefaultReadBatch,
 		LoadBatch:       DefaultLoadBatch,
 	}
@@ -105,8 +110,8 @@ func (c Config) Validate() error {
 	if c.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("request timeout %s must be positive", c.RequestTimeout))
 	}
-	if c.AppendAttempts < 1 {
-		errs = append(errs, fmt.Errorf("append attempts %d must be at least 1", c.AppendAttempts))
+	if c.AppendTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("append timeout %s must be positive", c.AppendTimeout))
 	}
 	if c.ReadBatch < 1 {
 		errs = append(errs, fmt.Errorf("read batch %d must be at least 1", c.ReadBatch))

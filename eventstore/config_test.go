@@ -27,8 +27,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no duplicate window", func(c *eventstore.Config) { c.DuplicateWindow = 0 }, []string{"duplicate window"}},
 		{"usage kept shorter than the duplicate window", func(c *eventstore.Config) { c.UsageMaxAge = time.Minute }, []string{"shorter than the duplicate window"}},
 		{"every problem at once", func(c *eventstore.Config) {
-			c.RequestTimeout, c.AppendAttempts, c.ReadBatch, c.LoadBatch = 0, 0, 0, 0
-		}, []string{"request timeout", "append attempts", "read batch", "load batch"}},
+			c.RequestTimeout, c.AppendTimeout, c.ReadBatch, c.LoadBatch = 0, 0, 0, 0
+		}, []string{"request timeout", "append timeout", "read batch", "load batch"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

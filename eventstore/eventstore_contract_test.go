@@ -1069,18 +1069,28 @@ func (l *lossyJetStream) PublishMsg(ctx context.Context, m *nats.Msg, opts ...je
 // testLostAck appends through a client that loses acknowledgements.
 func testLostAck(t *testing.T, h *harness, _ backend) {
 	cases := []struct {
-		name     string
-		lose     int32
-		store    bool
+		name  string
+		lose  int32
+		store bool
+		// deadline bounds the append; zero: the harness's 20 s.
+		deadline time.Duration
+		// wantSent is the exact number of publishes, or with atLeast the
+		// least; zero: not checked.
 		wantSent int32
+		atLeast  bool
 		wantErr  error
 	}{
-		{"first ack lost, retry resolves", 1, true, 2, nil},
+		{name: "first ack lost, retry resolves", lose: 1, store: true, wantSent: 2},
 		// A single replica answers the second attempt with a conflict
 		// (the first one was stored), a replicated stream with a duplicate
-		// acknowledgement that is lost in turn: 2 or 3 publishes.
-		{"every ack lost, lookup resolves", int32(h.cfg.AppendAttempts), true, 0, nil},
-		{"every request lost", int32(h.cfg.AppendAttempts), false, int32(h.cfg.AppendAttempts), eventstore.ErrOutcomeUnknown},
+		// acknowledgement that is lost in turn.
+		{name: "every ack lost, lookup resolves", lose: 3, store: true},
+		// As in a leader election: nothing answers for longer than a few
+		// quick attempts take, then the server answers again. The append
+		// keeps trying, with the same id, and succeeds.
+		{name: "unanswered for a while, then stored", lose: 10, wantSent: 11},
+		{name: "every request lost until the deadline", lose: 1 << 30, deadline: 1500 * time.Millisecond,
+			wantSent: 4, atLeast: true, wantErr: eventstore.ErrOutcomeUnknown},
 	}
 	for _, tc := range cases {
 		lossy := &lossyJetStream{JetStream: h.appJS, store: tc.store}
@@ -1090,14 +1100,32 @@ func testLostAck(t *testing.T, h *harness, _ backend) {
 		}
 		tok := newTokenID(t)
 		e := issued(t, tok, "o")
+		lossy.sent.Store(0)
 		lossy.lose.Store(tc.lose)
-		stored, err := store.Append(h.ctx(), eventstore.ExpectToken(tok, 0), e)
-		if got := lossy.sent.Load(); tc.wantSent != 0 && got != tc.wantSent {
+		ctx := h.ctx()
+		if tc.deadline > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+			defer cancel()
+		}
+		start := time.Now()
+		stored, err := store.Append(ctx, eventstore.ExpectToken(tok, 0), e)
+		elapsed := time.Since(start)
+		got := lossy.sent.Load()
+		switch {
+		case tc.wantSent == 0:
+		case tc.atLeast && got < tc.wantSent:
+			t.Fatalf("%s: %d publishes, want at least %d", tc.name, got, tc.wantSent)
+		case !tc.atLeast && got != tc.wantSent:
 			t.Fatalf("%s: %d publishes, want %d", tc.name, got, tc.wantSent)
 		}
 		if tc.wantErr != nil {
 			if !errors.Is(err, tc.wantErr) || errors.Is(err, eventstore.ErrConflict) {
 				t.Fatalf("%s: got %v, want %v", tc.name, err, tc.wantErr)
+			}
+			// The append answers by its deadline, not after it.
+			if elapsed > tc.deadline+time.Second {
+				t.Fatalf("%s: answered after %v, deadline %v", tc.name, elapsed, tc.deadline)
 			}
 			if got := mustLoad(t, h, eventstore.Token(tok)); len(got) != 0 {
 				t.Fatalf("%s: %d events stored", tc.name, len(got))
