@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
@@ -379,17 +380,22 @@ func (s *Service) Events(ctx context.Context, c Caller, id domain.TokenID) ([]do
 }
 
 // retry runs decide until it succeeds, fails with anything but a store
-// conflict, or MaxAttempts ran out.
+// conflict, or MaxAttempts ran out. Between attempts it pauses for a
+// random part of a growing backoff, so that writers racing for one
+// aggregate stop colliding (and a replica that served a load catches up)
+// instead of spending every attempt within the same few milliseconds.
 func (s *Service) retry(ctx context.Context, op string, decide func(now time.Time) error) error {
 	var err error
+	backoff := conflictBackoffMin
 	for attempt := 0; attempt < s.cfg.MaxAttempts; attempt++ {
 		if attempt > 0 {
 			if s.cfg.Metrics != nil {
 				s.cfg.Metrics.ObserveRetry(op)
 			}
-			if cerr := ctx.Err(); cerr != nil {
-				return fmt.Errorf("%w: %w", ErrUnavailable, cerr)
+			if werr := sleep(ctx, mrand.N(backoff)+1); werr != nil {
+				return fmt.Errorf("%w: %w", ErrUnavailable, werr)
 			}
+			backoff = min(2*backoff, conflictBackoffMax)
 		}
 		err = decide(s.cfg.Clock.Now())
 		if !errors.Is(err, eventstore.ErrConflict) {
@@ -397,6 +403,26 @@ func (s *Service) retry(ctx context.Context, op string, decide func(now time.Tim
 		}
 	}
 	return fmt.Errorf("%w: gave up after %d attempts: %w", ErrConflict, s.cfg.MaxAttempts, err)
+}
+
+// The pauses between conflict retries grow from conflictBackoffMin to
+// conflictBackoffMax: DefaultMaxAttempts attempts span about half a
+// second at most.
+const (
+	conflictBackoffMin = 2 * time.Millisecond
+	conflictBackoffMax = 128 * time.Millisecond
+)
+
+// sleep pauses for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // append stores tok's pending changes with do, tells the observers, and
