@@ -501,3 +501,34 @@ func TestRevokeWithoutTheEventStore(t *testing.T) {
 		t.Errorf("revoke with NATS down: %d %v %s, want 503 with Retry-After", res.status, res.header, res.body)
 	}
 }
+
+// TestMutationsAnswerByTheirDeadline stops the nats-server under a running
+// API node: every mutation then answers 503 with Retry-After by the
+// configured mutation timeout (the event store's attempts and the ledger's
+// retries all end with it), never hangs past it.
+func TestMutationsAnswerByTheirDeadline(t *testing.T) {
+	const deadline = 2 * time.Second
+	s := apitest.Start(t, apitest.Options{MutationTimeout: deadline})
+	tok := issue(t, s, s.Admin, sdk.IssueRequest{Owner: "alice", Name: "victim"})
+	s.StopNATS(t)
+	for _, rq := range []req{
+		{method: "POST", path: "/v1/tokens", secret: s.Admin, body: sdk.IssueRequest{Owner: "alice"}},
+		{method: "PATCH", path: "/v1/tokens/" + tok.ID, secret: s.Admin, body: map[string]any{"expires_at": s.Clock.Now().Add(time.Hour)}},
+		{method: "POST", path: "/v1/tokens/" + tok.ID + "/rotate", secret: s.Admin, body: map[string]any{}},
+		{method: "DELETE", path: "/v1/tokens/" + tok.ID, secret: s.Admin},
+		{method: "POST", path: "/v1/owners/alice/revoke", secret: s.Admin, body: map[string]any{}},
+		{method: "POST", path: "/v1/revoke", body: "token=" + url.QueryEscape(tok.Secret), contentType: "application/x-www-form-urlencoded"},
+	} {
+		start := time.Now()
+		res := do(t, s, rq)
+		took := time.Since(start)
+		if res.status != http.StatusServiceUnavailable || res.header.Get("Retry-After") == "" || res.errorCode(t) != sdk.CodeUnavailable {
+			t.Errorf("%s %s with NATS down: %d %s, want 503 with Retry-After", rq.method, rq.path, res.status, res.body)
+		}
+		// A bound, not a speed: the answer must come by the deadline
+		// (with a second's slack for the busy test machine).
+		if took > deadline+time.Second {
+			t.Errorf("%s %s with NATS down answered after %v, deadline %v", rq.method, rq.path, took.Round(time.Millisecond), deadline)
+		}
+	}
+}

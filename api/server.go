@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/metrics"
@@ -33,6 +34,13 @@ type Config struct {
 	Log *slog.Logger
 	// MaxBodyBytes bounds request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MutationTimeout bounds every request that may append to the ledger
+	// (issue, set expiry, revoke, rotate, owner revoke, RFC 7009 revoke,
+	// and introspection, which may look a young token up): by then it has
+	// answered success, or 503 with Retry-After when the store did not
+	// answer in time — the outcome is then unknown and the same request
+	// may be sent again. Zero means DefaultMutationTimeout.
+	MutationTimeout time.Duration
 	// Ready are the readiness checks /readyz runs, by name.
 	Ready map[string]Check
 	// OpenAPI is the document served at /v1/openapi.json.
@@ -44,16 +52,17 @@ type Config struct {
 
 // Server is the HTTP API. Build it with New and serve Handler.
 type Server struct {
-	ledger    *ledger.Service
-	validator *validator.Validator
-	metrics   *metrics.Metrics
-	log       *slog.Logger
-	maxBody   int64
-	ready     map[string]Check
-	openAPI   []byte
-	audit     AuditReader
-	routes    []Route
-	handler   http.Handler
+	ledger          *ledger.Service
+	validator       *validator.Validator
+	metrics         *metrics.Metrics
+	log             *slog.Logger
+	maxBody         int64
+	mutationTimeout time.Duration
+	ready           map[string]Check
+	openAPI         []byte
+	audit           AuditReader
+	routes          []Route
+	handler         http.Handler
 
 	metricsHandler http.Handler
 }
@@ -70,20 +79,24 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: Ledger and Validator are required")
 	}
 	s := &Server{
-		ledger:    cfg.Ledger,
-		validator: cfg.Validator,
-		metrics:   cfg.Metrics,
-		log:       cfg.Log,
-		maxBody:   cfg.MaxBodyBytes,
-		ready:     cfg.Ready,
-		openAPI:   cfg.OpenAPI,
-		audit:     cfg.Audit,
+		ledger:          cfg.Ledger,
+		validator:       cfg.Validator,
+		metrics:         cfg.Metrics,
+		log:             cfg.Log,
+		maxBody:         cfg.MaxBodyBytes,
+		mutationTimeout: cfg.MutationTimeout,
+		ready:           cfg.Ready,
+		openAPI:         cfg.OpenAPI,
+		audit:           cfg.Audit,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.mutationTimeout <= 0 {
+		s.mutationTimeout = DefaultMutationTimeout
 	}
 	s.metricsHandler = s.metrics.Handler()
 	s.handler = s.buildHandler()
@@ -118,18 +131,18 @@ func (s *Server) buildHandler() http.Handler {
 		s.routes = append(s.routes, Route{Method: method, Path: path})
 	}
 
-	add(http.MethodPost, "/v1/tokens", s.authed(s.issue))
+	add(http.MethodPost, "/v1/tokens", s.mutation(s.authed(s.issue)))
 	add(http.MethodGet, "/v1/tokens", s.authed(s.list))
 	add(http.MethodGet, "/v1/tokens/{id}", s.authed(s.get))
-	add(http.MethodPatch, "/v1/tokens/{id}", s.authed(s.setExpiry))
-	add(http.MethodDelete, "/v1/tokens/{id}", s.authed(s.revoke))
-	add(http.MethodPost, "/v1/tokens/{id}/rotate", s.authed(s.rotate))
+	add(http.MethodPatch, "/v1/tokens/{id}", s.mutation(s.authed(s.setExpiry)))
+	add(http.MethodDelete, "/v1/tokens/{id}", s.mutation(s.authed(s.revoke)))
+	add(http.MethodPost, "/v1/tokens/{id}/rotate", s.mutation(s.authed(s.rotate)))
 	add(http.MethodGet, "/v1/tokens/{id}/events", s.authed(s.events))
-	add(http.MethodPost, "/v1/owners/{owner}/revoke", s.authed(s.revokeOwner))
+	add(http.MethodPost, "/v1/owners/{owner}/revoke", s.mutation(s.authed(s.revokeOwner)))
 	add(http.MethodGet, "/v1/owners/{owner}/events", s.authed(s.ownerEvents))
 	add(http.MethodGet, "/v1/state", s.authed(s.stateAt))
-	add(http.MethodPost, "/v1/revoke", s.plain(s.revokeSecret))
-	add(http.MethodPost, "/v1/introspect", s.authed(s.introspect))
+	add(http.MethodPost, "/v1/revoke", s.mutation(s.plain(s.revokeSecret)))
+	add(http.MethodPost, "/v1/introspect", s.mutation(s.authed(s.introspect)))
 	add(http.MethodGet, "/v1/auth", s.forwardAuth)
 	// Envoy's HTTP ext_authz appends the original path to the service's
 	// path prefix and keeps the original method: /v1/auth/<anything>, any
@@ -198,6 +211,21 @@ func (s *Server) buildHandler() http.Handler {
 	// The metrics sit outside the request id and the log line, so they
 	// time everything; RecordRoute hands them the route matched.
 	return s.metrics.InstrumentHTTP(s.withRequest(metrics.RecordRoute(root)))
+}
+
+// DefaultMutationTimeout is the default of Config.MutationTimeout: longer
+// than a stream-leader election (about 5 s), which a mutation waits out.
+const DefaultMutationTimeout = 10 * time.Second
+
+// mutation bounds h by the mutation timeout. Everything below it (the
+// ledger's conflict retries, the event store's append attempts and loads)
+// honours the deadline, so the answer comes by then.
+func (s *Server) mutation(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.mutationTimeout)
+		defer cancel()
+		h(w, r.WithContext(ctx))
+	}
 }
 
 // plain adapts a handler that returns its error.

@@ -57,6 +57,9 @@ type APIConfig struct {
 	ReadyMaxLag uint64
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// MutationTimeout bounds every request that may append: see
+	// api.Config.MutationTimeout.
+	MutationTimeout time.Duration
 	// Metrics receives the node's metrics and serves them at /metrics;
 	// nil means a new registry of the node's own.
 	Metrics *metrics.Metrics
@@ -65,12 +68,13 @@ type APIConfig struct {
 // DefaultAPIConfig returns the API defaults.
 func DefaultAPIConfig() APIConfig {
 	return APIConfig{
-		HTTPAddr:       DefaultHTTPAddr,
-		Policy:         domain.DefaultPolicy(),
-		ProjectionName: DefaultProjectionName,
-		MaxStaleness:   validator.DefaultMaxStaleness,
-		ReadyMaxLag:    DefaultReadyMaxLag,
-		MaxBodyBytes:   api.DefaultMaxBodyBytes,
+		HTTPAddr:        DefaultHTTPAddr,
+		Policy:          domain.DefaultPolicy(),
+		ProjectionName:  DefaultProjectionName,
+		MaxStaleness:    validator.DefaultMaxStaleness,
+		ReadyMaxLag:     DefaultReadyMaxLag,
+		MaxBodyBytes:    api.DefaultMaxBodyBytes,
+		MutationTimeout: api.DefaultMutationTimeout,
 	}
 }
 
@@ -93,6 +97,9 @@ func (c APIConfig) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max body bytes %d must be positive", c.MaxBodyBytes))
+	}
+	if c.MutationTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("mutation timeout %s must be positive", c.MutationTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -193,14 +200,15 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		checks[name] = c
 	}
 	a.Server, err = api.New(api.Config{
-		Ledger:       a.Ledger,
-		Validator:    v,
-		Metrics:      m,
-		Log:          log,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Audit:        audit.NewReader(store, read),
-		Ready:        checks,
-		OpenAPI:      openAPIDocument(),
+		Ledger:          a.Ledger,
+		Validator:       v,
+		Metrics:         m,
+		Log:             log,
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		MutationTimeout: cfg.MutationTimeout,
+		Audit:           audit.NewReader(store, read),
+		Ready:           checks,
+		OpenAPI:         openAPIDocument(),
 	})
 	if err != nil {
 		return nil, nil, err

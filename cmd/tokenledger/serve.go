@@ -28,6 +28,7 @@ func bindAPIFlags(f *pflag.FlagSet, c *app.APIConfig) {
 	f.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "how long the validator answers after losing the lifecycle stream before it refuses every token")
 	f.BoolVar(&c.FailOpen, "fail-open", c.FailOpen, "keep answering from memory when stale instead of refusing (revocations may then be missed)")
 	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body the API accepts")
+	f.DurationVar(&c.MutationTimeout, "mutation-timeout", c.MutationTimeout, "longest a request that appends may take: it answers success by then, or 503 with Retry-After")
 }
 
 func newServeCommand(g *globalFlags) *cobra.Command {

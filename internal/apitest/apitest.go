@@ -69,6 +69,8 @@ type Options struct {
 	Log *slog.Logger
 	// Policy replaces domain.DefaultPolicy.
 	Policy *domain.Policy
+	// MutationTimeout replaces the API's default (api.DefaultMutationTimeout).
+	MutationTimeout time.Duration
 }
 
 // Start starts a stack for tb and stops it at cleanup: the API first (so
@@ -136,6 +138,9 @@ func Start(tb testing.TB, o Options) *Stack {
 
 	cfg := app.DefaultAPIConfig()
 	cfg.HTTPAddr, cfg.Policy, cfg.Clock = "127.0.0.1:0", s.Policy, s.Clock
+	if o.MutationTimeout > 0 {
+		cfg.MutationTimeout = o.MutationTimeout
+	}
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
 	if err != nil {
