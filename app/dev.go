@@ -164,7 +164,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
 		ServerName: "tokenledger-dev",
 		SyncAlways: cfg.NATSSyncAlways,
-		Users:      users,
+		Users:      users.users,
 		NoAuthUser: devAppUser,
 	})
 	if err != nil {
@@ -228,16 +228,32 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	}
 	cleanups.push(func(context.Context) error { pool.Close(); return nil })
 	d.Projections = projections.New(pool, projections.WithClock(cfg.Clock))
+	// The workers run under their own user, on a store of their own: the
+	// API node's user may not manage their consumers.
+	asWorker := nats.UserInfo(devWorkerUser, users.workerPassword)
+	workerConn, err := d.NATS.Connect(nats.Name("tokenledger-dev-workers"), asWorker)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats as the workers: %w", err)
+	}
+	cleanups.push(func(context.Context) error { return workerConn.Drain() })
+	workerJS, err := jetstream.New(workerConn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	workerStore, err := eventstore.Open(ctx, workerJS, domain.NewDefaultRegistry(), cfg.Store)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open event store as the workers: %w", err)
+	}
 	var run *workerRun
-	d.Projector, run, err = startProjector(d.Store, d.NATS.ClientURL(), d.Projections,
-		consumers.LifecycleConfig{Name: DefaultProjectionName}, log, nats.Name("tokenledger-dev-projector"))
+	d.Projector, run, err = startProjector(workerStore, d.NATS.ClientURL(), d.Projections,
+		consumers.LifecycleConfig{Name: DefaultProjectionName}, log, nats.Name("tokenledger-dev-projector"), asWorker)
 	if err != nil {
 		return nil, nil, err
 	}
 	// The workers are stopped first: they use the store, the pool and the
 	// server.
 	cleanups.push(run.stop)
-	d.Usage, run, err = startUsage(d.Store, d.Projections, consumers.UsageConfig{
+	d.Usage, run, err = startUsage(workerStore, d.Projections, consumers.UsageConfig{
 		Name:   consumers.DefaultUsageName,
 		Policy: cfg.Policy,
 		Clock:  cfg.Clock,
@@ -265,43 +281,73 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	return d, cleanups.stop, nil
 }
 
-// The embedded server's users. A client that sends no credentials is the
-// application user, which may do everything the services need but cannot
-// delete, reconfigure or purge the event streams: the stream settings refuse
-// purges and message deletes, and only permissions refuse deleting a whole
-// stream. The operator user may; its password is made on first start and
+// The embedded server's users, one per role. A client that sends no
+// credentials is the API node's user: it may append, read and follow the
+// streams, but cannot delete, reconfigure or purge them, nor delete any
+// consumer or touch the workers' durable consumers
+// (eventstore.APINodeDeniedAPISubjects). The workers' user may also
+// manage the workers' consumers; the operator user may do everything.
+// The workers' and the operator's passwords are made on first start and
 // kept, readable by root only, in the data directory.
 const (
 	devAppUser           = "tokenledger"
+	devWorkerUser        = "worker"
+	devWorkerPassword    = "nats-worker-password"
 	devOperatorUser      = "operator"
 	devOperatorPassword  = "nats-operator-password"
 	operatorPasswordSize = 24
 )
 
-func devNATSUsers(cfg DevConfig) ([]stack.NATSUser, error) {
-	path := filepath.Join(cfg.DataDir, devOperatorPassword)
+// devUsers are the embedded server's users and the workers' password.
+type devUsers struct {
+	users          []stack.NATSUser
+	workerPassword string
+}
+
+func devNATSUsers(cfg DevConfig) (devUsers, error) {
+	operator, err := devPassword(filepath.Join(cfg.DataDir, devOperatorPassword))
+	if err != nil {
+		return devUsers{}, fmt.Errorf("operator password: %w", err)
+	}
+	worker, err := devPassword(filepath.Join(cfg.DataDir, devWorkerPassword))
+	if err != nil {
+		return devUsers{}, fmt.Errorf("worker password: %w", err)
+	}
+	streams := []string{cfg.Store.Stream, cfg.Store.UsageStream}
+	return devUsers{
+		users: []stack.NATSUser{
+			{
+				Name: devAppUser,
+				Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"},
+					Deny: eventstore.APINodeDeniedAPISubjects(streams, []string{DefaultProjectionName, consumers.DefaultUsageName})}},
+			},
+			{
+				Name:        devWorkerUser,
+				Password:    worker,
+				Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: eventstore.ProtectedAPISubjects(streams...)}},
+			},
+			{Name: devOperatorUser, Password: operator},
+		},
+		workerPassword: worker,
+	}, nil
+}
+
+// devPassword returns the password kept at path, making one on first use.
+func devPassword(path string) (string, error) {
 	password, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		buf := make([]byte, operatorPasswordSize)
 		if _, err := rand.Read(buf); err != nil {
-			return nil, fmt.Errorf("operator password: %w", err)
+			return "", err
 		}
 		password = []byte(base64.RawURLEncoding.EncodeToString(buf))
 		if err := os.WriteFile(path, password, 0o600); err != nil {
-			return nil, fmt.Errorf("operator password: %w", err)
+			return "", err
 		}
 	} else if err != nil {
-		return nil, fmt.Errorf("operator password: %w", err)
+		return "", err
 	}
-	protected := eventstore.ProtectedAPISubjects(cfg.Store.Stream, cfg.Store.UsageStream)
-	return []stack.NATSUser{
-		{
-			Name:        devAppUser,
-			Password:    "",
-			Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: protected}},
-		},
-		{Name: devOperatorUser, Password: strings.TrimSpace(string(password))},
-	}, nil
+	return strings.TrimSpace(string(password)), nil
 }
 
 // Admin is the owner and scope of the bootstrap token.

@@ -15,6 +15,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/app"
+	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/stacktest"
 )
 
@@ -67,6 +70,40 @@ func TestDevStreamsAreProtectedFromTheApplicationUser(t *testing.T) {
 		if _, err := js.Stream(ctx, stream); err != nil {
 			t.Fatalf("stream %s is gone after a refused delete: %v", stream, err)
 		}
+	}
+
+	// Nor can it delete or reconfigure the workers' durable consumers,
+	// which would stop the projection.
+	for _, c := range []struct{ stream, durable string }{
+		{cfg.Store.Stream, app.DefaultProjectionName},
+		{cfg.Store.UsageStream, consumers.DefaultUsageName},
+	} {
+		short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+		err := js.DeleteConsumer(short, c.stream, c.durable)
+		cancelShort()
+		if err == nil {
+			t.Fatalf("the application user deleted consumer %s of %s", c.durable, c.stream)
+		}
+		short, cancelShort = context.WithTimeout(ctx, 2*time.Second)
+		_, err = js.CreateOrUpdateConsumer(short, c.stream, jetstream.ConsumerConfig{Durable: c.durable, AckPolicy: jetstream.AckNonePolicy})
+		cancelShort()
+		if err == nil {
+			t.Fatalf("the application user reconfigured consumer %s of %s", c.durable, c.stream)
+		}
+		if _, err := js.Consumer(ctx, c.stream, c.durable); err != nil {
+			t.Fatalf("consumer %s of %s after the refused delete: %v", c.durable, c.stream, err)
+		}
+	}
+	// The projection still follows the stream.
+	tok, _, err := domain.IssueToken(cfg.Policy, nil, domain.IssueRequest{Owner: "after"}, domain.Meta{Actor: "test"}, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.Store.Append(ctx, eventstore.ExpectOwner("after", 0), tok.Changes()...); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, 10*time.Second, func() (bool, error) { return dev.Projector.Ready(ctx, 0) == nil, nil }); err != nil {
+		t.Fatalf("the projection did not catch up after the refused attempts: %v", err)
 	}
 
 	password, err := os.ReadFile(filepath.Join(cfg.DataDir, "nats-operator-password"))

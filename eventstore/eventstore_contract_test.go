@@ -24,7 +24,8 @@ import (
 )
 
 // Users of the test servers: the operator may do anything; the
-// application user is denied the API subjects that could remove history.
+// application user has an API node's rights: it is denied the API subjects
+// that could remove history and every consumer deletion.
 const (
 	adminUser = "admin"
 	appUser   = "app"
@@ -35,7 +36,7 @@ func testUsers() []stack.NATSUser {
 	return []stack.NATSUser{
 		{Name: adminUser, Password: password},
 		{Name: appUser, Password: password, Permissions: &server.Permissions{
-			Publish: &server.SubjectPermission{Deny: eventstore.ProtectedAPISubjects("*")},
+			Publish: &server.SubjectPermission{Deny: eventstore.APINodeDeniedAPISubjects([]string{"*"}, nil)},
 		}},
 	}
 }

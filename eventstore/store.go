@@ -222,6 +222,34 @@ func ProtectedAPISubjects(streams ...string) []string {
 	return out
 }
 
+// APINodeDeniedAPISubjects lists the JetStream API subjects (under the
+// default "$JS.API." prefix) that the credentials of API nodes and embedded
+// validators must be denied on top of ProtectedAPISubjects: deleting any
+// consumer of the named streams, creating durable consumers the legacy
+// way, and creating or updating the workers' durable consumers (durables:
+// the names `project` consumes under, on every named stream). An API node
+// reads only through ordered consumers of its own, which it creates under
+// generated names and leaves to the server to remove once inactive, so
+// none of this takes anything from it; without it, an API node's
+// credentials could delete or reconfigure the consumer a projector
+// depends on. Stream and consumer names may be "*".
+func APINodeDeniedAPISubjects(streams, durables []string) []string {
+	out := ProtectedAPISubjects(streams...)
+	for _, name := range streams {
+		out = append(out,
+			"$JS.API.CONSUMER.DELETE."+name+".*",
+			"$JS.API.CONSUMER.DURABLE.CREATE."+name+".*",
+		)
+		for _, d := range durables {
+			out = append(out,
+				"$JS.API.CONSUMER.CREATE."+name+"."+d,
+				"$JS.API.CONSUMER.CREATE."+name+"."+d+".>",
+			)
+		}
+	}
+	return out
+}
+
 // checkAppendOnly verifies that the server kept the properties the store
 // relies on.
 func checkAppendOnly(got, want jetstream.StreamConfig) error {
