@@ -306,12 +306,13 @@ func (s *Store) consume(ctx context.Context, stream jetstream.Stream, name strin
 	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       from,
-		InactiveThreshold: readInactive,
+		InactiveThreshold: 30 * time.Second,
 	})
 	cancel()
 	if err != nil {
 		return last, fmt.Errorf("read %s from %d: %w", name, from, err)
 	}
+	defer s.deleteConsumer(name, cons)
 	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.ReadBatch))
 	if err != nil {
 		return last, fmt.Errorf("read %s from %d: %w", name, from, err)
@@ -355,8 +356,14 @@ func (s *Store) consume(ctx context.Context, stream jetstream.Stream, name strin
 	}
 }
 
-// readInactive is how long the server keeps the consumer of a finished
-// read. Reads do not delete their consumers: API nodes' credentials may
-// not delete consumers (APINodeDeniedAPISubjects), so the server removes
-// them once nobody has pulled for this long.
-const readInactive = 5 * time.Second
+// deleteConsumer removes a read's consumer on stream name right away
+// instead of leaving it to the server's inactivity cleanup.
+func (s *Store) deleteConsumer(name string, cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	_ = s.js.DeleteConsumer(ctx, name, info.Name)
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -68,7 +69,7 @@ func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, 
 	cctx, ccancel := s.withTimeout(ctx)
 	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: readInactive,
+		InactiveThreshold: 30 * time.Second,
 	})
 	ccancel()
 	if err != nil {
@@ -78,6 +79,7 @@ func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, 
 	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.ReadBatch))
 	if err != nil {
 		cancel()
+		s.deleteConsumer(name, cons)
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	workers := runtime.GOMAXPROCS(0)
@@ -86,6 +88,7 @@ func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, 
 	sc.readErr = make(chan error, 1)
 	stopIt := context.AfterFunc(ctx, it.Stop)
 	sc.wg.Go(func() {
+		defer s.deleteConsumer(name, cons)
 		defer stopIt()
 		defer it.Stop()
 		sc.readErr <- cutChunks(ctx, it, through, sc.order, work)

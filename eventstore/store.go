@@ -30,7 +30,9 @@ type Store struct {
 }
 
 // Open creates the two streams, or updates them to cfg when they differ,
-// and returns a store on them. It retries while a cluster is still
+// and returns a store on them: set-up's call (`tokenledger dev`,
+// `tokenledger streams init`, `admin bootstrap`). Processes that only use
+// the streams open them with OpenExisting. It retries while a cluster is still
 // electing leaders, a bounded number of times and until ctx ends. Open
 // refuses a stream whose resulting configuration would allow history to
 // be removed or rewritten (purge, message delete, rollup, limits or
@@ -41,6 +43,98 @@ type Store struct {
 // cannot apply a changed configuration: the server drops the update
 // unanswered and Open fails once its retries time out.
 func Open(ctx context.Context, js jetstream.JetStream, reg *domain.Registry, cfg Config) (*Store, error) {
+	s, err := newStore(js, reg, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.stream, err = s.ensureStream(ctx, s.lifecycleConfig()); err != nil {
+		return nil, err
+	}
+	if s.usage, err = s.ensureStream(ctx, s.usageConfig()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ErrStreamMissing is the error of OpenExisting when a stream does not
+// exist: set-up (`tokenledger streams init`, or `tokenledger dev`) creates
+// the streams, never a worker or an API node.
+var ErrStreamMissing = errors.New("stream does not exist")
+
+// OpenExisting returns a store on the two streams as they are, without
+// creating or changing anything: what API nodes, workers and embedded
+// validators use, so that a process started with a wrong flag cannot
+// reconfigure production streams (only Open, run by set-up, does).
+//
+// It fails with ErrStreamMissing when a stream does not exist, and with a
+// description of the problem when a stream is unsafe for the store: it
+// allows history to be removed or rewritten (deletes, purges, rollups,
+// message TTLs, or limits on the lifecycle stream), it does not capture
+// the subjects the store writes (another prefix), or it lacks direct gets
+// or, on the lifecycle stream, atomic batches. Settings that are the
+// operator's to choose — replicas, the duplicate window, the usage
+// stream's retention — are taken as they are.
+func OpenExisting(ctx context.Context, js jetstream.JetStream, reg *domain.Registry, cfg Config) (*Store, error) {
+	s, err := newStore(js, reg, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.stream, err = s.existingStream(ctx, s.lifecycleConfig(), true); err != nil {
+		return nil, err
+	}
+	if s.usage, err = s.existingStream(ctx, s.usageConfig(), false); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// existingStream looks stream want.Name up and checks that the store can
+// use it safely.
+func (s *Store) existingStream(ctx context.Context, want jetstream.StreamConfig, lifecycle bool) (jetstream.Stream, error) {
+	var stream jetstream.Stream
+	err := retryTransient(ctx, s.cfg.RequestTimeout, openAttempts, func(ctx context.Context) error {
+		var err error
+		stream, err = s.js.Stream(ctx, want.Name)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("open event store: stream %s: %w (create the streams with `tokenledger streams init`)", want.Name, ErrStreamMissing)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open event store: stream %s: %w", want.Name, err)
+	}
+	got := stream.CachedInfo().Config
+	var errs []error
+	if !got.DenyDelete || !got.DenyPurge {
+		errs = append(errs, errors.New("delete or purge is allowed"))
+	}
+	if got.AllowRollup {
+		errs = append(errs, errors.New("rollup is allowed"))
+	}
+	if got.AllowMsgTTL || got.SubjectDeleteMarkerTTL != 0 {
+		errs = append(errs, errors.New("message TTLs or subject delete markers are enabled"))
+	}
+	if lifecycle && (got.MaxAge != 0 || got.MaxMsgs > 0 || got.MaxBytes > 0 || got.MaxMsgsPerSubject > 0) {
+		errs = append(errs, fmt.Errorf("limits would remove events: max age %s, max msgs %d, max bytes %d, max per subject %d",
+			got.MaxAge, got.MaxMsgs, got.MaxBytes, got.MaxMsgsPerSubject))
+	}
+	if !slices.Equal(sorted(got.Subjects), sorted(want.Subjects)) {
+		errs = append(errs, fmt.Errorf("subjects %v, the store writes %v (another subject prefix?)", got.Subjects, want.Subjects))
+	}
+	if !got.AllowDirect {
+		errs = append(errs, errors.New("direct gets are off"))
+	}
+	if lifecycle && !got.AllowAtomicPublish {
+		errs = append(errs, errors.New("atomic batches are off"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("open event store: stream %s is unsafe to use (fix it with `tokenledger streams init`): %w", want.Name, err)
+	}
+	return stream, nil
+}
+
+// newStore returns a store with cfg on js, its streams not yet looked up.
+func newStore(js jetstream.JetStream, reg *domain.Registry, cfg Config) (*Store, error) {
 	if js == nil || reg == nil {
 		return nil, errors.New("open event store: jetstream and registry are required")
 	}
@@ -55,13 +149,6 @@ func Open(ctx context.Context, js jetstream.JetStream, reg *domain.Registry, cfg
 		apiPrefix: apiPrefix(js.Options()),
 	}
 	s.direct = &directGetter{nc: js.Conn(), subject: s.apiPrefix + "DIRECT.GET." + cfg.Stream}
-	var err error
-	if s.stream, err = s.ensureStream(ctx, s.lifecycleConfig()); err != nil {
-		return nil, err
-	}
-	if s.usage, err = s.ensureStream(ctx, s.usageConfig()); err != nil {
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -224,24 +311,23 @@ func ProtectedAPISubjects(streams ...string) []string {
 
 // APINodeDeniedAPISubjects lists the JetStream API subjects (under the
 // default "$JS.API." prefix) that the credentials of API nodes and embedded
-// validators must be denied on top of ProtectedAPISubjects: deleting any
-// consumer of the named streams, creating durable consumers the legacy
-// way, and creating or updating the workers' durable consumers (durables:
-// the names `project` consumes under, on every named stream). An API node
-// reads only through ordered consumers of its own, which it creates under
-// generated names and leaves to the server to remove once inactive, so
-// none of this takes anything from it; without it, an API node's
-// credentials could delete or reconfigure the consumer a projector
-// depends on. Stream and consumer names may be "*".
+// validators must be denied on top of ProtectedAPISubjects: creating
+// durable consumers the legacy way, and deleting, creating or updating the
+// workers' durable consumers (durables: the names `project` consumes
+// under, on every named stream). Without it an API node's credentials
+// could delete or reconfigure the consumer a projector depends on. An API
+// node reads only through ordered consumers of its own, under generated
+// names, which it creates and deletes as soon as a read ends (a consumer
+// left to the server's inactivity cleanup keeps its pull requests, and so
+// the server's work, alive meanwhile); none of that is denied. Stream
+// names may be "*".
 func APINodeDeniedAPISubjects(streams, durables []string) []string {
 	out := ProtectedAPISubjects(streams...)
 	for _, name := range streams {
-		out = append(out,
-			"$JS.API.CONSUMER.DELETE."+name+".*",
-			"$JS.API.CONSUMER.DURABLE.CREATE."+name+".*",
-		)
+		out = append(out, "$JS.API.CONSUMER.DURABLE.CREATE."+name+".*")
 		for _, d := range durables {
 			out = append(out,
+				"$JS.API.CONSUMER.DELETE."+name+"."+d,
 				"$JS.API.CONSUMER.CREATE."+name+"."+d,
 				"$JS.API.CONSUMER.CREATE."+name+"."+d+".>",
 			)

@@ -34,11 +34,9 @@ const (
 	tailBatch = 1024
 	// tailRequestTimeout bounds creating the consumer.
 	tailRequestTimeout = 5 * time.Second
-	// tailInactive is how long the server keeps a consumer nobody reads.
-	// The validator leaves a consumer it stopped reading to the server:
-	// the credentials of API nodes may not delete consumers
-	// (eventstore.APINodeDeniedAPISubjects).
-	tailInactive = 10 * time.Second
+	// tailInactive is how long the server keeps a consumer nobody reads,
+	// when the validator could not delete it.
+	tailInactive = time.Minute
 	// Backoff between attempts to follow the stream again.
 	tailBackoffMin = 50 * time.Millisecond
 	tailBackoffMax = 2 * time.Second
@@ -197,6 +195,7 @@ func (v *Validator) follow(ctx context.Context) (progressed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("create consumer: %w", err)
 	}
+	defer v.deleteConsumer(cons)
 	it, err := cons.Messages(jetstream.PullMaxMessages(tailBatch))
 	if err != nil {
 		return false, fmt.Errorf("consume: %w", err)
@@ -252,4 +251,16 @@ func (v *Validator) applyTail(e domain.Envelope) {
 	if e.Sequence >= v.target {
 		v.caughtOnce.Do(func() { close(v.caughtUp) })
 	}
+}
+
+// deleteConsumer removes a consumer the tail no longer reads, rather than
+// leaving it to the server's inactivity cleanup.
+func (v *Validator) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || v.cfg.Store.JetStream().Conn().Status() != nats.CONNECTED {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = v.cfg.Store.JetStream().DeleteConsumer(ctx, v.cfg.Store.Config().Stream, info.Name)
 }
