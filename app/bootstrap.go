@@ -40,7 +40,7 @@ func AdminBootstrap(ctx context.Context, cfg BootstrapConfig) (*Bootstrap, error
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	nc, store, err := connectStore(ctx, cfg.NATSURL, "tokenledger-admin-bootstrap", cfg.Store)
+	nc, store, err := connectStore(ctx, eventstore.Open, cfg.NATSURL, "tokenledger-admin-bootstrap", cfg.Store)
 	if err != nil {
 		return nil, err
 	}
@@ -54,4 +54,33 @@ func AdminBootstrap(ctx context.Context, cfg BootstrapConfig) (*Bootstrap, error
 		return nil, fmt.Errorf("%w: it holds %d events, so it was bootstrapped already; --force issues another admin token (break-glass)", ErrNotEmpty, n)
 	}
 	return BootstrapAdmin(ctx, store, cfg.Policy, domain.SystemClock{})
+}
+
+// StreamsConfig configures `tokenledger streams init`.
+type StreamsConfig struct {
+	// NATSURL is the NATS server that holds (or will hold) the streams.
+	NATSURL string
+	// Store is the streams' configuration to create or apply.
+	Store eventstore.Config
+}
+
+// InitStreams creates the event streams at cfg.NATSURL, or updates them to
+// cfg.Store where they differ, and returns the lifecycle stream's last
+// sequence. It is the one place besides `dev` that changes streams: every
+// other process opens them as they are (eventstore.OpenExisting). Run it
+// with the operator's credentials.
+func InitStreams(ctx context.Context, cfg StreamsConfig) (uint64, error) {
+	if err := validateNATSURL(cfg.NATSURL); err != nil {
+		return 0, err
+	}
+	if err := cfg.Store.Validate(); err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	nc, store, err := connectStore(ctx, eventstore.Open, cfg.NATSURL, "tokenledger-streams-init", cfg.Store)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	defer store.Close()
+	return store.StreamLastSequence(ctx)
 }

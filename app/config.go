@@ -85,10 +85,15 @@ func redactURL(u *url.URL) string {
 	return u.String()
 }
 
+// storeOpener opens the event store on a connection: eventstore.Open for
+// set-up, which creates or updates the streams, eventstore.OpenExisting
+// for everything else.
+type storeOpener func(context.Context, jetstream.JetStream, *domain.Registry, eventstore.Config) (*eventstore.Store, error)
+
 // connectStore connects to NATS at natsURL as client name and opens the
 // event store with cfg. The caller closes the returned connection (after
 // the store).
-func connectStore(ctx context.Context, natsURL, name string, cfg eventstore.Config, opts ...nats.Option) (*nats.Conn, *eventstore.Store, error) {
+func connectStore(ctx context.Context, open storeOpener, natsURL, name string, cfg eventstore.Config, opts ...nats.Option) (*nats.Conn, *eventstore.Store, error) {
 	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name(name)}, opts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats: %w", err)
@@ -98,7 +103,7 @@ func connectStore(ctx context.Context, natsURL, name string, cfg eventstore.Conf
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), cfg)
+	store, err := open(ctx, js, domain.NewDefaultRegistry(), cfg)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -123,14 +128,14 @@ func (s stopStack) stop(ctx context.Context) error {
 }
 
 // connectBoth connects to NATS as client name, reconnecting for ever, opens
-// the event store on it, and opens a PostgreSQL pool with a current schema;
+// the existing event store on it (never creating or changing a stream), and opens a PostgreSQL pool with a current schema;
 // their closing (the pool, then the store and the connection) goes onto
 // cleanups. The connection is closed, not drained: whatever used it
 // (projector, validator) has finished with it by then, and a drain would
 // wait out its timeout whenever NATS is unreachable.
 func connectBoth(ctx context.Context, cleanups *stopStack, name, natsURL string, storeCfg eventstore.Config,
 	postgresURL string, maxConns int32) (*eventstore.Store, *pgxpool.Pool, error) {
-	nc, store, err := connectStore(ctx, natsURL, name, storeCfg, nats.MaxReconnects(-1))
+	nc, store, err := connectStore(ctx, eventstore.OpenExisting, natsURL, name, storeCfg, nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, nil, err
 	}

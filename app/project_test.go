@@ -283,6 +283,7 @@ func TestStartProjectDoneWhenAWorkerStops(t *testing.T) {
 func TestStartProjectNeedsTheSchema(t *testing.T) {
 	t.Parallel()
 	srv := stacktest.NATS(t)
+	openStore(t, srv)
 	cfg := projectConfig(srv.ClientURL(), stacktest.PostgresURL(t))
 	_, _, err := app.StartProject(context.Background(), cfg, discard)
 	if !errors.Is(err, app.ErrSchemaOutdated) || !strings.Contains(err.Error(), "tokenledger migrate") {

@@ -211,7 +211,7 @@ func Replay(ctx context.Context, cfg ReplayConfig, log *slog.Logger) (ReplayResu
 	if err := cfg.Validate(); err != nil {
 		return ReplayResult{}, err
 	}
-	nc, store, err := connectStore(ctx, cfg.NATSURL, "tokenledger-replay", cfg.Store)
+	nc, store, err := connectStore(ctx, eventstore.OpenExisting, cfg.NATSURL, "tokenledger-replay", cfg.Store)
 	if err != nil {
 		return ReplayResult{}, err
 	}

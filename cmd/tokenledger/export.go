@@ -48,7 +48,7 @@ func (c *exportConnection) open(ctx context.Context, name string) (*eventstore.S
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), c.store)
+	store, err := eventstore.OpenExisting(ctx, js, domain.NewDefaultRegistry(), c.store)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

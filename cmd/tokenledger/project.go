@@ -21,10 +21,11 @@ func bindConnectFlags(f *pflag.FlagSet, natsURL, postgresURL *string, store *eve
 	bindStoreFlags(f, store)
 }
 
-// bindStoreFlags binds the event store's settings. They must match the
-// deployment's: opening the store updates a stream whose settings differ,
-// so every process of a deployment takes them from the same
-// TOKENLEDGER_* environment.
+// bindStoreFlags binds the event store's settings. The names and the
+// subject prefix must match the deployment's streams; the stream settings
+// (replicas, duplicate window, usage retention) take effect only where
+// streams are set up (streams init, admin bootstrap, dev): every other
+// process opens the streams as they are.
 func bindStoreFlags(f *pflag.FlagSet, c *eventstore.Config) {
 	f.StringVar(&c.Stream, "stream", c.Stream, "name of the lifecycle event stream")
 	f.StringVar(&c.UsageStream, "usage-stream", c.UsageStream, "name of the usage event stream")
