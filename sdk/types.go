@@ -151,7 +151,10 @@ type OwnerRevocation struct {
 }
 
 // SecretRequest is the JSON form of the bodies of POST /v1/revoke and POST
-// /v1/introspect (both also take the form field token=).
+// /v1/introspect (both also take the form field token=). The server reads
+// only "token", which must be given once; it ignores every other member
+// (RFC 6749 §3.2), such as the client_id and client_secret of clients that
+// authenticate in the body.
 type SecretRequest struct {
 	Token string `json:"token"`
 	// TokenTypeHint is accepted and ignored (RFC 7009, RFC 7662).
