@@ -57,6 +57,9 @@ type APIConfig struct {
 	ReadyMaxLag uint64
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// RequireAuthScope makes a forward-auth check that names no scope a 400
+	// (api.Config.RequireAuthScope).
+	RequireAuthScope bool
 	// Metrics receives the node's metrics and serves them at /metrics;
 	// nil means a new registry of the node's own.
 	Metrics *metrics.Metrics
@@ -201,6 +204,8 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Audit:        audit.NewReader(store, read),
 		Ready:        checks,
 		OpenAPI:      openAPIDocument(),
+
+		RequireAuthScope: cfg.RequireAuthScope,
 	})
 	if err != nil {
 		return nil, nil, err

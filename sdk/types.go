@@ -196,6 +196,7 @@ const (
 	CodeInvalidToken         = "invalid_token"          // 401 of /v1/auth: the presented token is not valid
 	CodeForbidden            = "forbidden"              // 403: the caller may not do this
 	CodeInsufficientScope    = "insufficient_scope"     // 403 of /v1/auth: the token lacks the required scope
+	CodeScopeRequired        = "scope_required"         // 400 of /v1/auth: the check names no scope and the server requires one
 	CodeOwnerBlocked         = "owner_blocked"          // 403: the owner may get no new token until a time
 	CodeNotFound             = "not_found"              // 404
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405

@@ -69,6 +69,9 @@ type Options struct {
 	Log *slog.Logger
 	// Policy replaces domain.DefaultPolicy.
 	Policy *domain.Policy
+	// RequireAuthScope starts the API node with the setting of that name
+	// (app.APIConfig.RequireAuthScope).
+	RequireAuthScope bool
 }
 
 // Start starts a stack for tb and stops it at cleanup: the API first (so
@@ -136,6 +139,7 @@ func Start(tb testing.TB, o Options) *Stack {
 
 	cfg := app.DefaultAPIConfig()
 	cfg.HTTPAddr, cfg.Policy, cfg.Clock = "127.0.0.1:0", s.Policy, s.Clock
+	cfg.RequireAuthScope = o.RequireAuthScope
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
 	if err != nil {
