@@ -21,7 +21,19 @@ const (
 
 const bearerRealm = `Bearer realm="tokenledger"`
 
+// refuseManyAuthorizations answers a request that carries more than one
+// Authorization header: 400 invalid_request, with the RFC 6750 challenge.
+// Reading one of them would let the server authorize a credential other than
+// the one a proxy in front of it logged or checked.
+func refuseManyAuthorizations(w http.ResponseWriter) {
+	const msg = "more than one Authorization header"
+	w.Header().Set("WWW-Authenticate", `Bearer realm="tokenledger", error="invalid_request", error_description="`+msg+`"`)
+	writeJSONError(w, http.StatusBadRequest, sdk.CodeInvalidRequest, msg)
+}
+
 // bearer returns the secret of an "Authorization: Bearer <secret>" header.
+// The server refuses a request with several Authorization headers before
+// any handler runs, so there is at most one.
 func bearer(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	const scheme = "Bearer "
@@ -105,7 +117,8 @@ const ScopeHeader = "X-Tokenledger-Scope"
 // forwardAuth answers GET /v1/auth for gateways: 200 with the token's id,
 // owner and scopes in headers, 401 for a missing or invalid token, 403 when a
 // scope named in ?scope= or the ScopeHeader (space-separated, all required)
-// is missing.
+// is missing. Naming a scope is optional unless Config.RequireAuthScope is
+// set: then a check that names none is 400 scope_required.
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	s.checkToken(w, r, true)
 }
@@ -119,6 +132,13 @@ func (s *Server) forwardAuthPrefixed(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bool) {
 	start := time.Now()
+	// Before the token: a check without a scope is the gateway's mistake,
+	// answered the same whoever the client is.
+	if s.requireAuthScope && !namesScope(r, readQuery) {
+		writeJSONError(w, http.StatusBadRequest, sdk.CodeScopeRequired,
+			"this server requires every forward-auth check to name a scope (?scope= or "+ScopeHeader+")")
+		return
+	}
 	secret, ok := bearer(r)
 	if !ok {
 		s.observeValidation("unknown", start)
@@ -164,6 +184,15 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 	h.Set(HeaderTokenScopes, strings.Join(p.Scopes, " "))
 	w.WriteHeader(http.StatusOK)
 	s.observeValidation("valid", start)
+}
+
+// namesScope reports whether a forward-auth check names at least one
+// required scope, in the ScopeHeader or (readQuery) in ?scope=.
+func namesScope(r *http.Request, readQuery bool) bool {
+	if strings.TrimSpace(r.Header.Get(ScopeHeader)) != "" {
+		return true
+	}
+	return readQuery && r.URL.RawQuery != "" && strings.TrimSpace(r.URL.Query().Get("scope")) != ""
 }
 
 func (s *Server) observeValidation(result string, start time.Time) {

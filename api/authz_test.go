@@ -48,6 +48,10 @@ var authzMatrix = []authzRow{
 	{"POST /v1/owners/{owner}/revoke", 200, 200, 403, 403, 401, 401, 401},
 	{"POST /v1/revoke", 200, 200, 200, 200, 200, 200, 200},
 	{"POST /v1/introspect", 200, 403, 403, 200, 401, 401, 401},
+	// Client credentials in the body are ignored (RFC 6749 §3.2): they
+	// neither stand in for the bearer token nor change what it may do.
+	{"POST /v1/revoke with client parameters", 200, 200, 200, 200, 200, 200, 200},
+	{"POST /v1/introspect with client parameters", 200, 403, 403, 200, 401, 401, 401},
 	{"GET /v1/auth", 200, 200, 200, 200, 401, 401, 401},
 	{"GET /v1/owners/{owner}/events", 200, 200, 403, 403, 401, 401, 401},
 	{"GET /v1/state?owner=", 200, 403, 403, 403, 401, 401, 401},
@@ -77,6 +81,11 @@ type authzRoute struct {
 
 func authzRoutes() map[string]authzRoute {
 	form := func(secret string) string { return "token=" + url.QueryEscape(secret) }
+	// clientForm is what OAuth client libraries send: the token, a hint and
+	// the client's own credentials, here those of the gateway's client.
+	clientForm := func(secret string) string {
+		return "client_id=gateway&client_secret=gateway-secret&token=" + url.QueryEscape(secret) + "&token_type_hint=access_token"
+	}
 	return map[string]authzRoute{
 		"POST /v1/tokens": {
 			send: func(t *testing.T, s *apitest.Stack, c authzCaller, tg authzTarget) resp {
@@ -188,6 +197,25 @@ func authzRoutes() map[string]authzRoute {
 		"POST /v1/introspect": {
 			send: func(t *testing.T, s *apitest.Stack, c authzCaller, tg authzTarget) resp {
 				return do(t, s, req{method: "POST", path: "/v1/introspect", secret: c.secret, body: form(tg.secret), contentType: "application/x-www-form-urlencoded"})
+			},
+			check: func(t *testing.T, s *apitest.Stack, res resp, c authzCaller, tg authzTarget) {
+				var got sdk.Introspection
+				res.decode(t, &got)
+				if !got.Active || got.Subject != tg.owner || got.JTI != tg.id.String() {
+					t.Errorf("introspection %s, want %s of %s active", redact(res.body), tg.id, tg.owner)
+				}
+			},
+		},
+		"POST /v1/revoke with client parameters": {
+			send: func(t *testing.T, s *apitest.Stack, c authzCaller, tg authzTarget) resp {
+				return do(t, s, req{method: "POST", path: "/v1/revoke", secret: c.secret, body: clientForm(tg.secret), contentType: "application/x-www-form-urlencoded"})
+			},
+			appends: 1,
+			check:   authzTargetRefused,
+		},
+		"POST /v1/introspect with client parameters": {
+			send: func(t *testing.T, s *apitest.Stack, c authzCaller, tg authzTarget) resp {
+				return do(t, s, req{method: "POST", path: "/v1/introspect", secret: c.secret, body: clientForm(tg.secret), contentType: "application/x-www-form-urlencoded"})
 			},
 			check: func(t *testing.T, s *apitest.Stack, res resp, c authzCaller, tg authzTarget) {
 				var got sdk.Introspection
@@ -392,6 +420,8 @@ func TestEscalationAppendsNothing(t *testing.T) {
 			sdk.SetExpiryRequest{ExpiresAt: &later}, 403, sdk.CodeForbidden},
 		{"clear its own token's expiry", "PATCH", path, reader,
 			map[string]any{"expires_at": nil}, 403, sdk.CodeForbidden},
+		{"introspect naming the gateway's client in the body", "POST", "/v1/introspect", reader,
+			map[string]string{"token": reader, "client_id": "gateway", "client_secret": "gateway-secret", "token_type_hint": "access_token"}, 403, sdk.CodeForbidden},
 		{"admin extends beyond the maximum lifetime", "PATCH", path, s.Admin,
 			sdk.SetExpiryRequest{ExpiresAt: ptr(orig.CreatedAt.Add(s.Policy.MaxLifetime + time.Hour))}, 400, sdk.CodePolicyViolation},
 	} {

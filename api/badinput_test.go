@@ -30,6 +30,8 @@ type badInput struct {
 	// auth is the Authorization header: "" is the admin's bearer token,
 	// "-" sends none.
 	auth string
+	// auth2, if set, is sent as a second Authorization header after auth.
+	auth2 string
 	// raw sends the request with sendRaw, its path written on the request
 	// line exactly as given.
 	raw    bool
@@ -108,6 +110,9 @@ func (c badInput) send(t *testing.T, s *apitest.Stack) resp {
 	case badInputNoAuth:
 	default:
 		header.Set("Authorization", c.auth)
+	}
+	if c.auth2 != "" {
+		header.Add("Authorization", c.auth2)
 	}
 	if !c.raw {
 		rq := req{method: c.method, path: c.path, contentType: c.contentType, header: header}
@@ -303,14 +308,25 @@ func TestBadInput(t *testing.T) {
 		{name: "introspect without a body", method: "POST", path: "/v1/introspect", contentType: "-", status: bad, code: invalid},
 		{name: "introspect empty token", method: "POST", path: "/v1/introspect", contentType: badInputForm, body: "token=", status: bad, code: invalid},
 		{name: "introspect two tokens", method: "POST", path: "/v1/introspect", contentType: badInputForm, body: "token=a&token=b", status: bad, code: invalid},
-		{name: "introspect unknown form field", method: "POST", path: "/v1/introspect", contentType: badInputForm, body: "token=a&extra=1", status: bad, code: invalid},
+		{name: "introspect two tokens among client credentials", method: "POST", path: "/v1/introspect", contentType: badInputForm, body: "client_id=a&token=a&client_secret=b&token=b", status: bad, code: invalid, message: "once"},
+		{name: "introspect client credentials without a token", method: "POST", path: "/v1/introspect", contentType: badInputForm, body: "client_id=a&client_secret=b&token_type_hint=access_token", status: bad, code: invalid, message: "required"},
+		{name: "introspect JSON client credentials without a token", method: "POST", path: "/v1/introspect", body: `{"client_id":"a","client_secret":"b"}`, status: bad, code: invalid, message: "required"},
 		{name: "introspect JSON without token", method: "POST", path: "/v1/introspect", body: `{}`, status: bad, code: invalid},
 		{name: "introspect text/plain", method: "POST", path: "/v1/introspect", contentType: "text/plain", body: "token=a", status: 415, code: sdk.CodeUnsupportedMediaType},
 		{name: "revoke without a body", method: "POST", path: "/v1/revoke", contentType: "-", auth: badInputNoAuth, status: bad, code: invalid},
 		{name: "revoke two tokens", method: "POST", path: "/v1/revoke", contentType: badInputForm, body: "token=a&token=b", auth: badInputNoAuth, status: bad, code: invalid},
 		{name: "revoke malformed form", method: "POST", path: "/v1/revoke", contentType: badInputForm, body: "token=%ZZ", auth: badInputNoAuth, status: bad, code: invalid},
 		{name: "revoke raw invalid UTF-8", method: "POST", path: "/v1/revoke", contentType: badInputForm, body: "token=\xff", auth: badInputNoAuth, status: bad, code: invalid},
-		{name: "revoke JSON unknown field", method: "POST", path: "/v1/revoke", body: `{"token":"a","hint":"x"}`, auth: badInputNoAuth, status: bad, code: invalid},
+		{name: "revoke client credentials without a token", method: "POST", path: "/v1/revoke", contentType: badInputForm, body: "client_id=a&client_secret=b", auth: badInputNoAuth, status: bad, code: invalid, message: "required"},
+		{name: "revoke empty token among client credentials", method: "POST", path: "/v1/revoke", contentType: badInputForm, body: "token=&client_id=a", auth: badInputNoAuth, status: bad, code: invalid, message: "required"},
+		{name: "revoke JSON token twice among other members", method: "POST", path: "/v1/revoke", body: `{"client_id":"x","token":"a","token":"b"}`, auth: badInputNoAuth, status: bad, code: invalid, message: "twice"},
+		{name: "revoke JSON token not a string", method: "POST", path: "/v1/revoke", body: `{"token":5,"client_id":"x"}`, auth: badInputNoAuth, status: bad, code: invalid, message: "string"},
+		{name: "revoke JSON token only in another case", method: "POST", path: "/v1/revoke", body: `{"TOKEN":"a","client_id":"x"}`, auth: badInputNoAuth, status: bad, code: invalid, message: "required"},
+		{name: "revoke JSON null token", method: "POST", path: "/v1/revoke", body: `{"token":null,"client_id":"x"}`, auth: badInputNoAuth, status: bad, code: invalid, message: "required"},
+		{name: "revoke JSON malformed ignored member", method: "POST", path: "/v1/revoke", body: `{"token":"a","client_id":}`, auth: badInputNoAuth, status: bad, code: invalid, message: "JSON"},
+		{name: "revoke JSON array", method: "POST", path: "/v1/revoke", body: `[{"token":"a"}]`, auth: badInputNoAuth, status: bad, code: invalid, message: "object"},
+		{name: "revoke JSON trailing data", method: "POST", path: "/v1/revoke", body: `{"token":"a","client_id":"x"} {}`, auth: badInputNoAuth, status: bad, code: invalid, message: "after"},
+		{name: "revoke body over 64 KiB in an ignored parameter", method: "POST", path: "/v1/revoke", contentType: badInputForm, body: "token=a&client_secret=" + strings.Repeat("x", 64<<10), auth: badInputNoAuth, status: 413, code: sdk.CodePayloadTooLarge},
 		{name: "revoke form charset latin1", method: "POST", path: "/v1/revoke", contentType: badInputForm + "; charset=iso-8859-1", body: "token=a", auth: badInputNoAuth, status: 415, code: sdk.CodeUnsupportedMediaType},
 		{name: "revoke body over 64 KiB", method: "POST", path: "/v1/revoke", contentType: badInputForm, body: "token=" + strings.Repeat("x", 64<<10), auth: badInputNoAuth, status: 413, code: sdk.CodePayloadTooLarge},
 
@@ -328,12 +344,43 @@ func TestBadInput(t *testing.T) {
 		{name: "auth: Bearer without a token", method: "GET", path: "/v1/auth", auth: "Bearer", status: 401, code: sdk.CodeInvalidToken},
 		{name: "auth: bearer and spaces", method: "GET", path: "/v1/auth", auth: "bearer  ", status: 401, code: sdk.CodeInvalidToken},
 		{name: "auth: unknown parameter", method: "GET", path: "/v1/auth?scopes=read", status: bad, code: invalid},
+		{name: "two Authorization headers, valid first", method: "GET", path: "/v1/tokens", auth2: "Bearer garbage", status: bad, code: invalid, message: "more than one Authorization"},
+		{name: "two Authorization headers, valid second", method: "GET", path: "/v1/tokens", auth: "Bearer garbage", auth2: "Bearer " + s.Admin, status: bad, code: invalid, message: "more than one Authorization"},
+		{name: "the same bearer twice", method: "POST", path: "/v1/tokens", auth2: "Bearer " + s.Admin, body: issueWith(`"name":"twice"`), status: bad, code: invalid, message: "more than one Authorization"},
+		{name: "auth: two Authorization headers", method: "GET", path: "/v1/auth", auth2: "Bearer garbage", status: bad, code: invalid, message: "more than one Authorization"},
+		{name: "auth, Envoy form: two Authorization headers", method: "POST", path: "/v1/auth/orders", auth2: "Basic abc", status: bad, code: invalid, message: "more than one Authorization"},
+		{name: "revoke by secret with two Authorization headers", method: "POST", path: "/v1/revoke", contentType: badInputForm, body: "token=a", auth: "Bearer a", auth2: "Bearer b", status: bad, code: invalid, message: "more than one Authorization"},
+		{name: "two Authorization headers, raw", method: "GET", path: "/v1/tokens", raw: true, auth2: "Bearer garbage", status: bad, code: invalid, message: "more than one Authorization"},
 
 		// Routing.
 		{name: "wrong method", method: "PUT", path: "/v1/tokens", status: 405, code: sdk.CodeMethodNotAllowed},
 		{name: "unknown path", method: "GET", path: "/v1/token", status: 404, code: sdk.CodeNotFound},
 	}
 
+	runBadInputs(t, s, cases)
+}
+
+// TestBadInputScopeRequired sends, to a server that requires forward-auth
+// checks to name a scope, checks that name none: each is 400
+// scope_required, whatever the token and in either form of the route.
+func TestBadInputScopeRequired(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{RequireAuthScope: true})
+	const required = sdk.CodeScopeRequired
+	runBadInputs(t, s, []badInput{
+		{name: "auth without a scope", method: "GET", path: "/v1/auth", status: 400, code: required, message: "scope"},
+		{name: "auth without a scope or a token", method: "GET", path: "/v1/auth", auth: badInputNoAuth, status: 400, code: required, message: "scope"},
+		{name: "auth with an empty scope", method: "GET", path: "/v1/auth?scope=", raw: true, status: 400, code: required, message: "scope"},
+		{name: "auth with a blank scope", method: "GET", path: "/v1/auth?scope=%20%20", raw: true, status: 400, code: required, message: "scope"},
+		{name: "auth, Envoy form, without the scope header", method: "POST", path: "/v1/auth/orders?scope=read", status: 400, code: required, message: "scope"},
+		{name: "auth with a scope but two Authorization headers", method: "GET", path: "/v1/auth?scope=read", auth2: "Bearer garbage", status: 400, code: sdk.CodeInvalidRequest, message: "more than one Authorization"},
+	})
+}
+
+// runBadInputs sends each case to s and checks it was refused as the case
+// says, recording nothing; no case may be answered with a 5xx.
+func runBadInputs(t *testing.T, s *apitest.Stack, cases []badInput) {
+	t.Helper()
 	var fivexx []string
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -98,21 +98,9 @@ func decodeStrict(body []byte, dst any) error {
 // for "owner" and let the last of two "owner" keys win, so that a proxy and
 // the server could read one body differently.
 func checkKeys(body []byte, dst any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		if err != nil {
-			return badRequest(describeJSONError(err))
-		}
-		return badRequest("the request body must be a JSON object")
-	}
 	known := jsonFields(reflect.TypeOf(dst))
 	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return badRequest(describeJSONError(err))
-		}
-		key, _ := tok.(string)
+	return eachMember(body, func(key string, dec *json.Decoder) error {
 		switch {
 		case !known[key]:
 			return badRequest(fmt.Sprintf("invalid request body: unknown field %q", key))
@@ -120,10 +108,45 @@ func checkKeys(body []byte, dst any) error {
 			return badRequest(fmt.Sprintf("invalid request body: field %q is given twice", key))
 		}
 		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
+		return skipValue(dec)
+	})
+}
+
+// eachMember requires body to be one JSON object and nothing after it, and
+// calls member with each key in turn; member must read the key's value from
+// dec (skipValue, or Decode) or return an error, which eachMember returns.
+func eachMember(body []byte, member func(key string, dec *json.Decoder) error) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		if err != nil {
 			return badRequest(describeJSONError(err))
 		}
+		return badRequest("the request body must be a JSON object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return badRequest(describeJSONError(err))
+		}
+		key, _ := tok.(string)
+		if err := member(key, dec); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return badRequest(describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("the request body has data after its JSON value")
+	}
+	return nil
+}
+
+// skipValue reads the next JSON value from dec and drops it.
+func skipValue(dec *json.Decoder) error {
+	var skip json.RawMessage
+	if err := dec.Decode(&skip); err != nil {
+		return badRequest(describeJSONError(err))
 	}
 	return nil
 }
@@ -191,14 +214,19 @@ func jsonKind(goKind string) string {
 	}
 }
 
-// readSecret reads the token= parameter of an RFC 7009 or RFC 7662 request:
-// a form body (the RFCs' encoding) or a JSON sdk.SecretRequest.
+// readSecret reads the token parameter of an RFC 7009 or RFC 7662 request:
+// a form body (the RFCs' encoding) or a JSON sdk.SecretRequest. Every other
+// parameter (token_type_hint, the client_id and client_secret that clients
+// authenticating in the body send, anything else) is ignored, as RFC 6749
+// §3.2 says of unrecognized request parameters. The token itself must be
+// given exactly once, so that a proxy and the server cannot read different
+// secrets from one body.
 func (s *Server) readSecret(w http.ResponseWriter, r *http.Request) (string, error) {
 	body, mt, err := s.readBody(w, r)
 	if err != nil {
 		return "", err
 	}
-	var req sdk.SecretRequest
+	var secret string
 	switch mt {
 	case "":
 		return "", badRequest("the token parameter is required")
@@ -207,26 +235,55 @@ func (s *Server) readSecret(w http.ResponseWriter, r *http.Request) (string, err
 		if err != nil {
 			return "", badRequest("the form body is malformed")
 		}
-		for k, v := range form {
-			if k != "token" && k != "token_type_hint" {
-				return "", badRequest(fmt.Sprintf("unknown form field %q", k))
-			}
-			if len(v) != 1 {
-				return "", badRequest(fmt.Sprintf("form field %q must be given once", k))
-			}
+		if len(form[tokenParam]) > 1 {
+			return "", badRequest(fmt.Sprintf("form field %q must be given once", tokenParam))
 		}
-		req.Token = form.Get("token")
+		secret = form.Get(tokenParam)
 	case contentJSON:
-		if err := decodeStrict(body, &req); err != nil {
+		if secret, err = secretFromJSON(body); err != nil {
 			return "", err
 		}
 	default:
 		return "", &apiError{status: http.StatusUnsupportedMediaType, code: sdk.CodeUnsupportedMediaType, message: fmt.Sprintf("the request body must be %s or %s", contentForm, contentJSON)}
 	}
-	if req.Token == "" {
+	if secret == "" {
 		return "", badRequest("the token parameter is required")
 	}
-	return req.Token, nil
+	return secret, nil
+}
+
+// tokenParam is the parameter of RFC 7009 and RFC 7662 that holds the
+// secret, in the form and in the JSON body alike.
+const tokenParam = "token"
+
+// secretFromJSON returns the "token" member of a JSON object, "" if there
+// is none; other members are skipped whatever they hold. The key must be
+// spelled exactly and given once: encoding/json would also take "TOKEN" and
+// let the last of two keys win.
+func secretFromJSON(body []byte) (string, error) {
+	secret, found := "", false
+	err := eachMember(body, func(key string, dec *json.Decoder) error {
+		switch {
+		case key != tokenParam:
+			return skipValue(dec)
+		case found:
+			return badRequest(fmt.Sprintf("invalid request body: field %q is given twice", tokenParam))
+		}
+		found = true
+		var v *string
+		if err := dec.Decode(&v); err != nil {
+			var typ *json.UnmarshalTypeError
+			if errors.As(err, &typ) {
+				return badRequest(fmt.Sprintf("field %q must be a string", tokenParam))
+			}
+			return badRequest(describeJSONError(err))
+		}
+		if v != nil {
+			secret = *v
+		}
+		return nil
+	})
+	return secret, err
 }
 
 // parseTokenID reads the {id} path parameter.

@@ -48,6 +48,11 @@ type Config struct {
 	// Audit answers the audit routes (an owner's history, the state at an
 	// instant); without it they answer 500.
 	Audit AuditReader
+	// RequireAuthScope makes a forward-auth check that names no scope (in
+	// ?scope= or the ScopeHeader) a 400 scope_required, whatever the token,
+	// so that a gateway whose configuration forgot the scope fails closed.
+	// By default such a check passes any valid token.
+	RequireAuthScope bool
 }
 
 // Server is the HTTP API. Build it with New and serve Handler.
@@ -64,7 +69,8 @@ type Server struct {
 	routes          []Route
 	handler         http.Handler
 
-	metricsHandler http.Handler
+	metricsHandler   http.Handler
+	requireAuthScope bool
 }
 
 // Route is one method and path pattern the server answers, in
@@ -79,15 +85,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: Ledger and Validator are required")
 	}
 	s := &Server{
-		ledger:          cfg.Ledger,
-		validator:       cfg.Validator,
-		metrics:         cfg.Metrics,
-		log:             cfg.Log,
-		maxBody:         cfg.MaxBodyBytes,
-		mutationTimeout: cfg.MutationTimeout,
-		ready:           cfg.Ready,
-		openAPI:         cfg.OpenAPI,
-		audit:           cfg.Audit,
+		ledger:           cfg.Ledger,
+		validator:        cfg.Validator,
+		metrics:          cfg.Metrics,
+		log:              cfg.Log,
+		maxBody:          cfg.MaxBodyBytes,
+		mutationTimeout:  cfg.MutationTimeout,
+		ready:            cfg.Ready,
+		openAPI:          cfg.OpenAPI,
+		audit:            cfg.Audit,
+		requireAuthScope: cfg.RequireAuthScope,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -200,7 +207,19 @@ func (s *Server) buildHandler() http.Handler {
 		}
 	}
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v1/auth/") && prefixed[r.Method] {
+		envoy := strings.HasPrefix(r.URL.Path, "/v1/auth/") && prefixed[r.Method]
+		if len(r.Header.Values("Authorization")) > 1 {
+			// Refused before any route runs, for every route alike; the
+			// route is still named in the log line and the metrics.
+			if envoy {
+				r.Pattern = authPrefixPattern
+			} else {
+				_, r.Pattern = mux.Handler(r)
+			}
+			refuseManyAuthorizations(w)
+			return
+		}
+		if envoy {
 			r.Pattern = authPrefixPattern
 			s.forwardAuthPrefixed(w, r)
 			return

@@ -60,6 +60,9 @@ type APIConfig struct {
 	// MutationTimeout bounds every request that may append: see
 	// api.Config.MutationTimeout.
 	MutationTimeout time.Duration
+	// RequireAuthScope makes a forward-auth check that names no scope a 400
+	// (api.Config.RequireAuthScope).
+	RequireAuthScope bool
 	// Metrics receives the node's metrics and serves them at /metrics;
 	// nil means a new registry of the node's own.
 	Metrics *metrics.Metrics
@@ -200,15 +203,16 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		checks[name] = c
 	}
 	a.Server, err = api.New(api.Config{
-		Ledger:          a.Ledger,
-		Validator:       v,
-		Metrics:         m,
-		Log:             log,
-		MaxBodyBytes:    cfg.MaxBodyBytes,
-		MutationTimeout: cfg.MutationTimeout,
-		Audit:           audit.NewReader(store, read),
-		Ready:           checks,
-		OpenAPI:         openAPIDocument(),
+		Ledger:           a.Ledger,
+		Validator:        v,
+		Metrics:          m,
+		Log:              log,
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		MutationTimeout:  cfg.MutationTimeout,
+		Audit:            audit.NewReader(store, read),
+		Ready:            checks,
+		OpenAPI:          openAPIDocument(),
+		RequireAuthScope: cfg.RequireAuthScope,
 	})
 	if err != nil {
 		return nil, nil, err

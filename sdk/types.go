@@ -151,7 +151,10 @@ type OwnerRevocation struct {
 }
 
 // SecretRequest is the JSON form of the bodies of POST /v1/revoke and POST
-// /v1/introspect (both also take the form field token=).
+// /v1/introspect (both also take the form field token=). The server reads
+// only "token", which must be given once; it ignores every other member
+// (RFC 6749 §3.2), such as the client_id and client_secret of clients that
+// authenticate in the body.
 type SecretRequest struct {
 	Token string `json:"token"`
 	// TokenTypeHint is accepted and ignored (RFC 7009, RFC 7662).
@@ -193,6 +196,7 @@ const (
 	CodeInvalidToken         = "invalid_token"          // 401 of /v1/auth: the presented token is not valid
 	CodeForbidden            = "forbidden"              // 403: the caller may not do this
 	CodeInsufficientScope    = "insufficient_scope"     // 403 of /v1/auth: the token lacks the required scope
+	CodeScopeRequired        = "scope_required"         // 400 of /v1/auth: the check names no scope and the server requires one
 	CodeOwnerBlocked         = "owner_blocked"          // 403: the owner may get no new token until a time
 	CodeNotFound             = "not_found"              // 404
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405

@@ -71,6 +71,9 @@ type Options struct {
 	Policy *domain.Policy
 	// MutationTimeout replaces the API's default (api.DefaultMutationTimeout).
 	MutationTimeout time.Duration
+	// RequireAuthScope starts the API node with the setting of that name
+	// (app.APIConfig.RequireAuthScope).
+	RequireAuthScope bool
 }
 
 // Start starts a stack for tb and stops it at cleanup: the API first (so
@@ -141,6 +144,7 @@ func Start(tb testing.TB, o Options) *Stack {
 	if o.MutationTimeout > 0 {
 		cfg.MutationTimeout = o.MutationTimeout
 	}
+	cfg.RequireAuthScope = o.RequireAuthScope
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
 	if err != nil {

@@ -25,7 +25,6 @@ package nginxtest
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,6 +41,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenledger/tokenledger/internal/debpkg"
 	"github.com/tokenledger/tokenledger/stack"
 )
 
@@ -55,10 +55,9 @@ const SnippetPath = "deploy/nginx/tokenledger.conf"
 const aptPackage = "nginx"
 
 const (
-	startTimeout   = 15 * time.Second
-	stopTimeout    = 10 * time.Second
-	installTimeout = 10 * time.Minute
-	startAttempts  = 3
+	startTimeout  = 15 * time.Second
+	stopTimeout   = 10 * time.Second
+	startAttempts = 3
 )
 
 // Config says where the servers behind nginx listen.
@@ -413,120 +412,18 @@ func findOrInstall() (string, error) {
 	if p, ok := lookNginx(); ok {
 		return p, nil
 	}
-	const what = "install nginx with the auth_request module (Debian/Ubuntu: apt-get install " + aptPackage + ")"
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		return "", fmt.Errorf("nginx is not in PATH, /usr/sbin or /usr/local/sbin and apt-get is not available: %s", what)
+	present := func() bool { _, ok := lookNginx(); return ok }
+	if err := debpkg.Install(present, aptPackage); err != nil {
+		return "", fmt.Errorf("nginx is not in PATH, /usr/sbin or /usr/local/sbin: %w (it must have the auth_request module)", err)
 	}
-	if err := installPackage(); err != nil {
-		return "", fmt.Errorf("nginx is missing and installing it failed (%v): %s", err, what)
-	}
-	if p, ok := lookNginx(); ok {
-		return p, nil
-	}
-	return "", fmt.Errorf("apt-get installed %s but no nginx binary appeared: %s", aptPackage, what)
-}
-
-// installLockPath serialises installs between test processes (go test runs
-// several packages' binaries at once).
-var installLockPath = filepath.Join(os.TempDir(), "tokenledger-nginxtest-install.lock")
-
-// installPackage installs aptPackage, unless another process did while this
-// one waited for the lock. The package's service is kept from starting
-// meanwhile: a system nginx on port 80 is not wanted.
-func installPackage() (err error) {
-	lock, err := os.OpenFile(installLockPath, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return fmt.Errorf("open the install lock: %w", err)
-	}
-	defer lock.Close() // releases the lock
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("take the install lock %s: %w", installLockPath, err)
-	}
-	if _, ok := lookNginx(); ok {
-		return nil
-	}
-	restore, err := denyServiceStarts(policyRC)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if rerr := restore(); rerr != nil && err == nil {
-			err = rerr
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
-	defer cancel()
-	install := []string{"install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300", aptPackage}
-	if err := aptGet(ctx, install...); err != nil {
-		// The package lists may be missing or stale: refresh them once.
-		if uerr := aptGet(ctx, "update", "-o", "DPkg::Lock::Timeout=300"); uerr != nil {
-			return errors.Join(err, uerr)
-		}
-		return aptGet(ctx, install...)
-	}
-	return nil
-}
-
-// aptGet runs apt-get non-interactively; its error carries the last line of
-// apt-get's output.
-func aptGet(ctx context.Context, args ...string) error {
-	cmd := exec.CommandContext(ctx, "apt-get", args...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("apt-get %s: %w: %s", args[0], err, lastLine(out))
-	}
-	return nil
+	p, _ := lookNginx()
+	return p, nil
 }
 
 // lastLine returns the last non-empty line of out.
 func lastLine(out []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
-}
-
-// policyRC is the file invoke-rc.d asks whether a package may start its
-// service.
-const policyRC = "/usr/sbin/policy-rc.d"
-
-// denyServiceStarts makes the policy-rc.d at path refuse every service
-// start (exit 101) and returns the function that puts the previous file
-// back, or removes it if there was none.
-func denyServiceStarts(path string) (restore func() error, err error) {
-	old, err := os.ReadFile(path)
-	existed := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	var mode fs.FileMode = 0o755
-	if existed {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil, fmt.Errorf("stat %s: %w", path, err)
-		}
-		mode = fi.Mode().Perm()
-	}
-	const deny = "#!/bin/sh\n# Written by tokenledger's nginxtest while it installs nginx; removed afterwards.\nexit 101\n"
-	if err := os.WriteFile(path, []byte(deny), 0o755); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	// WriteFile keeps the mode of an existing file, and invoke-rc.d ignores a
-	// policy it cannot execute.
-	if err := os.Chmod(path, 0o755); err != nil {
-		return nil, fmt.Errorf("chmod %s: %w", path, err)
-	}
-	return func() error {
-		if !existed {
-			if err := os.Remove(path); err != nil {
-				return fmt.Errorf("remove %s: %w", path, err)
-			}
-			return nil
-		}
-		if err := os.WriteFile(path, old, mode); err != nil {
-			return fmt.Errorf("restore %s: %w", path, err)
-		}
-		return os.Chmod(path, mode)
-	}, nil
 }
 
 // checkAuthRequest fails unless bin was built with the auth_request module.
