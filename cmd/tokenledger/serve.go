@@ -19,7 +19,7 @@ func bindPolicyFlags(f *pflag.FlagSet, p *domain.Policy) {
 	f.BoolVar(&p.AllowNeverExpires, "allow-never-expires", p.AllowNeverExpires, "allow api tokens without expiry")
 	f.DurationVar(&p.SessionIdleTimeout, "session-idle-timeout", p.SessionIdleTimeout, "how long a session lives after its last use (whole seconds)")
 	f.DurationVar(&p.SessionMaxLifetime, "session-max-lifetime", p.SessionMaxLifetime, "absolute cap of a session's life, however much it is used")
-	f.DurationVar(&p.SessionExtendStep, "session-extend-step", p.SessionExtendStep, "smallest move of a session's expiry worth recording")
+	f.DurationVar(&p.SessionExtendStep, "session-extend-step", p.SessionExtendStep, "smallest move of a session's expiry worth recording (half the idle timeout for a session whose idle timeout is at most twice the step)")
 }
 
 // bindAPIFlags binds the API node's settings, apart from the policy.
