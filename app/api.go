@@ -170,6 +170,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Clock:       cfg.Clock,
 		Observer:    v,
 		Metrics:     m,
+		LocalUsage:  v,
 	})
 	if err != nil {
 		return nil, nil, err
