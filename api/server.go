@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -33,8 +34,14 @@ type Config struct {
 	Log *slog.Logger
 	// MaxBodyBytes bounds request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// Ready are the readiness checks /readyz runs, by name.
+	// Ready are the checks of the parts this node cannot serve without,
+	// by name: /readyz answers 503 while one of them fails.
 	Ready map[string]Check
+	// Degraded are the checks of the parts this node serves without, in a
+	// degraded way (the read model, the projection's lag), by name:
+	// /readyz names the failing ones and still answers 200. A name must not
+	// be both a Ready and a Degraded check.
+	Degraded map[string]Check
 	// OpenAPI is the document served at /v1/openapi.json.
 	OpenAPI []byte
 	// Audit answers the audit routes (an owner's history, the state at an
@@ -50,6 +57,7 @@ type Server struct {
 	log       *slog.Logger
 	maxBody   int64
 	ready     map[string]Check
+	degraded  map[string]Check
 	openAPI   []byte
 	audit     AuditReader
 	routes    []Route
@@ -69,6 +77,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Ledger == nil || cfg.Validator == nil {
 		return nil, errors.New("api: Ledger and Validator are required")
 	}
+	for name := range cfg.Degraded {
+		if _, ok := cfg.Ready[name]; ok {
+			return nil, fmt.Errorf("api: check %q is both a Ready and a Degraded check", name)
+		}
+	}
 	s := &Server{
 		ledger:    cfg.Ledger,
 		validator: cfg.Validator,
@@ -76,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Log,
 		maxBody:   cfg.MaxBodyBytes,
 		ready:     cfg.Ready,
+		degraded:  cfg.Degraded,
 		openAPI:   cfg.OpenAPI,
 		audit:     cfg.Audit,
 	}

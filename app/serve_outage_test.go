@@ -21,12 +21,22 @@ import (
 	"github.com/tokenledger/tokenledger/stacktest"
 )
 
+// readiness is the body of an API node's /readyz.
+type readiness struct {
+	Status   string            `json:"status"`
+	Checks   map[string]string `json:"checks"`
+	Degraded []string          `json:"degraded"`
+}
+
 // TestServeWithPostgresDown stops the PostgreSQL of a running `serve`.
 // Every change still answers success, with its event in the stream: PATCH
 // used to answer 503 after its event was committed, because it read the
 // token's usage from the read model to build its answer; now the answer
 // comes from the token's history, marked usage_partial, with the last use
-// the node's validator saw. Validation keeps answering from memory.
+// the node's validator saw. Validation keeps answering from memory, and
+// /readyz stays 200 (it used to be 503 on every node, so a load balancer
+// would have dropped them all), naming postgres and the projection as
+// degraded parts, as tokenledger_degraded{part} does.
 func TestServeWithPostgresDown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -108,6 +118,11 @@ func TestServeWithPostgresDown(t *testing.T) {
 	}
 	patched, revoked, rotated := issue("patched"), issue("revoked"), issue("rotated")
 	call("GET", "/v1/auth", patched.Secret, nil, http.StatusOK, nil)
+	var ready readiness
+	call("GET", "/readyz", "", nil, http.StatusOK, &ready)
+	if ready.Status != "ready" || len(ready.Degraded) != 0 {
+		t.Fatalf("/readyz before the outage: %+v, want ready with nothing degraded", ready)
+	}
 	before, err := s.Store.StreamLastSequence(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -166,5 +181,22 @@ func TestServeWithPostgresDown(t *testing.T) {
 	}
 	if !slices.Equal(changes, want) {
 		t.Errorf("events appended during the outage:\n got  %v\n want %v", changes, want)
+	}
+
+	call("GET", "/readyz", "", nil, http.StatusOK, &ready)
+	if ready.Status != "degraded" || !slices.Equal(ready.Degraded, []string{"postgres", "projection"}) ||
+		ready.Checks["validator"] != "ok" || ready.Checks["event_store"] != "ok" || ready.Checks["postgres"] == "ok" {
+		t.Errorf("/readyz with PostgreSQL down: %+v, want 200, degraded postgres and projection, validator and event store ok", ready)
+	}
+	res, err := http.Get(s.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, line := range []string{`tokenledger_degraded{part="postgres"} 1`, `tokenledger_degraded{part="projection"} 1`} {
+		if !bytes.Contains(metrics, []byte(line)) {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 }

@@ -43,6 +43,12 @@ validator that answers from memory: a snapshot of the read model plus a live
 tail of the lifecycle stream. The read model is kept by 'tokenledger project',
 which must run too. API nodes are stateless: run as many as needed.
 
+/readyz answers 200 while the validator is within its staleness bound and the
+event store answers: the node validates and records changes. PostgreSQL down or
+the projection lagging are named in the body ("degraded") and in the metric
+tokenledger_degraded{part}, not in the status, so a load balancer keeps every
+node while the shared database is away.
+
 SIGINT or SIGTERM stops it gracefully: requests in flight finish, then the
 validator flushes the usage it counted.`,
 		Args: cobra.NoArgs,
@@ -77,7 +83,7 @@ validator flushes the usage it counted.`,
 	bindAPIFlags(f, &cfg.API)
 	bindPolicyFlags(f, &cfg.API.Policy)
 	f.StringVar(&cfg.API.ProjectionName, "projection", cfg.API.ProjectionName, "lifecycle projection the validator loads its snapshot from")
-	f.Uint64Var(&cfg.API.ReadyMaxLag, "ready-max-lag", cfg.API.ReadyMaxLag, "most events the projection may be behind the stream while /readyz answers ready")
+	f.Uint64Var(&cfg.API.ReadyMaxLag, "ready-max-lag", cfg.API.ReadyMaxLag, "most events the projection may be behind the stream before /readyz names it degraded (the node stays ready)")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "longest graceful stop after SIGINT or SIGTERM")
 	return cmd
 }
