@@ -25,6 +25,7 @@ func tokenFromView(v ledger.View) sdk.Token {
 		OwnerRevoked: v.OwnerRevoked,
 		LastUsedAt:   timePtr(v.LastUsedAt),
 		UseCount:     v.UseCount,
+		UsagePartial: v.UsagePartial,
 	}
 	if at, ok := t.ExpiresAt(); ok {
 		out.ExpiresAt = &at

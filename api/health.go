@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/tokenledger/tokenledger/sdk"
@@ -17,34 +18,72 @@ func (s *Server) livez(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers GET /readyz: 200 when every check passes, else 503, with
-// each check's verdict.
+// Readiness verdicts, the status of the /readyz body.
+const (
+	readyStatus    = "ready"
+	degradedStatus = "degraded"
+	notReadyStatus = "not ready"
+)
+
+// readyz answers GET /readyz: 200 while every Ready check passes, else 503.
+// A failing Degraded check is named in the body ("degraded") and makes the
+// status "degraded", but the answer stays 200: the node still validates
+// and records changes, and a load balancer that dropped every node whose
+// read model is down would drop them all at once. Every check runs at the
+// same time, each bounded by readyTimeout, so a probe gets its answer
+// within that.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
-	names := make([]string, 0, len(s.ready))
+	type verdict struct {
+		name     string
+		degraded bool
+		err      error
+	}
+	verdicts := make([]verdict, 0, len(s.ready)+len(s.degraded))
 	for name := range s.ready {
-		names = append(names, name)
+		verdicts = append(verdicts, verdict{name: name})
 	}
-	sort.Strings(names)
-	checks := make(map[string]string, len(names))
-	ready := true
-	for _, name := range names {
-		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-		err := s.ready[name](ctx)
-		cancel()
-		if err != nil {
-			ready = false
-			checks[name] = err.Error()
-			continue
+	for name := range s.degraded {
+		verdicts = append(verdicts, verdict{name: name, degraded: true})
+	}
+	var wg sync.WaitGroup
+	for i := range verdicts {
+		check := s.ready[verdicts[i].name]
+		if verdicts[i].degraded {
+			check = s.degraded[verdicts[i].name]
 		}
-		checks[name] = "ok"
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+			defer cancel()
+			verdicts[i].err = check(ctx)
+		})
 	}
+	wg.Wait()
+	sort.Slice(verdicts, func(i, j int) bool { return verdicts[i].name < verdicts[j].name })
+
 	body := struct {
-		Status string            `json:"status"`
-		Checks map[string]string `json:"checks"`
-	}{Status: "ready", Checks: checks}
+		Status   string            `json:"status"`
+		Checks   map[string]string `json:"checks"`
+		Degraded []string          `json:"degraded,omitempty"`
+	}{Status: readyStatus, Checks: make(map[string]string, len(verdicts))}
+	ready := true
+	for _, v := range verdicts {
+		switch {
+		case v.err == nil:
+			body.Checks[v.name] = "ok"
+		case v.degraded:
+			body.Checks[v.name] = v.err.Error()
+			body.Degraded = append(body.Degraded, v.name)
+		default:
+			body.Checks[v.name] = v.err.Error()
+			ready = false
+		}
+	}
 	status := http.StatusOK
-	if !ready {
-		body.Status, status = "not ready", http.StatusServiceUnavailable
+	switch {
+	case !ready:
+		body.Status, status = notReadyStatus, http.StatusServiceUnavailable
+	case len(body.Degraded) > 0:
+		body.Status = degradedStatus
 	}
 	writeJSON(w, status, body)
 	return nil

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -41,8 +42,14 @@ type Config struct {
 	// answer in time — the outcome is then unknown and the same request
 	// may be sent again. Zero means DefaultMutationTimeout.
 	MutationTimeout time.Duration
-	// Ready are the readiness checks /readyz runs, by name.
+	// Ready are the checks of the parts this node cannot serve without,
+	// by name: /readyz answers 503 while one of them fails.
 	Ready map[string]Check
+	// Degraded are the checks of the parts this node serves without, in a
+	// degraded way (the read model, the projection's lag), by name:
+	// /readyz names the failing ones and still answers 200. A name must not
+	// be both a Ready and a Degraded check.
+	Degraded map[string]Check
 	// OpenAPI is the document served at /v1/openapi.json.
 	OpenAPI []byte
 	// Audit answers the audit routes (an owner's history, the state at an
@@ -64,6 +71,7 @@ type Server struct {
 	maxBody         int64
 	mutationTimeout time.Duration
 	ready           map[string]Check
+	degraded        map[string]Check
 	openAPI         []byte
 	audit           AuditReader
 	routes          []Route
@@ -84,6 +92,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Ledger == nil || cfg.Validator == nil {
 		return nil, errors.New("api: Ledger and Validator are required")
 	}
+	for name := range cfg.Degraded {
+		if _, ok := cfg.Ready[name]; ok {
+			return nil, fmt.Errorf("api: check %q is both a Ready and a Degraded check", name)
+		}
+	}
 	s := &Server{
 		ledger:           cfg.Ledger,
 		validator:        cfg.Validator,
@@ -92,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 		maxBody:          cfg.MaxBodyBytes,
 		mutationTimeout:  cfg.MutationTimeout,
 		ready:            cfg.Ready,
+		degraded:         cfg.Degraded,
 		openAPI:          cfg.OpenAPI,
 		audit:            cfg.Audit,
 		requireAuthScope: cfg.RequireAuthScope,

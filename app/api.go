@@ -47,13 +47,14 @@ type APIConfig struct {
 	// Clock tells the time; nil means the system clock.
 	Clock domain.Clock
 	// ProjectionName is the lifecycle projection the validator loads its
-	// snapshot from, and whose lag /readyz checks.
+	// snapshot from, and whose lag /readyz reports.
 	ProjectionName string
 	// MaxStaleness and FailOpen: see validator.Config.
 	MaxStaleness time.Duration
 	FailOpen     bool
 	// ReadyMaxLag is how many events the lifecycle projection may be
-	// behind the stream while /readyz still answers ready.
+	// behind the stream before /readyz names it a degraded part (the node
+	// stays ready: it validates from memory and appends to the store).
 	ReadyMaxLag uint64
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
@@ -124,13 +125,22 @@ type API struct {
 func (a *API) URL() string { return "http://" + a.Addr.String() }
 
 // StartAPI starts the validator on store and read, the ledger and the HTTP
-// server. extra readiness checks are added to the API's own (the validator
-// follows the stream, PostgreSQL answers, the projection is within
-// ReadyMaxLag). The returned stop shuts the HTTP server down (letting
-// requests in flight finish), then closes the validator, which flushes the
-// usage it counted.
+// server.
+//
+// The node is ready (/readyz 200) while it can do its work: its validator
+// runs within its staleness bound ("validator") and the event store
+// answers ("event_store"), so it validates and records changes. The read
+// model is not needed for that: the projection's lag beyond ReadyMaxLag
+// ("projection") and the checks in degraded (the caller's parts the node
+// serves without, such as PostgreSQL itself) are degraded parts, named in
+// the /readyz body and in tokenledger_degraded{part}, never a reason to be
+// dropped by a load balancer, which would otherwise drop every node at
+// once when the shared database goes down.
+//
+// The returned stop shuts the HTTP server down (letting requests in flight
+// finish), then closes the validator, which flushes the usage it counted.
 func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read *projections.Store,
-	extra map[string]api.Check, log *slog.Logger) (_ *API, _ func(context.Context) error, err error) {
+	degraded map[string]api.Check, log *slog.Logger) (_ *API, _ func(context.Context) error, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -180,11 +190,12 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Clock:       cfg.Clock,
 		Observer:    v,
 		Metrics:     m,
+		LocalUsage:  v,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	checks := map[string]api.Check{
+	ready := map[string]api.Check{
 		"validator": func(context.Context) error {
 			st := v.Status()
 			if !st.Running {
@@ -195,12 +206,26 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 			}
 			return nil
 		},
+		"event_store": func(ctx context.Context) error {
+			if _, err := store.StreamLastSequence(ctx); err != nil {
+				return fmt.Errorf("unreachable: %w", err)
+			}
+			return nil
+		},
+	}
+	parts := map[string]api.Check{
 		"projection": func(ctx context.Context) error {
 			return projectionLag(ctx, store, read, cfg.ProjectionName, cfg.ReadyMaxLag)
 		},
 	}
-	for name, c := range extra {
-		checks[name] = c
+	for name, c := range degraded {
+		if _, ok := ready[name]; ok {
+			return nil, nil, fmt.Errorf("api: degraded check %q has the name of a readiness check", name)
+		}
+		parts[name] = c
+	}
+	for name, c := range parts {
+		m.WatchDegraded(name, c)
 	}
 	a.Server, err = api.New(api.Config{
 		Ledger:           a.Ledger,
@@ -210,7 +235,8 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		MaxBodyBytes:     cfg.MaxBodyBytes,
 		MutationTimeout:  cfg.MutationTimeout,
 		Audit:            audit.NewReader(store, read),
-		Ready:            checks,
+		Ready:            ready,
+		Degraded:         parts,
 		OpenAPI:          openAPIDocument(),
 		RequireAuthScope: cfg.RequireAuthScope,
 	})

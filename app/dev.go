@@ -266,6 +266,8 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	apiCfg := cfg.API
 	apiCfg.Policy, apiCfg.Clock = cfg.Policy, cfg.Clock
 	var stopAPI func(context.Context) error
+	// The workers are parts the API serves without: their trouble is a
+	// degraded part of /readyz, not a reason to stop taking requests.
 	d.API, stopAPI, err = StartAPI(ctx, apiCfg, d.Store, d.Projections, map[string]api.Check{
 		"projector": func(ctx context.Context) error { return d.Projector.Ready(ctx, apiCfg.ReadyMaxLag) },
 		"usage":     func(ctx context.Context) error { return d.Usage.Ready(ctx, DefaultUsageReadyMaxLag) },

@@ -79,8 +79,9 @@ const usageAttemptTimeout = 30 * time.Second
 //
 // After a batch commits, every session among the tokens it used is slid
 // with domain.Token.ExtendSession to its last use plus its idle timeout,
-// capped by its absolute expiry and debounced by Policy.SessionExtendStep:
-// the token's history is loaded from the event store and the extension
+// capped by its absolute expiry and debounced by Policy.SessionExtendStep
+// (by half the idle timeout for a session whose idle timeout is not more
+// than twice the step, see domain.SessionSlideStep): the token's history is loaded from the event store and the extension
 // (token.expiry_set, reason session_extended, actor
 // "system:session-slide", correlation id "<name>:<last sequence of the
 // batch>") is appended under the token's concurrency check, reloading and

@@ -48,7 +48,8 @@ type UsageConfig struct {
 	// MaxWait is how long a fetch waits for BatchSize events before the
 	// consumer writes what it has.
 	MaxWait time.Duration
-	// Policy supplies SessionExtendStep, the debounce of session sliding.
+	// Policy supplies SessionExtendStep, the debounce of session sliding
+	// (see domain.SessionSlideStep).
 	Policy domain.Policy
 	// Clock tells the time sessions are slid at.
 	Clock domain.Clock

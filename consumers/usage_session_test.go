@@ -104,6 +104,21 @@ func TestUsageConsumerSlidesSessions(t *testing.T) {
 			want: []time.Duration{90*time.Second + idle},
 		},
 		{
+			// The regression case: under the default 1 min step, a
+			// session with a 5 s idle timeout used every second never
+			// slid and expired while in use. It is debounced by half its
+			// idle timeout instead: each use that moves the expiry by
+			// more than 2.5 s slides it, every third second.
+			name: "an idle timeout shorter than the step slides by half of it",
+			req:  domain.IssueRequest{Kind: domain.KindSession, IdleTimeout: 5 * time.Second},
+			steps: []step{
+				{1 * time.Second, 1 * time.Second}, {2 * time.Second, 2 * time.Second}, {3 * time.Second, 3 * time.Second},
+				{4 * time.Second, 4 * time.Second}, {5 * time.Second, 5 * time.Second}, {6 * time.Second, 6 * time.Second},
+				{7 * time.Second, 7 * time.Second}, {8 * time.Second, 8 * time.Second}, {9 * time.Second, 9 * time.Second},
+			},
+			want: []time.Duration{8 * time.Second, 11 * time.Second, 14 * time.Second},
+		},
+		{
 			name:  "a use stamped after now slides from now",
 			req:   domain.IssueRequest{Kind: domain.KindSession},
 			steps: []step{{5 * time.Minute, 20 * time.Minute}},

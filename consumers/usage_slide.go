@@ -116,7 +116,7 @@ func mayExtend(lt projections.TokenLifetime, lastUse time.Time, step time.Durati
 	if !lt.AbsoluteExpiresAt.IsZero() && next.After(lt.AbsoluteExpiresAt) {
 		next = lt.AbsoluteExpiresAt
 	}
-	return next.After(lt.ExpiresAt.Add(step))
+	return next.After(lt.ExpiresAt.Add(domain.SessionSlideStep(step, lt.IdleTimeout)))
 }
 
 // extend slides session id after a use at lastUse, counting and logging

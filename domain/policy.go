@@ -29,7 +29,11 @@ type Policy struct {
 	SessionMaxLifetime time.Duration
 	// SessionExtendStep debounces sliding: a session's expiry is moved only
 	// when the move is longer than this, so a busy session records at most
-	// one extension per step instead of one per flush of usage.
+	// one extension per step instead of one per flush of usage. A session
+	// whose idle timeout is not more than twice the step is debounced by
+	// half its idle timeout instead (see SessionSlideStep), so every
+	// session in steady use slides, whatever idle timeout it was issued
+	// with.
 	SessionExtendStep time.Duration
 }
 
@@ -84,9 +88,6 @@ func (p Policy) Validate() error {
 	if p.SessionIdleTimeout > p.SessionMaxLifetime {
 		bad("session idle timeout %s exceeds session max lifetime %s", p.SessionIdleTimeout, p.SessionMaxLifetime)
 	}
-	if p.SessionExtendStep >= p.SessionIdleTimeout {
-		bad("session extend step %s must be shorter than the session idle timeout %s", p.SessionExtendStep, p.SessionIdleTimeout)
-	}
 	if p.SessionIdleTimeout%time.Second != 0 {
 		bad("session idle timeout %s is not a whole number of seconds", p.SessionIdleTimeout)
 	}
@@ -94,6 +95,19 @@ func (p Policy) Validate() error {
 		bad("lifetimes are limited to %s", maxLifetimeBound)
 	}
 	return errors.Join(errs...)
+}
+
+// SessionSlideStep returns the debounce of sliding a session whose idle
+// timeout is idle under the extension step step: the smaller of step and
+// idle/2. An extension is recorded once a use would move the expiry by
+// more than this, that is once less than idle minus this is left before
+// the expiry; with a step of half the idle timeout at most, that is always
+// at least half the idle timeout, the time the usage pipeline (the
+// validators' flush, the usage consumer's batch) has to record the
+// extension before the session expires. A longer step would leave a
+// session whose idle timeout is at most the step expiring while in use.
+func SessionSlideStep(step, idle time.Duration) time.Duration {
+	return min(step, idle/2)
 }
 
 // maxLifetimeBound keeps every expiry a policy allows far inside the years

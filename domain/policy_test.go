@@ -41,13 +41,13 @@ func TestPolicyValidate(t *testing.T) {
 			[]string{"max lifetime must be positive", "default lifetime 720h0m0s exceeds max lifetime"}},
 		{"default beyond max", func(p *Policy) { p.DefaultLifetime = p.MaxLifetime + time.Second }, []string{"exceeds max lifetime"}},
 		{"idle beyond session max", func(p *Policy) { p.SessionIdleTimeout = 25 * time.Hour }, []string{"session idle timeout 25h0m0s exceeds"}},
-		{"step equal to idle", func(p *Policy) { p.SessionExtendStep = p.SessionIdleTimeout }, []string{"extend step 30m0s must be shorter"}},
+		{"step not shorter than idle is valid: sessions slide by half their idle timeout", func(p *Policy) { p.SessionExtendStep = 2 * p.SessionIdleTimeout }, nil},
 		{"zero step", func(p *Policy) { p.SessionExtendStep = 0 }, []string{"session extend step must be positive"}},
 		{"fractional idle", func(p *Policy) { p.SessionIdleTimeout = 90*time.Second + time.Millisecond }, []string{"not a whole number of seconds"}},
 		{"lifetime beyond a century", func(p *Policy) { p.MaxLifetime = 200 * 365 * 24 * time.Hour }, []string{"limited to"}},
 		{"everything zero", func(p *Policy) { *p = Policy{} }, []string{
 			"default lifetime must be positive", "max lifetime must be positive", "session idle timeout must be positive",
-			"session max lifetime must be positive", "session extend step must be positive", "must be shorter",
+			"session max lifetime must be positive", "session extend step must be positive",
 		}},
 	}
 	for _, tc := range tests {

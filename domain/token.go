@@ -733,8 +733,10 @@ func (t *Token) recordUse(count uint64, first, last time.Time, clientAddr string
 // ExtendSession slides a session after use: its expiry becomes lastUse +
 // IdleTimeout, never later than AbsoluteExpiresAt. It records
 // TokenExpirySet{Reason: session_extended} and reports true only when that
-// moves the expiry by more than step (debouncing, so a busy session records
-// an extension at most about once per step). It never revives: a session
+// moves the expiry by more than SessionSlideStep(step, IdleTimeout):
+// debouncing, so a busy session records an extension at most about once
+// per step, or twice per idle timeout for a session whose idle timeout is
+// not more than twice the step, which thereby still slides. It never revives: a session
 // whose expiry is at or before now, or that was rotated, records nothing. A
 // lastUse after now counts as now, so a skewed clock cannot push expiry
 // ahead. Only sessions slide: an api token is refused (ErrInvalidArgument),
@@ -780,7 +782,7 @@ func (t *Token) extendSession(lastUse time.Time, step time.Duration, m Meta, now
 	if capAt := t.st.absoluteExpiresAt; !capAt.IsZero() && next.After(capAt) {
 		next = capAt
 	}
-	if !next.After(cur.Add(step)) {
+	if !next.After(cur.Add(SessionSlideStep(step, t.st.idleTimeout))) {
 		return false, nil
 	}
 	if err := t.record(TokenExpirySet{ExpiresAt: &next, Reason: ExpirySessionExtended}, m, now); err != nil {

@@ -864,6 +864,61 @@ func TestExtendSession(t *testing.T) {
 	})
 }
 
+// TestShortIdleSessionSlidesWhileUsed is the regression test for sessions
+// whose idle timeout is not longer than the extension step: issued with a
+// 5 s idle timeout under the default 1 min step and used every second, it
+// must stay usable, each extension moving the expiry by more than half the
+// idle timeout (the debounce SessionSlideStep gives it), and expire 5 s
+// after its last use.
+func TestShortIdleSessionSlidesWhileUsed(t *testing.T) {
+	t.Parallel()
+	p := DefaultPolicy()
+	const idle = 5 * time.Second
+	clock := NewManualClock(t0)
+	tok, _ := issue(t, p, nil, IssueRequest{Kind: KindSession, IdleTimeout: idle}, clock.Now())
+	extensions := 0
+	prev := expiry(t, tok)
+	for range 60 {
+		now := clock.Advance(time.Second)
+		if err := tok.Check(now, nil); err != nil {
+			t.Fatalf("session in use every second refused at %v after %d extensions: %v", now.Sub(t0), extensions, err)
+		}
+		ok, err := tok.ExtendSession(now, p.SessionExtendStep, testMeta, now)
+		wantErr(t, err, nil)
+		if !ok {
+			continue
+		}
+		extensions++
+		got := expiry(t, tok)
+		if !got.Equal(now.Add(idle)) || got.Sub(prev) <= idle/2 {
+			t.Fatalf("extension at %v to %v (from %v), want to %v, a move of more than %v", now.Sub(t0), got, prev, now.Add(idle), idle/2)
+		}
+		prev = got
+	}
+	if extensions < 60/3 || extensions > 60/2 {
+		t.Errorf("%d extensions in 60 s of use, want one every 3 s (a move of more than 2.5 s)", extensions)
+	}
+	last := clock.Now()
+	wantErr(t, tok.Check(last.Add(idle-time.Microsecond), nil), nil)
+	wantErr(t, tok.Check(last.Add(idle), nil), ErrTokenExpired)
+}
+
+func TestSessionSlideStep(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ step, idle, want time.Duration }{
+		{time.Minute, 30 * time.Minute, time.Minute},
+		{time.Minute, 2 * time.Minute, time.Minute},
+		{time.Minute, 119 * time.Second, 59500 * time.Millisecond},
+		{time.Minute, time.Minute, 30 * time.Second},
+		{time.Minute, 5 * time.Second, 2500 * time.Millisecond},
+		{0, 5 * time.Second, 0},
+	} {
+		if got := SessionSlideStep(tc.step, tc.idle); got != tc.want {
+			t.Errorf("SessionSlideStep(%v, %v) = %v, want %v", tc.step, tc.idle, got, tc.want)
+		}
+	}
+}
+
 // TestSessionSlidesUpToItsCapAndNoFurther uses a session continuously and
 // checks that it ends at its absolute cap, and that a session left idle
 // expires after its idle timeout and stays expired.

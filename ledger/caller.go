@@ -54,4 +54,12 @@ type View struct {
 	// the number of recorded uses.
 	LastUsedAt time.Time
 	UseCount   uint64
+	// UsagePartial reports that the read model, which counts the uses
+	// every validator reported, could not be read for this answer; the
+	// answer is not refused for it. LastUsedAt is then the latest use this
+	// node's validator counted (zero if it counted none), and UseCount
+	// only what the token's lifecycle history records (uses are counted
+	// in the usage stream, so usually 0): both are lower bounds. The rest
+	// of the view comes from the event store and is complete.
+	UsagePartial bool
 }

@@ -37,6 +37,12 @@ type AppendObserver interface {
 	ObserveRetry(op string)
 }
 
+// LocalUsage is what this node itself knows of a token's use: a
+// validator's LastUse. It must not block.
+type LocalUsage interface {
+	LastUse(id domain.TokenID) (at time.Time, ok bool)
+}
+
 // Config configures a Service.
 type Config struct {
 	Store       *eventstore.Store
@@ -52,6 +58,9 @@ type Config struct {
 	Observer Observer
 	// Metrics, if set, observes appends and retries.
 	Metrics AppendObserver
+	// LocalUsage, if set, answers the last use of a token when the read
+	// model cannot be read (the local validator); see View.UsagePartial.
+	LocalUsage LocalUsage
 	// MaxAttempts bounds decide-and-append attempts on conflicts; zero
 	// means DefaultMaxAttempts.
 	MaxAttempts int
@@ -147,9 +156,7 @@ func (s *Service) Get(ctx context.Context, c Caller, id domain.TokenID) (View, e
 		return View{}, err
 	}
 	v := view(tok, owner, s.cfg.Clock.Now())
-	if err := s.addUsage(ctx, &v); err != nil {
-		return View{}, err
-	}
+	s.addUsage(ctx, &v)
 	return v, nil
 }
 
@@ -187,9 +194,9 @@ func (s *Service) SetExpiry(ctx context.Context, c Caller, id domain.TokenID, at
 	if err != nil {
 		return View{}, err
 	}
-	if err := s.addUsage(ctx, &out); err != nil {
-		return View{}, err
-	}
+	// The event is acknowledged: the answer is built from the aggregate,
+	// and the read model only adds the usage, if it can.
+	s.addUsage(ctx, &out)
 	return out, nil
 }
 
@@ -526,20 +533,33 @@ func (s *Service) loadForCaller(ctx context.Context, c Caller, id domain.TokenID
 	return tok, owner, nil
 }
 
-// addUsage adds the uses recorded in the read model to v.
-func (s *Service) addUsage(ctx context.Context, v *View) error {
+// usageTimeout bounds the read of a token's usage from the read model, so
+// that an unreachable PostgreSQL delays an answer by at most this.
+const usageTimeout = 2 * time.Second
+
+// addUsage adds the uses recorded in the read model to v. It never fails:
+// the read model is not needed for an answer, so when it cannot be read v
+// is marked UsagePartial and takes the last use the local validator saw.
+func (s *Service) addUsage(ctx context.Context, v *View) {
+	ctx, cancel := context.WithTimeout(ctx, usageTimeout)
+	defer cancel()
 	u, err := s.cfg.Projections.GetUsage(ctx, v.Token.ID())
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
 	case err != nil:
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		v.UsagePartial = true
+		if s.cfg.LocalUsage == nil {
+			return
+		}
+		if at, ok := s.cfg.LocalUsage.LastUse(v.Token.ID()); ok && at.After(v.LastUsedAt) {
+			v.LastUsedAt = at
+		}
 	default:
 		v.UseCount += u.Count
 		if u.LastAt.After(v.LastUsedAt) {
 			v.LastUsedAt = u.LastAt
 		}
 	}
-	return nil
 }
 
 func view(tok *domain.Token, owner *domain.Owner, now time.Time) View {

@@ -62,6 +62,11 @@
 // tokenledger_session_extension_conflicts_total and
 // tokenledger_session_extension_errors_total.
 //
+// Degraded parts (WatchDegraded), checked at scrape time:
+//
+//   - tokenledger_degraded{part} gauge: 1 while the part (one a node serves
+//     without, such as the read model) fails its check, else 0
+//
 // Appends (ObserveAppend, ObserveRetry), labelled {op}:
 //
 //   - tokenledger_append_duration_seconds histogram, 10 µs to 1 s
@@ -111,6 +116,7 @@ type Metrics struct {
 
 	validator   *validatorCollector
 	projections *projectionCollector
+	degraded    *degradedCollector
 }
 
 // New returns a Metrics with a registry of its own holding every tokenledger
@@ -165,6 +171,7 @@ func New(logger *slog.Logger) *Metrics {
 		}, []string{"op"}),
 		validator:   newValidatorCollector(),
 		projections: newProjectionCollector(logger),
+		degraded:    newDegradedCollector(),
 	}
 	m.validationByResult = make(map[string]prometheus.Observer, len(validationResults))
 	for _, r := range validationResults {
@@ -175,7 +182,7 @@ func New(logger *slog.Logger) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.validationDuration,
 		m.appendDuration, m.appendConflicts, m.appendErrors, m.appendRetries,
-		m.validator, m.projections,
+		m.validator, m.projections, m.degraded,
 	)
 	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            errorLog{logger},

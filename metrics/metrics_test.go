@@ -225,4 +225,5 @@ func TestNilMetrics(t *testing.T) {
 	})
 	m.WatchLifecycle(nil)
 	m.WatchUsage(nil)
+	m.WatchDegraded("postgres", func(context.Context) error { return errors.New("never called") })
 }

@@ -36,6 +36,12 @@ type Token struct {
 	OwnerRevoked bool       `json:"owner_revoked"`
 	LastUsedAt   *time.Time `json:"last_used_at"`
 	UseCount     uint64     `json:"use_count"`
+	// UsagePartial is set when the server could not read the usage its
+	// read model counts: LastUsedAt is then the latest use the answering
+	// node saw (null if none) and UseCount only the uses the token's
+	// lifecycle history records (usually 0), both lower bounds. Everything
+	// else in the answer is complete.
+	UsagePartial bool `json:"usage_partial,omitempty"`
 	// RotatedFrom names the token this one replaced; RotatedTo the token
 	// that replaced this one.
 	RotatedFrom *string `json:"rotated_from,omitempty"`

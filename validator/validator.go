@@ -321,6 +321,24 @@ func (v *Validator) Observe(events ...domain.Envelope) {
 	}
 }
 
+// LastUse returns the latest use of token id this validator counted since
+// the token entered its memory; ok is false if it counted none (or does not
+// hold the token). It sees only this node's uses, so it is a lower bound of
+// the token's last use across the deployment, useful when the read model,
+// which holds that, cannot be read. Safe for concurrent use; it takes no
+// lock.
+func (v *Validator) LastUse(id domain.TokenID) (at time.Time, ok bool) {
+	e, _ := v.st.find(&id)
+	if e == nil {
+		return time.Time{}, false
+	}
+	us := e.usedLast.Load()
+	if us == 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us).UTC(), true
+}
+
 // Close stops following the stream, flushes the uses counted so far to
 // the usage stream and waits until they are stored, or until ctx ends:
 // then the unflushed uses are dropped (and counted in

@@ -640,3 +640,33 @@ func TestCoarseClockFollowsTheWallClock(t *testing.T) {
 		t.Error("the coarse clock moved after Stop")
 	}
 }
+
+// LastUse answers the latest use this validator counted, from memory: none
+// before the token is used, the use's instant after, and none for a token
+// it does not hold.
+func TestLastUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	now := domain.NormalizeTime(time.Now())
+	clock := domain.NewManualClock(now)
+	v := e.start(t, validator.Config{Clock: clock})
+	secret, tok := e.issue(t, "alice", now, nil)
+	waitApplied(t, v, e.lastSeq(t))
+	if at, ok := v.LastUse(tok.ID()); ok {
+		t.Errorf("LastUse before any use = %v, want none", at)
+	}
+	for _, d := range []time.Duration{time.Second, 3 * time.Second} {
+		used := now.Add(d)
+		clock.Set(used)
+		if _, err := v.Validate(context.Background(), secret); err != nil {
+			t.Fatal(err)
+		}
+		if at, ok := v.LastUse(tok.ID()); !ok || !at.Equal(used) {
+			t.Errorf("LastUse after a use at %v = %v, %v", used, at, ok)
+		}
+	}
+	_, other := e.issue(t, "alice", now, nil)
+	if _, ok := v.LastUse(other.ID()); ok {
+		t.Error("LastUse of a token never used says it was")
+	}
+}

@@ -19,7 +19,7 @@ func bindPolicyFlags(f *pflag.FlagSet, p *domain.Policy) {
 	f.BoolVar(&p.AllowNeverExpires, "allow-never-expires", p.AllowNeverExpires, "allow api tokens without expiry")
 	f.DurationVar(&p.SessionIdleTimeout, "session-idle-timeout", p.SessionIdleTimeout, "how long a session lives after its last use (whole seconds)")
 	f.DurationVar(&p.SessionMaxLifetime, "session-max-lifetime", p.SessionMaxLifetime, "absolute cap of a session's life, however much it is used")
-	f.DurationVar(&p.SessionExtendStep, "session-extend-step", p.SessionExtendStep, "smallest move of a session's expiry worth recording")
+	f.DurationVar(&p.SessionExtendStep, "session-extend-step", p.SessionExtendStep, "smallest move of a session's expiry worth recording (half the idle timeout for a session whose idle timeout is at most twice the step)")
 }
 
 // bindAPIFlags binds the API node's settings, apart from the policy.
@@ -44,6 +44,12 @@ forward-auth at /v1/auth, /metrics, /livez, /readyz, /v1/openapi.json) and the
 validator that answers from memory: a snapshot of the read model plus a live
 tail of the lifecycle stream. The read model is kept by 'tokenledger project',
 which must run too. API nodes are stateless: run as many as needed.
+
+/readyz answers 200 while the validator is within its staleness bound and the
+event store answers: the node validates and records changes. PostgreSQL down or
+the projection lagging are named in the body ("degraded") and in the metric
+tokenledger_degraded{part}, not in the status, so a load balancer keeps every
+node while the shared database is away.
 
 SIGINT or SIGTERM stops it gracefully: requests in flight finish, then the
 validator flushes the usage it counted.`,
@@ -79,7 +85,7 @@ validator flushes the usage it counted.`,
 	bindAPIFlags(f, &cfg.API)
 	bindPolicyFlags(f, &cfg.API.Policy)
 	f.StringVar(&cfg.API.ProjectionName, "projection", cfg.API.ProjectionName, "lifecycle projection the validator loads its snapshot from")
-	f.Uint64Var(&cfg.API.ReadyMaxLag, "ready-max-lag", cfg.API.ReadyMaxLag, "most events the projection may be behind the stream while /readyz answers ready")
+	f.Uint64Var(&cfg.API.ReadyMaxLag, "ready-max-lag", cfg.API.ReadyMaxLag, "most events the projection may be behind the stream before /readyz names it degraded (the node stays ready)")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "longest graceful stop after SIGINT or SIGTERM")
 	return cmd
 }
