@@ -198,7 +198,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Metrics:      m,
 		Log:          log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
-		Audit:        audit.NewReader(store, read),
+		Audit:        audit.NewReader(store, read, cfg.ProjectionName),
 		Ready:        checks,
 		OpenAPI:      openAPIDocument(),
 	})

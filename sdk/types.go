@@ -129,9 +129,14 @@ type Event struct {
 	Data          json.RawMessage `json:"data"`
 }
 
-// EventList is the answer of GET /v1/tokens/{id}/events, oldest first.
+// EventList is a history: the answer of GET /v1/tokens/{id}/events and GET
+// /v1/owners/{owner}/events, oldest first.
 type EventList struct {
 	Items []Event `json:"items"`
+	// Sequence is the lifecycle stream sequence the history is complete up
+	// to: every event of the history stored at or before it is in Items,
+	// none stored after it.
+	Sequence uint64 `json:"sequence"`
 }
 
 // OwnerRevokeRequest is the optional body of POST /v1/owners/{owner}/revoke.
