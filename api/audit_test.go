@@ -183,6 +183,102 @@ func TestOwnerEventsBeyondTheProjection(t *testing.T) {
 	}
 }
 
+// TestTokenRevokedByItsOwner: a token revoked by an owner-wide revocation
+// has that revocation in its history, and its metadata tells the
+// revocation's instant and reason, alike from the ledger (GET
+// /v1/tokens/{id}) and from the read model (GET /v1/tokens). The first
+// revocation that covers a token is the one that revoked it; a token
+// revoked by itself before, or issued after, has none.
+func TestTokenRevokedByItsOwner(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	admin := s.Admin
+	revokeOwner := func(reason string) sdk.OwnerRevocation {
+		t.Helper()
+		res := do(t, s, req{method: "POST", path: "/v1/owners/alice/revoke", secret: admin, body: sdk.OwnerRevokeRequest{Reason: reason}})
+		if res.status != http.StatusOK {
+			t.Fatalf("revoke owner: %d %s", res.status, res.body)
+		}
+		var out sdk.OwnerRevocation
+		res.decode(t, &out)
+		return out
+	}
+	early := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "early"})
+	self := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "self"})
+	if res := do(t, s, req{method: "DELETE", path: "/v1/tokens/" + self.ID, secret: admin, body: sdk.RevokeRequest{Reason: "leaked"}}); res.status != http.StatusNoContent {
+		t.Fatalf("revoke: %d %s", res.status, res.body)
+	}
+	s.Clock.Advance(time.Minute)
+	first := revokeOwner("compromised")
+	s.Clock.Advance(time.Minute)
+	middle := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "middle"})
+	s.Clock.Advance(time.Minute)
+	second := revokeOwner("offboarded")
+	late := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "late"})
+	s.WaitProjected(t)
+
+	tests := []struct {
+		name   string
+		id     string
+		at     *time.Time
+		reason string
+		// owner is the reason of the owner event the history ends with.
+		owner string
+	}{
+		{"revoked by the first revocation", early.ID, &first.RevokedBefore, "compromised", "compromised"},
+		{"revoked by itself before", self.ID, nil, "leaked", ""},
+		{"revoked by the second revocation", middle.ID, &second.RevokedBefore, "offboarded", "offboarded"},
+		{"issued after both", late.ID, nil, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := do(t, s, req{method: "GET", path: "/v1/tokens/" + tc.id + "/events", secret: admin})
+			var h sdk.EventList
+			res.decode(t, &h)
+			var owner []sdk.Event
+			for _, e := range h.Items {
+				if e.AggregateKind == "owner" {
+					owner = append(owner, e)
+				}
+			}
+			switch {
+			case tc.owner == "" && len(owner) != 0:
+				t.Errorf("history holds owner events %+v, want none", owner)
+			case tc.owner != "" && (len(owner) != 1 || owner[0].Type != "owner.tokens_revoked.v1" ||
+				!strings.Contains(string(owner[0].Data), `"`+tc.owner+`"`) || h.Items[len(h.Items)-1].ID != owner[0].ID):
+				t.Errorf("history %s\nwant it to end with the revocation %q", res.body, tc.owner)
+			}
+			if h.Sequence < s.LastSequence(t) {
+				t.Errorf("history complete up to %d, want %d", h.Sequence, s.LastSequence(t))
+			}
+
+			var fromLedger sdk.Token
+			do(t, s, req{method: "GET", path: "/v1/tokens/" + tc.id, secret: admin}).decode(t, &fromLedger)
+			var page sdk.TokenPage
+			do(t, s, req{method: "GET", path: "/v1/tokens?owner=alice&limit=100", secret: admin}).decode(t, &page)
+			var fromList *sdk.Token
+			for i := range page.Items {
+				if page.Items[i].ID == tc.id {
+					fromList = &page.Items[i]
+				}
+			}
+			if fromList == nil {
+				t.Fatal("not in the list")
+			}
+			for where, tok := range map[string]sdk.Token{"GET /v1/tokens/{id}": fromLedger, "GET /v1/tokens": *fromList} {
+				switch {
+				case tc.reason == "" && (tok.RevokedAt != nil || tok.RevokedReason != nil || tok.Status != "active"):
+					t.Errorf("%s: %s revoked at %v, want an active token", where, tok.Status, tok.RevokedAt)
+				case tc.reason != "" && (tok.Status != "revoked" || tok.RevokedAt == nil || tok.RevokedReason == nil || *tok.RevokedReason != tc.reason):
+					t.Errorf("%s: %s, revoked at %v reason %v, want revoked with reason %q", where, tok.Status, tok.RevokedAt, tok.RevokedReason, tc.reason)
+				case tc.at != nil && !tok.RevokedAt.Equal(*tc.at):
+					t.Errorf("%s: revoked at %v, want the revocation's %v", where, tok.RevokedAt, *tc.at)
+				}
+			}
+		})
+	}
+}
+
 // TestStateRoute drives GET /v1/state end to end over the stack's manual
 // clock: the state at an earlier instant shows tokens as they were then,
 // the state now agrees with the live listing, and only admins may ask.

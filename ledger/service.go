@@ -530,6 +530,7 @@ func view(tok *domain.Token, owner *domain.Owner, now time.Time) View {
 		OwnerRevoked: owner != nil && owner.Covers(tok),
 		UseCount:     tok.UseCount(),
 	}
+	v.OwnerRevocation, _ = owner.RevocationOf(tok)
 	v.LastUsedAt, _ = tok.LastUsedAt()
 	return v
 }

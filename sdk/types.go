@@ -28,8 +28,9 @@ type Token struct {
 	// AbsoluteExpiresAt is the cap a session's sliding expiry can never
 	// pass; absent for api tokens.
 	AbsoluteExpiresAt *time.Time `json:"absolute_expires_at,omitempty"`
-	// RevokedAt and RevokedReason tell the token's own revocation; both
-	// are null unless it was revoked by itself.
+	// RevokedAt and RevokedReason tell the token's revocation: its own
+	// when it was revoked by itself, else the owner-wide revocation that
+	// revoked it (OwnerRevoked); both are null while it is not revoked.
 	RevokedAt     *time.Time `json:"revoked_at"`
 	RevokedReason *string    `json:"revoked_reason"`
 	// OwnerRevoked reports that an owner-wide revocation covers the token.

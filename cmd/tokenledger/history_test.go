@@ -216,3 +216,67 @@ func TestHistoryOwnerBeyondTheProjection(t *testing.T) {
 		t.Errorf("stdout\n%s\nwant it to end with %q", r.stdout, want)
 	}
 }
+
+// TestTokenRevokedByItsOwnerCommands: for a token revoked by an owner-wide
+// revocation, `history --token` ends with that revocation and `token show`
+// tells when and why it was revoked.
+func TestTokenRevokedByItsOwnerCommands(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	ctx := context.Background()
+	api, err := sdk.New(s.URL, sdk.WithToken(s.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := api.Issue(ctx, sdk.IssueRequest{Owner: "alice", Name: "ci"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := api.RevokeOwner(ctx, "alice", sdk.OwnerRevokeRequest{Reason: "compromised"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asAdmin := []string{"TOKENLEDGER_SERVER=" + s.URL, tokenEnv + "=" + s.Admin}
+
+	r := runBinary(t, asAdmin, "history", "--token", a.ID)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("history: exit code %d, stderr %q", r.code, r.stderr)
+	}
+	body, _, _ := strings.Cut(r.stdout, "\n\n")
+	lines := strings.Split(body, "\n")
+	want := rev.RevokedBefore.UTC().Format(audit.TimeLayout) + "  all tokens revoked by token:" + s.AdminID.String() + " (owner admin), reason: compromised"
+	if len(lines) != 2 || lines[1] != want {
+		t.Errorf("history\n%s\nwant its last event %q", r.stdout, want)
+	}
+
+	r = runBinary(t, asAdmin, "token", "show", a.ID)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("token show: exit code %d, stderr %q", r.code, r.stderr)
+	}
+	for _, w := range []string{"Status:", "Revoked:", "Revoked reason:", "Owner revoked:"} {
+		line := ""
+		for l := range strings.Lines(r.stdout) {
+			if strings.HasPrefix(l, w) {
+				line = strings.TrimSpace(strings.TrimPrefix(l, w))
+			}
+		}
+		switch w {
+		case "Status:":
+			if line != "revoked" {
+				t.Errorf("%s %q, want revoked", w, line)
+			}
+		case "Revoked:":
+			if !strings.HasPrefix(line, rev.RevokedBefore.UTC().Format(time.RFC3339)) {
+				t.Errorf("%s %q, want the owner revocation's instant %s", w, line, rev.RevokedBefore.UTC().Format(time.RFC3339))
+			}
+		case "Revoked reason:":
+			if line != "compromised" {
+				t.Errorf("%s %q, want compromised", w, line)
+			}
+		case "Owner revoked:":
+			if line != "yes" {
+				t.Errorf("%s %q, want yes", w, line)
+			}
+		}
+	}
+}
