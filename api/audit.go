@@ -17,8 +17,9 @@ import (
 // *audit.Reader implements it.
 type AuditReader interface {
 	// OwnerHistory returns the owner's owner-wide events and the events of
-	// its tokens, in stream order (see audit.OwnerHistory).
-	OwnerHistory(ctx context.Context, owner domain.OwnerID) ([]domain.Envelope, error)
+	// its tokens, in stream order, complete up to the sequence it names
+	// (see audit.OwnerHistory).
+	OwnerHistory(ctx context.Context, owner domain.OwnerID) (audit.History, error)
 	// StateAt returns every token (of owner, unless nil) as it was at at
 	// (see audit.StateAt).
 	StateAt(ctx context.Context, at time.Time, owner *domain.OwnerID) (audit.Snapshot, error)
@@ -40,12 +41,18 @@ func (s *Server) ownerEvents(w http.ResponseWriter, r *http.Request, c ledger.Ca
 	if s.audit == nil {
 		return errors.New("no audit reader configured")
 	}
-	envs, err := s.audit.OwnerHistory(r.Context(), domain.OwnerID(owner))
+	h, err := s.audit.OwnerHistory(r.Context(), domain.OwnerID(owner))
 	if err != nil {
 		return auditError(err)
 	}
-	out := sdk.EventList{Items: make([]sdk.Event, 0, len(envs))}
-	for _, e := range envs {
+	return writeHistory(w, h)
+}
+
+// writeHistory answers a history: its events, without secrets' hashes,
+// and the sequence it is complete up to.
+func writeHistory(w http.ResponseWriter, h audit.History) error {
+	out := sdk.EventList{Items: make([]sdk.Event, 0, len(h.Events)), Sequence: h.Sequence}
+	for _, e := range h.Events {
 		ev, err := eventFromEnvelope(e)
 		if err != nil {
 			return err

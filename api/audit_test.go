@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -34,13 +35,19 @@ func TestOwnerEventsRoute(t *testing.T) {
 	bob := issue(t, s, admin, sdk.IssueRequest{Owner: "bob"})
 	s.WaitProjected(t)
 
-	// The expected history, from the routes that already exist.
+	// The expected history, from the tokens' histories (a's holds the
+	// owner-wide revocation that revoked it, which the owner's history
+	// holds once).
 	var want []sdk.Event
 	for _, id := range []string{a.ID, own.ID} {
 		res := do(t, s, req{method: "GET", path: "/v1/tokens/" + id + "/events", secret: admin})
 		var list sdk.EventList
 		res.decode(t, &list)
-		want = append(want, list.Items...)
+		for _, e := range list.Items {
+			if e.AggregateKind == "token" {
+				want = append(want, e)
+			}
+		}
 	}
 	slices.SortFunc(want, func(x, y sdk.Event) int { return int(x.Sequence) - int(y.Sequence) })
 
@@ -110,8 +117,12 @@ func TestOwnerEventsRoute(t *testing.T) {
 
 	t.Run("an owner without history", func(t *testing.T) {
 		res := do(t, s, req{method: "GET", path: "/v1/owners/" + url.PathEscape("team/nobody") + "/events", secret: admin})
-		if res.status != http.StatusOK || strings.TrimSpace(string(res.body)) != `{"items":[]}` {
-			t.Errorf("%d %s, want 200 and no events", res.status, res.body)
+		var got sdk.EventList
+		if res.status == http.StatusOK {
+			res.decode(t, &got)
+		}
+		if res.status != http.StatusOK || got.Items == nil || len(got.Items) != 0 || got.Sequence < s.LastSequence(t) {
+			t.Errorf("%d %s, want 200, no events and the stream's last sequence", res.status, res.body)
 		}
 	})
 
@@ -121,6 +132,151 @@ func TestOwnerEventsRoute(t *testing.T) {
 			t.Errorf("%d %s, want 404 not_found", res.status, res.body)
 		}
 	})
+}
+
+// TestOwnerEventsBeyondTheProjection: an owner's history is complete up to
+// the sequence it names even when the projector lags behind the stream:
+// tokens it has not projected yet are found in the stream.
+func TestOwnerEventsBeyondTheProjection(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	admin := s.Admin
+	projected := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "projected"})
+	s.WaitProjected(t)
+	s.StopProjector(t)
+
+	want := map[string]bool{projected.ID: true}
+	for i := range 6 {
+		tok := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: fmt.Sprint("lagging ", i)})
+		want[tok.ID] = true
+	}
+	issue(t, s, admin, sdk.IssueRequest{Owner: "bob"})
+	last := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "last"})
+	want[last.ID] = true
+	lastSeq := s.LastSequence(t)
+
+	for _, secret := range []string{admin, last.Secret} {
+		res := do(t, s, req{method: "GET", path: "/v1/owners/alice/events", secret: secret})
+		if res.status != http.StatusOK {
+			t.Fatalf("%d %s", res.status, res.body)
+		}
+		var got sdk.EventList
+		res.decode(t, &got)
+		issued := map[string]bool{}
+		for _, e := range got.Items {
+			if e.AggregateKind != "token" {
+				t.Errorf("unexpected event %+v", e)
+			}
+			if e.Type == "token.issued.v1" {
+				issued[e.AggregateID] = true
+			}
+			if e.Sequence > got.Sequence {
+				t.Errorf("event at %d after the history's sequence %d", e.Sequence, got.Sequence)
+			}
+		}
+		if !reflect.DeepEqual(issued, want) {
+			t.Errorf("issued events of %d tokens, want the %d of alice: %v", len(issued), len(want), issued)
+		}
+		if got.Sequence < lastSeq {
+			t.Errorf("history complete up to %d, want at least the last issue's %d", got.Sequence, lastSeq)
+		}
+	}
+}
+
+// TestTokenRevokedByItsOwner: a token revoked by an owner-wide revocation
+// has that revocation in its history, and its metadata tells the
+// revocation's instant and reason, alike from the ledger (GET
+// /v1/tokens/{id}) and from the read model (GET /v1/tokens). The first
+// revocation that covers a token is the one that revoked it; a token
+// revoked by itself before, or issued after, has none.
+func TestTokenRevokedByItsOwner(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	admin := s.Admin
+	revokeOwner := func(reason string) sdk.OwnerRevocation {
+		t.Helper()
+		res := do(t, s, req{method: "POST", path: "/v1/owners/alice/revoke", secret: admin, body: sdk.OwnerRevokeRequest{Reason: reason}})
+		if res.status != http.StatusOK {
+			t.Fatalf("revoke owner: %d %s", res.status, res.body)
+		}
+		var out sdk.OwnerRevocation
+		res.decode(t, &out)
+		return out
+	}
+	early := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "early"})
+	self := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "self"})
+	if res := do(t, s, req{method: "DELETE", path: "/v1/tokens/" + self.ID, secret: admin, body: sdk.RevokeRequest{Reason: "leaked"}}); res.status != http.StatusNoContent {
+		t.Fatalf("revoke: %d %s", res.status, res.body)
+	}
+	s.Clock.Advance(time.Minute)
+	first := revokeOwner("compromised")
+	s.Clock.Advance(time.Minute)
+	middle := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "middle"})
+	s.Clock.Advance(time.Minute)
+	second := revokeOwner("offboarded")
+	late := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "late"})
+	s.WaitProjected(t)
+
+	tests := []struct {
+		name   string
+		id     string
+		at     *time.Time
+		reason string
+		// owner is the reason of the owner event the history ends with.
+		owner string
+	}{
+		{"revoked by the first revocation", early.ID, &first.RevokedBefore, "compromised", "compromised"},
+		{"revoked by itself before", self.ID, nil, "leaked", ""},
+		{"revoked by the second revocation", middle.ID, &second.RevokedBefore, "offboarded", "offboarded"},
+		{"issued after both", late.ID, nil, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := do(t, s, req{method: "GET", path: "/v1/tokens/" + tc.id + "/events", secret: admin})
+			var h sdk.EventList
+			res.decode(t, &h)
+			var owner []sdk.Event
+			for _, e := range h.Items {
+				if e.AggregateKind == "owner" {
+					owner = append(owner, e)
+				}
+			}
+			switch {
+			case tc.owner == "" && len(owner) != 0:
+				t.Errorf("history holds owner events %+v, want none", owner)
+			case tc.owner != "" && (len(owner) != 1 || owner[0].Type != "owner.tokens_revoked.v1" ||
+				!strings.Contains(string(owner[0].Data), `"`+tc.owner+`"`) || h.Items[len(h.Items)-1].ID != owner[0].ID):
+				t.Errorf("history %s\nwant it to end with the revocation %q", res.body, tc.owner)
+			}
+			if h.Sequence < s.LastSequence(t) {
+				t.Errorf("history complete up to %d, want %d", h.Sequence, s.LastSequence(t))
+			}
+
+			var fromLedger sdk.Token
+			do(t, s, req{method: "GET", path: "/v1/tokens/" + tc.id, secret: admin}).decode(t, &fromLedger)
+			var page sdk.TokenPage
+			do(t, s, req{method: "GET", path: "/v1/tokens?owner=alice&limit=100", secret: admin}).decode(t, &page)
+			var fromList *sdk.Token
+			for i := range page.Items {
+				if page.Items[i].ID == tc.id {
+					fromList = &page.Items[i]
+				}
+			}
+			if fromList == nil {
+				t.Fatal("not in the list")
+			}
+			for where, tok := range map[string]sdk.Token{"GET /v1/tokens/{id}": fromLedger, "GET /v1/tokens": *fromList} {
+				switch {
+				case tc.reason == "" && (tok.RevokedAt != nil || tok.RevokedReason != nil || tok.Status != "active"):
+					t.Errorf("%s: %s revoked at %v, want an active token", where, tok.Status, tok.RevokedAt)
+				case tc.reason != "" && (tok.Status != "revoked" || tok.RevokedAt == nil || tok.RevokedReason == nil || *tok.RevokedReason != tc.reason):
+					t.Errorf("%s: %s, revoked at %v reason %v, want revoked with reason %q", where, tok.Status, tok.RevokedAt, tok.RevokedReason, tc.reason)
+				case tc.at != nil && !tok.RevokedAt.Equal(*tc.at):
+					t.Errorf("%s: revoked at %v, want the revocation's %v", where, tok.RevokedAt, *tc.at)
+				}
+			}
+		})
+	}
 }
 
 // TestStateRoute drives GET /v1/state end to end over the stack's manual

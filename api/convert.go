@@ -40,6 +40,9 @@ func tokenFromView(v ledger.View) sdk.Token {
 	if at, ok := t.RevokedAt(); ok {
 		reason := t.RevokedReason()
 		out.RevokedAt, out.RevokedReason = &at, &reason
+	} else if v.OwnerRevoked {
+		at, reason := v.OwnerRevocation.At, v.OwnerRevocation.Reason
+		out.RevokedAt, out.RevokedReason = &at, &reason
 	}
 	if id, ok := t.RotatedFrom(); ok {
 		s := id.String()
@@ -75,6 +78,9 @@ func tokenFromRow(r projections.TokenRow) sdk.Token {
 	if !r.RevokedAt.IsZero() {
 		reason := r.RevokedReason
 		out.RevokedAt, out.RevokedReason = timePtr(r.RevokedAt), &reason
+	} else if r.OwnerRevoked {
+		reason := r.OwnerRevokedReason
+		out.RevokedAt, out.RevokedReason = timePtr(r.OwnerRevokedAt), &reason
 	}
 	if r.RotatedFrom != (domain.TokenID{}) {
 		s := r.RotatedFrom.String()

@@ -213,20 +213,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c ledger.Caller)
 	if err != nil {
 		return err
 	}
-	envs, err := s.ledger.Events(r.Context(), c, id)
+	h, err := s.ledger.Events(r.Context(), c, id)
 	if err != nil {
 		return err
 	}
-	out := sdk.EventList{Items: make([]sdk.Event, 0, len(envs))}
-	for _, e := range envs {
-		ev, err := eventFromEnvelope(e)
-		if err != nil {
-			return err
-		}
-		out.Items = append(out.Items, ev)
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeHistory(w, h)
 }
 
 // revokeOwner answers POST /v1/owners/{owner}/revoke.

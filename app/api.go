@@ -234,7 +234,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Log:              log,
 		MaxBodyBytes:     cfg.MaxBodyBytes,
 		MutationTimeout:  cfg.MutationTimeout,
-		Audit:            audit.NewReader(store, read),
+		Audit:            audit.NewReader(store, read, cfg.ProjectionName),
 		Ready:            ready,
 		Degraded:         parts,
 		OpenAPI:          openAPIDocument(),

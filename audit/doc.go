@@ -16,12 +16,40 @@
 // when it is known. A token's secret, and the hash of it that token.issued
 // carries, never appear in an entry.
 //
+// Every history is complete up to a stream sequence that it names
+// (History.Sequence): the lifecycle stream's last sequence when the history
+// was started. Every event of the history stored at or before it is
+// included, and none stored after it, so an auditor knows exactly which
+// part of the stream an answer covers.
+//
+// TokenHistory gathers a token's own events and the owner-wide revocation
+// that revoked it: the first owner.tokens_revoked of its owner, in stream
+// order, that covers it (its token.issued precedes the revocation, or it
+// was created before the revocation's until; see domain.Owner.Covers),
+// unless the token had been revoked by itself before. That event changed
+// the token's status; later owner-wide revocations changed nothing for it
+// and are told in the owner's history only.
+//
 // OwnerHistory gathers everything of one owner: its owner-wide events
 // (owner.tokens_revoked) and every event of every token of the owner,
-// merged in stream order. The owner's tokens are found in the read model,
-// so a token issued within the projector's lag (not projected yet) is
-// missed until the projection has caught up; its events are still in the
-// stream and in the token's own history.
+// merged in stream order. Token subjects do not name the owner
+// (eventstore.Subjects), so the owner's tokens are found in two parts that
+// together are exact:
+//
+//   - the read model lists every token of the owner it has projected. It
+//     is read after its checkpoint C, the sequence of the last event the
+//     projection applied in the same transaction as its rows, so the list
+//     holds at least every token issued at or before C;
+//   - the stream from C+1 to the history's sequence is read with a
+//     subject filter that matches token.issued events only, and the tokens
+//     issued there for the owner are added.
+//
+// The second part costs what the projector's lag is (usually a few
+// events, and only token.issued events travel), not the length of the
+// stream; with the projector stopped it grows with the events appended
+// since. Each token's events are then loaded by the token's own subjects.
+// The read model being unavailable makes OwnerHistory fail rather than
+// answer an incomplete history.
 //
 // # State at an instant
 //

@@ -30,6 +30,9 @@ type ledger struct {
 	read  *projections.Store
 	// lifecycle and usage are the stored events of the two streams.
 	lifecycle, usage []domain.Envelope
+	// lagging: lifecycle events are stored but no longer projected, as
+	// when the projector stopped.
+	lagging bool
 }
 
 func newLedger(t testing.TB) *ledger {
@@ -78,10 +81,22 @@ func (l *ledger) appendAtomic(changes ...eventstore.Change) []domain.Envelope {
 
 func (l *ledger) project(stored []domain.Envelope) {
 	l.t.Helper()
+	if l.lagging {
+		l.lifecycle = append(l.lifecycle, stored...)
+		return
+	}
 	if _, err := l.read.ApplyBatch(context.Background(), lifecycleName, stored); err != nil {
 		l.t.Fatalf("apply batch: %v", err)
 	}
 	l.lifecycle = append(l.lifecycle, stored...)
+}
+
+// last returns the sequence of the last lifecycle event stored.
+func (l *ledger) last() uint64 {
+	if len(l.lifecycle) == 0 {
+		return 0
+	}
+	return l.lifecycle[len(l.lifecycle)-1].Sequence
 }
 
 // appendUsage appends usage events to the usage stream and projects them.

@@ -260,11 +260,16 @@ func StoreOwners(ctx context.Context, l TokenLoader) OwnerOf {
 	}
 }
 
-// HistorySource is the event store as OwnerHistory reads it;
-// *eventstore.Store implements it.
+// HistorySource is the event store as TokenHistory and OwnerHistory read
+// it; *eventstore.Store implements it.
 type HistorySource interface {
 	TokenLoader
 	LoadOwner(ctx context.Context, owner domain.OwnerID) ([]domain.Envelope, error)
+	// StreamLastSequence returns the lifecycle stream's last sequence.
+	StreamLastSequence(ctx context.Context) (uint64, error)
+	// ReadTokenEvents passes every event of type t on any token, from
+	// sequence from through through, in stream order, to fn.
+	ReadTokenEvents(ctx context.Context, t domain.EventType, from, through uint64, fn func(domain.Envelope) error) (last uint64, err error)
 }
 
 // TokenLister lists tokens of the read model; *projections.Store
@@ -273,47 +278,172 @@ type TokenLister interface {
 	List(ctx context.Context, f projections.ListFilter) (projections.Page, error)
 }
 
+// ReadModel is the read model as OwnerHistory reads it: the tokens it
+// lists and the checkpoint of the projection that wrote them.
+// *projections.Store implements it.
+type ReadModel interface {
+	TokenLister
+	// Checkpoint returns the sequence of the last event projection name
+	// has applied.
+	Checkpoint(ctx context.Context, name string) (uint64, error)
+}
+
+// History is a history complete up to a stream sequence.
+type History struct {
+	// Owner is the owner whose history it is, or the token's owner.
+	Owner domain.OwnerID
+	// Events are the events, in stream order, every one at or before
+	// Sequence.
+	Events []domain.Envelope
+	// Sequence is the lifecycle stream sequence the history is complete
+	// up to: every event of the history stored at or before it is in
+	// Events, and none stored after it.
+	Sequence uint64
+}
+
+// TokenHistory returns everything recorded of token id up to the stream's
+// last sequence when it starts: the token's own events and the owner-wide
+// revocation that revoked it (domain.Owner.RevocationOf), unless the token
+// had been revoked by itself before that revocation, merged in stream
+// order. Later owner-wide revocations, which change nothing for the token,
+// are in its owner's history only. A token never issued is
+// domain.ErrNotFound; other errors are the store's or the history's
+// (domain.ErrCorruptEvent), wrapped.
+func TokenHistory(ctx context.Context, src HistorySource, id domain.TokenID) (History, error) {
+	through, err := src.StreamLastSequence(ctx)
+	if err != nil {
+		return History{}, fmt.Errorf("history of token %s: %w", id, err)
+	}
+	events, err := src.LoadToken(ctx, id)
+	if err != nil {
+		return History{}, fmt.Errorf("history of token %s: %w", id, err)
+	}
+	events = upTo(events, through)
+	tok, err := domain.TokenFromHistory(events)
+	if err != nil {
+		return History{}, fmt.Errorf("history of token %s: %w", id, err)
+	}
+	ownerEvents, err := src.LoadOwner(ctx, tok.Owner())
+	if err != nil {
+		return History{}, fmt.Errorf("history of token %s: its owner: %w", id, err)
+	}
+	ownerEvents = upTo(ownerEvents, through)
+	owner, err := domain.OwnerFromHistory(tok.Owner(), ownerEvents)
+	if err != nil {
+		return History{}, fmt.Errorf("history of token %s: %w", id, err)
+	}
+	if rev, ok := owner.RevocationOf(tok); ok && !revokedBefore(events, rev.Sequence) {
+		for _, e := range ownerEvents {
+			if e.Sequence == rev.Sequence {
+				events = append(events, e)
+			}
+		}
+		slices.SortFunc(events, bySequence)
+	}
+	return History{Owner: tok.Owner(), Events: events, Sequence: through}, nil
+}
+
+// revokedBefore reports whether a token's events hold its own revocation
+// before stream sequence seq.
+func revokedBefore(events []domain.Envelope, seq uint64) bool {
+	for _, e := range events {
+		if e.Type == domain.TypeTokenRevoked && e.Sequence < seq {
+			return true
+		}
+	}
+	return false
+}
+
+// upTo returns the events, in stream order, at or before sequence through.
+func upTo(events []domain.Envelope, through uint64) []domain.Envelope {
+	i := len(events)
+	for i > 0 && events[i-1].Sequence > through {
+		i--
+	}
+	return events[:i]
+}
+
+func bySequence(a, b domain.Envelope) int { return cmp.Compare(a.Sequence, b.Sequence) }
+
 // loadWorkers is how many token histories OwnerHistory loads at once: each
 // load is a few round trips to the store.
 const loadWorkers = 8
 
-// OwnerHistory returns everything recorded of owner: its owner-wide events
-// and every event of every token of the owner, merged in stream order. The
-// owner's tokens are those the read model lists (paging through all of
-// them); each token's events are then loaded from the store, so they are as
-// complete as the store, but a token issued within the projector's lag is
-// not listed yet and its events are missing. An owner without any event
+// OwnerHistory returns everything recorded of owner up to the stream's last
+// sequence when it starts: its owner-wide events and every event of every
+// token of the owner, merged in stream order. An owner without any event
 // has an empty history. Errors are the store's or the read model's,
 // wrapped.
-func OwnerHistory(ctx context.Context, src HistorySource, read TokenLister, owner domain.OwnerID) ([]domain.Envelope, error) {
-	events, err := src.LoadOwner(ctx, owner)
+//
+// The owner's tokens are found in two parts (see the package doc): those
+// the read model lists, which hold every token issued up to the
+// checkpoint of projection, and those whose token.issued the stream holds
+// after that checkpoint, read from the stream with a subject filter. Each
+// token's events are then loaded from the store.
+func OwnerHistory(ctx context.Context, src HistorySource, read ReadModel, projection string, owner domain.OwnerID) (History, error) {
+	fail := func(err error) (History, error) {
+		return History{}, fmt.Errorf("history of owner %q: %w", owner, err)
+	}
+	// The checkpoint is read first: the listing that follows then holds
+	// at least every token issued up to it, whatever the projector does
+	// meanwhile.
+	checkpoint, err := read.Checkpoint(ctx, projection)
 	if err != nil {
-		return nil, fmt.Errorf("history of owner %q: %w", owner, err)
+		return fail(fmt.Errorf("read model checkpoint: %w", err))
+	}
+	through, err := src.StreamLastSequence(ctx)
+	if err != nil {
+		return fail(err)
 	}
 	var ids []domain.TokenID
+	seen := map[domain.TokenID]bool{}
+	add := func(id domain.TokenID) {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
 	f := projections.ListFilter{Owner: &owner, Limit: projections.MaxListLimit}
 	for {
 		page, err := read.List(ctx, f)
 		if err != nil {
-			return nil, fmt.Errorf("history of owner %q: list its tokens: %w", owner, err)
+			return fail(fmt.Errorf("list its tokens: %w", err))
 		}
 		for _, row := range page.Items {
-			ids = append(ids, row.ID)
+			add(row.ID)
 		}
 		if page.NextCursor == "" {
 			break
 		}
 		f.Cursor = page.NextCursor
 	}
+	if checkpoint < through {
+		_, err := src.ReadTokenEvents(ctx, domain.TypeTokenIssued, checkpoint+1, through, func(e domain.Envelope) error {
+			if d, ok := payload[domain.TokenIssued](e); ok && d.Owner == owner {
+				if id, ok := e.TokenID(); ok {
+					add(id)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(fmt.Errorf("tokens issued after the read model's checkpoint %d: %w", checkpoint, err))
+		}
+	}
+	events, err := src.LoadOwner(ctx, owner)
+	if err != nil {
+		return fail(err)
+	}
+	events = upTo(events, through)
 	tokens, err := loadTokens(ctx, src, ids)
 	if err != nil {
-		return nil, fmt.Errorf("history of owner %q: %w", owner, err)
+		return fail(err)
 	}
 	for _, h := range tokens {
-		events = append(events, h...)
+		events = append(events, upTo(h, through)...)
 	}
-	slices.SortFunc(events, func(a, b domain.Envelope) int { return cmp.Compare(a.Sequence, b.Sequence) })
-	return events, nil
+	slices.SortFunc(events, bySequence)
+	return History{Owner: owner, Events: events, Sequence: through}, nil
 }
 
 // loadTokens loads the histories of ids, loadWorkers at a time, and

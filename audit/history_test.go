@@ -253,11 +253,11 @@ func TestHistoryOfTokenAndOwner(t *testing.T) {
 
 	t.Run("owner", func(t *testing.T) {
 		t.Parallel()
-		events, err := audit.OwnerHistory(ctx, l.store, l.read, "alice")
+		h, err := audit.OwnerHistory(ctx, l.store, l.read, lifecycleName, "alice")
 		if err != nil {
 			t.Fatal(err)
 		}
-		entries := audit.Timeline(events, audit.NewReader(l.store, l.read).Owners(ctx))
+		entries := audit.Timeline(h.Events, audit.NewReader(l.store, l.read, lifecycleName).Owners(ctx))
 		want := []string{
 			lineA["issued"], lineA["set"], lineA["rotated"],
 			"2026-11-23 10:00:03  issued by " + adminActor + " for owner alice, rotated from " + a.ID().String() + `, name "ci", scopes repo:read repo:write, expires 2026-12-23 10:00:03`,
@@ -279,11 +279,34 @@ func TestHistoryOfTokenAndOwner(t *testing.T) {
 		}
 	})
 
+	t.Run("token revoked by its owner", func(t *testing.T) {
+		t.Parallel()
+		// a (and s) were revoked by themselves before the owner-wide
+		// revocation, which changed nothing for them; it revoked b.
+		h, err := audit.TokenHistory(ctx, l.store, a.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkLines(t, audit.Timeline(h.Events, audit.StoreOwners(ctx, l.store)),
+			[]string{lineA["issued"], lineA["set"], lineA["rotated"], lineA["revoked"]})
+		h, err = audit.TokenHistory(ctx, l.store, b.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkLines(t, audit.Timeline(h.Events, audit.StoreOwners(ctx, l.store)), []string{
+			"2026-11-23 10:00:03  issued by " + adminActor + " for owner alice, rotated from " + a.ID().String() + `, name "ci", scopes repo:read repo:write, expires 2026-12-23 10:00:03`,
+			"2026-11-24 09:00:03  all tokens revoked by " + unknown + ", reason: compromised, no new tokens until 2026-11-25 00:00:00",
+		})
+		if h.Owner != "alice" || h.Sequence != l.last() {
+			t.Errorf("history of owner %q up to %d, want alice up to %d", h.Owner, h.Sequence, l.last())
+		}
+	})
+
 	t.Run("owner without events", func(t *testing.T) {
 		t.Parallel()
-		events, err := audit.OwnerHistory(ctx, l.store, l.read, "nobody")
-		if err != nil || len(events) != 0 {
-			t.Fatalf("history of an owner without events: %d events, %v", len(events), err)
+		h, err := audit.OwnerHistory(ctx, l.store, l.read, lifecycleName, "nobody")
+		if err != nil || len(h.Events) != 0 || h.Sequence != l.last() {
+			t.Fatalf("history of an owner without events: %d events up to %d, %v", len(h.Events), h.Sequence, err)
 		}
 	})
 }
@@ -315,3 +338,88 @@ func checkLines(t *testing.T, entries []audit.Entry, want []string) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestOwnerHistoryBeyondTheCheckpoint: with the projection stopped at some
+// point, an owner's history still holds every event of every token of the
+// owner up to the sequence it names: those the read model lists and those
+// issued after its checkpoint, found in the stream.
+func TestOwnerHistoryBeyondTheCheckpoint(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	ctx := context.Background()
+	policy := domain.DefaultPolicy()
+	m := domain.Meta{Actor: "admin:test", CorrelationID: "req-1"}
+	alice, bob := domain.NewOwner("alice"), domain.NewOwner("bob")
+	issue := func(o *domain.Owner, offset time.Duration) *domain.Token {
+		t.Helper()
+		tok, _, err := domain.IssueToken(policy, o, domain.IssueRequest{Owner: o.ID()}, m, at(offset), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.issue(tok, o)
+		return tok
+	}
+	history := func(t *testing.T) audit.History {
+		t.Helper()
+		h, err := audit.OwnerHistory(ctx, l.store, l.read, lifecycleName, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Sequence != l.last() {
+			t.Errorf("history complete up to %d, want the stream's last sequence %d", h.Sequence, l.last())
+		}
+		return h
+	}
+	// want is alice's events in l.lifecycle, in stream order.
+	want := func() []domain.Envelope {
+		mine := map[string]bool{}
+		var out []domain.Envelope
+		for _, e := range l.lifecycle {
+			if d, ok := e.Data.(domain.TokenIssued); ok && d.Owner == "alice" {
+				mine[e.AggregateID] = true
+			}
+			if mine[e.AggregateID] && e.AggregateKind == domain.AggregateToken || e.AggregateKind == domain.AggregateOwner && e.AggregateID == "alice" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	check := func(t *testing.T, name string) {
+		t.Helper()
+		h := history(t)
+		w := want()
+		if len(h.Events) != len(w) {
+			t.Fatalf("%s: %d events, want %d", name, len(h.Events), len(w))
+		}
+		for i := range w {
+			if h.Events[i].ID != w[i].ID || h.Events[i].Sequence != w[i].Sequence {
+				t.Errorf("%s: event %d is %s at %d, want %s at %d", name, i, h.Events[i].Type, h.Events[i].Sequence, w[i].Type, w[i].Sequence)
+			}
+		}
+	}
+
+	a := issue(alice, 0)
+	issue(bob, time.Second)
+	check(t, "all projected")
+
+	l.lagging = true
+	if err := a.SetExpiry(policy, ptr(at(time.Hour)), m, at(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	l.change(a)
+	check(t, "no token issued after the checkpoint")
+
+	for i := range 5 {
+		issue(alice, time.Duration(2+i)*time.Minute)
+	}
+	issue(bob, 10*time.Minute)
+	if err := alice.RevokeTokens(nil, "compromised", m, at(11*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	l.revokeOwner(alice)
+	issue(alice, 12*time.Minute)
+	check(t, "tokens issued after the checkpoint")
+	if n := len(history(t).Events); n != 9 {
+		t.Errorf("%d events, want alice's 7 issues, 1 expiry and 1 revocation", n)
+	}
+}

@@ -203,18 +203,25 @@ type Store interface {
 // and, to find an owner's tokens, its read model. A Reader is safe for
 // concurrent use.
 type Reader struct {
-	store Store
-	read  TokenLister
+	store      Store
+	read       ReadModel
+	projection string
 }
 
-// NewReader returns a Reader of store and read.
-func NewReader(store Store, read TokenLister) *Reader {
-	return &Reader{store: store, read: read}
+// NewReader returns a Reader of store and read, whose tokens the lifecycle
+// projection named projection writes.
+func NewReader(store Store, read ReadModel, projection string) *Reader {
+	return &Reader{store: store, read: read, projection: projection}
 }
 
 // OwnerHistory is OwnerHistory on the Reader's store and read model.
-func (r *Reader) OwnerHistory(ctx context.Context, owner domain.OwnerID) ([]domain.Envelope, error) {
-	return OwnerHistory(ctx, r.store, r.read, owner)
+func (r *Reader) OwnerHistory(ctx context.Context, owner domain.OwnerID) (History, error) {
+	return OwnerHistory(ctx, r.store, r.read, r.projection, owner)
+}
+
+// TokenHistory is TokenHistory on the Reader's store.
+func (r *Reader) TokenHistory(ctx context.Context, id domain.TokenID) (History, error) {
+	return TokenHistory(ctx, r.store, id)
 }
 
 // StateAt is StateAt on the Reader's store.

@@ -25,6 +25,39 @@ type ownerState struct {
 	until     time.Time
 	reason    string
 	version   uint64
+	// revocations are every revocation, in stream order.
+	revocations []Revocation
+}
+
+// Revocation is one owner-wide revocation as the owner's history recorded
+// it (an owner.tokens_revoked event).
+type Revocation struct {
+	// Sequence is the stream sequence of the event; zero while it is
+	// pending.
+	Sequence uint64
+	// At is the instant of the revocation (its RevokedBefore).
+	At time.Time
+	// Until is the "no new tokens before" instant it set; zero if none.
+	Until time.Time
+	// Reason is the reason given, if any.
+	Reason string
+	// Actor is who revoked.
+	Actor string
+}
+
+// covers reports whether this one revocation revokes t, an issued token of
+// its owner, by the rule of Owner.Covers.
+func (r Revocation) covers(t *Token) bool {
+	switch {
+	case !r.Until.IsZero() && t.st.createdAt.Before(r.Until):
+		return true
+	case r.Sequence == 0:
+		return true
+	case t.st.issuedSequence == 0:
+		return false
+	default:
+		return t.st.issuedSequence < r.Sequence
+	}
 }
 
 // NewOwner returns the aggregate of an owner without history.
@@ -76,6 +109,26 @@ func (o *Owner) RevokedBeforeSequence() uint64 { return o.st.watermark }
 // revocation set one. Of several revocations the latest until wins.
 func (o *Owner) Until() (at time.Time, ok bool) { return o.st.until, !o.st.until.IsZero() }
 
+// Revocations returns every owner-wide revocation of the owner, in stream
+// order, in a new slice.
+func (o *Owner) Revocations() []Revocation { return slices.Clone(o.st.revocations) }
+
+// RevocationOf returns the owner-wide revocation that revoked t: the first,
+// in stream order, that covers t by the rule of Covers. ok is false when
+// none does (exactly when Covers is false). Later revocations cover t too
+// but change nothing for it.
+func (o *Owner) RevocationOf(t *Token) (r Revocation, ok bool) {
+	if o == nil || t == nil || !t.st.issued || t.st.owner != o.st.id {
+		return Revocation{}, false
+	}
+	for _, r := range o.st.revocations {
+		if r.covers(t) {
+			return r, true
+		}
+	}
+	return Revocation{}, false
+}
+
 // Reason returns the reason of the latest owner-wide revocation.
 func (o *Owner) Reason() string { return o.st.reason }
 
@@ -88,17 +141,27 @@ func (o *Owner) Version() uint64 { return o.st.version }
 func (o *Owner) Changes() []Envelope { return slices.Clone(o.changes) }
 
 // MarkStored records that the pending Changes were appended at the given
-// stream sequences, one per change and in order, and clears them; Version and
-// RevokedBeforeSequence take the stored sequences. The sequences must
+// stream sequences, one per change and in order, and clears them; Version,
+// RevokedBeforeSequence and the pending Revocations take the stored
+// sequences. The sequences must
 // increase and follow Version; otherwise nothing changes and the error wraps
 // ErrInvalidArgument.
 func (o *Owner) MarkStored(sequences ...uint64) error {
 	if err := checkStored(len(o.changes), o.st.version, sequences); err != nil {
 		return fmt.Errorf("owner %q: %w", truncateForError(string(o.st.id)), err)
 	}
+	pending := 0
+	for pending < len(o.st.revocations) && o.st.revocations[len(o.st.revocations)-1-pending].Sequence == 0 {
+		pending++
+	}
+	next := len(o.st.revocations) - pending
 	for i, seq := range sequences {
 		if o.changes[i].Type == TypeOwnerTokensRevoked {
 			o.st.watermark = seq
+			if next < len(o.st.revocations) {
+				o.st.revocations[next].Sequence = seq
+				next++
+			}
 		}
 	}
 	if n := len(sequences); n > 0 {
@@ -165,7 +228,8 @@ func (o *Owner) revokeTokens(until *time.Time, reason string, m Meta, now time.T
 // ignores events of other aggregates. The latest revocation in stream order
 // sets the watermark (its sequence; zero while pending), RevokedBefore and
 // Reason; Until becomes the later of the old and the new one, so a
-// revocation never shortens a ban. A stored event moves Version.
+// revocation never shortens a ban. Every revocation is added to
+// Revocations. A stored event moves Version.
 func (o *Owner) Apply(e Envelope) {
 	if e.AggregateKind != AggregateOwner || e.AggregateID != string(o.st.id) {
 		return
@@ -187,6 +251,11 @@ func (o *Owner) Apply(e Envelope) {
 	if d.Until != nil && d.Until.After(o.st.until) {
 		o.st.until = *d.Until
 	}
+	r := Revocation{Sequence: e.Sequence, At: d.RevokedBefore, Reason: d.Reason, Actor: e.Actor}
+	if d.Until != nil {
+		r.Until = *d.Until
+	}
+	o.st.revocations = append(o.st.revocations, r)
 }
 
 // Covers reports whether an owner-wide revocation revokes t: t is this

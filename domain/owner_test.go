@@ -169,6 +169,58 @@ func TestOwnerLatestRevocationWins(t *testing.T) {
 	}
 }
 
+// TestOwnerRevocationOf: the revocation that revoked a token is the first
+// one, in stream order, that covers it; later ones change nothing for it.
+func TestOwnerRevocationOf(t *testing.T) {
+	t.Parallel()
+	p := DefaultPolicy()
+	var s stream
+	owner := NewOwner("alice")
+	a, _ := issue(t, p, nil, IssueRequest{}, t0)
+	s.store(t, a)
+	first := Meta{Actor: "token:first", CorrelationID: "req-1"}
+	wantErr(t, owner.RevokeTokens(nil, "first", first, t0.Add(time.Minute)), nil)
+	s.store(t, owner)
+	b, _ := issue(t, p, nil, IssueRequest{}, t0.Add(time.Hour))
+	s.store(t, b)
+	wantErr(t, owner.RevokeTokens(nil, "second", testMeta, t0.Add(2*time.Hour)), nil)
+	s.store(t, owner)
+	c, _ := issue(t, p, nil, IssueRequest{}, t0.Add(3*time.Hour))
+	s.store(t, c)
+	bob, _ := issue(t, p, nil, IssueRequest{Owner: "bob"}, t0)
+	s.store(t, bob)
+
+	revs := owner.Revocations()
+	if len(revs) != 2 || revs[0].Reason != "first" || revs[1].Reason != "second" || revs[0].Sequence == 0 || revs[1].Sequence <= revs[0].Sequence {
+		t.Fatalf("Revocations() = %+v", revs)
+	}
+	for _, tc := range []struct {
+		name   string
+		tok    *Token
+		reason string
+	}{
+		{"issued before both: the first", a, "first"},
+		{"issued between them: the second", b, "second"},
+		{"issued after both: none", c, ""},
+		{"another owner's: none", bob, ""},
+	} {
+		r, ok := owner.RevocationOf(tc.tok)
+		if ok != owner.Covers(tc.tok) || r.Reason != tc.reason {
+			t.Errorf("%s: RevocationOf = %+v, %v (Covers %v), want reason %q", tc.name, r, ok, owner.Covers(tc.tok), tc.reason)
+		}
+	}
+	if r, _ := owner.RevocationOf(a); r.Actor != first.Actor || !r.At.Equal(NormalizeTime(t0.Add(time.Minute))) {
+		t.Errorf("RevocationOf(a) = %+v, want the first revocation's actor and instant", r)
+	}
+	rebuilt, err := OwnerFromHistory("alice", s.of(AggregateOwner, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(rebuilt.Revocations(), revs) {
+		t.Fatalf("rebuilt revocations %+v, live %+v", rebuilt.Revocations(), revs)
+	}
+}
+
 // TestOwnerUntilBlocksAndCovers: a ban refuses new tokens until it ends and
 // revokes any token created before it ends, whatever its sequence.
 func TestOwnerUntilBlocksAndCovers(t *testing.T) {

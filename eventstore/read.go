@@ -290,29 +290,63 @@ func (s *Store) read(ctx context.Context, from uint64, until time.Time, fn func(
 	if !until.IsZero() {
 		untilNanos = until.UnixNano()
 	}
-	return s.consume(ctx, s.stream, s.cfg.Stream, from, end, untilNanos, fn)
+	return s.consume(ctx, s.stream, s.cfg.Stream, "", from, end, untilNanos, fn)
+}
+
+// ReadTokenEvents passes every lifecycle event of type t on any token, from
+// stream sequence from (1 when 0) through through, in stream order, to fn.
+// It returns the sequence of the last event fn accepted (from-1 when none).
+// Errors are as for Read.
+//
+// The stream is read with a subject filter (Subjects.TokenTypeFilter), so
+// the server skips every other event and only the matching ones travel;
+// the server still walks the range, so the cost grows with through-from.
+// It is meant for short ranges, such as the events a projection has not
+// applied yet.
+func (s *Store) ReadTokenEvents(ctx context.Context, t domain.EventType, from, through uint64, fn func(domain.Envelope) error) (last uint64, err error) {
+	if from == 0 {
+		from = 1
+	}
+	filter, err := s.subj.TokenTypeFilter(t)
+	if err != nil {
+		return from - 1, fmt.Errorf("read %s events: %w", t, err)
+	}
+	if from > through {
+		return from - 1, nil
+	}
+	return s.consume(ctx, s.stream, s.cfg.Stream, filter, from, through, 0, fn)
 }
 
 // consume passes the events of stream (named name) from sequence from
-// through end to fn, in order, with an ordered consumer. It stops after end,
+// through end to fn, in order, with an ordered consumer, only those on
+// subjects matching filter unless it is empty. It stops after end,
 // at the first event stored later than untilNanos (when not zero), when the
 // server says nothing is pending after a message (events that aged out of
 // a stream with a retention never arrive), or at the first error. It returns
 // the sequence of the last event fn accepted (from-1 when none).
-func (s *Store) consume(ctx context.Context, stream jetstream.Stream, name string, from, end uint64, untilNanos int64,
+func (s *Store) consume(ctx context.Context, stream jetstream.Stream, name, filter string, from, end uint64, untilNanos int64,
 	fn func(domain.Envelope) error) (uint64, error) {
 	last := from - 1
-	cctx, cancel := s.withTimeout(ctx)
-	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+	cfg := jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       from,
 		InactiveThreshold: 30 * time.Second,
-	})
+	}
+	if filter != "" {
+		cfg.FilterSubjects = []string{filter}
+	}
+	cctx, cancel := s.withTimeout(ctx)
+	cons, err := stream.OrderedConsumer(cctx, cfg)
 	cancel()
 	if err != nil {
 		return last, fmt.Errorf("read %s from %d: %w", name, from, err)
 	}
 	defer s.deleteConsumer(name, cons)
+	if info := cons.CachedInfo(); filter != "" && info != nil && info.NumPending == 0 {
+		// Nothing matches from the start sequence on: waiting for a
+		// message would wait for the next matching append.
+		return last, nil
+	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.ReadBatch))
 	if err != nil {
 		return last, fmt.Errorf("read %s from %d: %w", name, from, err)
@@ -336,7 +370,7 @@ func (s *Store) consume(ctx context.Context, stream jetstream.Stream, name strin
 			}
 			seq, ts, pending = md.Sequence.Stream, md.Timestamp.UnixNano(), md.NumPending
 		}
-		if untilNanos != 0 && ts > untilNanos {
+		if untilNanos != 0 && ts > untilNanos || seq > end {
 			return last, nil
 		}
 		if err := ctx.Err(); err != nil {

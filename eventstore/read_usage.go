@@ -33,7 +33,7 @@ func (s *Store) ReadUsage(ctx context.Context, from uint64, fn func(domain.Envel
 	if info.State.Msgs == 0 || from > end {
 		return last, nil
 	}
-	return s.consume(ctx, s.usage, s.cfg.UsageStream, from, end, 0, fn)
+	return s.consume(ctx, s.usage, s.cfg.UsageStream, "", from, end, 0, fn)
 }
 
 // parseAckReplyPending extracts the stream sequence, the storage time and

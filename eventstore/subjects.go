@@ -118,6 +118,15 @@ func (s Subjects) TokenFilter(id domain.TokenID) string {
 	return s.prefix + ".token." + id.String() + ".*"
 }
 
+// TokenTypeFilter matches every lifecycle event of type t, of any token.
+func (s Subjects) TokenTypeFilter(t domain.EventType) (string, error) {
+	name, err := EventName(t)
+	if err != nil {
+		return "", err
+	}
+	return s.prefix + ".token.*." + name, nil
+}
+
 // OwnerSubject is the subject an event of type t on owner is stored on.
 func (s Subjects) OwnerSubject(owner domain.OwnerID, t domain.EventType) (string, error) {
 	if err := domain.ValidateOwner(owner); err != nil {

@@ -48,8 +48,11 @@ type View struct {
 	// Now is the instant Status was decided at.
 	Now    time.Time
 	Status domain.Status
-	// OwnerRevoked reports that an owner-wide revocation covers the token.
-	OwnerRevoked bool
+	// OwnerRevoked reports that an owner-wide revocation covers the token;
+	// OwnerRevocation is then the one that revoked it (see
+	// domain.Owner.RevocationOf).
+	OwnerRevoked    bool
+	OwnerRevocation domain.Revocation
 	// LastUsedAt is the latest recorded use (zero: never used); UseCount
 	// the number of recorded uses.
 	LastUsedAt time.Time

@@ -30,6 +30,9 @@
 // # Reads
 //
 // Get and Events read the event store, so they reflect every acknowledged
-// write; usage counters come from the read model. List reads the read model
+// write; usage counters come from the read model. Events is the token's
+// history as package audit assembles it (audit.TokenHistory): its own
+// events and the owner-wide revocation that revoked it, complete up to the
+// stream sequence it names. List reads the read model
 // in PostgreSQL, which follows the stream within the projector's lag.
 package ledger

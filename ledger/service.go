@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"time"
 
+	"github.com/tokenledger/tokenledger/audit"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
@@ -370,20 +371,25 @@ func (s *Service) List(ctx context.Context, c Caller, f projections.ListFilter) 
 	return p, nil
 }
 
-// Events returns token id's stored history, oldest first.
-func (s *Service) Events(ctx context.Context, c Caller, id domain.TokenID) ([]domain.Envelope, error) {
-	events, err := s.cfg.Store.LoadToken(ctx, id)
-	if err != nil {
-		return nil, storeErr(err)
+// Events returns token id's history, complete up to the stream sequence it
+// names: its stored events and the owner-wide revocation that revoked it,
+// in stream order (see audit.TokenHistory). Another owner's token is
+// ErrNotFound for a non-admin caller.
+func (s *Service) Events(ctx context.Context, c Caller, id domain.TokenID) (audit.History, error) {
+	h, err := audit.TokenHistory(ctx, s.cfg.Store, id)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return audit.History{}, fmt.Errorf("token %s: %w", id, domain.ErrNotFound)
+	case errors.Is(err, domain.ErrCorruptEvent), errors.Is(err, domain.ErrUnknownEventType),
+		errors.Is(err, domain.ErrInvalidArgument):
+		return audit.History{}, err
+	case err != nil:
+		return audit.History{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	tok, err := domain.TokenFromHistory(events)
-	if err != nil {
-		return nil, s.notFoundOr(id, err)
+	if !c.mayManage(h.Owner) {
+		return audit.History{}, fmt.Errorf("token %s: %w", id, domain.ErrNotFound)
 	}
-	if !c.mayManage(tok.Owner()) {
-		return nil, fmt.Errorf("token %s: %w", id, domain.ErrNotFound)
-	}
-	return events, nil
+	return h, nil
 }
 
 // retry runs decide until it succeeds, fails with anything but a store
@@ -570,6 +576,7 @@ func view(tok *domain.Token, owner *domain.Owner, now time.Time) View {
 		OwnerRevoked: owner != nil && owner.Covers(tok),
 		UseCount:     tok.UseCount(),
 	}
+	v.OwnerRevocation, _ = owner.RevocationOf(tok)
 	v.LastUsedAt, _ = tok.LastUsedAt()
 	return v
 }

@@ -263,7 +263,7 @@ func writeFold(ctx context.Context, tx pgx.Tx, ts *tableSet, f *batchFold) (*pgx
 		})
 	}
 	if len(own.owners) > 0 {
-		b.Queue(ts.upsertOwners, own.owners, own.revokedBefore, own.revokedBeforeSeq, own.until, own.reason, own.lastSeq)
+		b.Queue(ts.upsertOwners, own.owners, own.revokedBefore, own.revokedBeforeSeq, own.until, own.reason, own.lastSeq, own.revocations)
 	}
 	return b, nil
 }
@@ -295,6 +295,7 @@ type ownerUpserts struct {
 	until                     []pgtype.Timestamptz
 	reason                    []pgtype.Text
 	revokedBeforeSeq, lastSeq []int64
+	revocations               [][]byte
 }
 
 func (u *ownerUpserts) add(o *OwnerRevocationRow) {
@@ -304,4 +305,5 @@ func (u *ownerUpserts) add(o *OwnerRevocationRow) {
 	u.until = append(u.until, timestamptzArg(o.Until))
 	u.reason = append(u.reason, textArg(o.Reason))
 	u.lastSeq = append(u.lastSeq, int64(o.LastSeq))
+	u.revocations = append(u.revocations, revocationsArg(o.Revocations))
 }

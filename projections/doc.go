@@ -23,7 +23,9 @@
 //     its count to use_count, whatever the token's status.
 //   - owner.tokens_revoked upserts the owner's row in owner_revocations:
 //     revoked_before, revoked_before_seq (the event's sequence) and reason
-//     take the new values, until becomes the later of the old and new ones.
+//     take the new values, until becomes the later of the old and new ones,
+//     and the revocation is added to the row's list of every revocation
+//     (revocations), as domain.Owner.Revocations.
 //   - Events of tokens never issued are ignored and leave no trace.
 //   - last_seq of a row is the sequence of the last event of its aggregate
 //     at or after its creation, whether or not that event changed anything
@@ -33,7 +35,11 @@
 // row and an instant: revoked if it was revoked or an owner revocation
 // covers it (its issued event precedes the revocation in the stream, or it
 // was created before the revocation's until), else expired if its expiry is
-// at or before the instant, else active.
+// at or before the instant, else active. A token an owner revocation covers
+// is told the instant and reason of the revocation that revoked it, the
+// first of the owner's list that covers it (TokenRow.OwnerRevokedAt), as
+// domain.Owner.RevocationOf tells it: no token row is written for an
+// owner-wide revocation.
 //
 // Reads: Get and List for the API, Snapshot for validators (every row and
 // the checkpoint they reflect, read in one REPEATABLE READ transaction).

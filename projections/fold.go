@@ -2,6 +2,7 @@ package projections
 
 import (
 	"math"
+	"slices"
 
 	"github.com/tokenledger/tokenledger/domain"
 )
@@ -135,6 +136,7 @@ func applyOwner(ent *ownerEntry, id domain.OwnerID, e domain.Envelope) {
 	if d.Until != nil && d.Until.After(r.Until) {
 		r.Until = *d.Until
 	}
+	r.Revocations = append(slices.Clip(r.Revocations), RevocationEntry{Sequence: e.Sequence, At: d.RevokedBefore, Until: deref(d.Until), Reason: d.Reason})
 }
 
 // addSaturating adds n uses to count, stopping at the largest bigint.

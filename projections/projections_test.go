@@ -294,7 +294,11 @@ func TestEventEffects(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := projections.OwnerRevocationRow{Owner: "alice", RevokedBefore: st.events[2].Time, RevokedBeforeSeq: 3, Reason: "compromised", LastSeq: 3}
+				if !before.OwnerRevokedAt.Equal(st.events[2].Time) || before.OwnerRevokedReason != "compromised" || !after.OwnerRevokedAt.IsZero() {
+					t.Errorf("owner revocation told: before %v %q, after %v", before.OwnerRevokedAt, before.OwnerRevokedReason, after.OwnerRevokedAt)
+				}
+				want := projections.OwnerRevocationRow{Owner: "alice", RevokedBefore: st.events[2].Time, RevokedBeforeSeq: 3, Reason: "compromised", LastSeq: 3,
+					Revocations: []projections.RevocationEntry{{Sequence: 3, At: st.events[2].Time, Reason: "compromised"}}}
 				if d := projectionstest.DiffOwner(want, o); d != "" {
 					t.Error(d)
 				}
@@ -321,8 +325,14 @@ func TestEventEffects(t *testing.T) {
 				if !o.Until.Equal(st.events[0].Time.Add(9*time.Minute)) || o.Reason != "again" || o.RevokedBeforeSeq != 3 || o.LastSeq != 3 {
 					t.Errorf("owner row %+v: want the first until, the last reason and sequence", o)
 				}
-				if r := get(t, s, ids[0]); r.Status != domain.StatusRevoked || !r.OwnerRevoked {
-					t.Errorf("token created before until: status %s", r.Status)
+				// The first revocation covers it (by its until): it is the one
+				// that revoked the token, whatever came after.
+				if r := get(t, s, ids[0]); r.Status != domain.StatusRevoked || !r.OwnerRevoked ||
+					!r.OwnerRevokedAt.Equal(st.events[0].Time) || r.OwnerRevokedReason != "ban" {
+					t.Errorf("token created before until: status %s, revoked by %v %q", r.Status, r.OwnerRevokedAt, r.OwnerRevokedReason)
+				}
+				if len(o.Revocations) != 3 || o.Revocations[1].Reason != "shorter" || o.Revocations[2].Sequence != 3 {
+					t.Errorf("revocations %+v: want all three in stream order", o.Revocations)
 				}
 				if r := get(t, s, ids[1]); r.Status != domain.StatusActive {
 					t.Errorf("token created after until: status %s", r.Status)

@@ -73,7 +73,11 @@ func (s *Store) Get(ctx context.Context, id domain.TokenID) (TokenRow, error) {
 		return TokenRow{}, fmt.Errorf("get token %s: %w", id, err)
 	}
 	r := sc.row()
-	r.resolveStatus(sc.ownerOfScan(&r), domain.NormalizeTime(s.clock.Now()))
+	owner, err := sc.ownerOfScan(&r)
+	if err != nil {
+		return TokenRow{}, fmt.Errorf("get token %s: %w", id, err)
+	}
+	r.resolveStatus(owner, domain.NormalizeTime(s.clock.Now()))
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return TokenRow{}, fmt.Errorf("get token %s: %w", id, err)
@@ -148,7 +152,11 @@ func (s *Store) List(ctx context.Context, f ListFilter) (Page, error) {
 			return Page{}, fmt.Errorf("list tokens: %w", err)
 		}
 		r := sc.row()
-		r.resolveStatus(sc.ownerOfScan(&r), now)
+		owner, err := sc.ownerOfScan(&r)
+		if err != nil {
+			return Page{}, fmt.Errorf("list tokens: %w", err)
+		}
+		r.resolveStatus(owner, now)
 		page.Items = append(page.Items, r)
 	}
 	rows.Close()

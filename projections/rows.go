@@ -57,6 +57,12 @@ type TokenRow struct {
 	// OwnerRevoked reports that an owner-wide revocation covers the token
 	// (whether or not it was also revoked by itself).
 	OwnerRevoked bool
+	// OwnerRevokedAt and OwnerRevokedReason tell the owner-wide revocation
+	// that revoked the token, computed when the row is read: the first of
+	// its owner's revocations, in stream order, that covers it (as
+	// domain.Owner.RevocationOf). Zero unless OwnerRevoked.
+	OwnerRevokedAt     time.Time
+	OwnerRevokedReason string
 }
 
 // StatusError says why the token is not active, as domain.Token.Check does
@@ -79,6 +85,15 @@ func (r *TokenRow) StatusError() error {
 // token's owner (nil if the owner has none).
 func (r *TokenRow) resolveStatus(owner *OwnerRevocationRow, now time.Time) {
 	r.OwnerRevoked = owner.Covers(r)
+	r.OwnerRevokedAt, r.OwnerRevokedReason = time.Time{}, ""
+	if r.OwnerRevoked {
+		for _, rev := range owner.Revocations {
+			if rev.covers(r) {
+				r.OwnerRevokedAt, r.OwnerRevokedReason = rev.At, rev.Reason
+				break
+			}
+		}
+	}
 	switch {
 	case !r.RevokedAt.IsZero() || r.OwnerRevoked:
 		r.Status = domain.StatusRevoked
@@ -104,6 +119,28 @@ type OwnerRevocationRow struct {
 	Reason string
 	// LastSeq is the stream sequence of the owner's last event.
 	LastSeq uint64
+	// Revocations are every revocation of the owner, in stream order; nil
+	// when only the columns above are read.
+	Revocations []RevocationEntry
+}
+
+// RevocationEntry is one owner-wide revocation (an owner.tokens_revoked
+// event), as the revocations column keeps it.
+type RevocationEntry struct {
+	// Sequence is the stream sequence of the event.
+	Sequence uint64 `json:"seq"`
+	// At is its instant (RevokedBefore).
+	At time.Time `json:"at"`
+	// Until is the ban it set; zero if none.
+	Until time.Time `json:"until,omitzero"`
+	// Reason is the reason given, if any.
+	Reason string `json:"reason,omitempty"`
+}
+
+// covers reports whether this one revocation revokes t, a token of its
+// owner, by the rule of OwnerRevocationRow.Covers.
+func (e RevocationEntry) covers(t *TokenRow) bool {
+	return t.IssuedSeq < e.Sequence || (!e.Until.IsZero() && t.CreatedAt.Before(e.Until))
 }
 
 // Covers reports whether the revocation revokes token t, as
@@ -160,6 +197,9 @@ func OwnerRowFromDomain(o *domain.Owner) (row OwnerRevocationRow, ok bool) {
 		LastSeq:          o.Version(),
 	}
 	row.Until, _ = o.Until()
+	for _, r := range o.Revocations() {
+		row.Revocations = append(row.Revocations, RevocationEntry{Sequence: r.Sequence, At: r.At, Until: r.Until, Reason: r.Reason})
+	}
 	return row, true
 }
 

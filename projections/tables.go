@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ var tokenColumns = []string{
 	"issued_seq", "last_seq",
 }
 
-var ownerColumns = []string{"owner", "revoked_before", "revoked_before_seq", "until", "reason", "last_seq"}
+var ownerColumns = []string{"owner", "revoked_before", "revoked_before_seq", "until", "reason", "last_seq", "revocations"}
 
 // tableSet is one pair of tables a projection is kept in, with the
 // statements that read and write them. Table names are quoted with
@@ -70,11 +71,12 @@ FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::timestamptz[], $5::te
 	AS u(id, expires_at, rotated_to, revoked_at, revoked_reason, revoked_by, last_used_at, use_count, last_seq)
 WHERE t.id = u.id`, tq)
 	ts.upsertOwners = fmt.Sprintf(`INSERT INTO %s (%s)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::timestamptz[], $5::text[], $6::int8[])
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::timestamptz[], $5::text[], $6::int8[], $7::jsonb[])
 ON CONFLICT (owner) DO UPDATE SET
 	revoked_before = excluded.revoked_before, revoked_before_seq = excluded.revoked_before_seq,
-	until = excluded.until, reason = excluded.reason, last_seq = excluded.last_seq`, oq, ocols)
-	joined := fmt.Sprintf(`SELECT %s, o.owner IS NOT NULL, o.revoked_before_seq, o.until
+	until = excluded.until, reason = excluded.reason, last_seq = excluded.last_seq,
+	revocations = excluded.revocations`, oq, ocols)
+	joined := fmt.Sprintf(`SELECT %s, o.owner IS NOT NULL, o.revoked_before_seq, o.until, o.revocations
 FROM %s AS t LEFT JOIN %s AS o ON o.owner = t.owner %s`, rcols, tq, oq, usageJoinSQL)
 	ts.selectToken = joined + ` WHERE t.id = $1`
 	ts.listTokens = joined
@@ -137,6 +139,7 @@ type tokenScan struct {
 	hasOwnerRow                                         bool
 	ownerSeq                                            pgtype.Int8
 	ownerUntil                                          pgtype.Timestamptz
+	ownerRevocations                                    []byte
 	dst                                                 []any
 }
 
@@ -147,7 +150,7 @@ func newTokenScan(withOwner bool) *tokenScan {
 		&s.revokedAt, &s.revokedReason, &s.revokedBy, &s.lastUsedAt, &s.useCount,
 		&s.issuedSeq, &s.lastSeq}
 	if withOwner {
-		s.dst = append(s.dst, &s.hasOwnerRow, &s.ownerSeq, &s.ownerUntil)
+		s.dst = append(s.dst, &s.hasOwnerRow, &s.ownerSeq, &s.ownerUntil, &s.ownerRevocations)
 	}
 	return s
 }
@@ -190,12 +193,21 @@ func (s *tokenScan) row() TokenRow {
 }
 
 // ownerOfScan returns the owner revocation joined to the scanned token, nil
-// if its owner has none. Only what status needs is filled in.
-func (s *tokenScan) ownerOfScan(r *TokenRow) *OwnerRevocationRow {
+// if its owner has none. Only what status needs is filled in: the list of
+// revocations only when the owner's revocations cover the token.
+func (s *tokenScan) ownerOfScan(r *TokenRow) (*OwnerRevocationRow, error) {
 	if !s.hasOwnerRow {
-		return nil
+		return nil, nil
 	}
-	return &OwnerRevocationRow{Owner: r.Owner, RevokedBeforeSeq: uint64(s.ownerSeq.Int64), Until: fromTimestamptz(s.ownerUntil)}
+	o := &OwnerRevocationRow{Owner: r.Owner, RevokedBeforeSeq: uint64(s.ownerSeq.Int64), Until: fromTimestamptz(s.ownerUntil)}
+	if o.Covers(r) {
+		revs, err := decodeRevocations(s.ownerRevocations)
+		if err != nil {
+			return nil, fmt.Errorf("revocations of owner %q: %w", r.Owner, err)
+		}
+		o.Revocations = revs
+	}
+	return o, nil
 }
 
 // tokenValues returns the values of r in tokenColumns order, ready to be
@@ -210,7 +222,41 @@ func tokenValues(dst []any, r *TokenRow) []any {
 
 func ownerValues(dst []any, o *OwnerRevocationRow) []any {
 	return append(dst[:0], string(o.Owner), o.RevokedBefore, int64(o.RevokedBeforeSeq),
-		timestamptzArg(o.Until), textArg(o.Reason), int64(o.LastSeq))
+		timestamptzArg(o.Until), textArg(o.Reason), int64(o.LastSeq), revocationsArg(o.Revocations))
+}
+
+// decodeRevocations reads the revocations column: nil when empty, times in
+// UTC.
+func decodeRevocations(b []byte) ([]RevocationEntry, error) {
+	var revs []RevocationEntry
+	if err := json.Unmarshal(b, &revs); err != nil {
+		return nil, err
+	}
+	if len(revs) == 0 {
+		return nil, nil
+	}
+	for i := range revs {
+		revs[i].At = revs[i].At.UTC()
+		if !revs[i].Until.IsZero() {
+			revs[i].Until = revs[i].Until.UTC()
+		}
+	}
+	return revs, nil
+}
+
+// revocationsArg is the revocations column of a row: a JSON array, never
+// null.
+func revocationsArg(revs []RevocationEntry) []byte {
+	if len(revs) == 0 {
+		return []byte("[]")
+	}
+	b, err := json.Marshal(revs)
+	if err != nil {
+		// Times in the range the domain accepts, text and integers
+		// always marshal.
+		panic(fmt.Sprintf("projections: encode revocations: %v", err))
+	}
+	return b
 }
 
 func scanOwner(row pgx.Row) (OwnerRevocationRow, error) {
@@ -220,9 +266,14 @@ func scanOwner(row pgx.Row) (OwnerRevocationRow, error) {
 		until      pgtype.Timestamptz
 		reason     pgtype.Text
 		seq, lastQ int64
+		revs       []byte
 	)
-	if err := row.Scan(&owner, &o.RevokedBefore, &seq, &until, &reason, &lastQ); err != nil {
+	err := row.Scan(&owner, &o.RevokedBefore, &seq, &until, &reason, &lastQ, &revs)
+	if err != nil {
 		return OwnerRevocationRow{}, err
+	}
+	if o.Revocations, err = decodeRevocations(revs); err != nil {
+		return OwnerRevocationRow{}, fmt.Errorf("revocations of owner %q: %w", owner, err)
 	}
 	o.Owner = domain.OwnerID(owner)
 	o.RevokedBefore = o.RevokedBefore.UTC()

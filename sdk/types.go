@@ -28,8 +28,9 @@ type Token struct {
 	// AbsoluteExpiresAt is the cap a session's sliding expiry can never
 	// pass; absent for api tokens.
 	AbsoluteExpiresAt *time.Time `json:"absolute_expires_at,omitempty"`
-	// RevokedAt and RevokedReason tell the token's own revocation; both
-	// are null unless it was revoked by itself.
+	// RevokedAt and RevokedReason tell the token's revocation: its own
+	// when it was revoked by itself, else the owner-wide revocation that
+	// revoked it (OwnerRevoked); both are null while it is not revoked.
 	RevokedAt     *time.Time `json:"revoked_at"`
 	RevokedReason *string    `json:"revoked_reason"`
 	// OwnerRevoked reports that an owner-wide revocation covers the token.
@@ -135,9 +136,14 @@ type Event struct {
 	Data          json.RawMessage `json:"data"`
 }
 
-// EventList is the answer of GET /v1/tokens/{id}/events, oldest first.
+// EventList is a history: the answer of GET /v1/tokens/{id}/events and GET
+// /v1/owners/{owner}/events, oldest first.
 type EventList struct {
 	Items []Event `json:"items"`
+	// Sequence is the lifecycle stream sequence the history is complete up
+	// to: every event of the history stored at or before it is in Items,
+	// none stored after it.
+	Sequence uint64 `json:"sequence"`
 }
 
 // OwnerRevokeRequest is the optional body of POST /v1/owners/{owner}/revoke.

@@ -32,7 +32,11 @@ without ledger:admin sees only its own owner's history.
 
 The table is one line per event: its time (UTC) and what happened, who did
 it and why, with the owner of an acting token where the caller may see it.
---output json prints the events as the API returns them.`,
+A token's history includes the owner-wide revocation that revoked it. The
+last line names the stream sequence the history is complete up to: every
+event stored up to it is shown, also of tokens the projector has not
+reached yet. --output json prints the events and that sequence as the API
+returns them.`,
 		Example: `  tokenledger history --token 01JD8X3V4N6Y2K5T7W9X0A1B2C
   tokenledger history --owner alice --output json`,
 		Args: cobra.NoArgs,
@@ -76,8 +80,9 @@ func markOwnRequestFlags(cmd *cobra.Command) {
 	}
 }
 
-// history prints a history: one line per event, or the API's EventList as
-// JSON. withSubject adds the token or owner each event is about.
+// history prints a history: one line per event and the stream sequence it
+// is complete up to, or the API's EventList as JSON. withSubject adds the
+// token or owner each event is about.
 func (p printer) history(list sdk.EventList, owners audit.OwnerOf, withSubject bool) error {
 	if list.Items == nil {
 		list.Items = []sdk.Event{}
@@ -85,7 +90,14 @@ func (p printer) history(list sdk.EventList, owners audit.OwnerOf, withSubject b
 	if p.json {
 		return writeJSON(p.w, list)
 	}
-	return writeTimeline(p.w, eventEnvelopes(list.Items), owners, withSubject)
+	if err := writeTimeline(p.w, eventEnvelopes(list.Items), owners, withSubject); err != nil {
+		return err
+	}
+	if list.Sequence == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(p.w, "\nComplete up to stream sequence %d.\n", list.Sequence)
+	return err
 }
 
 // writeTimeline writes events as the audit timeline: time and sentence,

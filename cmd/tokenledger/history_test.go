@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func TestHistoryCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.WaitProjected(t)
+	last := s.LastSequence(t)
 
 	server := "TOKENLEDGER_SERVER=" + s.URL
 	asAdmin := []string{server, tokenEnv + "=" + s.Admin}
@@ -53,7 +55,7 @@ func TestHistoryCommand(t *testing.T) {
 		if r.code != 0 || r.stderr != "" {
 			t.Fatalf("exit code %d, stderr %q", r.code, r.stderr)
 		}
-		if want := issued + "\n" + revoked + "\n"; r.stdout != want {
+		if want := issued + "\n" + revoked + "\n\nComplete up to stream sequence " + fmt.Sprint(last) + ".\n"; r.stdout != want {
 			t.Errorf("stdout\n%s\nwant\n%s", r.stdout, want)
 		}
 	})
@@ -64,7 +66,11 @@ func TestHistoryCommand(t *testing.T) {
 		if r.code != 0 || r.stderr != "" {
 			t.Fatalf("exit code %d, stderr %q", r.code, r.stderr)
 		}
-		lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+		body, tail, _ := strings.Cut(r.stdout, "\n\n")
+		if want := "Complete up to stream sequence " + fmt.Sprint(last) + ".\n"; tail != want {
+			t.Errorf("last line %q, want %q", tail, want)
+		}
+		lines := strings.Split(body, "\n")
 		subject := "token " + a.ID
 		want := []struct{ subject, text string }{
 			{subject, strings.TrimPrefix(issued, when+"  ")},
@@ -172,5 +178,105 @@ func TestTimelineOfAPIEvents(t *testing.T) {
 	b.Reset()
 	if err := p.history(sdk.EventList{}, nil, true); err != nil || b.String() != "No events.\n" {
 		t.Errorf("an empty history printed %q, %v", b.String(), err)
+	}
+}
+
+// TestHistoryOwnerBeyondTheProjection: `history --owner` shows every token
+// of the owner, also those issued after the projector stopped, and names
+// the stream sequence it is complete up to.
+func TestHistoryOwnerBeyondTheProjection(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	ctx := context.Background()
+	api, err := sdk.New(s.URL, sdk.WithToken(s.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.StopProjector(t)
+	var ids []string
+	for range 4 {
+		tok, err := api.Issue(ctx, sdk.IssueRequest{Owner: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tok.ID)
+	}
+	last := s.LastSequence(t)
+
+	r := runBinary(t, []string{"TOKENLEDGER_SERVER=" + s.URL, tokenEnv + "=" + s.Admin}, "history", "--owner", "alice")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("exit code %d, stderr %q", r.code, r.stderr)
+	}
+	for _, id := range ids {
+		if !strings.Contains(r.stdout, "token "+id+"  ") {
+			t.Errorf("token %s missing from\n%s", id, r.stdout)
+		}
+	}
+	if want := fmt.Sprintf("\n\nComplete up to stream sequence %d.\n", last); !strings.HasSuffix(r.stdout, want) {
+		t.Errorf("stdout\n%s\nwant it to end with %q", r.stdout, want)
+	}
+}
+
+// TestTokenRevokedByItsOwnerCommands: for a token revoked by an owner-wide
+// revocation, `history --token` ends with that revocation and `token show`
+// tells when and why it was revoked.
+func TestTokenRevokedByItsOwnerCommands(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	ctx := context.Background()
+	api, err := sdk.New(s.URL, sdk.WithToken(s.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := api.Issue(ctx, sdk.IssueRequest{Owner: "alice", Name: "ci"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := api.RevokeOwner(ctx, "alice", sdk.OwnerRevokeRequest{Reason: "compromised"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asAdmin := []string{"TOKENLEDGER_SERVER=" + s.URL, tokenEnv + "=" + s.Admin}
+
+	r := runBinary(t, asAdmin, "history", "--token", a.ID)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("history: exit code %d, stderr %q", r.code, r.stderr)
+	}
+	body, _, _ := strings.Cut(r.stdout, "\n\n")
+	lines := strings.Split(body, "\n")
+	want := rev.RevokedBefore.UTC().Format(audit.TimeLayout) + "  all tokens revoked by token:" + s.AdminID.String() + " (owner admin), reason: compromised"
+	if len(lines) != 2 || lines[1] != want {
+		t.Errorf("history\n%s\nwant its last event %q", r.stdout, want)
+	}
+
+	r = runBinary(t, asAdmin, "token", "show", a.ID)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("token show: exit code %d, stderr %q", r.code, r.stderr)
+	}
+	for _, w := range []string{"Status:", "Revoked:", "Revoked reason:", "Owner revoked:"} {
+		line := ""
+		for l := range strings.Lines(r.stdout) {
+			if strings.HasPrefix(l, w) {
+				line = strings.TrimSpace(strings.TrimPrefix(l, w))
+			}
+		}
+		switch w {
+		case "Status:":
+			if line != "revoked" {
+				t.Errorf("%s %q, want revoked", w, line)
+			}
+		case "Revoked:":
+			if !strings.HasPrefix(line, rev.RevokedBefore.UTC().Format(time.RFC3339)) {
+				t.Errorf("%s %q, want the owner revocation's instant %s", w, line, rev.RevokedBefore.UTC().Format(time.RFC3339))
+			}
+		case "Revoked reason:":
+			if line != "compromised" {
+				t.Errorf("%s %q, want compromised", w, line)
+			}
+		case "Owner revoked:":
+			if line != "yes" {
+				t.Errorf("%s %q, want yes", w, line)
+			}
+		}
 	}
 }

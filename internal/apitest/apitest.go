@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +52,17 @@ type Stack struct {
 	Usage       *consumers.UsageConsumer
 	API         *app.API
 
-	natsStopped bool
+	natsStopped   bool
+	stopProjector func() error
+}
+
+// StopProjector stops the lifecycle projector and waits until it has
+// stopped, so that the read model stays behind the stream from then on.
+func (s *Stack) StopProjector(tb testing.TB) {
+	tb.Helper()
+	if err := s.stopProjector(); err != nil && !errors.Is(err, context.Canceled) {
+		tb.Fatalf("projector: %v", err)
+	}
 }
 
 // StopNATS shuts the nats-server down for good, to test what happens
@@ -129,7 +140,13 @@ func Start(tb testing.TB, o Options) *Stack {
 	if err != nil {
 		tb.Fatalf("projector: %v", err)
 	}
-	run(s.Projector.Run)
+	projCtx, stopProj := context.WithCancel(runCtx)
+	projDone := make(chan error, 1)
+	go func() { projDone <- s.Projector.Run(projCtx) }()
+	s.stopProjector = sync.OnceValue(func() error {
+		stopProj()
+		return <-projDone
+	})
 	s.Usage, err = consumers.NewUsageConsumer(s.Store, s.Projections, consumers.UsageConfig{
 		Name: consumers.DefaultUsageName, Policy: s.Policy, Clock: s.Clock, Logger: log, MaxWait: 50 * time.Millisecond,
 	})
@@ -163,6 +180,9 @@ func Start(tb testing.TB, o Options) *Stack {
 			tb.Errorf("stop api: %v", err)
 		}
 		cancel()
+		if err := s.stopProjector(); err != nil && !errors.Is(err, context.Canceled) {
+			tb.Errorf("projector: %v", err)
+		}
 		for _, ch := range done {
 			if err := <-ch; err != nil && !errors.Is(err, context.Canceled) {
 				tb.Errorf("worker: %v", err)

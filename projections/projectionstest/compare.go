@@ -67,6 +67,7 @@ func DiffOwner(want, got projections.OwnerRevocationRow) string {
 		{"until", want.Until.Equal(got.Until), fmtTime(want.Until), fmtTime(got.Until)},
 		{"reason", want.Reason == got.Reason, want.Reason, got.Reason},
 		{"last_seq", want.LastSeq == got.LastSeq, want.LastSeq, got.LastSeq},
+		{"revocations", slices.EqualFunc(want.Revocations, got.Revocations, sameRevocation), want.Revocations, got.Revocations},
 	}
 	for _, c := range cols {
 		if !c.eq {
@@ -74,6 +75,10 @@ func DiffOwner(want, got projections.OwnerRevocationRow) string {
 		}
 	}
 	return ""
+}
+
+func sameRevocation(a, b projections.RevocationEntry) bool {
+	return a.Sequence == b.Sequence && a.At.Equal(b.At) && a.Until.Equal(b.Until) && a.Reason == b.Reason
 }
 
 func fmtTime(t time.Time) string {
@@ -146,6 +151,10 @@ func CompareState(s *domain.State, c Contents, now time.Time) []string {
 		}
 		if we, ge := t.Check(now, owner), got.StatusError(); we != ge {
 			diffs = append(diffs, fmt.Sprintf("token %s: status error at %s: want %v, got %v", want.ID, fmtTime(now), we, ge))
+		}
+		if rev, _ := owner.RevocationOf(t); !rev.At.Equal(got.OwnerRevokedAt) || rev.Reason != got.OwnerRevokedReason {
+			diffs = append(diffs, fmt.Sprintf("token %s: owner revocation: want %s %q, got %s %q",
+				want.ID, fmtTime(rev.At), rev.Reason, fmtTime(got.OwnerRevokedAt), got.OwnerRevokedReason))
 		}
 	}
 	for id := range c.Tokens {
