@@ -94,7 +94,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (ledger.Ca
 		return ledger.Caller{}, &apiError{status: http.StatusUnauthorized, code: sdk.CodeUnauthorized, message: desc,
 			wwwAuthenticate: `Bearer realm="tokenledger", error="invalid_token", error_description="` + desc + `"`}
 	}
-	return ledger.Caller{TokenID: p.TokenID, Owner: p.Owner, Scopes: p.Scopes}, nil
+	return ledger.Caller{TokenID: p.TokenID, Owner: p.Owner, Scopes: p.Scopes, ExpiresAt: p.ExpiresAt}, nil
 }
 
 // ScopeHeader names the scopes a forward-auth check requires

@@ -209,7 +209,7 @@ func TestHistoryOfTokenAndOwner(t *testing.T) {
 	}
 	l.change(a)
 	l.use(a, 12, at(3*time.Hour), "10.0.0.1", by("system:validator"), at(4*time.Hour))
-	b, _, err := domain.Rotate(policy, alice, a, time.Hour, asAdmin, at(24*time.Hour), nil)
+	b, _, err := domain.Rotate(policy, alice, a, time.Hour, nil, asAdmin, at(24*time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,14 @@ type IssueRequest struct {
 	IdleTimeout time.Duration
 	// RotatedFrom names the token this one replaces (set by Rotate).
 	RotatedFrom *TokenID
+	// NotAfter, if set, bounds the new token's life from above, whatever
+	// the policy allows: an expiry the policy chooses (the default
+	// lifetime, a session's default absolute cap) is capped at it, and a
+	// requested expiry after it, or NeverExpires, is refused with
+	// ErrLifetimeBound. The ledger sets it to the expiry of a caller
+	// without ledger:admin, so that no such caller obtains a token that
+	// outlives its own.
+	NotAfter *time.Time
 }
 
 // Token is the aggregate of one token's history. Its state is changed only
@@ -118,7 +126,7 @@ type tokenState struct {
 //
 // The token id and the secret's randomness come from entropy (nil means
 // crypto/rand). Errors wrap ErrInvalidArgument (malformed request, policy or
-// meta), ErrPolicyViolation or ErrOwnerBlocked.
+// meta), ErrPolicyViolation, ErrLifetimeBound or ErrOwnerBlocked.
 func IssueToken(p Policy, owner *Owner, req IssueRequest, m Meta, now time.Time, entropy io.Reader) (*Token, Secret, error) {
 	t, secret, err := issueToken(p, owner, req, m, now, entropy)
 	if err != nil {
@@ -234,6 +242,8 @@ func validateExpiryRequest(kind TokenKind, req IssueRequest) error {
 		return fmt.Errorf("%w: expires in %s is not positive", ErrInvalidArgument, req.ExpiresIn)
 	case req.ExpiresAt != nil && !validEventTime(*req.ExpiresAt):
 		return fmt.Errorf("%w: expires at is out of range", ErrInvalidArgument)
+	case req.NotAfter != nil && !validEventTime(*req.NotAfter):
+		return fmt.Errorf("%w: not after is out of range", ErrInvalidArgument)
 	case req.IdleTimeout != 0 && kind != KindSession:
 		return fmt.Errorf("%w: only sessions have an idle timeout", ErrInvalidArgument)
 	case req.IdleTimeout < 0:
@@ -260,16 +270,26 @@ func (p Policy) issueLifetime(kind TokenKind, req IssueRequest, now time.Time) (
 	case req.ExpiresAt != nil:
 		requested = NormalizeTime(*req.ExpiresAt)
 	}
+	var notAfter time.Time
+	if req.NotAfter != nil {
+		notAfter = NormalizeTime(*req.NotAfter)
+	}
 	if kind == KindAPI {
 		switch {
 		case req.NeverExpires && !p.AllowNeverExpires:
 			return lifetime{}, fmt.Errorf("%w: tokens that never expire are not allowed", ErrPolicyViolation)
+		case req.NeverExpires && !notAfter.IsZero():
+			return lifetime{}, fmt.Errorf("%w: a token that never expires would outlive %s", ErrLifetimeBound, notAfter.Format(time.RFC3339Nano))
 		case req.NeverExpires:
 			return lifetime{}, nil
 		case requested.IsZero():
-			return lifetime{expiresAt: NormalizeTime(now.Add(p.DefaultLifetime))}, nil
+			exp, err := capLifetime(NormalizeTime(now.Add(p.DefaultLifetime)), notAfter, now)
+			return lifetime{expiresAt: exp}, err
 		}
 		if err := checkExpiryWindow(requested, now, now.Add(p.MaxLifetime), "the max lifetime"); err != nil {
+			return lifetime{}, err
+		}
+		if err := checkBound(requested, notAfter); err != nil {
 			return lifetime{}, err
 		}
 		return lifetime{expiresAt: requested}, nil
@@ -280,9 +300,15 @@ func (p Policy) issueLifetime(kind TokenKind, req IssueRequest, now time.Time) (
 	}
 	capAt := requested
 	if capAt.IsZero() {
-		capAt = NormalizeTime(now.Add(min(p.DefaultLifetime, p.SessionMaxLifetime)))
+		var err error
+		if capAt, err = capLifetime(NormalizeTime(now.Add(min(p.DefaultLifetime, p.SessionMaxLifetime))), notAfter, now); err != nil {
+			return lifetime{}, err
+		}
 	}
 	if err := checkExpiryWindow(capAt, now, now.Add(p.SessionMaxLifetime), "the session max lifetime"); err != nil {
+		return lifetime{}, err
+	}
+	if err := checkBound(capAt, notAfter); err != nil {
 		return lifetime{}, err
 	}
 	idle := req.IdleTimeout
@@ -297,6 +323,26 @@ func (p Policy) issueLifetime(kind TokenKind, req IssueRequest, now time.Time) (
 		exp = capAt
 	}
 	return lifetime{expiresAt: exp, absolute: capAt, idle: idle}, nil
+}
+
+// capLifetime caps an expiry the policy chose at notAfter (zero: no bound).
+// A bound at or before now leaves no lifetime to give.
+func capLifetime(exp, notAfter, now time.Time) (time.Time, error) {
+	if notAfter.IsZero() || !exp.After(notAfter) {
+		return exp, nil
+	}
+	if !notAfter.After(now) {
+		return time.Time{}, fmt.Errorf("%w: the bound %s has passed", ErrLifetimeBound, notAfter.Format(time.RFC3339Nano))
+	}
+	return notAfter, nil
+}
+
+// checkBound refuses a requested expiry after notAfter (zero: no bound).
+func checkBound(at, notAfter time.Time) error {
+	if !notAfter.IsZero() && at.After(notAfter) {
+		return fmt.Errorf("%w: expiry %s is after %s", ErrLifetimeBound, at.Format(time.RFC3339Nano), notAfter.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // checkExpiryWindow requires now < at <= latest.
@@ -628,7 +674,10 @@ func (t *Token) revoke(reason string, m Meta, now time.Time) error {
 // and (for sessions) idle timeout, whose RotatedFrom is old's id. The new
 // token's lifetime follows p exactly as an IssueToken without a requested
 // expiry: a rotation is a fresh issue, and never inherits a lifetime the
-// policy would no longer grant (nor a never-expiring one). old records
+// policy would no longer grant (nor a never-expiring one). notAfter, if
+// set, caps that lifetime as IssueRequest.NotAfter does (the ledger passes
+// the expiry of a caller without ledger:admin, so that rotating never
+// extends such a caller's life). old records
 // TokenExpirySet{Reason: rotated, RotatedTo: new id} with an expiry of
 // now + grace, or its current expiry if that is earlier: rotation never
 // extends.
@@ -638,16 +687,17 @@ func (t *Token) revoke(reason string, m Meta, now time.Time) error {
 // ErrOwnerRevoked, ErrTokenExpired), and a token already rotated cannot be
 // rotated again (ErrPolicyViolation), so one token never has two
 // successors. owner and entropy are as for IssueToken. On error neither
-// token records anything.
-func Rotate(p Policy, owner *Owner, old *Token, grace time.Duration, m Meta, now time.Time, entropy io.Reader) (*Token, Secret, error) {
-	t, secret, err := rotate(p, owner, old, grace, m, now, entropy)
+// token records anything; a bound that leaves no lifetime is
+// ErrLifetimeBound.
+func Rotate(p Policy, owner *Owner, old *Token, grace time.Duration, notAfter *time.Time, m Meta, now time.Time, entropy io.Reader) (*Token, Secret, error) {
+	t, secret, err := rotate(p, owner, old, grace, notAfter, m, now, entropy)
 	if err != nil {
 		return nil, Secret{}, old.wrap("rotate", err)
 	}
 	return t, secret, nil
 }
 
-func rotate(p Policy, owner *Owner, old *Token, grace time.Duration, m Meta, now time.Time, entropy io.Reader) (*Token, Secret, error) {
+func rotate(p Policy, owner *Owner, old *Token, grace time.Duration, notAfter *time.Time, m Meta, now time.Time, entropy io.Reader) (*Token, Secret, error) {
 	if err := old.exists(); err != nil {
 		return nil, Secret{}, err
 	}
@@ -672,6 +722,7 @@ func rotate(p Policy, owner *Owner, old *Token, grace time.Duration, m Meta, now
 		Kind:        old.st.kind,
 		IdleTimeout: old.st.idleTimeout,
 		RotatedFrom: &from,
+		NotAfter:    notAfter,
 	}
 	t, secret, err := issueToken(p, owner, req, m, now, entropy)
 	if err != nil {

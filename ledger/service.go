@@ -91,8 +91,10 @@ type Issued struct {
 }
 
 // Issue issues a token for req.Owner (the caller's owner when empty). A
-// non-admin caller may issue only for its own owner and only scopes it holds
-// itself.
+// non-admin caller may issue only for its own owner, only scopes it holds
+// itself, and no token that outlives its own: without a requested expiry the
+// policy's default is capped at the caller's expiry, and a requested expiry
+// after it (or none at all) is ErrLifetimeExceedsCaller.
 func (s *Service) Issue(ctx context.Context, c Caller, req domain.IssueRequest, correlationID string) (Issued, error) {
 	if req.Owner == "" {
 		req.Owner = c.Owner
@@ -115,6 +117,7 @@ func (s *Service) Issue(ctx context.Context, c Caller, req domain.IssueRequest, 
 		}
 	}
 	req.Scopes = scopes
+	req.NotAfter = c.lifetimeBound()
 	m := s.meta(c.Actor(), correlationID)
 
 	var out Issued
@@ -125,7 +128,7 @@ func (s *Service) Issue(ctx context.Context, c Caller, req domain.IssueRequest, 
 		}
 		tok, secret, err := domain.IssueToken(s.cfg.Policy, owner, req, m, now, s.cfg.Entropy)
 		if err != nil {
-			return err
+			return lifetimeErr(err)
 		}
 		if err := s.append(ctx, "issue", tok, func() ([]domain.Envelope, error) {
 			return s.cfg.Store.Append(ctx, eventstore.ExpectOwner(req.Owner, owner.Version()), tok.Changes()...)
@@ -249,9 +252,13 @@ type Rotated struct {
 }
 
 // Rotate issues a token with the same owner, name, scopes and kind as token
-// id and sets the old one to expire after grace, in one atomic append.
+// id and sets the old one to expire after grace, in one atomic append. For
+// a non-admin caller the new token's policy lifetime is capped at the
+// caller's own expiry: rotating never extends a caller's life (rotating its
+// own token gives a successor that expires when the old token would have).
 func (s *Service) Rotate(ctx context.Context, c Caller, id domain.TokenID, grace time.Duration, correlationID string) (Rotated, error) {
 	m := s.meta(c.Actor(), correlationID)
+	notAfter := c.lifetimeBound()
 	var out Rotated
 	err := s.retry(ctx, "rotate", func(now time.Time) error {
 		old, owner, err := s.loadForCaller(ctx, c, id)
@@ -259,14 +266,14 @@ func (s *Service) Rotate(ctx context.Context, c Caller, id domain.TokenID, grace
 			return err
 		}
 		ownerVersion, oldVersion := owner.Version(), old.Version()
-		tok, secret, err := domain.Rotate(s.cfg.Policy, owner, old, grace, m, now, s.cfg.Entropy)
+		tok, secret, err := domain.Rotate(s.cfg.Policy, owner, old, grace, notAfter, m, now, s.cfg.Entropy)
 		if err != nil {
 			if errors.Is(err, domain.ErrPolicyViolation) {
 				if _, rotated := old.RotatedTo(); rotated {
 					return fmt.Errorf("%w: %w", ErrConflict, err)
 				}
 			}
-			return err
+			return lifetimeErr(err)
 		}
 		start := time.Now()
 		stored, err := s.cfg.Store.AppendAtomic(ctx,
@@ -437,6 +444,15 @@ func sequences(events []domain.Envelope) []uint64 {
 		seqs[i] = e.Sequence
 	}
 	return seqs
+}
+
+// lifetimeErr reports a lifetime beyond the caller's bound (the only bound
+// the ledger sets) as ErrLifetimeExceedsCaller.
+func lifetimeErr(err error) error {
+	if errors.Is(err, domain.ErrLifetimeBound) {
+		return fmt.Errorf("%w: %w", ErrLifetimeExceedsCaller, err)
+	}
+	return err
 }
 
 // storeErr passes conflicts through (they are retried) and marks every
