@@ -85,7 +85,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (ledger.Ca
 		return ledger.Caller{}, &apiError{status: http.StatusUnauthorized, code: sdk.CodeUnauthorized,
 			message: "this route needs an Authorization: Bearer token", wwwAuthenticate: bearerRealm}
 	}
-	p, err := s.validator.ValidateFrom(r.Context(), secret, clientAddr(r))
+	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
 	if err != nil {
 		if errors.Is(err, validator.ErrStale) {
 			return ledger.Caller{}, err
@@ -126,7 +126,7 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 		writeJSONError(w, http.StatusUnauthorized, sdk.CodeInvalidToken, "no Authorization: Bearer token")
 		return
 	}
-	p, err := s.validator.ValidateFrom(r.Context(), secret, clientAddr(r))
+	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
 	if err != nil {
 		result := validationResult(err)
 		s.observeValidation(result, start)
@@ -183,7 +183,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request, c ledger.Cal
 		return err
 	}
 	start := time.Now()
-	p, err := s.validator.ValidateFrom(r.Context(), secret, clientAddr(r))
+	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
 	s.observeValidation(validationResult(err), start)
 	if errors.Is(err, validator.ErrStale) {
 		return err

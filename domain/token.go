@@ -19,6 +19,8 @@ const (
 	MaxReasonLen = 500
 	// MaxClientAddrLen is the longest client address a use records.
 	MaxClientAddrLen = 64
+	// MaxRouteLen is the longest route a secret reuse records.
+	MaxRouteLen = 200
 )
 
 // Status is what a token is at a given instant.
@@ -67,6 +69,9 @@ type IssueRequest struct {
 	// without ledger:admin, so that no such caller obtains a token that
 	// outlives its own.
 	NotAfter *time.Time
+
+	// family is the rotation family of a rotated token (set by Rotate).
+	family *TokenID
 }
 
 // Token is the aggregate of one token's history. Its state is changed only
@@ -106,6 +111,7 @@ type tokenState struct {
 	version           uint64
 	rotatedFrom       TokenID
 	rotatedTo         TokenID
+	family            TokenID
 }
 
 // IssueToken issues a new token for req.Owner under policy p and returns it
@@ -193,6 +199,7 @@ func issueToken(p Policy, owner *Owner, req IssueRequest, m Meta, now time.Time,
 		ExpiresAt:   timePtr(life.expiresAt),
 		IdleTimeout: SecondsOf(life.idle),
 		RotatedFrom: req.RotatedFrom,
+		Family:      req.family,
 	}
 	if kind == KindSession {
 		issued.AbsoluteExpiresAt = timePtr(life.absolute)
@@ -500,6 +507,24 @@ func (t *Token) RotatedFrom() (id TokenID, ok bool) {
 	return t.st.rotatedFrom, !t.st.rotatedFrom.IsZero()
 }
 
+// Family returns the first token of the rotation chain this token belongs
+// to: the token itself unless it was issued by a rotation that recorded
+// its family.
+func (t *Token) Family() TokenID {
+	if !t.st.family.IsZero() {
+		return t.st.family
+	}
+	return t.st.id
+}
+
+// RotatedOut reports whether the token was rotated and its grace has
+// passed at now: presenting its secret then is a reuse of a rotated-out
+// secret. A revoked token is not rotated out: it is revoked.
+func (t *Token) RotatedOut(now time.Time) bool {
+	return t.st.issued && !t.st.revoked && !t.st.rotatedTo.IsZero() &&
+		!t.st.expiresAt.IsZero() && !now.Before(t.st.expiresAt)
+}
+
 // RotatedTo returns the token that replaced this one, if it was rotated.
 func (t *Token) RotatedTo() (id TokenID, ok bool) { return t.st.rotatedTo, !t.st.rotatedTo.IsZero() }
 
@@ -670,6 +695,66 @@ func (t *Token) revoke(reason string, m Meta, now time.Time) error {
 	return t.record(TokenRevoked{Reason: reason}, m, now)
 }
 
+// RevokeFamily revokes, because the secret of reused was presented after
+// its rotation's grace, every token of reused's rotation family that is
+// not revoked yet: members are the whole chain linked by rotated_from and
+// rotated_to, reused included, in any order (the caller gathers them by
+// those links; each must be of reused's owner). Each records
+// TokenRevoked{Reason: ReasonRotatedSecretReused, Reuse: reuse}; all
+// record nothing if one fails. reuse.Token must be reused's id, and reused
+// must be rotated out at now (RotatedOut), else ErrInvalidArgument: a
+// secret within its grace, or never rotated, is no reuse. Members already
+// revoked record nothing.
+func RevokeFamily(members []*Token, reused *Token, reuse SecretReuse, m Meta, now time.Time) error {
+	if err := revokeFamily(members, reused, reuse, m, now); err != nil {
+		return reused.wrap("revoke the family of", err)
+	}
+	return nil
+}
+
+func revokeFamily(members []*Token, reused *Token, reuse SecretReuse, m Meta, now time.Time) error {
+	if err := reused.exists(); err != nil {
+		return err
+	}
+	if reuse.Token != reused.st.id {
+		return fmt.Errorf("%w: reuse names token %s", ErrInvalidArgument, reuse.Token)
+	}
+	if err := validateText("client address", reuse.ClientAddr, 0, MaxClientAddrLen); err != nil {
+		return err
+	}
+	if err := validateText("route", reuse.Route, 0, MaxRouteLen); err != nil {
+		return err
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if err := checkNow(now); err != nil {
+		return err
+	}
+	now = NormalizeTime(now)
+	if !reused.RotatedOut(now) {
+		return fmt.Errorf("%w: the token is not rotated out", ErrInvalidArgument)
+	}
+	for _, t := range members {
+		if err := t.exists(); err != nil {
+			return err
+		}
+		if t.st.owner != reused.st.owner {
+			return fmt.Errorf("%w: token %s has another owner than %s", ErrInvalidArgument, t.st.id, reused.st.id)
+		}
+	}
+	for _, t := range members {
+		if t.st.revoked {
+			continue
+		}
+		r := reuse
+		if err := t.record(TokenRevoked{Reason: ReasonRotatedSecretReused, Reuse: &r}, m, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Rotate replaces old with a new token of the same owner, name, scopes, kind
 // and (for sessions) idle timeout, whose RotatedFrom is old's id. The new
 // token's lifetime follows p exactly as an IssueToken without a requested
@@ -723,6 +808,7 @@ func rotate(p Policy, owner *Owner, old *Token, grace time.Duration, notAfter *t
 		IdleTimeout: old.st.idleTimeout,
 		RotatedFrom: &from,
 		NotAfter:    notAfter,
+		family:      ptrTo(old.Family()),
 	}
 	t, secret, err := issueToken(p, owner, req, m, now, entropy)
 	if err != nil {
@@ -930,6 +1016,9 @@ func (t *Token) applyIssued(id TokenID, e Envelope, d TokenIssued) {
 	if d.RotatedFrom != nil {
 		st.rotatedFrom = *d.RotatedFrom
 	}
+	if d.Family != nil {
+		st.family = *d.Family
+	}
 	if e.Sequence != 0 {
 		st.issuedSequence = e.Sequence
 	}
@@ -986,6 +1075,8 @@ func derefTime(t *time.Time) time.Time {
 	}
 	return *t
 }
+
+func ptrTo[T any](v T) *T { return &v }
 
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {

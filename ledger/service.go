@@ -244,6 +244,106 @@ func (s *Service) RevokeSecret(ctx context.Context, secret, correlationID string
 	return true, s.revoke(ctx, "revoke_secret", tok, "revoked by a holder of its secret", s.meta(SecretHolderActor, correlationID))
 }
 
+// ReuseDetectionActor is the actor recorded for the revocation of a
+// rotation family whose rotated-out secret was presented.
+const ReuseDetectionActor = "system:reuse-detection"
+
+// maxFamily bounds how many tokens of one rotation chain a family
+// revocation walks and revokes in one atomic append.
+const maxFamily = 1000
+
+// RevokeReusedFamily revokes the whole rotation family of reuse.Token,
+// because that token's rotated-out secret was presented after its grace
+// (at reuse.Route, from reuse.ClientAddr): every token linked to it by
+// rotated_from and rotated_to that is not revoked yet records a
+// token.revoked with reason domain.ReasonRotatedSecretReused and the
+// reuse, all in one atomic append. Validators call it off their hot path.
+// A token that is not rotated out (unknown, within its grace, revoked
+// already) records nothing and is no error; a family whose every member is
+// revoked records nothing either, so repeated reports append once.
+func (s *Service) RevokeReusedFamily(ctx context.Context, reuse domain.SecretReuse) error {
+	m := s.meta(ReuseDetectionActor, "")
+	return s.retry(ctx, "revoke_family", func(now time.Time) error {
+		reused, err := s.loadToken(ctx, reuse.Token)
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !reused.RotatedOut(now) {
+			return nil
+		}
+		members, err := s.loadFamily(ctx, reused)
+		if err != nil {
+			return err
+		}
+		versions := make([]uint64, len(members))
+		for i, t := range members {
+			versions[i] = t.Version()
+		}
+		if err := domain.RevokeFamily(members, reused, reuse, m, now); err != nil {
+			return err
+		}
+		var changes []eventstore.Change
+		var changed []*domain.Token
+		for i, t := range members {
+			if len(t.Changes()) > 0 {
+				changes = append(changes, eventstore.Change{Expect: eventstore.ExpectToken(t.ID(), versions[i]), Events: t.Changes()})
+				changed = append(changed, t)
+			}
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		start := time.Now()
+		stored, err := s.cfg.Store.AppendAtomic(ctx, changes...)
+		s.observeAppend("revoke_family", start, err)
+		if err != nil {
+			return storeErr(err)
+		}
+		s.observe(stored)
+		for _, t := range changed {
+			n := len(t.Changes())
+			if err := markStored(t, stored[:n]); err != nil {
+				return err
+			}
+			stored = stored[n:]
+		}
+		return nil
+	})
+}
+
+// loadFamily loads the rotation chain of t (t included), following
+// rotated_from back and rotated_to forward, at most maxFamily tokens.
+func (s *Service) loadFamily(ctx context.Context, t *domain.Token) ([]*domain.Token, error) {
+	members := []*domain.Token{t}
+	seen := map[domain.TokenID]bool{t.ID(): true}
+	follow := func(cur *domain.Token, next func(*domain.Token) (domain.TokenID, bool)) error {
+		for len(members) < maxFamily {
+			id, ok := next(cur)
+			if !ok || seen[id] {
+				return nil
+			}
+			tok, err := s.loadToken(ctx, id)
+			if err != nil {
+				return err
+			}
+			seen[id] = true
+			members = append(members, tok)
+			cur = tok
+		}
+		return nil
+	}
+	if err := follow(t, (*domain.Token).RotatedFrom); err != nil {
+		return nil, err
+	}
+	if err := follow(t, (*domain.Token).RotatedTo); err != nil {
+		return nil, err
+	}
+	return members, nil
+}
+
 // Rotated is the answer of Rotate.
 type Rotated struct {
 	Issued

@@ -40,6 +40,11 @@ type Token struct {
 	// that replaced this one.
 	RotatedFrom *string `json:"rotated_from,omitempty"`
 	RotatedTo   *string `json:"rotated_to,omitempty"`
+	// Family names the first token of the rotation chain, for a token
+	// that was rotated or issued by a rotation (absent otherwise, and in
+	// lists). Presenting a rotated-out secret of the family after its
+	// grace revokes every token of the family.
+	Family *string `json:"family,omitempty"`
 }
 
 // IssueRequest is the body of POST /v1/tokens. At most one of ExpiresIn,
