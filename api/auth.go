@@ -97,7 +97,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (ledger.Ca
 		return ledger.Caller{}, &apiError{status: http.StatusUnauthorized, code: sdk.CodeUnauthorized,
 			message: "this route needs an Authorization: Bearer token", wwwAuthenticate: bearerRealm}
 	}
-	p, err := s.validator.ValidateFrom(r.Context(), secret, clientAddr(r))
+	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
 	if err != nil {
 		if errors.Is(err, validator.ErrStale) {
 			return ledger.Caller{}, err
@@ -106,7 +106,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (ledger.Ca
 		return ledger.Caller{}, &apiError{status: http.StatusUnauthorized, code: sdk.CodeUnauthorized, message: desc,
 			wwwAuthenticate: `Bearer realm="tokenledger", error="invalid_token", error_description="` + desc + `"`}
 	}
-	return ledger.Caller{TokenID: p.TokenID, Owner: p.Owner, Scopes: p.Scopes}, nil
+	return ledger.Caller{TokenID: p.TokenID, Owner: p.Owner, Scopes: p.Scopes, ExpiresAt: p.ExpiresAt}, nil
 }
 
 // ScopeHeader names the scopes a forward-auth check requires
@@ -146,7 +146,7 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 		writeJSONError(w, http.StatusUnauthorized, sdk.CodeInvalidToken, "no Authorization: Bearer token")
 		return
 	}
-	p, err := s.validator.ValidateFrom(r.Context(), secret, clientAddr(r))
+	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
 	if err != nil {
 		result := validationResult(err)
 		s.observeValidation(result, start)
@@ -212,7 +212,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request, c ledger.Cal
 		return err
 	}
 	start := time.Now()
-	p, err := s.validator.ValidateFrom(r.Context(), secret, clientAddr(r))
+	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
 	s.observeValidation(validationResult(err), start)
 	if errors.Is(err, validator.ErrStale) {
 		return err

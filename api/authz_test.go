@@ -39,6 +39,7 @@ func (r authzRow) want(caller string) int {
 var authzMatrix = []authzRow{
 	// route: admin, own, other, introspect, expired, revoked, none
 	{"POST /v1/tokens", 201, 201, 403, 403, 401, 401, 401},
+	{authzOutlive, 201, 403, 403, 403, 401, 401, 401},
 	{"GET /v1/tokens?owner=", 200, 200, 403, 403, 401, 401, 401},
 	{"GET /v1/tokens/{id}", 200, 200, 404, 404, 401, 401, 401},
 	{"PATCH /v1/tokens/{id}", 200, 200, 404, 404, 401, 401, 401},
@@ -56,6 +57,12 @@ var authzMatrix = []authzRow{
 	{"GET /v1/owners/{owner}/events", 200, 200, 403, 403, 401, 401, 401},
 	{"GET /v1/state?owner=", 200, 403, 403, 403, 401, 401, 401},
 }
+
+// authzOutlive issues a token that would outlive every caller of the
+// matrix but the admin (whose bootstrap token is exempt as ledger:admin):
+// the callers got the default lifetime before the cell runs, and the
+// request asks for an hour more.
+const authzOutlive = "POST /v1/tokens outliving the caller"
 
 // authzCaller is one caller of a matrix cell.
 type authzCaller struct {
@@ -98,6 +105,22 @@ func authzRoutes() map[string]authzRoute {
 				res.decode(t, &got)
 				if got.Owner != tg.owner || !slices.Equal(got.Scopes, []string{"read"}) || got.Secret == "" {
 					t.Errorf("issued %+v, want a token of %s with scope read", got.Token, tg.owner)
+				}
+			},
+		},
+		authzOutlive: {
+			send: func(t *testing.T, s *apitest.Stack, c authzCaller, tg authzTarget) resp {
+				return do(t, s, req{method: "POST", path: "/v1/tokens", secret: c.secret,
+					body: sdk.IssueRequest{Owner: tg.owner, Name: "by " + c.name, Scopes: []string{"read"},
+						ExpiresIn: ptr(sdk.Duration(s.Policy.DefaultLifetime + time.Hour))}})
+			},
+			appends: 1,
+			check: func(t *testing.T, s *apitest.Stack, res resp, c authzCaller, tg authzTarget) {
+				var got sdk.IssuedToken
+				res.decode(t, &got)
+				want := s.Clock.Now().Add(s.Policy.DefaultLifetime + time.Hour)
+				if got.Owner != tg.owner || got.ExpiresAt == nil || !got.ExpiresAt.Equal(want) {
+					t.Errorf("issued %+v, want a token of %s expiring at %v", got.Token, tg.owner, want)
 				}
 			},
 		},
@@ -282,8 +305,9 @@ func authzTargetRefused(t *testing.T, s *apitest.Stack, _ resp, _ authzCaller, t
 	}
 }
 
-// authzErrorCode is the code a refusal of route with status must carry.
-func authzErrorCode(route string, status int) string {
+// authzErrorCode is the code a refusal of route with status must carry
+// for caller.
+func authzErrorCode(route, caller string, status int) string {
 	switch status {
 	case http.StatusUnauthorized:
 		if route == "GET /v1/auth" {
@@ -291,6 +315,9 @@ func authzErrorCode(route string, status int) string {
 		}
 		return sdk.CodeUnauthorized
 	case http.StatusForbidden:
+		if route == authzOutlive && caller == "own" {
+			return sdk.CodeLifetimeExceedsCaller
+		}
 		return sdk.CodeForbidden
 	case http.StatusNotFound:
 		return sdk.CodeNotFound
@@ -361,7 +388,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					t.Fatalf("%s as %s: %d %s, want %d", row.route, name, res.status, redact(res.body), want)
 				}
 				if want >= 400 {
-					if code, wantCode := res.errorCode(t), authzErrorCode(row.route, want); code != wantCode {
+					if code, wantCode := res.errorCode(t), authzErrorCode(row.route, name, want); code != wantCode {
 						t.Errorf("code %q, want %q", code, wantCode)
 					}
 					if after != before {
@@ -397,6 +424,7 @@ func TestEscalationAppendsNothing(t *testing.T) {
 		t.Fatalf("get the caller's own token: %d %s", res.status, redact(res.body))
 	}
 	later := orig.ExpiresAt.Add(24 * time.Hour)
+	shortReader, _ := issueDirect(t, s, "eve", []string{"read"}, 2*time.Hour)
 
 	for _, c := range []struct {
 		name, method, path, secret string
@@ -416,6 +444,10 @@ func TestEscalationAppendsNothing(t *testing.T) {
 			sdk.IssueRequest{Scopes: []string{"read"}, ExpiresIn: ptr(sdk.Duration(s.Policy.MaxLifetime + time.Hour))}, 400, sdk.CodePolicyViolation},
 		{"issue a token that never expires", "POST", "/v1/tokens", reader,
 			sdk.IssueRequest{Scopes: []string{"read"}, NeverExpires: true}, 400, sdk.CodePolicyViolation},
+		{"issue a token that outlives the caller", "POST", "/v1/tokens", reader,
+			sdk.IssueRequest{Scopes: []string{"read"}, ExpiresAt: ptr(orig.ExpiresAt.Add(time.Hour))}, 403, sdk.CodeLifetimeExceedsCaller},
+		{"issue a session that outlives the caller", "POST", "/v1/tokens", shortReader,
+			sdk.IssueRequest{Scopes: []string{"read"}, Kind: "session", ExpiresIn: ptr(sdk.Duration(3 * time.Hour))}, 403, sdk.CodeLifetimeExceedsCaller},
 		{"extend its own token", "PATCH", path, reader,
 			sdk.SetExpiryRequest{ExpiresAt: &later}, 403, sdk.CodeForbidden},
 		{"clear its own token's expiry", "PATCH", path, reader,

@@ -52,6 +52,10 @@ func tokenFromView(v ledger.View) sdk.Token {
 		s := id.String()
 		out.RotatedTo = &s
 	}
+	if out.RotatedFrom != nil || out.RotatedTo != nil {
+		s := t.Family().String()
+		out.Family = &s
+	}
 	return out
 }
 

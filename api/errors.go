@@ -43,6 +43,8 @@ func classify(err error) *apiError {
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
 		return &apiError{status: http.StatusNotFound, code: sdk.CodeNotFound, message: "no such token"}
+	case errors.Is(err, ledger.ErrLifetimeExceedsCaller):
+		return &apiError{status: http.StatusForbidden, code: sdk.CodeLifetimeExceedsCaller, message: msg}
 	case errors.Is(err, ledger.ErrForbidden):
 		return &apiError{status: http.StatusForbidden, code: sdk.CodeForbidden, message: msg}
 	case errors.Is(err, domain.ErrOwnerBlocked):

@@ -274,6 +274,10 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 		tr.call(t, req{method: "POST", path: "/v1/tokens", secret: admin, body: map[string]any{"owner": "a.b"}}, 400)
 		tr.call(t, req{method: "POST", path: "/v1/tokens", body: sdk.IssueRequest{Owner: "alice"}}, 401)
 		tr.call(t, conforming(req{method: "POST", path: "/v1/tokens", secret: alice.Secret, body: sdk.IssueRequest{Owner: "bob"}}), 403)
+		res := tr.call(t, conforming(req{method: "POST", path: "/v1/tokens", secret: alice.Secret, body: sdk.IssueRequest{ExpiresIn: ptr(sdk.Duration(60 * 24 * time.Hour))}}), 403)
+		if res.status == 403 && res.errorCode(t) != sdk.CodeLifetimeExceedsCaller {
+			t.Errorf("issue outliving the caller: %s, want lifetime_exceeds_caller", res.body)
+		}
 		tr.call(t, req{method: "POST", path: "/v1/tokens", secret: admin, body: big}, 413)
 		tr.call(t, req{method: "POST", path: "/v1/tokens", secret: admin, body: "name=x", contentType: "application/x-www-form-urlencoded"}, 415)
 	})

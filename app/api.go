@@ -195,6 +195,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 	if err != nil {
 		return nil, nil, err
 	}
+	v.SetReuseHandler(a.Ledger.RevokeReusedFamily)
 	ready := map[string]api.Check{
 		"validator": func(context.Context) error {
 			st := v.Status()

@@ -112,6 +112,9 @@ func sentence(e domain.Envelope, actor string) string {
 		if d.RotatedFrom != nil {
 			fmt.Fprintf(&b, ", rotated from %s", d.RotatedFrom)
 		}
+		if d.Family != nil {
+			fmt.Fprintf(&b, ", family %s", d.Family)
+		}
 		if d.Name != "" {
 			fmt.Fprintf(&b, ", name %s", strconv.Quote(d.Name))
 		}
@@ -152,6 +155,16 @@ func sentence(e domain.Envelope, actor string) string {
 		b.WriteString("revoked by " + actor)
 		if d.Reason != "" {
 			b.WriteString(", reason: " + text(d.Reason))
+		}
+		if r := d.Reuse; r != nil {
+			fmt.Fprintf(&b, " (the rotated-out secret of %s was presented", r.Token)
+			if r.ClientAddr != "" {
+				b.WriteString(" from " + text(r.ClientAddr))
+			}
+			if r.Route != "" {
+				b.WriteString(" at " + text(r.Route))
+			}
+			b.WriteString(")")
 		}
 		return b.String()
 	case domain.TypeOwnerTokensRevoked:

@@ -93,6 +93,12 @@ func TestTimelineSentences(t *testing.T) {
 		{"a revocation with a reason", "token:" + admin, domain.AggregateToken,
 			domain.TokenRevoked{Reason: "leaked"},
 			`revoked by token:` + admin + ` (owner admin), reason: leaked`},
+		{"a family revoked for a reused rotated-out secret", "system:reuse-detection", domain.AggregateToken,
+			domain.TokenRevoked{Reason: domain.ReasonRotatedSecretReused, Reuse: &domain.SecretReuse{Token: b, ClientAddr: "203.0.113.9", Route: "/v1/auth"}},
+			`revoked by system:reuse-detection, reason: rotated_secret_reused (the rotated-out secret of ` + tokenB + ` was presented from 203.0.113.9 at /v1/auth)`},
+		{"a token issued by a rotation of a family", "token:" + tokenA, domain.AggregateToken,
+			domain.TokenIssued{Owner: "alice", Kind: domain.KindAPI, SecretHash: domain.HashSecret("x"), Scopes: []string{"read"}, ExpiresAt: &exp, RotatedFrom: &b, Family: &b},
+			`issued by token:` + tokenA + ` (owner alice) for owner alice, rotated from ` + tokenB + `, family ` + tokenB + `, scopes read, expires 2026-12-22 10:00:03`},
 		{"a revocation by an unknown token", "token:" + nobody, domain.AggregateToken,
 			domain.TokenRevoked{},
 			`revoked by token:` + nobody},
@@ -209,7 +215,7 @@ func TestHistoryOfTokenAndOwner(t *testing.T) {
 	}
 	l.change(a)
 	l.use(a, 12, at(3*time.Hour), "10.0.0.1", by("system:validator"), at(4*time.Hour))
-	b, _, err := domain.Rotate(policy, alice, a, time.Hour, asAdmin, at(24*time.Hour), nil)
+	b, _, err := domain.Rotate(policy, alice, a, time.Hour, nil, asAdmin, at(24*time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +266,7 @@ func TestHistoryOfTokenAndOwner(t *testing.T) {
 		entries := audit.Timeline(h.Events, audit.NewReader(l.store, l.read, lifecycleName).Owners(ctx))
 		want := []string{
 			lineA["issued"], lineA["set"], lineA["rotated"],
-			"2026-11-23 10:00:03  issued by " + adminActor + " for owner alice, rotated from " + a.ID().String() + `, name "ci", scopes repo:read repo:write, expires 2026-12-23 10:00:03`,
+			"2026-11-23 10:00:03  issued by " + adminActor + " for owner alice, rotated from " + a.ID().String() + ", family " + a.ID().String() + `, name "ci", scopes repo:read repo:write, expires 2026-12-23 10:00:03`,
 			lineA["revoked"],
 			"2026-11-23 11:00:03  issued by token:" + b.ID().String() + " (owner alice) for owner alice, no scopes, session with idle timeout 30m0s and absolute expiry 2026-11-24 11:00:03, expires 2026-11-23 11:30:03",
 			"2026-11-23 11:10:03  revoked by secret-holder",

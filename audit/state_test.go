@@ -169,7 +169,7 @@ func (s *simulation) revoke(tok *domain.Token, now time.Time) {
 
 func (s *simulation) rotate(old *domain.Token, now time.Time) {
 	o := s.owner(old.Owner())
-	nt, _, err := domain.Rotate(s.policy, o, old, time.Duration(s.rng.IntN(12))*time.Hour, s.meta(), now, s.entropy)
+	nt, _, err := domain.Rotate(s.policy, o, old, time.Duration(s.rng.IntN(12))*time.Hour, nil, s.meta(), now, s.entropy)
 	if err != nil {
 		return // not usable at now, already rotated, or the owner is blocked
 	}

@@ -151,7 +151,7 @@ func (w *writer) issue(now time.Time) {
 func (w *writer) rotate(old *domain.Token, now time.Time) {
 	w.t.Helper()
 	o := w.owner(old.Owner())
-	nt, _, err := domain.Rotate(w.policy, o, old, time.Duration(w.rng.IntN(48))*time.Hour, w.meta(), now, w.entropy)
+	nt, _, err := domain.Rotate(w.policy, o, old, time.Duration(w.rng.IntN(48))*time.Hour, nil, w.meta(), now, w.entropy)
 	if err != nil {
 		return
 	}

@@ -23,6 +23,10 @@ var (
 	// (wrong length, prefix, separator, characters or checksum), so it is
 	// rejected without any lookup. The error never contains the input.
 	ErrMalformedSecret = errors.New("malformed secret")
+	// ErrLifetimeBound: the token asked for would live past the bound its
+	// request carries (IssueRequest.NotAfter): a requested expiry after
+	// it, or no expiry at all.
+	ErrLifetimeBound = errors.New("lifetime beyond its bound")
 	// ErrOwnerBlocked: the owner's tokens were revoked with an "until"
 	// that has not passed yet, so no new token may be issued.
 	ErrOwnerBlocked = errors.New("owner blocked from new tokens")

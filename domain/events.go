@@ -60,6 +60,11 @@ type TokenIssued struct {
 	// RotatedFrom names the token this one replaces, if it was issued by a
 	// rotation.
 	RotatedFrom *TokenID `json:"rotated_from,omitempty"`
+	// Family names the first token of the rotation chain this one belongs
+	// to, if it was issued by a rotation; a token not issued by a rotation
+	// is the first of its own family. Tokens rotated before families were
+	// recorded lack it.
+	Family *TokenID `json:"family,omitempty"`
 }
 
 // EventType implements Event.
@@ -101,9 +106,26 @@ type TokenExpirySet struct {
 // EventType implements Event.
 func (TokenExpirySet) EventType() EventType { return TypeTokenExpirySet }
 
+// ReasonRotatedSecretReused is the revocation reason of every token of a
+// rotation family revoked because a rotated-out secret of the family was
+// presented after its grace.
+const ReasonRotatedSecretReused = "rotated_secret_reused"
+
 // TokenRevoked records that a token was revoked. Revocation is terminal.
 type TokenRevoked struct {
 	Reason string `json:"reason,omitempty"`
+	// Reuse, set with ReasonRotatedSecretReused, tells which rotated-out
+	// secret was presented, and where.
+	Reuse *SecretReuse `json:"reuse,omitempty"`
+}
+
+// SecretReuse is a presentation of a rotated-out secret after its grace:
+// the token whose secret it was (never the secret), the client address
+// and the route it was presented at.
+type SecretReuse struct {
+	Token      TokenID `json:"token"`
+	ClientAddr string  `json:"client_addr,omitempty"`
+	Route      string  `json:"route,omitempty"`
 }
 
 // EventType implements Event.
@@ -151,6 +173,9 @@ func (e *TokenIssued) normalize() error {
 	}
 	if e.RotatedFrom != nil && e.RotatedFrom.IsZero() {
 		return errors.New("zero rotated_from token id")
+	}
+	if e.Family != nil && e.Family.IsZero() {
+		return errors.New("zero family token id")
 	}
 	var err error
 	if e.ExpiresAt, err = normalizeEventTimePtr("expires_at", e.ExpiresAt); err != nil {
@@ -200,6 +225,13 @@ func (e *TokenExpirySet) normalize() error {
 	var err error
 	e.ExpiresAt, err = normalizeEventTimePtr("expires_at", e.ExpiresAt)
 	return err
+}
+
+func (e *TokenRevoked) normalize() error {
+	if e.Reuse != nil && e.Reuse.Token.IsZero() {
+		return errors.New("zero reused token id")
+	}
+	return nil
 }
 
 func (e *OwnerTokensRevoked) normalize() error {

@@ -42,7 +42,7 @@ func sampleEvents(t testing.TB) ([]Envelope, []Secret) {
 	if ok, err := session.ExtendSession(now, time.Minute, m, now); err != nil || !ok {
 		t.Fatalf("ExtendSession = %v, %v", ok, err)
 	}
-	rotated, rotatedSecret, err := Rotate(p, owner, api, time.Minute, m, now, entropy)
+	rotated, rotatedSecret, err := Rotate(p, owner, api, time.Minute, nil, m, now, entropy)
 	must(err)
 	must(session.Revoke("user logged out", m, clock.Advance(time.Minute)))
 	must(owner.RevokeTokens(ptr(clock.Now().Add(24*time.Hour)), "account compromised", m, clock.Now()))

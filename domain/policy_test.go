@@ -90,7 +90,7 @@ func TestCommandsRefuseAnInvalidPolicy(t *testing.T) {
 	if err := tok.SetExpiry(bad, ptr(t0.Add(time.Hour)), testMeta, t0); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("SetExpiry: %v", err)
 	}
-	if _, _, err := Rotate(bad, nil, tok, 0, testMeta, t0, nil); !errors.Is(err, ErrInvalidArgument) {
+	if _, _, err := Rotate(bad, nil, tok, 0, nil, testMeta, t0, nil); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("Rotate: %v", err)
 	}
 	if len(tok.Changes()) != 1 {

@@ -158,7 +158,7 @@ func (sim *simulation) step(where string) {
 			o = sim.owners[tok.Owner()]
 		}
 		var next *Token
-		next, _, err = Rotate(sim.policy, o, tok, sim.randomDuration(2*time.Hour), m, now, seededEntropy(rng.Uint64()))
+		next, _, err = Rotate(sim.policy, o, tok, sim.randomDuration(2*time.Hour), nil, m, now, seededEntropy(rng.Uint64()))
 		touched = append(touched, tok)
 		if err == nil {
 			sim.tokens = append(sim.tokens, next)

@@ -19,6 +19,8 @@ const (
 	MaxReasonLen = 500
 	// MaxClientAddrLen is the longest client address a use records.
 	MaxClientAddrLen = 64
+	// MaxRouteLen is the longest route a secret reuse records.
+	MaxRouteLen = 200
 )
 
 // Status is what a token is at a given instant.
@@ -59,6 +61,17 @@ type IssueRequest struct {
 	IdleTimeout time.Duration
 	// RotatedFrom names the token this one replaces (set by Rotate).
 	RotatedFrom *TokenID
+	// NotAfter, if set, bounds the new token's life from above, whatever
+	// the policy allows: an expiry the policy chooses (the default
+	// lifetime, a session's default absolute cap) is capped at it, and a
+	// requested expiry after it, or NeverExpires, is refused with
+	// ErrLifetimeBound. The ledger sets it to the expiry of a caller
+	// without ledger:admin, so that no such caller obtains a token that
+	// outlives its own.
+	NotAfter *time.Time
+
+	// family is the rotation family of a rotated token (set by Rotate).
+	family *TokenID
 }
 
 // Token is the aggregate of one token's history. Its state is changed only
@@ -98,6 +111,7 @@ type tokenState struct {
 	version           uint64
 	rotatedFrom       TokenID
 	rotatedTo         TokenID
+	family            TokenID
 }
 
 // IssueToken issues a new token for req.Owner under policy p and returns it
@@ -118,7 +132,7 @@ type tokenState struct {
 //
 // The token id and the secret's randomness come from entropy (nil means
 // crypto/rand). Errors wrap ErrInvalidArgument (malformed request, policy or
-// meta), ErrPolicyViolation or ErrOwnerBlocked.
+// meta), ErrPolicyViolation, ErrLifetimeBound or ErrOwnerBlocked.
 func IssueToken(p Policy, owner *Owner, req IssueRequest, m Meta, now time.Time, entropy io.Reader) (*Token, Secret, error) {
 	t, secret, err := issueToken(p, owner, req, m, now, entropy)
 	if err != nil {
@@ -185,6 +199,7 @@ func issueToken(p Policy, owner *Owner, req IssueRequest, m Meta, now time.Time,
 		ExpiresAt:   timePtr(life.expiresAt),
 		IdleTimeout: SecondsOf(life.idle),
 		RotatedFrom: req.RotatedFrom,
+		Family:      req.family,
 	}
 	if kind == KindSession {
 		issued.AbsoluteExpiresAt = timePtr(life.absolute)
@@ -234,6 +249,8 @@ func validateExpiryRequest(kind TokenKind, req IssueRequest) error {
 		return fmt.Errorf("%w: expires in %s is not positive", ErrInvalidArgument, req.ExpiresIn)
 	case req.ExpiresAt != nil && !validEventTime(*req.ExpiresAt):
 		return fmt.Errorf("%w: expires at is out of range", ErrInvalidArgument)
+	case req.NotAfter != nil && !validEventTime(*req.NotAfter):
+		return fmt.Errorf("%w: not after is out of range", ErrInvalidArgument)
 	case req.IdleTimeout != 0 && kind != KindSession:
 		return fmt.Errorf("%w: only sessions have an idle timeout", ErrInvalidArgument)
 	case req.IdleTimeout < 0:
@@ -260,16 +277,26 @@ func (p Policy) issueLifetime(kind TokenKind, req IssueRequest, now time.Time) (
 	case req.ExpiresAt != nil:
 		requested = NormalizeTime(*req.ExpiresAt)
 	}
+	var notAfter time.Time
+	if req.NotAfter != nil {
+		notAfter = NormalizeTime(*req.NotAfter)
+	}
 	if kind == KindAPI {
 		switch {
 		case req.NeverExpires && !p.AllowNeverExpires:
 			return lifetime{}, fmt.Errorf("%w: tokens that never expire are not allowed", ErrPolicyViolation)
+		case req.NeverExpires && !notAfter.IsZero():
+			return lifetime{}, fmt.Errorf("%w: a token that never expires would outlive %s", ErrLifetimeBound, notAfter.Format(time.RFC3339Nano))
 		case req.NeverExpires:
 			return lifetime{}, nil
 		case requested.IsZero():
-			return lifetime{expiresAt: NormalizeTime(now.Add(p.DefaultLifetime))}, nil
+			exp, err := capLifetime(NormalizeTime(now.Add(p.DefaultLifetime)), notAfter, now)
+			return lifetime{expiresAt: exp}, err
 		}
 		if err := checkExpiryWindow(requested, now, now.Add(p.MaxLifetime), "the max lifetime"); err != nil {
+			return lifetime{}, err
+		}
+		if err := checkBound(requested, notAfter); err != nil {
 			return lifetime{}, err
 		}
 		return lifetime{expiresAt: requested}, nil
@@ -280,9 +307,15 @@ func (p Policy) issueLifetime(kind TokenKind, req IssueRequest, now time.Time) (
 	}
 	capAt := requested
 	if capAt.IsZero() {
-		capAt = NormalizeTime(now.Add(min(p.DefaultLifetime, p.SessionMaxLifetime)))
+		var err error
+		if capAt, err = capLifetime(NormalizeTime(now.Add(min(p.DefaultLifetime, p.SessionMaxLifetime))), notAfter, now); err != nil {
+			return lifetime{}, err
+		}
 	}
 	if err := checkExpiryWindow(capAt, now, now.Add(p.SessionMaxLifetime), "the session max lifetime"); err != nil {
+		return lifetime{}, err
+	}
+	if err := checkBound(capAt, notAfter); err != nil {
 		return lifetime{}, err
 	}
 	idle := req.IdleTimeout
@@ -297,6 +330,26 @@ func (p Policy) issueLifetime(kind TokenKind, req IssueRequest, now time.Time) (
 		exp = capAt
 	}
 	return lifetime{expiresAt: exp, absolute: capAt, idle: idle}, nil
+}
+
+// capLifetime caps an expiry the policy chose at notAfter (zero: no bound).
+// A bound at or before now leaves no lifetime to give.
+func capLifetime(exp, notAfter, now time.Time) (time.Time, error) {
+	if notAfter.IsZero() || !exp.After(notAfter) {
+		return exp, nil
+	}
+	if !notAfter.After(now) {
+		return time.Time{}, fmt.Errorf("%w: the bound %s has passed", ErrLifetimeBound, notAfter.Format(time.RFC3339Nano))
+	}
+	return notAfter, nil
+}
+
+// checkBound refuses a requested expiry after notAfter (zero: no bound).
+func checkBound(at, notAfter time.Time) error {
+	if !notAfter.IsZero() && at.After(notAfter) {
+		return fmt.Errorf("%w: expiry %s is after %s", ErrLifetimeBound, at.Format(time.RFC3339Nano), notAfter.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // checkExpiryWindow requires now < at <= latest.
@@ -452,6 +505,24 @@ func (t *Token) Version() uint64 { return t.st.version }
 // rotation.
 func (t *Token) RotatedFrom() (id TokenID, ok bool) {
 	return t.st.rotatedFrom, !t.st.rotatedFrom.IsZero()
+}
+
+// Family returns the first token of the rotation chain this token belongs
+// to: the token itself unless it was issued by a rotation that recorded
+// its family.
+func (t *Token) Family() TokenID {
+	if !t.st.family.IsZero() {
+		return t.st.family
+	}
+	return t.st.id
+}
+
+// RotatedOut reports whether the token was rotated and its grace has
+// passed at now: presenting its secret then is a reuse of a rotated-out
+// secret. A revoked token is not rotated out: it is revoked.
+func (t *Token) RotatedOut(now time.Time) bool {
+	return t.st.issued && !t.st.revoked && !t.st.rotatedTo.IsZero() &&
+		!t.st.expiresAt.IsZero() && !now.Before(t.st.expiresAt)
 }
 
 // RotatedTo returns the token that replaced this one, if it was rotated.
@@ -624,11 +695,74 @@ func (t *Token) revoke(reason string, m Meta, now time.Time) error {
 	return t.record(TokenRevoked{Reason: reason}, m, now)
 }
 
+// RevokeFamily revokes, because the secret of reused was presented after
+// its rotation's grace, every token of reused's rotation family that is
+// not revoked yet: members are the whole chain linked by rotated_from and
+// rotated_to, reused included, in any order (the caller gathers them by
+// those links; each must be of reused's owner). Each records
+// TokenRevoked{Reason: ReasonRotatedSecretReused, Reuse: reuse}; all
+// record nothing if one fails. reuse.Token must be reused's id, and reused
+// must be rotated out at now (RotatedOut), else ErrInvalidArgument: a
+// secret within its grace, or never rotated, is no reuse. Members already
+// revoked record nothing.
+func RevokeFamily(members []*Token, reused *Token, reuse SecretReuse, m Meta, now time.Time) error {
+	if err := revokeFamily(members, reused, reuse, m, now); err != nil {
+		return reused.wrap("revoke the family of", err)
+	}
+	return nil
+}
+
+func revokeFamily(members []*Token, reused *Token, reuse SecretReuse, m Meta, now time.Time) error {
+	if err := reused.exists(); err != nil {
+		return err
+	}
+	if reuse.Token != reused.st.id {
+		return fmt.Errorf("%w: reuse names token %s", ErrInvalidArgument, reuse.Token)
+	}
+	if err := validateText("client address", reuse.ClientAddr, 0, MaxClientAddrLen); err != nil {
+		return err
+	}
+	if err := validateText("route", reuse.Route, 0, MaxRouteLen); err != nil {
+		return err
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if err := checkNow(now); err != nil {
+		return err
+	}
+	now = NormalizeTime(now)
+	if !reused.RotatedOut(now) {
+		return fmt.Errorf("%w: the token is not rotated out", ErrInvalidArgument)
+	}
+	for _, t := range members {
+		if err := t.exists(); err != nil {
+			return err
+		}
+		if t.st.owner != reused.st.owner {
+			return fmt.Errorf("%w: token %s has another owner than %s", ErrInvalidArgument, t.st.id, reused.st.id)
+		}
+	}
+	for _, t := range members {
+		if t.st.revoked {
+			continue
+		}
+		r := reuse
+		if err := t.record(TokenRevoked{Reason: ReasonRotatedSecretReused, Reuse: &r}, m, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Rotate replaces old with a new token of the same owner, name, scopes, kind
 // and (for sessions) idle timeout, whose RotatedFrom is old's id. The new
 // token's lifetime follows p exactly as an IssueToken without a requested
 // expiry: a rotation is a fresh issue, and never inherits a lifetime the
-// policy would no longer grant (nor a never-expiring one). old records
+// policy would no longer grant (nor a never-expiring one). notAfter, if
+// set, caps that lifetime as IssueRequest.NotAfter does (the ledger passes
+// the expiry of a caller without ledger:admin, so that rotating never
+// extends such a caller's life). old records
 // TokenExpirySet{Reason: rotated, RotatedTo: new id} with an expiry of
 // now + grace, or its current expiry if that is earlier: rotation never
 // extends.
@@ -638,16 +772,17 @@ func (t *Token) revoke(reason string, m Meta, now time.Time) error {
 // ErrOwnerRevoked, ErrTokenExpired), and a token already rotated cannot be
 // rotated again (ErrPolicyViolation), so one token never has two
 // successors. owner and entropy are as for IssueToken. On error neither
-// token records anything.
-func Rotate(p Policy, owner *Owner, old *Token, grace time.Duration, m Meta, now time.Time, entropy io.Reader) (*Token, Secret, error) {
-	t, secret, err := rotate(p, owner, old, grace, m, now, entropy)
+// token records anything; a bound that leaves no lifetime is
+// ErrLifetimeBound.
+func Rotate(p Policy, owner *Owner, old *Token, grace time.Duration, notAfter *time.Time, m Meta, now time.Time, entropy io.Reader) (*Token, Secret, error) {
+	t, secret, err := rotate(p, owner, old, grace, notAfter, m, now, entropy)
 	if err != nil {
 		return nil, Secret{}, old.wrap("rotate", err)
 	}
 	return t, secret, nil
 }
 
-func rotate(p Policy, owner *Owner, old *Token, grace time.Duration, m Meta, now time.Time, entropy io.Reader) (*Token, Secret, error) {
+func rotate(p Policy, owner *Owner, old *Token, grace time.Duration, notAfter *time.Time, m Meta, now time.Time, entropy io.Reader) (*Token, Secret, error) {
 	if err := old.exists(); err != nil {
 		return nil, Secret{}, err
 	}
@@ -672,6 +807,8 @@ func rotate(p Policy, owner *Owner, old *Token, grace time.Duration, m Meta, now
 		Kind:        old.st.kind,
 		IdleTimeout: old.st.idleTimeout,
 		RotatedFrom: &from,
+		NotAfter:    notAfter,
+		family:      ptrTo(old.Family()),
 	}
 	t, secret, err := issueToken(p, owner, req, m, now, entropy)
 	if err != nil {
@@ -881,6 +1018,9 @@ func (t *Token) applyIssued(id TokenID, e Envelope, d TokenIssued) {
 	if d.RotatedFrom != nil {
 		st.rotatedFrom = *d.RotatedFrom
 	}
+	if d.Family != nil {
+		st.family = *d.Family
+	}
 	if e.Sequence != 0 {
 		st.issuedSequence = e.Sequence
 	}
@@ -937,6 +1077,8 @@ func derefTime(t *time.Time) time.Time {
 	}
 	return *t
 }
+
+func ptrTo[T any](v T) *T { return &v }
 
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {

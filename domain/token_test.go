@@ -191,6 +191,29 @@ func TestIssueTokenLifetime(t *testing.T) {
 			want: ErrPolicyViolation},
 		{name: "session never expires even when allowed", policy: allowNever, req: IssueRequest{Kind: KindSession, NeverExpires: true},
 			want: ErrPolicyViolation},
+		{name: "bound caps the api default lifetime", policy: def, req: IssueRequest{NotAfter: ptr(n.Add(2 * time.Hour))},
+			expiresAt: n.Add(2 * time.Hour)},
+		{name: "bound later than the api default lifetime", policy: def, req: IssueRequest{NotAfter: ptr(n.Add(40 * 24 * time.Hour))},
+			expiresAt: n.Add(30 * 24 * time.Hour)},
+		{name: "api expiry at exactly the bound", policy: def,
+			req:       IssueRequest{ExpiresAt: ptr(n.Add(2 * time.Hour)), NotAfter: ptr(n.Add(2 * time.Hour))},
+			expiresAt: n.Add(2 * time.Hour)},
+		{name: "api expiry a microsecond beyond the bound", policy: def,
+			req: IssueRequest{ExpiresAt: ptr(n.Add(2*time.Hour + time.Microsecond)), NotAfter: ptr(n.Add(2 * time.Hour))}, want: ErrLifetimeBound},
+		{name: "api expires in beyond the bound", policy: def,
+			req: IssueRequest{ExpiresIn: 720 * time.Hour, NotAfter: ptr(n.Add(2 * time.Hour))}, want: ErrLifetimeBound},
+		{name: "policy refusal comes before the bound", policy: def,
+			req: IssueRequest{ExpiresIn: def.MaxLifetime + time.Hour, NotAfter: ptr(n.Add(2 * time.Hour))}, want: ErrPolicyViolation},
+		{name: "never expires beyond any bound", policy: allowNever,
+			req: IssueRequest{NeverExpires: true, NotAfter: ptr(n.Add(2 * time.Hour))}, want: ErrLifetimeBound},
+		{name: "bound that has passed leaves no default lifetime", policy: def, req: IssueRequest{NotAfter: ptr(n)},
+			want: ErrLifetimeBound},
+		{name: "bound caps the session default cap", policy: def, req: IssueRequest{Kind: KindSession, NotAfter: ptr(n.Add(2 * time.Hour))},
+			expiresAt: n.Add(30 * time.Minute), absolute: n.Add(2 * time.Hour), idle: 30 * time.Minute},
+		{name: "bound shorter than the session idle timeout", policy: def, req: IssueRequest{Kind: KindSession, NotAfter: ptr(n.Add(10 * time.Minute))},
+			expiresAt: n.Add(10 * time.Minute), absolute: n.Add(10 * time.Minute), idle: 30 * time.Minute},
+		{name: "session cap beyond the bound", policy: def,
+			req: IssueRequest{Kind: KindSession, ExpiresIn: 3 * time.Hour, NotAfter: ptr(n.Add(2 * time.Hour))}, want: ErrLifetimeBound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -470,7 +493,7 @@ func TestRevokedIsTerminal(t *testing.T) {
 		}, ErrTokenRevoked},
 		{"set expiry never", KindAPI, func(tok *Token, now time.Time) error { return tok.SetExpiry(p, nil, testMeta, now) }, ErrTokenRevoked},
 		{"rotate", KindAPI, func(tok *Token, now time.Time) error {
-			_, _, err := Rotate(p, nil, tok, time.Hour, testMeta, now, nil)
+			_, _, err := Rotate(p, nil, tok, time.Hour, nil, testMeta, now, nil)
 			return err
 		}, ErrTokenRevoked},
 		{"extend session", KindSession, func(tok *Token, now time.Time) error {
@@ -552,7 +575,7 @@ func TestRotate(t *testing.T) {
 	old, _ := issue(t, p, owner, IssueRequest{Name: "deploy", Scopes: []string{"b", "a"}, ExpiresIn: 200 * 24 * time.Hour}, clock.Now())
 	now := clock.Advance(24 * time.Hour)
 
-	tok, secret, err := Rotate(p, owner, old, time.Hour, Meta{Actor: "token:x"}, now, nil)
+	tok, secret, err := Rotate(p, owner, old, time.Hour, nil, Meta{Actor: "token:x"}, now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -580,8 +603,38 @@ func TestRotate(t *testing.T) {
 	if old.Status(now.Add(time.Hour-time.Microsecond), nil) != StatusActive || old.Status(now.Add(time.Hour), nil) != StatusExpired {
 		t.Fatal("old token is not usable exactly during the grace")
 	}
-	_, _, err = Rotate(p, owner, old, 0, testMeta, now, nil)
+	_, _, err = Rotate(p, owner, old, 0, nil, testMeta, now, nil)
 	wantErr(t, err, ErrPolicyViolation)
+}
+
+// TestRotateWithinABound checks that a bound caps the successor's
+// lifetime: a token with two hours left that rotates itself under its own
+// expiry as the bound gets a successor that expires when it would have,
+// not one with the policy's default lifetime.
+func TestRotateWithinABound(t *testing.T) {
+	t.Parallel()
+	p := DefaultPolicy()
+	old, _ := issue(t, p, nil, IssueRequest{ExpiresIn: 2 * time.Hour}, t0)
+	bound := expiry(t, old)
+	now := t0.Add(time.Minute)
+	tok, _, err := Rotate(p, nil, old, 0, &bound, testMeta, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := expiry(t, tok); !got.Equal(bound) {
+		t.Fatalf("successor expires at %v, want the bound %v", got, bound)
+	}
+	if got := expiry(t, old); !got.Equal(now) {
+		t.Fatalf("old token expires at %v, want %v (no grace)", got, now)
+	}
+
+	passed := now
+	old2, _ := issue(t, p, nil, IssueRequest{}, t0)
+	_, _, err = Rotate(p, nil, old2, 0, &passed, testMeta, now, nil)
+	wantErr(t, err, ErrLifetimeBound)
+	if len(old2.Changes()) != 1 {
+		t.Fatalf("a refused rotation recorded %d events on the old token", len(old2.Changes())-1)
+	}
 }
 
 func TestRotateNeverExtendsTheOldToken(t *testing.T) {
@@ -609,7 +662,7 @@ func TestRotateNeverExtendsTheOldToken(t *testing.T) {
 			t.Parallel()
 			old, _ := issue(t, p, nil, tc.req, t0)
 			now := t0.Add(30 * time.Minute)
-			tok, _, err := Rotate(p, nil, old, tc.grace, testMeta, now, nil)
+			tok, _, err := Rotate(p, nil, old, tc.grace, nil, testMeta, now, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -671,7 +724,7 @@ func TestRotateRefusals(t *testing.T) {
 			s.store(t, old)
 			now := tc.setup(t, old, owner)
 			before := len(old.Changes())
-			tok, secret, err := Rotate(p, owner, old, tc.grace, testMeta, now, nil)
+			tok, secret, err := Rotate(p, owner, old, tc.grace, nil, testMeta, now, nil)
 			wantErr(t, err, tc.want)
 			if tok != nil || !secret.IsZero() || len(old.Changes()) != before {
 				t.Fatal("a refused rotation recorded something")
@@ -692,7 +745,7 @@ func TestRotateOfAnUnblockedOwnerStillChecksTheBan(t *testing.T) {
 	// into a fresh one.
 	old, _ := issue(t, p, nil, IssueRequest{}, t0.Add(time.Minute))
 	s.store(t, old)
-	_, _, err := Rotate(p, owner, old, 0, testMeta, t0.Add(2*time.Hour), nil)
+	_, _, err := Rotate(p, owner, old, 0, nil, testMeta, t0.Add(2*time.Hour), nil)
 	wantErr(t, err, ErrOwnerRevoked)
 }
 
@@ -819,7 +872,7 @@ func TestExtendSession(t *testing.T) {
 		{name: "rotated session does not slide", lastUse: 10 * time.Minute, now: 10 * time.Minute, step: step,
 			want: false, wantExp: t0.Add(20 * time.Minute),
 			prepared: func(t *testing.T, tok *Token) {
-				if _, _, err := Rotate(p, nil, tok, 20*time.Minute, testMeta, t0, nil); err != nil {
+				if _, _, err := Rotate(p, nil, tok, 20*time.Minute, nil, testMeta, t0, nil); err != nil {
 					t.Fatal(err)
 				}
 			}},
@@ -976,7 +1029,7 @@ func TestCommandsOnATokenNotIssued(t *testing.T) {
 		wantErr(t, tok.RecordUse(1, t0, t0, "", testMeta, t0), ErrNotFound)
 		_, err := tok.ExtendSession(t0, 0, testMeta, t0)
 		wantErr(t, err, ErrNotFound)
-		_, _, err = Rotate(p, nil, tok, 0, testMeta, t0, nil)
+		_, _, err = Rotate(p, nil, tok, 0, nil, testMeta, t0, nil)
 		wantErr(t, err, ErrNotFound)
 		wantErr(t, tok.Check(t0, nil), ErrNotFound)
 		if tok.Status(t0, nil) != "" {

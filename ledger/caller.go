@@ -22,6 +22,10 @@ type Caller struct {
 	Owner   domain.OwnerID
 	// Scopes are the caller's scopes, sorted.
 	Scopes []string
+	// ExpiresAt is the expiry of the caller's token as it stood when it
+	// authenticated the request; zero means it does not expire. Without
+	// ledger:admin, no token the caller issues or rotates may outlive it.
+	ExpiresAt time.Time
 }
 
 // IsAdmin reports whether the caller holds ledger:admin.
@@ -35,6 +39,17 @@ func (c Caller) HasScope(s string) bool {
 // Actor is how the caller is recorded in the events it causes:
 // "token:<id>", which the token's own history resolves to its owner.
 func (c Caller) Actor() string { return "token:" + c.TokenID.String() }
+
+// lifetimeBound is the latest expiry a token this caller issues or rotates
+// may have: nil for an admin or a caller whose token does not expire (the
+// policy alone bounds them), else the caller's own expiry.
+func (c Caller) lifetimeBound() *time.Time {
+	if c.IsAdmin() || c.ExpiresAt.IsZero() {
+		return nil
+	}
+	at := c.ExpiresAt
+	return &at
+}
 
 // mayManage reports whether the caller may act on owner's tokens.
 func (c Caller) mayManage(owner domain.OwnerID) bool {

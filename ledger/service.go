@@ -102,8 +102,10 @@ type Issued struct {
 }
 
 // Issue issues a token for req.Owner (the caller's owner when empty). A
-// non-admin caller may issue only for its own owner and only scopes it holds
-// itself.
+// non-admin caller may issue only for its own owner, only scopes it holds
+// itself, and no token that outlives its own: without a requested expiry the
+// policy's default is capped at the caller's expiry, and a requested expiry
+// after it (or none at all) is ErrLifetimeExceedsCaller.
 func (s *Service) Issue(ctx context.Context, c Caller, req domain.IssueRequest, correlationID string) (Issued, error) {
 	if req.Owner == "" {
 		req.Owner = c.Owner
@@ -126,6 +128,7 @@ func (s *Service) Issue(ctx context.Context, c Caller, req domain.IssueRequest, 
 		}
 	}
 	req.Scopes = scopes
+	req.NotAfter = c.lifetimeBound()
 	m := s.meta(c.Actor(), correlationID)
 
 	var out Issued
@@ -136,7 +139,7 @@ func (s *Service) Issue(ctx context.Context, c Caller, req domain.IssueRequest, 
 		}
 		tok, secret, err := domain.IssueToken(s.cfg.Policy, owner, req, m, now, s.cfg.Entropy)
 		if err != nil {
-			return err
+			return lifetimeErr(err)
 		}
 		if err := s.append(ctx, "issue", tok, func() ([]domain.Envelope, error) {
 			return s.cfg.Store.Append(ctx, eventstore.ExpectOwner(req.Owner, owner.Version()), tok.Changes()...)
@@ -250,6 +253,106 @@ func (s *Service) RevokeSecret(ctx context.Context, secret, correlationID string
 	return true, s.revoke(ctx, "revoke_secret", tok, "revoked by a holder of its secret", s.meta(SecretHolderActor, correlationID))
 }
 
+// ReuseDetectionActor is the actor recorded for the revocation of a
+// rotation family whose rotated-out secret was presented.
+const ReuseDetectionActor = "system:reuse-detection"
+
+// maxFamily bounds how many tokens of one rotation chain a family
+// revocation walks and revokes in one atomic append.
+const maxFamily = 1000
+
+// RevokeReusedFamily revokes the whole rotation family of reuse.Token,
+// because that token's rotated-out secret was presented after its grace
+// (at reuse.Route, from reuse.ClientAddr): every token linked to it by
+// rotated_from and rotated_to that is not revoked yet records a
+// token.revoked with reason domain.ReasonRotatedSecretReused and the
+// reuse, all in one atomic append. Validators call it off their hot path.
+// A token that is not rotated out (unknown, within its grace, revoked
+// already) records nothing and is no error; a family whose every member is
+// revoked records nothing either, so repeated reports append once.
+func (s *Service) RevokeReusedFamily(ctx context.Context, reuse domain.SecretReuse) error {
+	m := s.meta(ReuseDetectionActor, "")
+	return s.retry(ctx, "revoke_family", func(now time.Time) error {
+		reused, err := s.loadToken(ctx, reuse.Token)
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !reused.RotatedOut(now) {
+			return nil
+		}
+		members, err := s.loadFamily(ctx, reused)
+		if err != nil {
+			return err
+		}
+		versions := make([]uint64, len(members))
+		for i, t := range members {
+			versions[i] = t.Version()
+		}
+		if err := domain.RevokeFamily(members, reused, reuse, m, now); err != nil {
+			return err
+		}
+		var changes []eventstore.Change
+		var changed []*domain.Token
+		for i, t := range members {
+			if len(t.Changes()) > 0 {
+				changes = append(changes, eventstore.Change{Expect: eventstore.ExpectToken(t.ID(), versions[i]), Events: t.Changes()})
+				changed = append(changed, t)
+			}
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		start := time.Now()
+		stored, err := s.cfg.Store.AppendAtomic(ctx, changes...)
+		s.observeAppend("revoke_family", start, err)
+		if err != nil {
+			return storeErr(err)
+		}
+		s.observe(stored)
+		for _, t := range changed {
+			n := len(t.Changes())
+			if err := markStored(t, stored[:n]); err != nil {
+				return err
+			}
+			stored = stored[n:]
+		}
+		return nil
+	})
+}
+
+// loadFamily loads the rotation chain of t (t included), following
+// rotated_from back and rotated_to forward, at most maxFamily tokens.
+func (s *Service) loadFamily(ctx context.Context, t *domain.Token) ([]*domain.Token, error) {
+	members := []*domain.Token{t}
+	seen := map[domain.TokenID]bool{t.ID(): true}
+	follow := func(cur *domain.Token, next func(*domain.Token) (domain.TokenID, bool)) error {
+		for len(members) < maxFamily {
+			id, ok := next(cur)
+			if !ok || seen[id] {
+				return nil
+			}
+			tok, err := s.loadToken(ctx, id)
+			if err != nil {
+				return err
+			}
+			seen[id] = true
+			members = append(members, tok)
+			cur = tok
+		}
+		return nil
+	}
+	if err := follow(t, (*domain.Token).RotatedFrom); err != nil {
+		return nil, err
+	}
+	if err := follow(t, (*domain.Token).RotatedTo); err != nil {
+		return nil, err
+	}
+	return members, nil
+}
+
 // Rotated is the answer of Rotate.
 type Rotated struct {
 	Issued
@@ -258,9 +361,13 @@ type Rotated struct {
 }
 
 // Rotate issues a token with the same owner, name, scopes and kind as token
-// id and sets the old one to expire after grace, in one atomic append.
+// id and sets the old one to expire after grace, in one atomic append. For
+// a non-admin caller the new token's policy lifetime is capped at the
+// caller's own expiry: rotating never extends a caller's life (rotating its
+// own token gives a successor that expires when the old token would have).
 func (s *Service) Rotate(ctx context.Context, c Caller, id domain.TokenID, grace time.Duration, correlationID string) (Rotated, error) {
 	m := s.meta(c.Actor(), correlationID)
+	notAfter := c.lifetimeBound()
 	var out Rotated
 	err := s.retry(ctx, "rotate", func(now time.Time) error {
 		old, owner, err := s.loadForCaller(ctx, c, id)
@@ -268,14 +375,14 @@ func (s *Service) Rotate(ctx context.Context, c Caller, id domain.TokenID, grace
 			return err
 		}
 		ownerVersion, oldVersion := owner.Version(), old.Version()
-		tok, secret, err := domain.Rotate(s.cfg.Policy, owner, old, grace, m, now, s.cfg.Entropy)
+		tok, secret, err := domain.Rotate(s.cfg.Policy, owner, old, grace, notAfter, m, now, s.cfg.Entropy)
 		if err != nil {
 			if errors.Is(err, domain.ErrPolicyViolation) {
 				if _, rotated := old.RotatedTo(); rotated {
 					return fmt.Errorf("%w: %w", ErrConflict, err)
 				}
 			}
-			return err
+			return lifetimeErr(err)
 		}
 		start := time.Now()
 		stored, err := s.cfg.Store.AppendAtomic(ctx,
@@ -476,6 +583,15 @@ func sequences(events []domain.Envelope) []uint64 {
 		seqs[i] = e.Sequence
 	}
 	return seqs
+}
+
+// lifetimeErr reports a lifetime beyond the caller's bound (the only bound
+// the ledger sets) as ErrLifetimeExceedsCaller.
+func lifetimeErr(err error) error {
+	if errors.Is(err, domain.ErrLifetimeBound) {
+		return fmt.Errorf("%w: %w", ErrLifetimeExceedsCaller, err)
+	}
+	return err
 }
 
 // storeErr passes conflicts through (they are retried) and marks every

@@ -47,6 +47,11 @@ type Token struct {
 	// that replaced this one.
 	RotatedFrom *string `json:"rotated_from,omitempty"`
 	RotatedTo   *string `json:"rotated_to,omitempty"`
+	// Family names the first token of the rotation chain, for a token
+	// that was rotated or issued by a rotation (absent otherwise, and in
+	// lists). Presenting a rotated-out secret of the family after its
+	// grace revokes every token of the family.
+	Family *string `json:"family,omitempty"`
 }
 
 // IssueRequest is the body of POST /v1/tokens. At most one of ExpiresIn,
@@ -202,21 +207,22 @@ type ErrorDetail struct {
 
 // Error codes of ErrorDetail.
 const (
-	CodeInvalidRequest       = "invalid_request"        // 400: the request is malformed or a value is invalid
-	CodePolicyViolation      = "policy_violation"       // 400: the request breaks the issuing policy
-	CodeUnauthorized         = "unauthorized"           // 401: no credentials, or they are not a valid token
-	CodeInvalidToken         = "invalid_token"          // 401 of /v1/auth: the presented token is not valid
-	CodeForbidden            = "forbidden"              // 403: the caller may not do this
-	CodeInsufficientScope    = "insufficient_scope"     // 403 of /v1/auth: the token lacks the required scope
-	CodeScopeRequired        = "scope_required"         // 400 of /v1/auth: the check names no scope and the server requires one
-	CodeOwnerBlocked         = "owner_blocked"          // 403: the owner may get no new token until a time
-	CodeNotFound             = "not_found"              // 404
-	CodeMethodNotAllowed     = "method_not_allowed"     // 405
-	CodeConflict             = "conflict"               // 409: the token's state forbids it, or concurrent changes kept colliding
-	CodePayloadTooLarge      = "payload_too_large"      // 413
-	CodeUnsupportedMediaType = "unsupported_media_type" // 415
-	CodeUnavailable          = "unavailable"            // 503: try again later (Retry-After)
-	CodeInternal             = "internal"               // 500
+	CodeInvalidRequest        = "invalid_request"         // 400: the request is malformed or a value is invalid
+	CodePolicyViolation       = "policy_violation"        // 400: the request breaks the issuing policy
+	CodeUnauthorized          = "unauthorized"            // 401: no credentials, or they are not a valid token
+	CodeInvalidToken          = "invalid_token"           // 401 of /v1/auth: the presented token is not valid
+	CodeForbidden             = "forbidden"               // 403: the caller may not do this
+	CodeInsufficientScope     = "insufficient_scope"      // 403 of /v1/auth: the token lacks the required scope
+	CodeScopeRequired         = "scope_required"          // 400 of /v1/auth: the check names no scope and the server requires one
+	CodeOwnerBlocked          = "owner_blocked"           // 403: the owner may get no new token until a time
+	CodeLifetimeExceedsCaller = "lifetime_exceeds_caller" // 403: without ledger:admin, the token asked for would outlive the caller's own
+	CodeNotFound              = "not_found"               // 404
+	CodeMethodNotAllowed      = "method_not_allowed"      // 405
+	CodeConflict              = "conflict"                // 409: the token's state forbids it, or concurrent changes kept colliding
+	CodePayloadTooLarge       = "payload_too_large"       // 413
+	CodeUnsupportedMediaType  = "unsupported_media_type"  // 415
+	CodeUnavailable           = "unavailable"             // 503: try again later (Retry-After)
+	CodeInternal              = "internal"                // 500
 )
 
 // Duration is a length of time in JSON: written as a Go duration string

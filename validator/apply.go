@@ -106,6 +106,9 @@ func (w *tokenWriter) applyToken(id domain.TokenID, e domain.Envelope) {
 			return
 		}
 		ent.expires.Store(expiryMicros(d.ExpiresAt))
+		if d.RotatedTo != nil {
+			ent.flags.Or(flagRotated)
+		}
 	case domain.TypeTokenRevoked:
 		if ent != nil {
 			ent.flags.Or(flagRevoked)
@@ -204,6 +207,7 @@ func (w *tokenWriter) loadRow(r *projections.TokenRow) {
 		expires:   expires,
 		issuedSeq: r.IssuedSeq,
 		revoked:   !r.RevokedAt.IsZero(),
+		rotated:   !r.RotatedTo.IsZero(),
 	})
 }
 

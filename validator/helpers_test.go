@@ -166,6 +166,21 @@ func (e *env) issue(tb testing.TB, owner domain.OwnerID, now time.Time, mod func
 	return secret.Reveal(), tok
 }
 
+// rotatedOut issues a token two hours before now, rotates it without
+// grace an hour before now, stores both, and returns the old token's
+// secret: rotated out and past its grace at now.
+func (e *env) rotatedOut(tb testing.TB, now time.Time) string {
+	tb.Helper()
+	secret, old := e.issue(tb, "alice", now.Add(-2*time.Hour), nil)
+	next, _, err := domain.Rotate(policy(), nil, old, 0, nil, meta, now.Add(-time.Hour), nil)
+	if err != nil {
+		tb.Fatalf("rotate: %v", err)
+	}
+	e.storeToken(tb, next)
+	e.storeToken(tb, old)
+	return secret
+}
+
 // revoke revokes and stores tok at now.
 func (e *env) revoke(tb testing.TB, tok *domain.Token, now time.Time) []domain.Envelope {
 	tb.Helper()

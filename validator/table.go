@@ -51,6 +51,11 @@ type entry struct {
 const (
 	flagRevoked uint32 = 1 << iota
 	flagSession
+	// flagRotated: the token was rotated; once expired, presenting its
+	// secret is a reuse of a rotated-out secret.
+	flagRotated
+	// flagReuseReported: such a reuse was queued for the handler.
+	flagReuseReported
 )
 
 const (
@@ -189,6 +194,7 @@ type newToken struct {
 	expires   int64
 	issuedSeq uint64
 	revoked   bool
+	rotated   bool
 }
 
 // insert adds a token that is not in the state yet and returns its entry.
@@ -215,6 +221,9 @@ func (s *state) insert(t newToken) *entry {
 	}
 	if t.revoked {
 		flags |= flagRevoked
+	}
+	if t.rotated {
+		flags |= flagRotated
 	}
 	e.flags.Store(flags)
 

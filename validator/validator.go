@@ -81,6 +81,11 @@ type Validator struct {
 	// publisherStarted tells whether pubDone will ever be closed.
 	publisherStarted atomic.Bool
 
+	// reuses queues rotated-out secrets presented after their grace for
+	// reuseHandler (see reuse.go).
+	reuses       chan reuseReport
+	reuseHandler atomic.Pointer[ReuseHandler]
+
 	// beforeApply, when set (by tests), is called by the tail before it
 	// applies each event.
 	beforeApply atomic.Pointer[func(domain.Envelope)]
@@ -107,6 +112,7 @@ func New(cfg Config) (*Validator, error) {
 		queue:       make(chan usageBatch, cfg.FlushQueue),
 		flushReq:    make(chan chan struct{}),
 		pubDone:     make(chan struct{}),
+		reuses:      make(chan reuseReport, reuseQueue),
 	}
 	v.usage.init()
 	v.lookups = newLookups(v)
@@ -172,10 +178,11 @@ func (v *Validator) start(ctx context.Context) error {
 	if v.runCtx.Err() != nil {
 		return ErrClosed
 	}
-	v.workers.Add(3)
+	v.workers.Add(4)
 	go v.watchConnection()
 	go v.runTail()
 	go v.runFlusher()
+	go v.runReuses()
 	v.publisherStarted.Store(true)
 	go v.runPublisher()
 
@@ -205,7 +212,7 @@ func (v *Validator) start(ctx context.Context) error {
 // ErrRevoked, ErrOwnerRevoked, ErrExpired, ErrStale, ErrNotStarted or
 // ErrClosed; they never contain the secret.
 func (v *Validator) Validate(ctx context.Context, secret string) (Principal, error) {
-	return v.validate(ctx, secret, "")
+	return v.validate(ctx, secret, "", "")
 }
 
 // ValidateFrom is Validate for a request from clientAddr, which is
@@ -214,10 +221,18 @@ func (v *Validator) Validate(ctx context.Context, secret string) (Principal, err
 // use. An address longer than domain.MaxClientAddrLen bytes, or not valid
 // text, is not recorded.
 func (v *Validator) ValidateFrom(ctx context.Context, secret, clientAddr string) (Principal, error) {
-	return v.validate(ctx, secret, clientAddr)
+	return v.validate(ctx, secret, clientAddr, "")
 }
 
-func (v *Validator) validate(ctx context.Context, secret, addr string) (Principal, error) {
+// ValidateAt is ValidateFrom for a secret presented at route (for example
+// "/v1/auth", the route as the access log names it). When the secret is a rotated-out one presented after its
+// grace (ErrExpired), the token, clientAddr and route are handed to the
+// ReuseHandler off the validation path, once per token.
+func (v *Validator) ValidateAt(ctx context.Context, secret, clientAddr, route string) (Principal, error) {
+	return v.validate(ctx, secret, clientAddr, route)
+}
+
+func (v *Validator) validate(ctx context.Context, secret, addr, route string) (Principal, error) {
 	if r := v.run.Load(); r != runRunning {
 		if r == runClosed {
 			return Principal{}, ErrClosed
@@ -236,13 +251,13 @@ func (v *Validator) validate(ctx context.Context, secret, addr string) (Principa
 	}
 	e, n := v.st.find(&id)
 	if e == nil {
-		return v.validateUnknown(ctx, id, hash, now, addr)
+		return v.validateUnknown(ctx, id, hash, now, addr, route)
 	}
-	return v.check(e, n, &hash, now, addr)
+	return v.check(e, n, &hash, now, addr, route)
 }
 
 // check decides for a token found in memory.
-func (v *Validator) check(e *entry, n uint32, hash *domain.SecretHash, now int64, addr string) (Principal, error) {
+func (v *Validator) check(e *entry, n uint32, hash *domain.SecretHash, now int64, addr, route string) (Principal, error) {
 	if !e.hash.Equal(*hash) {
 		v.stats.unknown.Add(1)
 		return Principal{}, ErrUnknown
@@ -259,6 +274,9 @@ func (v *Validator) check(e *entry, n uint32, hash *domain.SecretHash, now int64
 	exp := e.expires.Load()
 	if now >= exp {
 		v.stats.expired.Add(1)
+		if e.flags.Load()&flagRotated != 0 {
+			v.reportReuse(e, addr, route)
+		}
 		return Principal{}, ErrExpired
 	}
 	v.usage.record(e, n, now, addr)
@@ -274,7 +292,7 @@ func (v *Validator) check(e *entry, n uint32, hash *domain.SecretHash, now int64
 
 // validateUnknown decides for a well-formed secret whose id is not in
 // memory: refused at once unless the id is young, else looked up.
-func (v *Validator) validateUnknown(ctx context.Context, id domain.TokenID, hash domain.SecretHash, now int64, addr string) (Principal, error) {
+func (v *Validator) validateUnknown(ctx context.Context, id domain.TokenID, hash domain.SecretHash, now int64, addr, route string) (Principal, error) {
 	age := now - int64(ulid.ULID(id).Time())*1000
 	if age > v.youngWindow || -age > v.maxSkew {
 		v.stats.unknown.Add(1)
@@ -295,7 +313,7 @@ func (v *Validator) validateUnknown(ctx context.Context, id domain.TokenID, hash
 		v.stats.unknown.Add(1)
 		return Principal{}, ErrUnknown
 	}
-	return v.check(e, n, &hash, now, addr)
+	return v.check(e, n, &hash, now, addr, route)
 }
 
 // Observe applies events the caller has just appended to the lifecycle

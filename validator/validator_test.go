@@ -595,6 +595,7 @@ func TestValidateDoesNotAllocate(t *testing.T) {
 	okSecret, _ := e.issue(t, "alice", now, nil)
 	revokedSecret, revokedTok := e.issue(t, "alice", now, nil)
 	e.revoke(t, revokedTok, now)
+	rotatedSecret := e.rotatedOut(t, now)
 	v := e.start(t, validator.Config{FlushInterval: time.Hour})
 	old := forge(t, now.Add(-time.Hour))
 	for _, c := range []struct {
@@ -604,19 +605,65 @@ func TestValidateDoesNotAllocate(t *testing.T) {
 	}{
 		{"known token", okSecret, nil},
 		{"revoked token", revokedSecret, validator.ErrRevoked},
+		// No reuse handler is set, so every presentation is queued again.
+		{"rotated-out secret", rotatedSecret, validator.ErrExpired},
 		{"unknown old id", old, validator.ErrUnknown},
 		{"typo", typo(okSecret), validator.ErrMalformed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var err error
 			allocs := testing.AllocsPerRun(1000, func() {
-				_, err = v.Validate(context.Background(), c.secret)
+				_, err = v.ValidateAt(context.Background(), c.secret, "192.0.2.1", "/v1/auth")
 			})
 			wantErr(t, err, c.want)
 			if allocs != 0 {
 				t.Errorf("%v allocations per validation, want 0", allocs)
 			}
 		})
+	}
+}
+
+// TestRotatedOutSecretIsReportedOnce checks that presenting a rotated-out
+// secret after its grace hands it to the reuse handler, with the client
+// address and route, once however often it is presented; a secret within
+// its grace is not reported.
+func TestRotatedOutSecretIsReportedOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	now := time.Now()
+	rotated := e.rotatedOut(t, now)
+	withinSecret, within := e.issue(t, "alice", now, nil)
+	if _, _, err := domain.Rotate(policy(), nil, within, time.Hour, nil, meta, now, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.storeToken(t, within)
+	var mu sync.Mutex
+	var got []domain.SecretReuse
+	v := e.start(t, validator.Config{FlushInterval: time.Hour})
+	v.SetReuseHandler(func(_ context.Context, r domain.SecretReuse) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r)
+		return nil
+	})
+	if _, err := v.ValidateAt(context.Background(), withinSecret, "192.0.2.1", "/v1/auth"); err != nil {
+		t.Fatalf("a secret within its grace: %v", err)
+	}
+	for range 1000 {
+		if _, err := v.ValidateAt(context.Background(), rotated, "192.0.2.1", "/v1/auth"); !errors.Is(err, validator.ErrExpired) {
+			t.Fatalf("rotated-out secret: %v, want ErrExpired", err)
+		}
+	}
+	stacktest.Eventually(t, 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 }, "the reuse is reported")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := v.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0].ClientAddr != "192.0.2.1" || got[0].Route != "/v1/auth" {
+		t.Fatalf("reports %+v, want one from 192.0.2.1 at /v1/auth", got)
 	}
 }
 

@@ -427,7 +427,7 @@ func TestErrorCodesMatchSDK(t *testing.T) {
 	doc := load(t)
 	want := []string{
 		sdk.CodeInvalidRequest, sdk.CodePolicyViolation, sdk.CodeUnauthorized, sdk.CodeInvalidToken,
-		sdk.CodeForbidden, sdk.CodeInsufficientScope, sdk.CodeScopeRequired, sdk.CodeOwnerBlocked, sdk.CodeNotFound,
+		sdk.CodeForbidden, sdk.CodeInsufficientScope, sdk.CodeScopeRequired, sdk.CodeOwnerBlocked, sdk.CodeLifetimeExceedsCaller, sdk.CodeNotFound,
 		sdk.CodeMethodNotAllowed, sdk.CodeConflict, sdk.CodePayloadTooLarge, sdk.CodeUnsupportedMediaType,
 		sdk.CodeUnavailable, sdk.CodeInternal,
 	}

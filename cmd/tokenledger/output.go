@@ -191,6 +191,7 @@ func writeTokenDetail(w io.Writer, t sdk.Token, now time.Time) error {
 	row("Owner revoked", yesNo(t.OwnerRevoked))
 	row("Rotated from", optionalString(t.RotatedFrom))
 	row("Rotated to", optionalString(t.RotatedTo))
+	row("Family", optionalString(t.Family))
 	return tw.Flush()
 }
 

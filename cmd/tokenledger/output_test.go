@@ -201,7 +201,8 @@ func TestTokenDetail(t *testing.T) {
 				"Revoked reason:   -\n" +
 				"Owner revoked:    no\n" +
 				"Rotated from:     -\n" +
-				"Rotated to:       -\n",
+				"Rotated to:       -\n" +
+				"Family:           -\n",
 		},
 		{
 			name:  "a session",
@@ -223,7 +224,8 @@ func TestTokenDetail(t *testing.T) {
 				"Revoked reason:   -\n" +
 				"Owner revoked:    no\n" +
 				"Rotated from:     -\n" +
-				"Rotated to:       -\n",
+				"Rotated to:       -\n" +
+				"Family:           -\n",
 		},
 		{
 			name:  "a revoked, rotated token",
@@ -245,7 +247,8 @@ func TestTokenDetail(t *testing.T) {
 				"Revoked reason:   leaked in a log\n" +
 				"Owner revoked:    yes\n" +
 				"Rotated from:     01JDCCCCCCCCCCCCCCCCCCCCCC\n" +
-				"Rotated to:       01JDDDDDDDDDDDDDDDDDDDDDDD\n",
+				"Rotated to:       01JDDDDDDDDDDDDDDDDDDDDDDD\n" +
+				"Family:           -\n",
 		},
 	}
 	for _, tt := range tests {

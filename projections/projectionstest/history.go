@@ -158,7 +158,7 @@ func (g *generator) step(cfg HistoryConfig) {
 			return
 		}
 		o := g.owner(t.Owner())
-		nt, _, err := domain.Rotate(g.policy, o, t, time.Duration(g.rng.IntN(48))*time.Hour, g.meta(), now, g.entropy)
+		nt, _, err := domain.Rotate(g.policy, o, t, time.Duration(g.rng.IntN(48))*time.Hour, nil, g.meta(), now, g.entropy)
 		if err != nil {
 			return
 		}
