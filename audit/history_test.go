@@ -300,7 +300,7 @@ func TestHistoryOfTokenAndOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkLines(t, audit.Timeline(h.Events, audit.StoreOwners(ctx, l.store)), []string{
-			"2026-11-23 10:00:03  issued by " + adminActor + " for owner alice, rotated from " + a.ID().String() + `, name "ci", scopes repo:read repo:write, expires 2026-12-23 10:00:03`,
+			"2026-11-23 10:00:03  issued by " + adminActor + " for owner alice, rotated from " + a.ID().String() + ", family " + a.ID().String() + `, name "ci", scopes repo:read repo:write, expires 2026-12-23 10:00:03`,
 			"2026-11-24 09:00:03  all tokens revoked by " + unknown + ", reason: compromised, no new tokens until 2026-11-25 00:00:00",
 		})
 		if h.Owner != "alice" || h.Sequence != l.last() {

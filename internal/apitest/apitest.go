@@ -223,10 +223,12 @@ func (s *Stack) LastSequence(tb testing.TB) uint64 {
 
 // Client returns an HTTP client for the stack; requests carry no
 // credentials unless the caller sets them, and redirects are answers, not
-// followed.
+// followed. Its timeout is well past the API's mutation timeout, so a
+// test sees the server's answer (503 at the deadline), not its own
+// client giving up.
 func (s *Stack) Client() *http.Client {
 	return &http.Client{
-		Timeout:       10 * time.Second,
+		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
