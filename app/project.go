@@ -58,7 +58,7 @@ type ProjectConfig struct {
 	// differ.
 	Store eventstore.Config
 	// Lifecycle configures the lifecycle projector; its Name is the
-	// projection's (checkpoint and durable consumer). Its Logger is set by
+	// projection's (its checkpoint). Its Logger is set by
 	// StartProject.
 	Lifecycle consumers.LifecycleConfig
 	// Usage configures the usage consumer, which projects the usage
@@ -87,7 +87,6 @@ func DefaultProjectConfig() ProjectConfig {
 			Name:         DefaultProjectionName,
 			RetryInitial: consumers.DefaultRetryInitial,
 			RetryMax:     consumers.DefaultRetryMax,
-			AckWait:      consumers.DefaultAckWait,
 		},
 		Usage: consumers.UsageConfig{
 			Name:         consumers.DefaultUsageName,
@@ -96,7 +95,6 @@ func DefaultProjectConfig() ProjectConfig {
 			Policy:       domain.DefaultPolicy(),
 			RetryInitial: consumers.DefaultRetryInitial,
 			RetryMax:     consumers.DefaultRetryMax,
-			AckWait:      consumers.DefaultUsageAckWait,
 		},
 		HealthListen:     DefaultHealthListen,
 		ReadyMaxLag:      DefaultReadyMaxLag,
