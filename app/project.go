@@ -170,8 +170,8 @@ type Project struct {
 func (p *Project) HealthAddr() net.Addr { return p.health }
 
 // Done is closed when the lifecycle projector or the usage consumer
-// stopped, by itself on an error it does not retry (a durable consumer was
-// deleted, a stream is missing; the process should then exit and be
+// stopped, by itself on an error it does not retry (a stream is missing,
+// the connection is closed; the process should then exit and be
 // restarted, Err says why) or because stop was called.
 func (p *Project) Done() <-chan struct{} { return p.done }
 
