@@ -139,7 +139,7 @@ func (p *LifecycleProjector) Run(ctx context.Context) error {
 		}
 		switch {
 		case ctx.Err() != nil:
-		case fatal(err):
+		case fatal(ctx, p.js, p.store.Config().Stream, err):
 			return fmt.Errorf("run projection %q: %w", p.cfg.Name, err)
 		case err != nil:
 			p.setLastError(err)

@@ -163,11 +163,21 @@ func readerError(err error) error {
 	return fmt.Errorf("reader stopped: %w", err)
 }
 
-// fatal reports a failure a worker does not retry: the stream is missing
-// or the connection is closed for good.
-func fatal(err error) bool {
-	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrConnectionClosed) ||
-		errors.Is(err, jetstream.ErrConnectionClosed)
+// fatal reports a failure a worker does not retry: the connection is
+// closed for good, or the stream is missing and a fresh look-up confirms
+// it (a server shutting down its JetStream answers "stream not found" for
+// a moment too).
+func fatal(ctx context.Context, js jetstream.JetStream, stream string, err error) bool {
+	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) {
+		return true
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false
+	}
+	lctx, cancel := boundContext(ctx, attemptTimeout)
+	defer cancel()
+	_, lerr := js.Stream(lctx, stream)
+	return errors.Is(lerr, jetstream.ErrStreamNotFound)
 }
 
 // backoff is a pause doubling from initial up to max.

@@ -164,7 +164,7 @@ func (c *UsageConsumer) Run(ctx context.Context) error {
 		}
 		switch {
 		case ctx.Err() != nil:
-		case fatal(err):
+		case fatal(ctx, c.store.JetStream(), c.store.Config().UsageStream, err):
 			return fmt.Errorf("run usage projection %q: %w", c.cfg.Name, err)
 		case err != nil:
 			c.setLastError(err)
