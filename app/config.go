@@ -63,7 +63,7 @@ func validatePostgresURL(s string) error {
 }
 
 // validateProjectionName checks the name of a projection: it names the
-// checkpoint row and the projector's durable consumer, and the name with
+// checkpoint row, and the name with
 // "_rebuild" appended is the checkpoint of its rebuild.
 func validateProjectionName(name string) error {
 	switch {

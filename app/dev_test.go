@@ -72,8 +72,9 @@ func TestDevStreamsAreProtectedFromTheApplicationUser(t *testing.T) {
 		}
 	}
 
-	// Nor can it delete or reconfigure the workers' durable consumers,
-	// which would stop the projection.
+	// Nor can it delete consumers or create durable consumers under the
+	// workers' names (the workers read through consumers of their own,
+	// from their checkpoints).
 	for _, c := range []struct{ stream, durable string }{
 		{cfg.Store.Stream, app.DefaultProjectionName},
 		{cfg.Store.UsageStream, consumers.DefaultUsageName},
@@ -89,9 +90,6 @@ func TestDevStreamsAreProtectedFromTheApplicationUser(t *testing.T) {
 		cancelShort()
 		if err == nil {
 			t.Fatalf("the application user reconfigured consumer %s of %s", c.durable, c.stream)
-		}
-		if _, err := js.Consumer(ctx, c.stream, c.durable); err != nil {
-			t.Fatalf("consumer %s of %s after the refused delete: %v", c.durable, c.stream, err)
 		}
 	}
 	// The projection still follows the stream.

@@ -58,7 +58,7 @@ type ProjectConfig struct {
 	// differ.
 	Store eventstore.Config
 	// Lifecycle configures the lifecycle projector; its Name is the
-	// projection's (checkpoint and durable consumer). Its Logger is set by
+	// projection's (its checkpoint). Its Logger is set by
 	// StartProject.
 	Lifecycle consumers.LifecycleConfig
 	// Usage configures the usage consumer, which projects the usage
@@ -87,7 +87,6 @@ func DefaultProjectConfig() ProjectConfig {
 			Name:         DefaultProjectionName,
 			RetryInitial: consumers.DefaultRetryInitial,
 			RetryMax:     consumers.DefaultRetryMax,
-			AckWait:      consumers.DefaultAckWait,
 		},
 		Usage: consumers.UsageConfig{
 			Name:         consumers.DefaultUsageName,
@@ -96,7 +95,6 @@ func DefaultProjectConfig() ProjectConfig {
 			Policy:       domain.DefaultPolicy(),
 			RetryInitial: consumers.DefaultRetryInitial,
 			RetryMax:     consumers.DefaultRetryMax,
-			AckWait:      consumers.DefaultUsageAckWait,
 		},
 		HealthListen:     DefaultHealthListen,
 		ReadyMaxLag:      DefaultReadyMaxLag,
@@ -172,8 +170,8 @@ type Project struct {
 func (p *Project) HealthAddr() net.Addr { return p.health }
 
 // Done is closed when the lifecycle projector or the usage consumer
-// stopped, by itself on an error it does not retry (a durable consumer was
-// deleted, a stream is missing; the process should then exit and be
+// stopped, by itself on an error it does not retry (a stream is missing,
+// the connection is closed; the process should then exit and be
 // restarted, Err says why) or because stop was called.
 func (p *Project) Done() <-chan struct{} { return p.done }
 

@@ -218,9 +218,8 @@ func usedEvent(tb testing.TB, id domain.TokenID, count uint64, last time.Time) d
 	}
 }
 
-// A worker that stops by itself (the lifecycle projector's durable
-// consumer or the usage stream deleted by an operator) closes Done, so
-// that the process exits to be restarted, and stop reports why.
+// A worker that stops by itself (a stream deleted by an operator) closes
+// Done, so that the process exits to be restarted, and stop reports why.
 func TestStartProjectDoneWhenAWorkerStops(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -228,8 +227,8 @@ func TestStartProjectDoneWhenAWorkerStops(t *testing.T) {
 		remove func(context.Context, *eventstore.Store, app.ProjectConfig) error
 		want   string
 	}{
-		{"lifecycle durable consumer deleted", func(ctx context.Context, s *eventstore.Store, c app.ProjectConfig) error {
-			return s.JetStream().DeleteConsumer(ctx, c.Store.Stream, c.Lifecycle.Name)
+		{"lifecycle stream deleted", func(ctx context.Context, s *eventstore.Store, c app.ProjectConfig) error {
+			return s.JetStream().DeleteStream(ctx, c.Store.Stream)
 		}, "lifecycle"},
 		{"usage stream deleted", func(ctx context.Context, s *eventstore.Store, c app.ProjectConfig) error {
 			return s.JetStream().DeleteStream(ctx, c.Store.UsageStream)
@@ -418,12 +417,12 @@ func TestProjectConfigValidate(t *testing.T) {
 			c.PostgresMaxConns = 1
 			c.Store.SubjectPrefix = ""
 			c.Lifecycle.Name = "a.b"
-			c.Lifecycle.AckWait = time.Second
+			c.Lifecycle.RetryMax = time.Nanosecond
 			c.HealthListen = "9091"
 			c.Usage.BatchSize = consumers.MaxUsageBatchSize + 1
-			c.Usage.AckWait = time.Millisecond
-		}, []string{"nats url must be set", "postgres url", "max conns 1", "subject prefix", `name "a.b"`, "ack wait", "health listen address",
-			"usage consumer: batch size", "ack wait 1ms"}},
+			c.Usage.MaxWait = -time.Millisecond
+		}, []string{"nats url must be set", "postgres url", "max conns 1", "subject prefix", `name "a.b"`, "below retry initial", "health listen address",
+			"usage consumer: batch size", "max wait -1ms"}},
 		{"usage name is the lifecycle's", func(c *app.ProjectConfig) { c.Usage.Name = c.Lifecycle.Name }, []string{"checkpoints of their own"}},
 		{"empty usage name", func(c *app.ProjectConfig) { c.Usage.Name = "" }, []string{"usage projection name must be set"}},
 		{"usage rebuild checkpoint name", func(c *app.ProjectConfig) { c.Usage.Name = "usage_rebuild" }, []string{"usage projection name", "_rebuild"}},

@@ -78,16 +78,14 @@ func migrate(t *testing.T, pool *pgxpool.Pool) {
 	}
 }
 
-// testConfig retries quickly and lets the server redeliver after three
-// seconds, so that a retrying projector must keep telling the server it
-// is alive.
+// testConfig retries quickly and logs everything, so that a test can
+// count how often a halted projector read its event again.
 func (e *env) testConfig() consumers.LifecycleConfig {
 	return consumers.LifecycleConfig{
 		Name:         "lifecycle",
 		RetryInitial: 20 * time.Millisecond,
 		RetryMax:     500 * time.Millisecond,
-		AckWait:      3 * time.Second,
-		Logger:       slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:       slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }
 
@@ -219,20 +217,6 @@ func (e *env) requireMatchesFold(name string) *domain.State {
 	state, last, _ := e.fold()
 	projectionstest.RequireMatchesState(e.t, e.proj, name, state, last, e.w.clock.Now())
 	return state
-}
-
-// consumerInfo returns the durable consumer's current state.
-func (e *env) consumerInfo(name string) *jetstream.ConsumerInfo {
-	e.t.Helper()
-	cons, err := e.js.Consumer(context.Background(), e.store.Config().Stream, name)
-	if err != nil {
-		e.t.Fatalf("consumer %s: %v", name, err)
-	}
-	info, err := cons.Info(context.Background())
-	if err != nil {
-		e.t.Fatalf("consumer %s info: %v", name, err)
-	}
-	return info
 }
 
 // logBuffer collects log output safely from many goroutines.

@@ -1,35 +1,42 @@
 // Package consumers holds the workers that follow tokenledger's event
 // streams. LifecycleProjector keeps the read model in PostgreSQL (package
-// projections) up to date with the lifecycle stream.
+// projections) up to date with the lifecycle stream; UsageConsumer folds
+// the usage stream into it. Unmarshaler serves watermill subscribers of
+// the streams, for work that is per message (delivering an event
+// somewhere), not for projections that must keep pace with the stream.
 //
 // # Exactly once
 //
-// The projector reads the lifecycle stream through a durable JetStream
-// consumer named after the projection (LifecycleConfig.Name), with explicit
-// acknowledgements and at most one unacknowledged event at a time, so
-// events arrive in stream order and none is passed over. The consumer is
-// created by the projector, not by watermill (whose consumers are not
-// durable), and outlives it. A watermill router with Recoverer and Retry
-// middleware runs the handler, which decodes each event with the event
-// store's registry and calls projections.Store.ApplyBatch: the event's
-// changes and the checkpoint (the sequence of the last applied event)
-// commit in one transaction, and events at or below the checkpoint are
-// skipped. Delivery is at least once; a redelivery after any crash changes
-// nothing, so each event is applied exactly once.
+// The checkpoint in PostgreSQL (the sequence of the last applied event) is
+// the truth, and the only position there is. The projector reads the
+// checkpoint and reads the lifecycle stream from the event right after it
+// through an ordered consumer of its own: ephemeral, without
+// acknowledgements, checked by the client for gaps and recreated by it
+// after a missed heartbeat or a reconnect, so events arrive in stream
+// order and none is passed over. It takes what has arrived, up to a
+// thousand events, and applies it with projections.Store.ApplyNext: the
+// events' changes and the checkpoint commit in one transaction, which
+// first locks the checkpoint row, skips events at or below it, and refuses
+// a batch that does not continue it. Each event is thus applied exactly
+// once, across crashes and with several projectors of the same name
+// running at once (the one behind skips what the other applied).
 //
-// The checkpoint is the truth; the consumer's position only saves work. At
-// start the projector reads the checkpoint and, if the consumer has
-// acknowledged events beyond it (the read model was restored from a backup
-// or recreated), recreates the consumer right after the checkpoint.
+// Nothing on the server remembers what was delivered, so nothing holds a
+// restarted projector back: after a crash, SIGKILL or a stop it reads from
+// the checkpoint at once (a durable consumer would hold a killed process's
+// delivery until its acknowledgement timeout expired). Whenever the
+// projector doubts where it stands (a read failed, a batch did not
+// continue the checkpoint, it halted) it reads the checkpoint again and
+// starts a new read right after it.
+//
+// The usage consumer (UsageConsumer) reads the usage stream the same way.
 //
 // # Failures
 //
-// A transient failure (PostgreSQL down or restarting, a timeout) is retried
-// forever, with exponential backoff from RetryInitial up to RetryMax. While
-// it retries, the projector tells the server at every attempt that it is
-// still working on the event, so the server does not hand it to another
-// projector; Status and Ready report the growing lag, and the projector
-// catches up when PostgreSQL is back.
+// A transient failure (PostgreSQL down or restarting, a timeout, the
+// server unreachable) is retried forever, with exponential backoff from
+// RetryInitial up to RetryMax, with the same batch; Status and Ready report
+// the growing lag, and the projector catches up when PostgreSQL is back.
 //
 // # Halting at a poison event
 //
@@ -37,13 +44,13 @@
 // domain.ErrUnknownEventType; its content is invalid, or it is stored on a
 // subject that does not match it: domain.ErrCorruptEvent, reported as an
 // *eventstore.DecodeError), or that PostgreSQL refuses for good (a
-// constraint or data error), is never skipped silently. The projector
-// halts at it:
+// constraint or data error, see projections.Permanent), is never skipped
+// silently. The projector halts at it:
 //
-//   - the event is not acknowledged; it is handed back to the server with
-//     a delay (RetryInitial doubling up to RetryMax) and delivered again and
-//     again, and since only one event may be unacknowledged, nothing after
-//     it is delivered: the checkpoint stays just before it;
+//   - the events before it in the batch are applied and committed; it and
+//     everything after it are not: the checkpoint stays just before it.
+//     The projector reads the event again and again, after a pause that
+//     doubles from RetryInitial up to RetryMax;
 //   - the halt is logged once at error level ("lifecycle projection
 //     HALTED") with the sequence, subject, event id and reason;
 //   - Status.Halted names the sequence, subject, reason and since when, and
@@ -62,7 +69,7 @@
 //  2. Unknown event type (domain.ErrUnknownEventType): a newer binary
 //     recorded an event this one does not know. Deploy the binary that
 //     knows the type to the projectors (all of them, or stop the older
-//     ones). Nothing else is needed: the event is delivered again and
+//     ones). Nothing else is needed: the event is read again and
 //     applied, and the projection continues. Never skip such an event.
 //  3. Corrupt event (domain.ErrCorruptEvent): no binary will ever decode it.
 //     Confirm from the stored message that it carries nothing the read model
@@ -77,15 +84,10 @@
 //     SkipSequence that names another event, or an event that decodes,
 //     skips nothing. Remove the setting afterwards; it is harmless if left,
 //     because an undecodable event at or below the checkpoint is simply
-//     acknowledged.
+//     passed over.
 //  4. PostgreSQL refuses the event (a constraint or data error): the read
 //     model and the events disagree, which is a defect of the projection.
 //     Deploy a fixed binary; do not skip.
-//  5. Sequence gap ("sequence gap"): the consumer delivered an event while
-//     earlier ones were not applied, which happens only if the read model
-//     was rewound under a running projector. Restart the projector: it
-//     repositions the consumer at the checkpoint. Restore a read model only
-//     with its projectors stopped.
 //
 // Reading the stream with eventstore.Store.Read stops at the same event
 // (with its *eventstore.DecodeError), so a rebuild of the projection from

@@ -30,7 +30,7 @@ func TestLifecycleProjectorMatchesFold(t *testing.T) {
 	r := e.start(e.testConfig())
 	e.waitCaughtUp("lifecycle", last, 3*time.Minute)
 	elapsed := time.Since(begin)
-	t.Logf("caught up with %d events in %v: %.0f events/s, one transaction per event", last, elapsed.Round(time.Millisecond), float64(last)/elapsed.Seconds())
+	t.Logf("caught up with %d events in %v: %.0f events/s, a batch per transaction", last, elapsed.Round(time.Millisecond), float64(last)/elapsed.Seconds())
 
 	// Events appended while the projector follows the stream.
 	begin = time.Now()
@@ -54,26 +54,16 @@ func TestLifecycleProjectorMatchesFold(t *testing.T) {
 	if err := r.w.Ready(ctx, 0); err != nil {
 		t.Errorf("Ready(0) once caught up: %v", err)
 	}
-	// One delivery per event: the consumer never had to redeliver.
-	info := e.consumerInfo("lifecycle")
-	if info.Delivered.Consumer != live || info.AckFloor.Stream != live || info.NumAckPending != 0 {
-		t.Errorf("consumer delivered %d times, ack floor %d, %d pending; want %d, %d, 0",
-			info.Delivered.Consumer, info.AckFloor.Stream, info.NumAckPending, live, live)
-	}
 }
 
 // TestLifecycleProjectorRestart stops a projector mid-stream and starts
 // another with the same name: it continues where the first stopped, from
-// the same durable consumer, and applies no event twice.
+// the checkpoint, and applies no event twice.
 func TestLifecycleProjectorRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, 2)
 	e.w.appendEvents(3_000, 300)
 	cfg := e.testConfig()
-	// An AckWait far longer than the test may take: the delivery the first
-	// projector has in flight when it stops must be handed back to the
-	// server at once, or the second projector would wait for it that long.
-	cfg.AckWait = 10 * time.Minute
 
 	first := e.start(cfg)
 	stacktest.Eventually(t, time.Minute, func() bool { return e.checkpoint("lifecycle") >= 1_000 }, "first projector applied 1000 events")
@@ -85,15 +75,7 @@ func TestLifecycleProjectorRestart(t *testing.T) {
 		t.Fatalf("the first projector finished the stream (%d events) before it was stopped", stopped)
 	}
 
-	info := e.consumerInfo("lifecycle")
-	if info.Config.Durable != "lifecycle" || info.Config.InactiveThreshold != 0 {
-		t.Errorf("consumer config: durable %q, inactive threshold %v; want durable \"lifecycle\" that is never removed", info.Config.Durable, info.Config.InactiveThreshold)
-	}
-	if info.AckFloor.Stream > stopped {
-		t.Errorf("consumer acknowledged up to %d, beyond the checkpoint %d", info.AckFloor.Stream, stopped)
-	}
-	created := info.Created
-	t.Logf("stopped at checkpoint %d with %d deliveries unacknowledged", stopped, info.Delivered.Stream-info.AckFloor.Stream)
+	t.Logf("stopped at checkpoint %d", stopped)
 
 	e.w.appendEvents(1_000, 400)
 	last := e.last()
@@ -102,23 +84,15 @@ func TestLifecycleProjectorRestart(t *testing.T) {
 	e.waitCaughtUp("lifecycle", last, 90*time.Second)
 	t.Logf("second projector applied %d events in %v", last-stopped, time.Since(begin).Round(time.Millisecond))
 	e.requireMatchesFold("lifecycle")
-
-	info = e.consumerInfo("lifecycle")
-	if !info.Created.Equal(created) {
-		t.Errorf("consumer recreated at %v (first created %v): the second projector did not continue the durable consumer", info.Created, created)
-	}
-	// Every event delivered once, but for the in-flight delivery handed
-	// back at the stop.
-	if info.Delivered.Consumer > last+1 {
-		t.Errorf("consumer made %d deliveries for %d events: events were delivered again", info.Delivered.Consumer, last)
+	if n := len(e.logs.lines("reading the stream", "from_sequence="+strconv.FormatUint(stopped+1, 10))); n != 1 {
+		t.Errorf("%d log lines say the second projector read from %d, want 1:\n%s", n, stopped+1, e.logs.tail(10))
 	}
 }
 
 // TestLifecycleProjectorRefillsAnEmptyReadModel points a projector at an
-// empty read model while the durable consumer has acknowledged the whole
-// stream (a database recreated or restored from an old backup): the
-// checkpoint is the truth, so the projector repositions the consumer and
-// projects everything again.
+// empty read model after another projector of the same name projected the
+// whole stream (a database recreated or restored from an old backup): the
+// checkpoint is the truth, so the projector projects everything again.
 func TestLifecycleProjectorRefillsAnEmptyReadModel(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, 5)
@@ -136,9 +110,6 @@ func TestLifecycleProjectorRefillsAnEmptyReadModel(t *testing.T) {
 	e.start(e.testConfig())
 	e.waitCaughtUp("lifecycle", last, time.Minute)
 	e.requireMatchesFold("lifecycle")
-	if len(e.logs.lines("level=WARN", "recreating it at the checkpoint", "consumer_ack_floor="+strconv.FormatUint(last, 10), "checkpoint=0")) != 1 {
-		t.Errorf("no warning that the consumer was repositioned:\n%s", e.logs.tail(10))
-	}
 }
 
 func TestLifecycleConfigValidate(t *testing.T) {
@@ -149,16 +120,15 @@ func TestLifecycleConfigValidate(t *testing.T) {
 		wantErr []string // substrings, one per expected problem
 	}{
 		{name: "zero config takes the defaults", cfg: consumers.LifecycleConfig{}},
-		{name: "explicit valid config", cfg: consumers.LifecycleConfig{Name: "lifecycle-2_b", RetryInitial: time.Millisecond, RetryMax: time.Second, AckWait: 4 * time.Second, SkipSequence: 7}},
+		{name: "explicit valid config", cfg: consumers.LifecycleConfig{Name: "lifecycle-2_b", RetryInitial: time.Millisecond, RetryMax: time.Second, SkipSequence: 7}},
 		{name: "name with a dot is not a consumer name", cfg: consumers.LifecycleConfig{Name: "life.cycle"}, wantErr: []string{"name"}},
 		{name: "name too long", cfg: consumers.LifecycleConfig{Name: strings.Repeat("a", 65)}, wantErr: []string{"longer than 64"}},
 		{name: "negative retry initial", cfg: consumers.LifecycleConfig{RetryInitial: -time.Second}, wantErr: []string{"negative"}},
 		{name: "retry max below retry initial", cfg: consumers.LifecycleConfig{RetryInitial: time.Second, RetryMax: time.Millisecond}, wantErr: []string{"below retry initial"}},
-		{name: "ack wait too short for the retries", cfg: consumers.LifecycleConfig{RetryMax: 5 * time.Second, AckWait: 15 * time.Second}, wantErr: []string{"three times retry max"}},
 		{
 			name:    "every problem at once",
-			cfg:     consumers.LifecycleConfig{Name: "a b", RetryInitial: time.Second, RetryMax: time.Millisecond, AckWait: time.Millisecond},
-			wantErr: []string{"name", "below retry initial", "three times retry max"},
+			cfg:     consumers.LifecycleConfig{Name: "a b", RetryInitial: time.Second, RetryMax: time.Millisecond},
+			wantErr: []string{"name", "below retry initial"},
 		},
 	}
 	for _, tt := range tests {

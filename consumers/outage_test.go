@@ -21,8 +21,7 @@ const outage = 30 * time.Second
 // PostgreSQL for 30 seconds while events keep being appended (the event
 // store is JetStream, so appends succeed). Status and Ready report the
 // growing lag meanwhile; once PostgreSQL is back the projector catches up,
-// having lost nothing, and without the server ever redelivering the event
-// it held through the outage.
+// having lost nothing.
 func TestLifecycleProjectorRidesOutPostgresOutage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -108,10 +107,5 @@ func TestLifecycleProjectorRidesOutPostgresOutage(t *testing.T) {
 	}
 	if st, err := r.w.Status(ctx); err != nil || st.LastError != "" || st.LagEvents != 0 {
 		t.Errorf("Status after catching up = %+v, %v; want no lag and no error", st, err)
-	}
-	// The event the projector held during the outage was never handed to
-	// the server again: it kept signalling progress.
-	if info := e.consumerInfo("lifecycle"); info.Delivered.Consumer != during {
-		t.Errorf("consumer made %d deliveries for %d events: the event held through the outage was redelivered", info.Delivered.Consumer, during)
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
@@ -20,45 +18,34 @@ import (
 	"github.com/tokenledger/tokenledger/projections"
 )
 
-// usageAttemptTimeout bounds one attempt to write a batch.
-const usageAttemptTimeout = 30 * time.Second
-
 // UsageConsumer projects the usage stream (token.used events, coalesced
 // per token by the validators) into the usage table of the read model, and
 // slides the sessions that were used.
 //
 // # Batches
 //
-// It reads a durable JetStream pull consumer of its own on the usage
-// stream (named UsageConfig.Name, acknowledgements "all": one
-// acknowledgement covers every event up to it). Each round fetches up to
-// BatchSize events, waiting at most MaxWait for the batch to fill, decodes
-// them, and hands them to projections.Store.ApplyUsageBatch, which folds
-// them per token and writes them with ONE statement (rows ≤ distinct
-// tokens) in the transaction that advances the checkpoint. Only after the
-// commit is the last applied event acknowledged. A failed write (PostgreSQL
-// down) is retried with the same batch, with backoff from RetryInitial
-// doubling to RetryMax, forever; nothing is fetched meanwhile.
-//
-// A Fetch per batch rather than a continuous subscription (Consume or
-// Messages, which keep prefetching): one pull request is one batch and one
-// transaction, the consumer is never delivered more than the batch it
-// holds (so a stop can hand everything back), and MaxWait is the window
-// in which uses coalesce into one statement. FetchNoWait would write a
-// sliver of a batch per round under light load and need a pause of its
-// own when idle.
+// It reads the usage stream from its checkpoint on through a reader of its
+// own (an ordered consumer: no acknowledgements, no delivery state on the
+// server; see the package documentation). It takes up to BatchSize events
+// at a time, waiting at most MaxWait after the first for the batch to
+// fill, decodes them, and hands them to projections.Store.ApplyUsageBatch,
+// which folds them per token and writes them with ONE statement (rows ≤
+// distinct tokens) in the transaction that advances the checkpoint. A
+// failed write (PostgreSQL down) is retried with the same batch, with
+// backoff from RetryInitial doubling to RetryMax, forever; nothing more is
+// read meanwhile. MaxWait is the window in which uses coalesce into one
+// statement.
 //
 // # Exactly once
 //
 // The checkpoint (the last usage-stream sequence applied) is the truth.
-// ApplyUsageBatch skips events at or below it, so events delivered again
-// after a crash (committed, not acknowledged) change nothing, and it
-// applies only events that continue it without a gap: a batch that lacks
-// checkpoint+1 — because a consumer that died held it unacknowledged, or
-// another instance of this consumer holds it — is handed back to the
-// server (negative acknowledgement, with a delay) and fetched again until
-// the missing events are redelivered, at the latest AckWait after they
-// were delivered. So no event is counted twice and none is passed over,
+// The consumer reads from checkpoint+1 whenever it starts, so a restart
+// after a crash or a stop resumes at once. ApplyUsageBatch skips events at
+// or below the checkpoint (another instance applied them) and applies only
+// events that continue it without a gap; a batch that does not continue it
+// (the read model was rewound under a running consumer) is written no
+// further than the checkpoint, and the consumer reads again from the
+// checkpoint. So no event is counted twice and none is passed over,
 // however many instances run and whenever they crash. The one exception is
 // retention: events the usage stream dropped (older than its maximum age)
 // before they were projected are gone; the consumer then moves the
@@ -68,12 +55,13 @@ const usageAttemptTimeout = 30 * time.Second
 // # Halting at a poison event
 //
 // An event that cannot be decoded halts the consumer just before it, as
-// the lifecycle projector does: the events before it are applied, it and
-// everything after it are handed back and delivered again and again, the
-// halt is logged once at error level ("usage projection HALTED"), Status
-// reports it in Halted and Ready fails with ErrHalted. It ends by itself if
-// the checkpoint moves past the event (another instance skipped or applied
-// it); UsageConfig.SkipSequence is the operator's explicit skip.
+// the lifecycle projector does: the events before it are applied, nothing
+// from it on is; the consumer reads it again and again (after a pause
+// doubling from RetryInitial to RetryMax), the halt is logged once at
+// error level ("usage projection HALTED"), Status reports it in Halted and
+// Ready fails with ErrHalted. It ends by itself if the checkpoint moves
+// past the event (another instance skipped or applied it);
+// UsageConfig.SkipSequence is the operator's explicit skip.
 //
 // # Sessions
 //
@@ -153,56 +141,37 @@ func NewUsageConsumer(store *eventstore.Store, proj *projections.Store, cfg Usag
 // Name returns the projection's name.
 func (c *UsageConsumer) Name() string { return c.cfg.Name }
 
-// Run consumes the usage stream until ctx ends, then returns nil. It first
-// reads the checkpoint and creates or repositions the durable consumer,
-// retrying while PostgreSQL or the server is unreachable. It returns an
-// error if it was called before, if the usage stream does not exist or if
-// the connection is closed; the process should then exit and be
-// restarted. On return the events of the batch in hand that were not
-// committed are handed back to the server, so the next consumer gets them
-// at once.
+// Run consumes the usage stream until ctx ends, then returns nil. It reads
+// the checkpoint and starts reading the usage stream right after it, and
+// does so again after any failure to read (retrying while PostgreSQL or
+// the server is unreachable), after a halt and after a batch that did not
+// continue the checkpoint. It returns an error if it was called before, if
+// the usage stream does not exist or if the connection is closed; the
+// process should then exit and be restarted. A stop (or a crash) leaves
+// nothing behind that the next consumer waits for: it reads from the
+// checkpoint at once.
 func (c *UsageConsumer) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("run usage projection %q: Run was already called", c.cfg.Name)
 	}
-	cons, err := c.prepare(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("run usage projection %q: %w", c.cfg.Name, err)
-	}
-	c.consuming.Store(true)
 	defer c.consuming.Store(false)
-	idle := usageBackoff{initial: c.cfg.RetryInitial, max: c.cfg.RetryMax}
+	retry := backoff{initial: c.cfg.RetryInitial, max: c.cfg.RetryMax}
 	for ctx.Err() == nil {
-		msgs, err := c.fetch(cons)
-		if err != nil {
-			if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) {
-				return fmt.Errorf("run usage projection %q: %w", c.cfg.Name, err)
-			}
+		r, err := c.open(ctx)
+		if err == nil {
+			c.consuming.Store(true)
+			err = c.follow(ctx, r, &retry)
+			r.close()
+		}
+		switch {
+		case ctx.Err() != nil:
+		case fatal(ctx, c.store.JetStream(), c.store.Config().UsageStream, err):
+			return fmt.Errorf("run usage projection %q: %w", c.cfg.Name, err)
+		case err != nil:
 			c.setLastError(err)
-			c.log.Warn("fetching usage events failed; retrying", "error", err)
-			if !usageSleep(ctx, idle.next()) {
-				break
-			}
-			if lostConsumer(err) {
-				if cons, err = c.prepare(ctx); err != nil {
-					if ctx.Err() != nil {
-						break
-					}
-					return fmt.Errorf("run usage projection %q: %w", c.cfg.Name, err)
-				}
-			}
-			continue
+			c.log.Error("usage consumer cannot read the usage stream; retrying", "error", err)
 		}
-		if len(msgs) == 0 {
-			idle.reset()
-			continue
-		}
-		if c.handle(ctx, msgs) {
-			idle.reset()
-		} else if !usageSleep(ctx, idle.next()) {
+		if !sleep(ctx, retry.next()) {
 			break
 		}
 	}
@@ -210,30 +179,50 @@ func (c *UsageConsumer) Run(ctx context.Context) error {
 	return nil
 }
 
-// lostConsumer reports a fetch error that means the durable consumer is
-// gone and must be created again.
-func lostConsumer(err error) bool {
-	return errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrBadRequest)
+// open reads the checkpoint and starts a reader right after it.
+func (c *UsageConsumer) open(ctx context.Context) (*reader, error) {
+	actx, cancel := boundContext(ctx, attemptTimeout)
+	defer cancel()
+	cp, err := c.proj.Checkpoint(actx, c.cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.known = max(c.known, cp)
+	halted := c.halt != nil
+	c.mu.Unlock()
+	r, err := openReader(actx, c.store.JetStream(), c.store.Config().UsageStream, c.store.Subjects().Usage(), cp+1, c.cfg.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	if halted {
+		c.log.Debug("usage consumer reading the usage stream again", "from_sequence", cp+1)
+	} else {
+		c.log.Info("usage consumer reading the usage stream", "from_sequence", cp+1, "batch_size", c.cfg.BatchSize, "max_wait", c.cfg.MaxWait)
+	}
+	return r, nil
 }
 
-// fetch asks for up to BatchSize events, waiting up to MaxWait for them.
-// The wait is not cut short by Run's context: a stop waits for it, so that
-// every delivered event is in hand and can be handed back.
-func (c *UsageConsumer) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	batch, err := cons.Fetch(c.cfg.BatchSize, jetstream.FetchMaxWait(c.cfg.MaxWait))
-	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
+// follow writes the batches r reads until ctx ends (nil), the reader
+// fails (its error), or a batch ends the read: a halt, a gap (nil).
+func (c *UsageConsumer) follow(ctx context.Context, r *reader, retry *backoff) error {
+	for {
+		msgs, err := r.next(ctx, c.cfg.BatchSize, c.cfg.MaxWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		c.stats.fetches.Add(1)
+		progressed, goOn := c.handle(ctx, msgs)
+		if progressed {
+			retry.reset()
+		}
+		if !goOn {
+			return nil
+		}
 	}
-	msgs := make([]jetstream.Msg, 0, c.cfg.BatchSize)
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	c.stats.fetches.Add(1)
-	if err := batch.Error(); err != nil && len(msgs) == 0 {
-		return nil, fmt.Errorf("fetch: %w", err)
-	}
-	return msgs, nil
 }
 
 // usageItem is one delivered message of a batch.
@@ -244,27 +233,27 @@ type usageItem struct {
 	err error // why it does not decode
 }
 
-// handle applies one fetched batch, acknowledges what is applied, hands
-// back the rest and slides the sessions used. It reports whether the
-// consumer advanced (or acknowledged redelivered events).
-func (c *UsageConsumer) handle(ctx context.Context, msgs []jetstream.Msg) bool {
+// handle applies one batch read and slides the sessions used. It reports
+// whether the consumer advanced, and whether the reader may go on (false
+// after a halt or a gap, or when ctx ended).
+func (c *UsageConsumer) handle(ctx context.Context, msgs []jetstream.Msg) (progressed, goOn bool) {
 	items := c.decode(msgs)
 	events, poison := c.eventsOf(items)
 	res, ok := c.apply(ctx, events)
 	if !ok {
-		c.handBack(items, 0, 0)
-		return false
+		return false, false
 	}
-	if next, gap := nextAfter(items, res.Checkpoint); gap && next > res.Checkpoint+1 {
+	gap := false
+	if next, above := nextAfter(items, res.Checkpoint); above && next > res.Checkpoint+1 {
+		gap = true
 		if c.skipAgedOut(ctx, res.Checkpoint) {
 			if res, ok = c.apply(ctx, events); !ok {
-				c.handBack(items, 0, 0)
-				return false
+				return false, false
 			}
+			gap = res.Deferred > 0
 		}
 	}
-	progressed := res.Applied > 0 || res.Skipped > 0
-	c.handBack(items, res.Checkpoint, c.cfg.RetryInitial)
+	progressed = res.Applied > 0 || res.Skipped > 0
 	c.record(items, res, poison)
 	if len(res.Usage) > 0 {
 		c.slide(ctx, res.Usage, res.Checkpoint)
@@ -272,7 +261,8 @@ func (c *UsageConsumer) handle(ctx context.Context, msgs []jetstream.Msg) bool {
 	if progressed {
 		c.stats.slidThrough.Store(max(c.stats.slidThrough.Load(), res.Checkpoint))
 	}
-	return progressed
+	halted := poison != nil && poison.seq > res.Checkpoint
+	return progressed, !gap && !halted && res.Deferred == 0
 }
 
 // decode decodes every message and sorts them by stream sequence; a
@@ -310,7 +300,7 @@ func (c *UsageConsumer) eventsOf(items []usageItem) (events []domain.Envelope, p
 		switch {
 		case it.seq == 0:
 			// Without a stream sequence it has no place in the stream;
-			// it is handed back with the events above the checkpoint.
+			// it is read again with the events above the checkpoint.
 			continue
 		case it.err == nil:
 			events = append(events, it.ev)
@@ -326,9 +316,9 @@ func (c *UsageConsumer) eventsOf(items []usageItem) (events []domain.Envelope, p
 // apply writes events with ApplyUsageBatch, retrying failures until it
 // succeeds or ctx ends (ok false).
 func (c *UsageConsumer) apply(ctx context.Context, events []domain.Envelope) (projections.UsageResult, bool) {
-	retry := usageBackoff{initial: c.cfg.RetryInitial, max: c.cfg.RetryMax}
+	retry := backoff{initial: c.cfg.RetryInitial, max: c.cfg.RetryMax}
 	for {
-		actx, cancel := context.WithTimeout(ctx, usageAttemptTimeout)
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		res, err := c.proj.ApplyUsageBatch(actx, c.cfg.Name, events)
 		cancel()
 		if err == nil {
@@ -337,33 +327,17 @@ func (c *UsageConsumer) apply(ctx context.Context, events []domain.Envelope) (pr
 		if ctx.Err() != nil {
 			return projections.UsageResult{}, false
 		}
-		if permanentUsageError(err) && len(events) > 0 {
+		if projections.Permanent(err) && len(events) > 0 {
 			first := events[0].Sequence
 			c.halted(usageItem{seq: first}, fmt.Errorf("the batch from sequence %d cannot be written: %w", first, err))
 		} else {
 			c.setLastError(err)
 			c.log.Warn("writing a usage batch failed; retrying", "error", err, "events", len(events))
 		}
-		if !usageSleep(ctx, retry.next()) {
+		if !sleep(ctx, retry.next()) {
 			return projections.UsageResult{}, false
 		}
 	}
-}
-
-// permanentUsageError reports a write failure that retrying the same batch
-// cannot fix.
-func permanentUsageError(err error) bool {
-	if errors.Is(err, projections.ErrOutOfOrder) || errors.Is(err, projections.ErrUsageEvent) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && len(pgErr.Code) >= 2 {
-		switch pgErr.Code[:2] {
-		case "22", "23": // data exception, integrity constraint violation
-			return true
-		}
-	}
-	return false
 }
 
 // nextAfter returns the lowest sequence in items above checkpoint; gap is
@@ -381,7 +355,7 @@ func nextAfter(items []usageItem, checkpoint uint64) (next uint64, gap bool) {
 // stream's first sequence if the stream no longer holds them, and reports
 // whether it did.
 func (c *UsageConsumer) skipAgedOut(ctx context.Context, checkpoint uint64) bool {
-	actx, cancel := boundContext(ctx, usageAttemptTimeout)
+	actx, cancel := boundContext(ctx, attemptTimeout)
 	defer cancel()
 	info, err := c.store.UsageStream().Info(actx)
 	if err != nil {
@@ -406,45 +380,18 @@ func (c *UsageConsumer) skipAgedOut(ctx context.Context, checkpoint uint64) bool
 	return true
 }
 
-// waitForGap notes that the consumer waits for sequence seq, delivered
-// elsewhere, logging it once per sequence.
+// waitForGap notes that the batch read does not continue the checkpoint,
+// logging it once per sequence; the consumer reads again from the
+// checkpoint.
 func (c *UsageConsumer) waitForGap(seq uint64) {
 	c.mu.Lock()
 	fresh := c.waitingFor != seq
 	c.waitingFor = seq
-	c.lastErr = fmt.Sprintf("waiting for usage event %d, delivered to another consumer and not acknowledged; it is redelivered within the ack wait", seq)
+	c.lastErr = fmt.Sprintf("usage event %d missing from the batch read; reading again from the checkpoint", seq)
 	c.mu.Unlock()
 	if fresh {
-		c.log.Info("usage events after a gap handed back: the missing ones were delivered to another consumer (one that stopped without acknowledging them, or a concurrent one) and are redelivered within the ack wait",
-			"waiting_for", seq, "ack_wait", c.cfg.AckWait)
-	}
-}
-
-// handBack acknowledges the events at or below checkpoint (one
-// acknowledgement of the highest covers them all) and hands the others back
-// to the server, redelivered after delay.
-func (c *UsageConsumer) handBack(items []usageItem, checkpoint uint64, delay time.Duration) {
-	var ack jetstream.Msg
-	for _, it := range items {
-		if it.seq != 0 && it.seq <= checkpoint {
-			ack = it.msg
-			continue
-		}
-		var err error
-		if delay > 0 {
-			err = it.msg.NakWithDelay(delay)
-		} else {
-			err = it.msg.Nak()
-		}
-		if err != nil {
-			c.log.Debug("handing back a usage event", "sequence", it.seq, "error", err)
-		}
-	}
-	if ack != nil {
-		if err := ack.Ack(); err != nil {
-			// The events are applied: delivered again, they are skipped.
-			c.log.Debug("acknowledging usage events", "through", checkpoint, "error", err)
-		}
+		c.log.Warn("the usage events read do not continue the checkpoint (the read model was rewound under the consumer?); reading again from the checkpoint",
+			"checkpoint", seq-1)
 	}
 }
 
@@ -479,7 +426,7 @@ func (c *UsageConsumer) record(items []usageItem, res projections.UsageResult, p
 	if poison != nil {
 		switch {
 		case poison.seq <= res.Checkpoint:
-			c.log.Warn("undecodable usage event is at or below the checkpoint (applied by another binary or skipped before); acknowledged",
+			c.log.Warn("undecodable usage event is at or below the checkpoint (applied by another binary or skipped before); passing over it",
 				"sequence", poison.seq, "subject", poison.msg.Subject(), "reason", poison.err.Error())
 		case poison.seq == res.Checkpoint+1:
 			halting = true
@@ -521,7 +468,7 @@ func (c *UsageConsumer) halted(it usageItem, cause error) {
 	c.lastErr = reason
 	c.mu.Unlock()
 	if fresh {
-		c.log.Error("usage projection HALTED: the event cannot be applied; it and every later usage event stay unacknowledged and unapplied until it is resolved (see the UsageConsumer documentation)",
+		c.log.Error("usage projection HALTED: the event cannot be applied; it and every later usage event stay unapplied until it is resolved (see the UsageConsumer documentation)",
 			"sequence", it.seq, "subject", subject, "reason", reason)
 	} else {
 		c.log.Debug("usage projection still halted", "sequence", it.seq)
@@ -536,148 +483,4 @@ func (c *UsageConsumer) setLastError(err error) {
 		return
 	}
 	c.lastErr = err.Error()
-}
-
-// prepare reads the checkpoint and ensures the durable consumer, retrying
-// every failure except a missing stream or a closed connection until ctx
-// ends.
-func (c *UsageConsumer) prepare(ctx context.Context) (jetstream.Consumer, error) {
-	retry := usageBackoff{initial: c.cfg.RetryInitial, max: c.cfg.RetryMax}
-	for {
-		cons, err := c.prepareOnce(ctx)
-		if err == nil {
-			return cons, nil
-		}
-		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrConnectionClosed) || ctx.Err() != nil {
-			return nil, err
-		}
-		c.setLastError(err)
-		c.log.Error("usage consumer cannot start yet; retrying", "error", err)
-		if !usageSleep(ctx, retry.next()) {
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (c *UsageConsumer) prepareOnce(ctx context.Context) (jetstream.Consumer, error) {
-	actx, cancel := boundContext(ctx, usageAttemptTimeout)
-	defer cancel()
-	cp, err := c.proj.Checkpoint(actx, c.cfg.Name)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.known = max(c.known, cp)
-	c.mu.Unlock()
-	cons, err := c.ensureConsumer(actx, cp)
-	if err != nil {
-		return nil, err
-	}
-	c.setLastError(nil)
-	c.log.Info("usage consumer starting", "checkpoint", cp, "batch_size", c.cfg.BatchSize, "max_wait", c.cfg.MaxWait)
-	return cons, nil
-}
-
-// consumerConfig is the durable consumer the usage stream is read through:
-// acknowledgements "all" (one per batch), never given up on (MaxDeliver
-// -1), never removed for inactivity. MaxAckPending leaves room for the
-// batch in hand, one a stopped consumer left unacknowledged and the events
-// handed back after a gap. A new consumer starts right after checkpoint.
-func (c *UsageConsumer) consumerConfig(checkpoint uint64) jetstream.ConsumerConfig {
-	cfg := jetstream.ConsumerConfig{
-		Durable:        c.cfg.Name,
-		Description:    "tokenledger usage projection " + c.cfg.Name,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckAllPolicy,
-		AckWait:        c.cfg.AckWait,
-		MaxDeliver:     -1,
-		FilterSubjects: c.store.Subjects().Usage(),
-		ReplayPolicy:   jetstream.ReplayInstantPolicy,
-		MaxAckPending:  4 * c.cfg.BatchSize,
-	}
-	if checkpoint > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = checkpoint + 1
-	}
-	return cfg
-}
-
-// ensureConsumer creates the durable consumer, or brings an existing one in
-// line with the configuration, and returns it. A consumer whose
-// acknowledged floor is past the checkpoint (the read model was restored
-// or recreated) would never deliver the events in between: it is deleted
-// and created again right after the checkpoint.
-func (c *UsageConsumer) ensureConsumer(ctx context.Context, checkpoint uint64) (jetstream.Consumer, error) {
-	stream := c.store.UsageStream()
-	want := c.consumerConfig(checkpoint)
-	cons, err := stream.Consumer(ctx, c.cfg.Name)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return c.createConsumer(ctx, want)
-	case err != nil:
-		return nil, fmt.Errorf("look up consumer %s: %w", c.cfg.Name, err)
-	}
-	info := cons.CachedInfo()
-	if floor := info.AckFloor.Stream; floor > checkpoint {
-		c.log.Warn("durable usage consumer is ahead of the projection's checkpoint; recreating it at the checkpoint",
-			"consumer_ack_floor", floor, "checkpoint", checkpoint)
-		if err := stream.DeleteConsumer(ctx, c.cfg.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return nil, fmt.Errorf("delete consumer %s: %w", c.cfg.Name, err)
-		}
-		return c.createConsumer(ctx, want)
-	}
-	got := info.Config
-	if got.AckPolicy != want.AckPolicy || got.Durable != want.Durable {
-		return nil, fmt.Errorf("consumer %s exists with another ack policy or without being durable: delete it, the usage consumer recreates it at its checkpoint", c.cfg.Name)
-	}
-	if got.AckWait == want.AckWait && got.MaxDeliver == want.MaxDeliver && got.MaxAckPending == want.MaxAckPending &&
-		got.Description == want.Description && slices.Equal(got.FilterSubjects, want.FilterSubjects) && got.FilterSubject == "" {
-		return cons, nil
-	}
-	// Where it starts cannot change on an existing consumer; the rest can.
-	got.AckWait, got.MaxDeliver, got.MaxAckPending = want.AckWait, want.MaxDeliver, want.MaxAckPending
-	got.Description, got.FilterSubject, got.FilterSubjects = want.Description, "", want.FilterSubjects
-	cons, err = stream.UpdateConsumer(ctx, got)
-	if err != nil {
-		return nil, fmt.Errorf("update consumer %s: %w", c.cfg.Name, err)
-	}
-	c.log.Info("durable usage consumer updated")
-	return cons, nil
-}
-
-func (c *UsageConsumer) createConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
-	cons, err := c.store.UsageStream().CreateConsumer(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("create consumer %s: %w", c.cfg.Name, err)
-	}
-	c.log.Info("durable usage consumer created", "start_sequence", max(cfg.OptStartSeq, 1))
-	return cons, nil
-}
-
-// usageBackoff is a pause doubling from initial up to max.
-type usageBackoff struct {
-	initial, max, cur time.Duration
-}
-
-func (b *usageBackoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.initial
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
-}
-
-func (b *usageBackoff) reset() { b.cur = 0 }
-
-// usageSleep pauses for d; false if ctx ended first.
-func usageSleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -12,22 +12,19 @@ import (
 // Defaults of UsageConfig, used for its zero fields.
 const (
 	DefaultUsageName = "usage"
-	// DefaultUsageBatchSize is the most usage events one fetch asks for
+	// DefaultUsageBatchSize is the most usage events one batch reads
 	// and one transaction writes: large enough that a batch costs a few
 	// milliseconds of PostgreSQL per thousand events, small enough that a
 	// failed batch is retried cheaply.
 	DefaultUsageBatchSize = 1000
-	// DefaultUsageMaxWait is how long a fetch waits for a batch to fill.
+	// DefaultUsageMaxWait is how long the consumer waits for a batch to
+	// fill after its first event.
 	// Under load batches fill before it; when quiet it bounds both the
 	// delay before a use shows as "last used" (well under the resolution
 	// anyone reads it at) and the write rate, to about two statements a
 	// second, while gathering the bursts every validator sends once per
 	// flush interval into few batches.
 	DefaultUsageMaxWait = 500 * time.Millisecond
-	// DefaultUsageAckWait is how long the server leaves delivered,
-	// unacknowledged usage events with one consumer before it offers them
-	// again.
-	DefaultUsageAckWait = 30 * time.Second
 	// MaxUsageBatchSize bounds UsageConfig.BatchSize.
 	MaxUsageBatchSize = 50_000
 )
@@ -37,16 +34,16 @@ const (
 // slog.Default, RetryInitial and RetryMax: the lifecycle projector's
 // defaults).
 type UsageConfig struct {
-	// Name names the projection: its checkpoint row in PostgreSQL and the
-	// durable JetStream consumer on the usage stream. It must differ from
+	// Name names the projection: its checkpoint row in PostgreSQL. It must
+	// differ from
 	// the name of every other projection in the same database. 1 to 64
 	// ASCII letters, digits, '-' or '_'.
 	Name string
-	// BatchSize is the most events fetched, folded and written at once
+	// BatchSize is the most events read, folded and written at once
 	// (1 to MaxUsageBatchSize).
 	BatchSize int
-	// MaxWait is how long a fetch waits for BatchSize events before the
-	// consumer writes what it has.
+	// MaxWait is how long the consumer waits, after the first event of a
+	// batch, for BatchSize events before it writes what it has.
 	MaxWait time.Duration
 	// Policy supplies SessionExtendStep, the debounce of session sliding
 	// (see domain.SessionSlideStep).
@@ -59,11 +56,6 @@ type UsageConfig struct {
 	RetryInitial time.Duration
 	// RetryMax caps that pause.
 	RetryMax time.Duration
-	// AckWait is how long the server leaves delivered events with a
-	// consumer that has not acknowledged them before offering them again:
-	// after a crash, the events the dead consumer held are projected once
-	// AckWait has passed. It must exceed MaxWait.
-	AckWait time.Duration
 	// SkipSequence is the operator's explicit escape hatch for a usage
 	// event that can never be decoded: the stream sequence of the one event
 	// the consumer may skip, only if it fails to decode and is the next
@@ -97,9 +89,6 @@ func (c UsageConfig) withDefaults() UsageConfig {
 	if c.RetryMax == 0 {
 		c.RetryMax = DefaultRetryMax
 	}
-	if c.AckWait == 0 {
-		c.AckWait = DefaultUsageAckWait
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -128,9 +117,6 @@ func (c UsageConfig) Validate() error {
 	}
 	if c.RetryMax < c.RetryInitial {
 		errs = append(errs, fmt.Errorf("retry max %s is below retry initial %s", c.RetryMax, c.RetryInitial))
-	}
-	if c.AckWait <= c.MaxWait {
-		errs = append(errs, fmt.Errorf("ack wait %s must exceed max wait %s", c.AckWait, c.MaxWait))
 	}
 	return errors.Join(errs...)
 }

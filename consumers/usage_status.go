@@ -8,7 +8,7 @@ import (
 
 // UsageStats are the counters of a UsageConsumer since it was created.
 type UsageStats struct {
-	// Fetches is the number of fetch requests answered.
+	// Fetches is the number of batches read from the usage stream.
 	Fetches uint64
 	// Batches is the number of committed transactions that applied events.
 	Batches uint64
@@ -23,8 +23,8 @@ type UsageStats struct {
 	// Redelivered is the number of events delivered again after they were
 	// applied, and skipped.
 	Redelivered uint64
-	// Deferred is the number of events handed back because an earlier one
-	// was missing (see the UsageConsumer documentation).
+	// Deferred is the number of events read after a gap and not applied
+	// (see the UsageConsumer documentation); they are read again.
 	Deferred uint64
 	// AgedOut is the number of events the usage stream dropped before they
 	// were projected.

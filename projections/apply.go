@@ -19,6 +19,21 @@ import (
 // written then.
 var ErrOutOfOrder = errors.New("events out of stream order")
 
+// ErrGap is returned (wrapped) by ApplyNext when the first event of a batch
+// above the checkpoint is not the one right after it: the batch does not
+// continue the projection (the checkpoint moved back under the caller, or
+// the caller read from the wrong place). Nothing is written then.
+var ErrGap = errors.New("events do not continue the checkpoint")
+
+// ApplyResult tells what ApplyNext did.
+type ApplyResult struct {
+	// Checkpoint is the projection's checkpoint after the call.
+	Checkpoint uint64
+	// Applied is how many events were applied now: those of sequences
+	// Checkpoint-Applied+1 through Checkpoint.
+	Applied int
+}
+
 // copyThreshold is the number of new tokens from which a batch inserts them
 // with COPY (one extra round trip, then far cheaper per row) instead of one
 // pipelined INSERT each.
@@ -43,6 +58,26 @@ const copyThreshold = 64
 // touches; write them back; commit.
 func (s *Store) ApplyBatch(ctx context.Context, name string, events []domain.Envelope) (applied int, err error) {
 	return s.apply(ctx, nil, s.live, name, events)
+}
+
+// ApplyNext is ApplyBatch for a worker that follows the stream in order:
+// after locking the checkpoint row it also requires the first event above
+// the checkpoint to be the next one, checkpoint+1, and refuses the batch
+// otherwise with an error wrapping ErrGap, writing nothing. Events at or
+// below the checkpoint are skipped as ApplyBatch does, so two workers of
+// one projection that read the stream at once apply each event exactly
+// once: the one behind skips what the other applied, and a batch read from
+// the wrong place is refused rather than leaving a hole. The events must
+// follow each other in the stream with nothing left out between them.
+//
+// It returns the checkpoint after the call (also when nothing was applied
+// or the batch was refused) and how many events it applied.
+func (s *Store) ApplyNext(ctx context.Context, name string, events []domain.Envelope) (ApplyResult, error) {
+	n, cp, err := s.applyEvents(ctx, nil, s.live, name, events, true)
+	if err != nil {
+		return ApplyResult{Checkpoint: cp}, fmt.Errorf("apply batch of %d events to projection %q: %w", len(events), name, err)
+	}
+	return ApplyResult{Checkpoint: cp, Applied: n}, nil
 }
 
 // ApplyBatchTx is ApplyBatch inside the caller's transaction tx, which the
@@ -76,19 +111,28 @@ func checkOrder(events []domain.Envelope) error {
 // apply runs ApplyBatch on table set ts, in tx or, if tx is nil, in a
 // transaction of its own.
 func (s *Store) apply(ctx context.Context, tx pgx.Tx, ts *tableSet, name string, events []domain.Envelope) (int, error) {
-	n, err := s.applyEvents(ctx, tx, ts, name, events)
+	n, _, err := s.applyEvents(ctx, tx, ts, name, events, false)
 	if err != nil {
 		return 0, fmt.Errorf("apply batch of %d events to projection %q: %w", len(events), name, err)
 	}
 	return n, nil
 }
 
-func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, ts *tableSet, name string, events []domain.Envelope) (int, error) {
+// applyEvents applies events on table set ts in tx (or a transaction of
+// its own when tx is nil) and returns how many it applied and the
+// checkpoint after the call (0 when the checkpoint was not read). With
+// next set, a batch that does not continue the checkpoint is refused with
+// ErrGap.
+func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, ts *tableSet, name string, events []domain.Envelope, next bool) (int, uint64, error) {
 	if err := checkOrder(events); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if len(events) == 0 {
-		return 0, nil
+		if next {
+			cp, err := readCheckpoint(ctx, s.pool, name)
+			return 0, cp, err
+		}
+		return 0, 0, nil
 	}
 	ids, owners := touched(events)
 
@@ -117,7 +161,7 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, ts *tableSet, name s
 		// runs, and preparing a read of the tables inside tx would lock
 		// them before the checkpoint: lock the checkpoint on its own.
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return 0, fmt.Errorf("lock checkpoint: %w", err)
+			return 0, 0, fmt.Errorf("lock checkpoint: %w", err)
 		}
 		b = &pgx.Batch{}
 	}
@@ -154,9 +198,20 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, ts *tableSet, name s
 		br = tx.SendBatch(ctx, b)
 	}
 	if err := br.Close(); err != nil {
-		return 0, fmt.Errorf("lock checkpoint and rows: %w", err)
+		return 0, 0, fmt.Errorf("lock checkpoint and rows: %w", err)
 	}
 
+	if next {
+		for _, e := range events {
+			if e.Sequence <= uint64(checkpoint) {
+				continue
+			}
+			if e.Sequence != uint64(checkpoint)+1 {
+				return 0, uint64(checkpoint), fmt.Errorf("%w: the checkpoint is %d, the batch continues at %d", ErrGap, checkpoint, e.Sequence)
+			}
+			break
+		}
+	}
 	applied, last := 0, uint64(checkpoint)
 	for _, e := range events {
 		if e.Sequence <= uint64(checkpoint) {
@@ -171,25 +226,25 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, ts *tableSet, name s
 			// Nothing changed: rolling back releases the lock without a
 			// commit to flush.
 			if err := tx.Rollback(ctx); err != nil {
-				return 0, fmt.Errorf("roll back: %w", err)
+				return 0, 0, fmt.Errorf("roll back: %w", err)
 			}
 		}
-		return 0, nil
+		return 0, last, nil
 	}
 	wb, err := writeFold(ctx, tx, ts, f)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	wb.Queue(saveCheckpointSQL, name, int64(last))
 	if err := tx.SendBatch(ctx, wb).Close(); err != nil {
-		return 0, fmt.Errorf("write rows and checkpoint %d: %w", last, err)
+		return 0, 0, fmt.Errorf("write rows and checkpoint %d: %w", last, err)
 	}
 	if ownTx {
 		if err := tx.Commit(ctx); err != nil {
-			return 0, fmt.Errorf("commit: %w", err)
+			return 0, 0, fmt.Errorf("commit: %w", err)
 		}
 	}
-	return applied, nil
+	return applied, last, nil
 }
 
 // touched returns the distinct token ids and owners events belong to.

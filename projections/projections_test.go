@@ -624,6 +624,64 @@ func TestConcurrentApplyOfOneProjection(t *testing.T) {
 	projectionstest.RequireMatchesState(t, s, live, projectionstest.Fold(h.Events), uint64(len(h.Events)), time.Time{})
 }
 
+// TestApplyNextRefusesAGap checks that ApplyNext applies only a batch that
+// continues the checkpoint, and that concurrent followers of the stream,
+// each reading from its own position, apply every event exactly once.
+func TestApplyNextRefusesAGap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := projectionstest.RandomHistory(12, projectionstest.HistoryConfig{Tokens: 50, Owners: 5, Events: 600})
+	s, _ := newStore(t)
+	res, err := s.ApplyNext(ctx, live, h.Events[:100])
+	if err != nil || res.Checkpoint != 100 || res.Applied != 100 {
+		t.Fatalf("ApplyNext of events 1..100 = %+v, %v; want checkpoint 100, 100 applied", res, err)
+	}
+	res, err = s.ApplyNext(ctx, live, h.Events[150:200])
+	if !errors.Is(err, projections.ErrGap) || res.Checkpoint != 100 {
+		t.Fatalf("ApplyNext of events 151..200 after checkpoint 100 = %+v, %v; want ErrGap at checkpoint 100", res, err)
+	}
+	if cp, err := s.Checkpoint(ctx, live); err != nil || cp != 100 {
+		t.Fatalf("checkpoint %d, %v after a refused batch; want 100", cp, err)
+	}
+
+	const workers = 3
+	errs := make(chan error, workers)
+	total := make(chan int, workers)
+	for w := range workers {
+		go func() {
+			// A follower reads on from where it stands, in batches of its
+			// own size, and starts again at the checkpoint after a gap.
+			sum, next := 0, 100+w*7
+			for next < len(h.Events) {
+				res, err := s.ApplyNext(ctx, live, h.Events[next:min(next+20+w*5, len(h.Events))])
+				switch {
+				case errors.Is(err, projections.ErrGap):
+					next = int(res.Checkpoint)
+					continue
+				case err != nil:
+					errs <- err
+					return
+				}
+				sum += res.Applied
+				next = min(next+20+w*5, len(h.Events))
+			}
+			errs <- nil
+			total <- sum
+		}()
+	}
+	sum := 100
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		sum += <-total
+	}
+	if sum != len(h.Events) {
+		t.Errorf("followers applied %d events in all, want each of %d once", sum, len(h.Events))
+	}
+	projectionstest.RequireMatchesState(t, s, live, projectionstest.Fold(h.Events), uint64(len(h.Events)), time.Time{})
+}
+
 // TestUseCountSaturates checks that counts beyond a bigint stop at its
 // maximum instead of failing the batch.
 func TestUseCountSaturates(t *testing.T) {

@@ -44,10 +44,11 @@ func newProjectCommand(g *globalFlags) *cobra.Command {
 		Short: "Run the projection workers: keep the PostgreSQL read model up to date",
 		Long: `project runs the projection workers on their own, as deployed in production.
 
-The lifecycle projector follows the lifecycle stream through a durable
-JetStream consumer named after the projection (--name) and applies every
-event to the read model in PostgreSQL exactly once, in stream order, with the
-checkpoint in the same transaction. The usage consumer (--usage-name) does
+The lifecycle projector follows the lifecycle stream from the checkpoint of
+its projection (--name) on and applies every event to the read model in
+PostgreSQL exactly once, in stream order, in batches, each with the
+checkpoint in the same transaction; a restart resumes from the checkpoint at
+once. The usage consumer (--usage-name) does
 the same for the usage stream, in batches of up to --usage-batch events
 written in one transaction, into token_usage, and slides the expiry of the
 sessions used (by the default issuing policy). Several instances of one name
@@ -59,10 +60,10 @@ runs) and GET /readyz (200 when both workers are consuming, neither is halted,
 the lifecycle projection is at most --ready-max-lag events behind and the
 usage projection at most --usage-ready-max-lag; 503 with a JSON body saying
 why otherwise). SIGINT or SIGTERM stops it gracefully: the work in flight is
-finished or handed back, then the connections are closed. It exits with an
+finished or rolled back, then the connections are closed. It exits with an
 error if NATS or PostgreSQL cannot be reached at start, the schema is
 outdated, or a worker stops on an error it does not retry, such as its
-durable consumer disappearing (let the supervisor restart it); once running it
+stream disappearing (let the supervisor restart it); once running it
 reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -104,15 +105,13 @@ reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 	f := cmd.Flags()
 	bindConnectFlags(f, &cfg.NATSURL, &cfg.PostgresURL, &cfg.Store)
 	f.Int32Var(&cfg.PostgresMaxConns, "postgres-max-conns", cfg.PostgresMaxConns, "size of the PostgreSQL connection pool")
-	f.StringVar(&cfg.Lifecycle.Name, "name", cfg.Lifecycle.Name, "projection name: its checkpoint row and its durable consumer (letters, digits, - and _)")
+	f.StringVar(&cfg.Lifecycle.Name, "name", cfg.Lifecycle.Name, "projection name: its checkpoint row (letters, digits, - and _)")
 	f.DurationVar(&cfg.Lifecycle.RetryInitial, "retry-initial", cfg.Lifecycle.RetryInitial, "first pause after a failure to apply an event (either worker); doubles up to --retry-max")
 	f.DurationVar(&cfg.Lifecycle.RetryMax, "retry-max", cfg.Lifecycle.RetryMax, "longest pause between retries of either worker (transient failures are retried forever)")
-	f.DurationVar(&cfg.Lifecycle.AckWait, "ack-wait", cfg.Lifecycle.AckWait, "how long the server waits for an event's acknowledgement before redelivering it; more than 3 × --retry-max")
 	f.Uint64Var(&cfg.Lifecycle.SkipSequence, "skip-sequence", 0, "operator's escape hatch: skip the event at this stream sequence if, and only if, it cannot be decoded and is the next to apply (0: none)")
-	f.StringVar(&cfg.Usage.Name, "usage-name", cfg.Usage.Name, "usage projection name: its checkpoint row and its durable consumer on the usage stream (letters, digits, - and _)")
-	f.IntVar(&cfg.Usage.BatchSize, "usage-batch", cfg.Usage.BatchSize, fmt.Sprintf("most usage events fetched and written in one transaction (1 to %d)", consumers.MaxUsageBatchSize))
-	f.DurationVar(&cfg.Usage.MaxWait, "usage-max-wait", cfg.Usage.MaxWait, "longest wait for a usage batch to fill before writing what arrived")
-	f.DurationVar(&cfg.Usage.AckWait, "usage-ack-wait", cfg.Usage.AckWait, "how long the server waits for usage events' acknowledgement before redelivering them; more than --usage-max-wait")
+	f.StringVar(&cfg.Usage.Name, "usage-name", cfg.Usage.Name, "usage projection name: its checkpoint row (letters, digits, - and _)")
+	f.IntVar(&cfg.Usage.BatchSize, "usage-batch", cfg.Usage.BatchSize, fmt.Sprintf("most usage events read and written in one transaction (1 to %d)", consumers.MaxUsageBatchSize))
+	f.DurationVar(&cfg.Usage.MaxWait, "usage-max-wait", cfg.Usage.MaxWait, "longest wait, after a usage batch's first event, for it to fill before writing what arrived")
 	f.Uint64Var(&cfg.Usage.SkipSequence, "usage-skip-sequence", 0, "operator's escape hatch: skip the usage event at this usage-stream sequence if, and only if, it cannot be decoded and is the next to apply (0: none)")
 	f.StringVar(&healthListen, "health-listen", healthListen, `address of the /livez and /readyz endpoint ("off" disables it)`)
 	f.Uint64Var(&cfg.ReadyMaxLag, "ready-max-lag", cfg.ReadyMaxLag, "most events the projection may be behind the stream while /readyz answers ready")

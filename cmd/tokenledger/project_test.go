@@ -166,8 +166,13 @@ func (s *testStack) env() []string {
 
 func (s *testStack) checkpoint(t *testing.T) uint64 {
 	t.Helper()
+	return s.checkpointOf(t, "lifecycle")
+}
+
+func (s *testStack) checkpointOf(t *testing.T, name string) uint64 {
+	t.Helper()
 	var seq int64
-	err := s.pool.QueryRow(context.Background(), `SELECT last_seq FROM projection_checkpoints WHERE name = 'lifecycle'`).Scan(&seq)
+	err := s.pool.QueryRow(context.Background(), `SELECT last_seq FROM projection_checkpoints WHERE name = $1`, name).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0
 	}
@@ -246,7 +251,10 @@ CREATE TRIGGER owners_write_log AFTER INSERT OR UPDATE ON owner_revocations FOR 
 // random moments, at least twenty of them while it is consuming a catch-up
 // of 10,000 events (and more arriving), and restarted each time. Then it
 // catches up and must hold exactly the fold of the stream, with its
-// checkpoint at the stream's end, every event applied exactly once.
+// checkpoint at the stream's end, every event applied exactly once. Each
+// restart must make progress within restartBound: the server keeps no
+// delivery of a killed projector that the next one would wait for (a
+// durable consumer held it for its ack wait, 30 s by default).
 //
 // SIGKILL of a separate process is the honest test: it stops the process
 // between any two instructions, with a commit in flight, written but not
@@ -274,9 +282,7 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("kill schedule seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
-	// A killed projector leaves its delivery unacknowledged: the next one
-	// gets it again after --ack-wait, kept short here.
-	args := []string{"project", "--health-listen", "off", "--ack-wait", "1s", "--retry-initial", "20ms", "--retry-max", "300ms"}
+	args := []string{"project", "--health-listen", "off", "--retry-initial", "20ms", "--retry-max", "300ms"}
 
 	appended := make(chan error, 1)
 	const (
@@ -285,6 +291,7 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 	)
 	var kills, whileConsuming int
 	var killedAt []uint64
+	var resumed []time.Duration
 	for whileConsuming < consumingKills || kills < consumingKills+startupKills {
 		if kills == 2 {
 			// From the third kill on, events also arrive while the
@@ -292,6 +299,7 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 			go func() { appended <- appendAll(ctx, s.store, more) }()
 		}
 		from := s.checkpoint(t)
+		started := time.Now()
 		p := startBinary(t, s.env(), args...)
 		if kills%6 == 5 {
 			// Killed at a random moment of its start-up: connecting,
@@ -301,12 +309,22 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 			// Killed a random number of events into its work, then a
 			// random fraction of an event later.
 			target := from + 1 + uint64(rng.IntN(250))
+			behind := from < s.streamLast(t)
+			var progress time.Duration
 			stacktest.Eventually(t, time.Minute, func() bool {
 				if !p.running() {
 					t.Fatalf("tokenledger project exited by itself (%v); stderr:\n%s", p.waitErr, p.stderr.String())
 				}
-				return s.checkpoint(t) >= min(target, s.streamLast(t))
+				cp := s.checkpoint(t)
+				if progress == 0 && cp > from {
+					progress = time.Since(started)
+				}
+				return cp >= min(target, s.streamLast(t))
 			}, "projector %d reaches sequence %d", kills+1, target)
+			if behind {
+				requireResumed(t, "projector", kills+1, progress)
+				resumed = append(resumed, progress)
+			}
 			<-time.After(time.Duration(rng.IntN(2000)) * time.Microsecond)
 		}
 		p.kill(t)
@@ -321,6 +339,7 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("%d kills in %v, %d while consuming, at checkpoints %v", kills, time.Since(start).Round(time.Millisecond), whileConsuming, killedAt)
+	t.Logf("time from start to first progress of each restart (process start included): %v", resumed)
 	start = time.Now()
 	if err := <-appended; err != nil {
 		t.Fatal(err)
@@ -328,7 +347,7 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 
 	// The last run catches up, is ready, and stops cleanly on SIGTERM.
 	p := startBinary(t, s.env(), "project", "--health-listen", "127.0.0.1:0", "--ready-max-lag", "0",
-		"--ack-wait", "1s", "--retry-initial", "20ms", "--retry-max", "300ms")
+		"--retry-initial", "20ms", "--retry-max", "300ms")
 	url := p.healthURL(t) + "/readyz"
 	last := s.streamLast(t)
 	stacktest.Eventually(t, 2*time.Minute, func() bool {
@@ -442,4 +461,131 @@ func readStream(t *testing.T, store *eventstore.Store) []domain.Envelope {
 		t.Fatalf("read the stream: %v", err)
 	}
 	return events
+}
+
+// restartBound is the longest a restarted `project` may take, from the
+// start of its process, to make progress again. It is a bound, not a
+// speed: far below the ack wait a durable consumer would make a killed
+// worker's successor wait out (30 s by default), far above the time a
+// worker that reads from its checkpoint needs.
+const restartBound = 10 * time.Second
+
+// requireResumed fails the test if the n-th run of a worker took longer
+// than restartBound to make progress (0: it made none).
+func requireResumed(t *testing.T, worker string, n int, progress time.Duration) {
+	t.Helper()
+	if progress == 0 || progress > restartBound {
+		t.Fatalf("%s run %d made its first progress after %v, want within %v of its start", worker, n, progress, restartBound)
+	}
+}
+
+// TestProjectUsageSurvivesSIGKILL is the crash test of the usage consumer:
+// `tokenledger project` works through 20,000 token.used events in batches
+// of 100 and is killed with SIGKILL at random moments mid-batch, ten
+// times, and restarted each time. Every restart must make progress within
+// restartBound, and in the end every use is counted exactly once: the
+// usage table holds, per token, the sum of its events' counts.
+func TestProjectUsageSurvivesSIGKILL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestStack(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed>>1))
+	base := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	ids := make([]domain.TokenID, 300)
+	for i := range ids {
+		id, err := domain.NewTokenID(base, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	want := make(map[string]uint64, len(ids))
+	uses := make([]domain.Envelope, 20_000)
+	for i := range uses {
+		id := ids[rng.IntN(len(ids))]
+		count := uint64(1 + rng.IntN(20))
+		last := base.Add(time.Duration(i) * time.Millisecond)
+		eid, err := domain.NewEventID(last, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uses[i] = domain.Envelope{
+			ID: eid, Type: domain.TypeTokenUsed, AggregateKind: domain.AggregateToken, AggregateID: id.String(),
+			Actor: "validator:test", Time: domain.NormalizeTime(last), Schema: 1,
+			Data: domain.TokenUsed{Count: count, FirstAt: domain.NormalizeTime(last), LastAt: domain.NormalizeTime(last)},
+		}
+		want[uuidText(id)] += count
+	}
+	for i := 0; i < len(uses); i += 500 {
+		if _, err := s.store.AppendUsage(ctx, uses[i:min(i+500, len(uses))]...); err != nil {
+			t.Fatalf("append usage: %v", err)
+		}
+	}
+	info, err := s.store.UsageStream().Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := info.State.LastSeq
+
+	args := []string{"project", "--health-listen", "off", "--retry-initial", "20ms", "--retry-max", "300ms",
+		"--usage-batch", "100", "--usage-max-wait", "20ms"}
+	var killedAt []uint64
+	var resumed []time.Duration
+	for len(killedAt) < 10 {
+		from := s.checkpointOf(t, "usage")
+		if from >= last {
+			t.Fatalf("the usage projection reached the stream's end after %d kills: %v", len(killedAt), killedAt)
+		}
+		started := time.Now()
+		p := startBinary(t, s.env(), args...)
+		target := from + 1 + uint64(rng.IntN(1500))
+		var progress time.Duration
+		stacktest.Eventually(t, time.Minute, func() bool {
+			if !p.running() {
+				t.Fatalf("tokenledger project exited by itself (%v); stderr:\n%s", p.waitErr, p.stderr.String())
+			}
+			cp := s.checkpointOf(t, "usage")
+			if progress == 0 && cp > from {
+				progress = time.Since(started)
+			}
+			return cp >= min(target, last)
+		}, "usage consumer run %d reaches sequence %d", len(killedAt)+1, target)
+		requireResumed(t, "usage consumer", len(killedAt)+1, progress)
+		resumed = append(resumed, progress)
+		<-time.After(time.Duration(rng.IntN(5000)) * time.Microsecond)
+		p.kill(t)
+		killedAt = append(killedAt, s.checkpointOf(t, "usage"))
+	}
+	t.Logf("killed at usage checkpoints %v; first progress after each start %v", killedAt, resumed)
+
+	p := startBinary(t, s.env(), args...)
+	stacktest.Eventually(t, 2*time.Minute, func() bool { return s.checkpointOf(t, "usage") == last }, "usage checkpoint at %d", last)
+	p.stop(t)
+
+	rows, err := s.pool.Query(ctx, `SELECT token_id::text, use_count FROM token_usage`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[string]uint64, len(want))
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = uint64(n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("token_usage holds %d tokens, want %d", len(got), len(want))
+	}
+	for id, n := range want {
+		if got[id] != n {
+			t.Errorf("token %s: use_count %d, want %d (each use counted once)", id, got[id], n)
+		}
+	}
 }
