@@ -162,7 +162,7 @@ func (p *LifecycleProjector) open(ctx context.Context) (*reader, error) {
 		return nil, err
 	}
 	p.noteCheckpoint(cp)
-	r, err := openReader(actx, p.js, p.store.Config().Stream, p.store.Subjects().Lifecycle(), cp+1, 2*lifecycleBatchSize)
+	r, err := openReader(actx, p.js, p.store.Config().Stream, cp+1, 2*lifecycleBatchSize)
 	if err != nil {
 		return nil, err
 	}

@@ -46,12 +46,16 @@ type reader struct {
 	err    error // the reason, once received from failed
 }
 
-// openReader starts reading the stream named stream, messages on subjects
-// only, from sequence from (at least 1) on, holding up to buffer messages
-// ahead of the worker.
-func openReader(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, from uint64, buffer int) (*reader, error) {
+// openReader starts reading the stream named stream from sequence from (at
+// least 1) on, holding up to buffer messages ahead of the worker.
+//
+// The consumer has no subject filter: each stream holds only its own kind
+// of event, and a filter would make the server match every next message
+// against the subject tree of the stream, where every token has subjects
+// of its own — that matching, not PostgreSQL, capped a projector's
+// catch-up at about 800 events/s.
+func openReader(ctx context.Context, js jetstream.JetStream, stream string, from uint64, buffer int) (*reader, error) {
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    subjects,
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       max(from, 1),
 		ReplayPolicy:      jetstream.ReplayInstantPolicy,

@@ -191,7 +191,7 @@ func (c *UsageConsumer) open(ctx context.Context) (*reader, error) {
 	c.known = max(c.known, cp)
 	halted := c.halt != nil
 	c.mu.Unlock()
-	r, err := openReader(actx, c.store.JetStream(), c.store.Config().UsageStream, c.store.Subjects().Usage(), cp+1, c.cfg.BatchSize)
+	r, err := openReader(actx, c.store.JetStream(), c.store.Config().UsageStream, cp+1, c.cfg.BatchSize)
 	if err != nil {
 		return nil, err
 	}
