@@ -246,7 +246,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	}
 	var run *workerRun
 	d.Projector, run, err = startProjector(workerStore, d.NATS.ClientURL(), d.Projections,
-		consumers.LifecycleConfig{Name: DefaultProjectionName}, log, nats.Name("tokenledger-dev-projector"), asWorker)
+		consumers.LifecycleConfig{Name: DefaultProjectionName}, nil, log, nats.Name("tokenledger-dev-projector"), asWorker)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -257,7 +257,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		Name:   consumers.DefaultUsageName,
 		Policy: cfg.Policy,
 		Clock:  cfg.Clock,
-	}, log)
+	}, nil, log)
 	if err != nil {
 		return nil, nil, err
 	}

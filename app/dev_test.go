@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -121,11 +120,19 @@ func TestDevStreamsAreProtectedFromTheApplicationUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := opJS.DeleteStream(ctx, cfg.Store.UsageStream); err != nil {
-		t.Fatalf("the operator could not delete the usage stream: %v", err)
+	// The operator may reconfigure a stream (deleting one would stop the
+	// running workers, rightly: they refuse to recreate it).
+	usage, err := opJS.Stream(ctx, cfg.Store.UsageStream)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := js.Stream(ctx, cfg.Store.UsageStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Fatalf("usage stream after the operator deleted it: %v", err)
+	changed := usage.CachedInfo().Config
+	changed.MaxAge = 48 * time.Hour
+	if _, err := opJS.UpdateStream(ctx, changed); err != nil {
+		t.Fatalf("the operator could not reconfigure the usage stream: %v", err)
+	}
+	if s, err := js.Stream(ctx, cfg.Store.UsageStream); err != nil || s.CachedInfo().Config.MaxAge != 48*time.Hour {
+		t.Fatalf("usage stream after the operator reconfigured it: %v", err)
 	}
 }
 

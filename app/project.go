@@ -161,9 +161,14 @@ type Project struct {
 	Projections *projections.Store
 
 	run, usageRun *workerRun
+	leader        *leader
 	done          chan struct{}
 	health        net.Addr
 }
+
+// Active reports whether this process leads the projection (its workers
+// run); false while it stands by for another `project` process.
+func (p *Project) Active() bool { return p.leader.isActive() }
 
 // HealthAddr returns the address the health endpoint listens on (with the
 // port chosen when HealthListen asked for port 0); nil when disabled.
@@ -230,17 +235,23 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 			return health.Shutdown(ctx)
 		})
 	}
-	p.Projector, p.run, err = startProjector(store, cfg.NATSURL, p.Projections, cfg.Lifecycle, log,
+	// The workers run only while this process leads the projection;
+	// another `project` process stands by meanwhile. The leadership is
+	// given up after the workers stopped.
+	p.leader = newLeader(pool, cfg.Lifecycle.Name, log)
+	cleanups.push(p.leader.release)
+	p.Projector, p.run, err = startProjector(store, cfg.NATSURL, p.Projections, cfg.Lifecycle, p.leader, log,
 		nats.Name("tokenledger-project-consumer"), nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, nil, err
 	}
 	cleanups.push(p.run.stop)
-	p.Usage, p.usageRun, err = startUsage(store, p.Projections, cfg.Usage, log)
+	p.Usage, p.usageRun, err = startUsage(store, p.Projections, cfg.Usage, p.leader, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	cleanups.push(p.usageRun.stop)
+	go p.leader.acquire()
 	p.done = make(chan struct{})
 	go func() {
 		defer close(p.done)
@@ -250,7 +261,7 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		}
 	}()
 	if ln != nil {
-		health.Handler = HealthHandler(p.Projector, cfg.ReadyMaxLag, p.Usage, cfg.UsageReadyMaxLag)
+		health.Handler = p.leader.standbyHealth(HealthHandler(p.Projector, cfg.ReadyMaxLag, p.Usage, cfg.UsageReadyMaxLag))
 		go func() { _ = health.Serve(ln) }()
 		log.Info("health endpoint listening", "addr", p.health.String(), "livez", "/livez", "readyz", "/readyz")
 	}
@@ -260,38 +271,40 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 }
 
 // startProjector creates the lifecycle projector on a NATS connection of
-// its own and runs it until the returned run is stopped.
+// its own and runs it (once gate, if not nil, leads) until the returned run
+// is stopped.
 func startProjector(store *eventstore.Store, natsURL string, proj *projections.Store,
-	cfg consumers.LifecycleConfig, log *slog.Logger, opts ...nats.Option) (*consumers.LifecycleProjector, *workerRun, error) {
+	cfg consumers.LifecycleConfig, gate *leader, log *slog.Logger, opts ...nats.Option) (*consumers.LifecycleProjector, *workerRun, error) {
 	conn, err := nats.Connect(natsURL, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats: %w", err)
 	}
-	return runProjector(store, conn, proj, cfg, log)
-}
-
-// runProjector creates the lifecycle projector on conn, which it then
-// owns, and runs it until the returned run is stopped.
-func runProjector(store *eventstore.Store, conn *nats.Conn, proj *projections.Store,
-	cfg consumers.LifecycleConfig, log *slog.Logger) (*consumers.LifecycleProjector, *workerRun, error) {
 	cfg.Logger = log
 	p, err := consumers.NewLifecycleProjector(store, conn, proj, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	return p, runWorker("lifecycle projector", p.Run, log), nil
+	run := p.Run
+	if gate != nil {
+		run = gate.gated(run, p.Close)
+	}
+	return p, runWorker("lifecycle projector", run, log), nil
 }
 
 // startUsage creates the usage consumer, on the store's connection, and
-// runs it until the returned run is stopped.
+// runs it (once gate, if not nil, leads) until the returned run is stopped.
 func startUsage(store *eventstore.Store, proj *projections.Store, cfg consumers.UsageConfig,
-	log *slog.Logger) (*consumers.UsageConsumer, *workerRun, error) {
+	gate *leader, log *slog.Logger) (*consumers.UsageConsumer, *workerRun, error) {
 	cfg.Logger = log
 	c, err := consumers.NewUsageConsumer(store, proj, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	return c, runWorker("usage consumer", c.Run, log), nil
+	run := c.Run
+	if gate != nil {
+		run = gate.gated(run, nil)
+	}
+	return c, runWorker("usage consumer", run, log), nil
 }
 
 // runWorker calls run in a goroutine until the returned run is stopped.

@@ -589,3 +589,75 @@ func TestProjectUsageSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 }
+
+// TestProjectStandbyTakesOver runs two `tokenledger project` processes on
+// one projection: one leads and projects, the other stands by (its
+// /readyz says so) and projects nothing. The leader is killed with SIGKILL
+// in the middle of a stream that keeps growing, five times, each time
+// with a new standby started: each standby must take over and make
+// progress within restartBound, and in the end every event is applied
+// exactly once and the read model equals the fold of the stream.
+func TestProjectStandbyTakesOver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestStack(t)
+	if _, err := s.pool.Exec(ctx, writeLogSQL); err != nil {
+		t.Fatalf("install the write log: %v", err)
+	}
+	events := lifecycleHistory(52, 8_000)
+	initial, more := events[:2_000], events[2_000:]
+	if err := appendBatched(ctx, s.store, initial); err != nil {
+		t.Fatal(err)
+	}
+	appended := make(chan error, 1)
+	go func() { appended <- appendAll(ctx, s.store, more) }()
+
+	args := []string{"project", "--health-listen", "127.0.0.1:0", "--retry-initial", "20ms", "--retry-max", "300ms"}
+	role := func(p *proc) string {
+		resp, err := http.Get(p.healthURL(t) + "/readyz")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Header.Get("X-Tokenledger-Role")
+	}
+	leaderProc := startBinary(t, s.env(), args...)
+	stacktest.Eventually(t, time.Minute, func() bool { return role(leaderProc) == "active" }, "the first process leads")
+	var takeovers []time.Duration
+	for i := range 5 {
+		standby := startBinary(t, s.env(), args...)
+		stacktest.Eventually(t, time.Minute, func() bool { return role(standby) == "standby" }, "the second process stands by")
+		// The leader makes progress while the standby waits.
+		from := s.checkpoint(t)
+		stacktest.Eventually(t, time.Minute, func() bool { return s.checkpoint(t) > from || from == s.streamLast(t) },
+			"the leader projects")
+		leaderProc.kill(t)
+		killed := time.Now()
+		at := s.checkpoint(t)
+		var progress time.Duration
+		stacktest.Eventually(t, time.Minute, func() bool {
+			if !standby.running() {
+				t.Fatalf("the standby exited (%v); stderr:\n%s", standby.waitErr, standby.stderr.String())
+			}
+			if s.checkpoint(t) > at || at == s.streamLast(t) {
+				progress = time.Since(killed)
+				return true
+			}
+			return false
+		}, "standby %d takes over", i+1)
+		requireResumed(t, "standby", i+1, progress)
+		takeovers = append(takeovers, progress)
+		leaderProc = standby
+	}
+	t.Logf("time from the leader's SIGKILL to the standby's first progress: %v", takeovers)
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	last := s.streamLast(t)
+	stacktest.Eventually(t, 2*time.Minute, func() bool { return s.checkpoint(t) == last }, "the last leader catches up")
+	leaderProc.stop(t)
+	stream := readStream(t, s.store)
+	projectionstest.RequireMatchesState(t, projections.New(s.pool), "lifecycle", projectionstest.Fold(stream), last, time.Time{})
+	checkAppliedOnce(t, s.pool, stream)
+}
