@@ -314,8 +314,8 @@ func TestCheckerReportsMismatches(t *testing.T) {
 		},
 		{
 			name: "Envoy's form answered with an undocumented status", method: "PUT", path: "/v1/auth/orders/7",
-			answer:      jsonAnswer(400, `{"error":{"code":"invalid_request","message":"m"}}`),
-			wantReports: []string{"PUT /v1/auth/orders/7 (forwardAuthPrefixedPut) answered 400: status 400 is not documented"},
+			answer:      jsonAnswer(409, `{"error":{"code":"conflict","message":"m"}}`),
+			wantReports: []string{"PUT /v1/auth/orders/7 (forwardAuthPrefixedPut) answered 409: status 409 is not documented"},
 		},
 		{
 			name: "a method Envoy's form does not have, answered 405 with Allow", method: "TRACE", path: "/v1/auth/orders/7",
@@ -487,13 +487,15 @@ func TestCheckerCountsAnswers(t *testing.T) {
 	}
 
 	coverage := &recorder{TB: t}
-	c.RequireCoverage(coverage, func(op string, status int) bool { return op == "livez" || op == "readyz" })
+	// 400 (two Authorization headers) is documented for every route;
+	// this test leaves it out.
+	c.RequireCoverage(coverage, func(op string, status int) bool { return (op == "livez" || op == "readyz") && status != 400 })
 	reports := coverage.reports()
 	if len(reports) != 1 || !strings.Contains(reports[0], "readyz 200") || strings.Contains(reports[0], "livez") || strings.Contains(reports[0], "readyz 503") {
 		t.Errorf("RequireCoverage reported %q, want exactly readyz 200 missing", reports)
 	}
 	coverage = &recorder{TB: t}
-	c.RequireCoverage(coverage, func(op string, status int) bool { return op == "livez" })
+	c.RequireCoverage(coverage, func(op string, status int) bool { return op == "livez" && status != 400 })
 	if r := coverage.reports(); len(r) != 0 {
 		t.Errorf("RequireCoverage reported %q for answers that were all seen", r)
 	}
