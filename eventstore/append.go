@@ -214,8 +214,9 @@ func (s *Store) appendBatch(ctx context.Context, b *batch) ([]domain.Envelope, e
 	}
 	deadline, _ := ctx.Deadline()
 	backoff := appendBackoffMin
+	timeout := min(attemptTimeoutMin, s.cfg.RequestTimeout)
 	for attempt := 1; ; attempt++ {
-		first, dup, err := s.send(ctx, b)
+		first, dup, err := s.send(ctx, b, timeout)
 		switch {
 		case err == nil && !dup:
 			for i := range b.events {
@@ -243,6 +244,7 @@ func (s *Store) appendBatch(ctx context.Context, b *batch) ([]domain.Envelope, e
 				return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 			}
 			backoff = min(2*backoff, appendBackoffMax)
+			timeout = min(2*timeout, s.cfg.RequestTimeout)
 		case isTransient(err):
 			return nil, fmt.Errorf("%w: %d attempts: %w", ErrOutcomeUnknown, attempt, err)
 		default:
@@ -265,10 +267,11 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// send publishes b once and returns the stream sequence of its first
-// event; dup reports a single event the server already had.
-func (s *Store) send(ctx context.Context, b *batch) (first uint64, dup bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+// send publishes b once, waiting at most timeout for the answer, and
+// returns the stream sequence of its first event; dup reports a single
+// event the server already had.
+func (s *Store) send(ctx context.Context, b *batch, timeout time.Duration) (first uint64, dup bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if len(b.msgs) == 1 {
 		ack, err := s.js.PublishMsg(ctx, b.msgs[0])
@@ -282,7 +285,7 @@ func (s *Store) send(ctx context.Context, b *batch) (first uint64, dup bool, err
 	// any error, so waiting for the first message would only add a round
 	// trip.
 	ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, b.msgs,
-		jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: s.cfg.RequestTimeout})
+		jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: timeout})
 	if err != nil {
 		return 0, false, err
 	}

@@ -65,9 +65,11 @@ func (s *Store) LastSequence(ctx context.Context, a Aggregate) (uint64, error) {
 	if a.IsZero() {
 		return 0, fmt.Errorf("last sequence: %w: no aggregate", domain.ErrInvalidArgument)
 	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	seq, err := s.lastSequence(ctx, s.subj.Filter(a))
+	var seq uint64
+	err := s.untilDeadline(ctx, func(ctx context.Context) (err error) {
+		seq, err = s.lastSequence(ctx, s.subj.Filter(a))
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("last sequence of %s: %w", a, err)
 	}
@@ -77,13 +79,19 @@ func (s *Store) LastSequence(ctx context.Context, a Aggregate) (uint64, error) {
 // StreamLastSequence returns the lifecycle stream's last sequence (0 when
 // empty), as known to the stream leader.
 func (s *Store) StreamLastSequence(ctx context.Context) (uint64, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	info, err := s.stream.Info(ctx)
+	var last uint64
+	err := s.untilDeadline(ctx, func(ctx context.Context) error {
+		info, err := s.stream.Info(ctx)
+		if err != nil {
+			return err
+		}
+		last = info.State.LastSeq
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("stream %s last sequence: %w", s.cfg.Stream, err)
 	}
-	return info.State.LastSeq, nil
+	return last, nil
 }
 
 // lastSequence returns the sequence of the last message matching filter.
@@ -152,8 +160,15 @@ func (s *Store) leaderLastSequence(ctx context.Context, filter string) (uint64, 
 // server serves from its per-subject index too, and merges them by
 // sequence.
 func (s *Store) loadRaw(ctx context.Context, filter string, from uint64, fn func(*jetstream.RawStreamMsg) error) error {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
+	// fn sees the messages only once all are fetched, so a retried
+	// attempt never passes a message twice.
+	return s.untilDeadline(ctx, func(ctx context.Context) error {
+		return s.loadRawOnce(ctx, filter, from, fn)
+	})
+}
+
+// loadRawOnce is one attempt of loadRaw.
+func (s *Store) loadRawOnce(ctx context.Context, filter string, from uint64, fn func(*jetstream.RawStreamMsg) error) error {
 	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		return err

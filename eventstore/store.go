@@ -384,6 +384,46 @@ func retryTransient(ctx context.Context, timeout time.Duration, attempts int, op
 	}
 }
 
+// Attempt timeouts of the requests an append or a load makes: the first
+// attempt gets attemptTimeoutMin, each further one twice the previous, up
+// to Config.RequestTimeout. A request sent to a stream leader that just
+// died is never answered; a short first attempt finds that out quickly,
+// while the growing ones still let a slow but live server answer.
+const attemptTimeoutMin = time.Second
+
+// untilDeadline runs op until it succeeds, fails with an error that is not
+// transient, or ctx's deadline passes (Config.AppendTimeout from now when
+// ctx has none), each attempt under a growing attempt timeout, pausing a
+// jittered, growing time between attempts. It is how a read waits out a
+// leader election instead of failing at the first unanswered request.
+func (s *Store) untilDeadline(ctx context.Context, op func(context.Context) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.AppendTimeout)
+		defer cancel()
+	}
+	deadline, _ := ctx.Deadline()
+	timeout := min(attemptTimeoutMin, s.cfg.RequestTimeout)
+	backoff := appendBackoffMin
+	for {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		err := op(actx)
+		cancel()
+		if err == nil || !isTransient(err) || ctx.Err() != nil {
+			return err
+		}
+		pause := jitter(backoff)
+		if time.Until(deadline) < pause+appendAttemptMin {
+			return err
+		}
+		if werr := wait(ctx, pause); werr != nil {
+			return err
+		}
+		backoff = min(2*backoff, appendBackoffMax)
+		timeout = min(2*timeout, s.cfg.RequestTimeout)
+	}
+}
+
 // wait pauses for d or until ctx ends.
 func wait(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
