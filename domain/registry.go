@@ -148,6 +148,11 @@ func (r *Registry) Marshal(e Envelope) ([]byte, error) {
 // type is not registered and ErrCorruptEvent when the bytes are not a valid
 // event; the returned Envelope has Sequence zero (the store sets it).
 func (r *Registry) Unmarshal(b []byte) (Envelope, error) {
+	return r.unmarshalReflect(b)
+}
+
+// unmarshalReflect is Unmarshal with encoding/json.
+func (r *Registry) unmarshalReflect(b []byte) (Envelope, error) {
 	var w wireEnvelope
 	// json.Unmarshal refuses trailing data itself, and unlike a Decoder it
 	// allocates no read buffer: this runs once per event on every replay.
