@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -23,6 +24,10 @@ type registration struct {
 	// decodeFast is the payload's fast decoder (see codec.go), nil for
 	// payloads without one.
 	decodeFast func(data []byte) (Event, bool)
+	// encodeFast is whether the payload's fast encoder may be used. Both
+	// are off for a payload whose fields changed after its codec was
+	// written (see eventCodec.codecFields).
+	encodeFast bool
 }
 
 // NewRegistry returns an empty registry.
@@ -63,12 +68,15 @@ func RegisterEvent[E Event](r *Registry, kind AggregateKind, schema int) error {
 		return fmt.Errorf("register event %q: unknown aggregate kind %q", name, kind)
 	}
 	var decodeFast func([]byte) (Event, bool)
-	if c, ok := any(&zero).(eventCodec); ok {
+	c, fast := any(&zero).(eventCodec)
+	fast = fast && envelopeCodecCurrent && c.codecFields() == fieldSignature(reflect.TypeFor[E]())
+	if fast {
 		decodeFast = c.decodeEvent
 	}
 	r.types[name] = registration{
 		name:       name,
 		decodeFast: decodeFast,
+		encodeFast: fast,
 		kind:       kind,
 		schema:     schema,
 		decode: func(data []byte) (Event, error) {
@@ -136,6 +144,9 @@ func (r *Registry) Marshal(e Envelope) ([]byte, error) {
 	}
 	if e.AggregateKind != reg.kind {
 		return nil, fmt.Errorf("marshal event %s: %q belongs to %s aggregates, not %s", e.ID, e.Type, reg.kind, e.AggregateKind)
+	}
+	if !reg.encodeFast {
+		return marshalReflect(e)
 	}
 	if b, ok := marshalFast(e); ok {
 		return b, nil
