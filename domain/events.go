@@ -271,5 +271,8 @@ func normalizeEventTimePtr(field string, t *time.Time) (*time.Time, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &n, nil
+	// Payloads are normalized once, right after decoding: the time is
+	// theirs alone.
+	*t = n
+	return t, nil
 }

@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -16,9 +17,17 @@ type Registry struct {
 }
 
 type registration struct {
+	name   EventType
 	kind   AggregateKind
 	schema int
 	decode func(data []byte) (Event, error)
+	// decodeFast is the payload's fast decoder (see codec.go), nil for
+	// payloads without one.
+	decodeFast func(data []byte) (Event, bool)
+	// encodeFast is whether the payload's fast encoder may be used. Both
+	// are off for a payload whose fields changed after its codec was
+	// written (see eventCodec.codecFields).
+	encodeFast bool
 }
 
 // NewRegistry returns an empty registry.
@@ -58,9 +67,18 @@ func RegisterEvent[E Event](r *Registry, kind AggregateKind, schema int) error {
 	if !kind.valid() {
 		return fmt.Errorf("register event %q: unknown aggregate kind %q", name, kind)
 	}
+	var decodeFast func([]byte) (Event, bool)
+	c, fast := any(&zero).(eventCodec)
+	fast = fast && envelopeCodecCurrent && c.codecFields() == fieldSignature(reflect.TypeFor[E]())
+	if fast {
+		decodeFast = c.decodeEvent
+	}
 	r.types[name] = registration{
-		kind:   kind,
-		schema: schema,
+		name:       name,
+		decodeFast: decodeFast,
+		encodeFast: fast,
+		kind:       kind,
+		schema:     schema,
 		decode: func(data []byte) (Event, error) {
 			var e E
 			if err := json.Unmarshal(data, &e); err != nil {
@@ -127,6 +145,18 @@ func (r *Registry) Marshal(e Envelope) ([]byte, error) {
 	if e.AggregateKind != reg.kind {
 		return nil, fmt.Errorf("marshal event %s: %q belongs to %s aggregates, not %s", e.ID, e.Type, reg.kind, e.AggregateKind)
 	}
+	if !reg.encodeFast {
+		return marshalReflect(e)
+	}
+	if b, ok := marshalFast(e); ok {
+		return b, nil
+	}
+	return marshalReflect(e)
+}
+
+// marshalReflect is Marshal's encoding with encoding/json, once the event
+// is checked.
+func marshalReflect(e Envelope) ([]byte, error) {
 	data, err := json.Marshal(e.Data)
 	if err != nil {
 		return nil, fmt.Errorf("marshal event %s payload: %w", e.ID, err)
@@ -147,7 +177,20 @@ func (r *Registry) Marshal(e Envelope) ([]byte, error) {
 // Unmarshal decodes a stored event. Errors wrap ErrUnknownEventType when the
 // type is not registered and ErrCorruptEvent when the bytes are not a valid
 // event; the returned Envelope has Sequence zero (the store sets it).
+//
+// Events as tokenledger writes them are decoded without reflection (see
+// codec.go); any other input, such as an event with a field this version
+// does not know, is decoded with encoding/json, with the same result.
 func (r *Registry) Unmarshal(b []byte) (Envelope, error) {
+	if e, ok := r.unmarshalFast(b); ok {
+		return e, nil
+	}
+	return r.unmarshalReflect(b)
+}
+
+// unmarshalReflect is Unmarshal with encoding/json: the definition of what
+// an event decodes to, which the fast decoder follows.
+func (r *Registry) unmarshalReflect(b []byte) (Envelope, error) {
 	var w wireEnvelope
 	// json.Unmarshal refuses trailing data itself, and unlike a Decoder it
 	// allocates no read buffer: this runs once per event on every replay.

@@ -17,6 +17,10 @@ import (
 // and memory small.
 const scanChunk = 512
 
+// A chunk's slices are used again once Next has moved past it, rather than
+// left to the garbage collector: a chunk's events are 70-odd kB, as much
+// garbage per event as decoding makes.
+
 // chunk is a run of consecutive messages of a stream and, once decoded,
 // their events.
 type chunk struct {
@@ -37,6 +41,7 @@ type chunk struct {
 type Scanner struct {
 	name    string
 	order   chan *chunk
+	free    chan *chunk
 	readErr chan error
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -85,13 +90,14 @@ func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, 
 	workers := runtime.GOMAXPROCS(0)
 	work := make(chan *chunk, 2*workers)
 	sc.order = make(chan *chunk, 2*workers)
+	sc.free = make(chan *chunk, 2*workers+2)
 	sc.readErr = make(chan error, 1)
 	stopIt := context.AfterFunc(ctx, it.Stop)
 	sc.wg.Go(func() {
 		defer s.deleteConsumer(name, cons)
 		defer stopIt()
 		defer it.Stop()
-		sc.readErr <- cutChunks(ctx, it, through, sc.order, work)
+		sc.readErr <- cutChunks(ctx, it, through, sc.order, work, sc.free)
 	})
 	for range workers {
 		sc.wg.Go(func() {
@@ -139,9 +145,27 @@ func (sc *Scanner) Next(ctx context.Context) (*domain.Envelope, error) {
 		if c.err != nil {
 			return nil, c.err
 		}
+		sc.recycle()
 		sc.cur, sc.i = c, 0
 	}
 	return nil, nil
+}
+
+// recycle hands the chunk Next has moved past back to the reader. Its
+// events are no longer valid (Next's contract), so it is cleared: it must
+// not keep what they point to alive.
+func (sc *Scanner) recycle() {
+	c := sc.cur
+	if c == nil {
+		return
+	}
+	sc.cur = nil
+	clear(c.events)
+	c.events = c.events[:0]
+	select {
+	case sc.free <- c:
+	default:
+	}
 }
 
 // Scanned returns the number of events Next handed out.
@@ -157,11 +181,12 @@ func (sc *Scanner) Close() {
 
 // cutChunks reads messages through sequence end and hands them out in
 // chunks, each first to order (so that they are used in stream order) and
-// then to work (to be decoded). It closes both when it returns.
-func cutChunks(ctx context.Context, it jetstream.MessagesContext, end uint64, order, work chan<- *chunk) error {
+// then to work (to be decoded). It closes both when it returns. It takes
+// chunks from free when there are any.
+func cutChunks(ctx context.Context, it jetstream.MessagesContext, end uint64, order, work chan<- *chunk, free <-chan *chunk) error {
 	defer close(work)
 	defer close(order)
-	c := &chunk{msgs: make([]jetstream.Msg, 0, scanChunk), done: make(chan struct{})}
+	c := newChunk(free)
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -194,7 +219,18 @@ func cutChunks(ctx context.Context, it jetstream.MessagesContext, end uint64, or
 		if last {
 			return nil
 		}
-		c = &chunk{msgs: make([]jetstream.Msg, 0, scanChunk), done: make(chan struct{})}
+		c = newChunk(free)
+	}
+}
+
+// newChunk returns an empty chunk, one from free if there is one.
+func newChunk(free <-chan *chunk) *chunk {
+	select {
+	case c := <-free:
+		c.msgs, c.err, c.done = c.msgs[:0], nil, make(chan struct{})
+		return c
+	default:
+		return &chunk{msgs: make([]jetstream.Msg, 0, scanChunk), done: make(chan struct{})}
 	}
 }
 
@@ -202,7 +238,10 @@ func cutChunks(ctx context.Context, it jetstream.MessagesContext, end uint64, or
 // a valid event, and marks it done.
 func (s *Store) decodeChunk(c *chunk) {
 	defer close(c.done)
-	c.events = make([]domain.Envelope, 0, len(c.msgs))
+	if cap(c.events) < len(c.msgs) {
+		c.events = make([]domain.Envelope, 0, len(c.msgs))
+	}
+	c.events = c.events[:0]
 	for _, msg := range c.msgs {
 		e, err := s.Decode(msg)
 		if err != nil {
@@ -211,5 +250,6 @@ func (s *Store) decodeChunk(c *chunk) {
 		}
 		c.events = append(c.events, e)
 	}
-	c.msgs = nil
+	clear(c.msgs)
+	c.msgs = c.msgs[:0]
 }
