@@ -25,7 +25,7 @@ DRF_PEER    ?= ../shared/peers/drf
 BENCH_QUICK ?=
 BENCH_BIN   ?= bin/tokenledger-bench
 
-.PHONY: all build nats-server run cluster test unit scale lint fmt vet bench fuzz clean
+.PHONY: all build nats-server run cluster test test-faults unit scale lint fmt vet bench fuzz clean
 
 all: lint build test
 
@@ -53,6 +53,12 @@ unit:
 scale:
 	$(GO) test -count=1 -timeout 5m -run 'TestExportOfAMillionEventsVerifies' ./export -args -export.events=1000000
 
+# test-faults runs the fault tests on make cluster's topology (processes
+# killed and restarted under load; about a minute each), kept out of make
+# test for their length. .ci/run runs them after make test.
+test-faults:
+	$(GO) test -tags faults -count=1 -timeout 10m ./cluster
+
 lint: fmt vet
 
 fmt:
@@ -61,6 +67,7 @@ fmt:
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags faults ./cluster
 
 # bench measures every target figure of PRODUCT.md on the local stack, next
 # to the DRF peer and a bare net/http handler, and rewrites the table of
