@@ -1,6 +1,8 @@
 # tokenledger — build, run and test.
 #
 #   make run     the whole system on embedded defaults (state in $(DATA_DIR))
+#   make cluster the production topology on this machine: 3 nats-servers,
+#                PostgreSQL, 2 serve, project (state in $(CLUSTER_DIR))
 #   make test    every test: lint, unit and integration tests with -race,
 #                fuzz targets over their seed corpus, and the tests that need
 #                full scale run once more without the race detector
@@ -9,6 +11,8 @@
 GO        ?= go
 BIN       ?= bin/tokenledger
 DATA_DIR  ?= .tokenledger
+CLUSTER_DIR ?= .tokenledger-cluster
+NATS_SERVER_BIN ?= bin/nats-server
 PKGS      ?= ./...
 # Integration tests start real nats-servers and PostgreSQL clusters; keep the
 # whole run well inside CI's budget.
@@ -21,7 +25,7 @@ DRF_PEER    ?= ../shared/peers/drf
 BENCH_QUICK ?=
 BENCH_BIN   ?= bin/tokenledger-bench
 
-.PHONY: all build run test unit scale lint fmt vet bench fuzz clean
+.PHONY: all build nats-server run cluster test test-faults unit scale lint fmt vet bench fuzz clean
 
 all: lint build test
 
@@ -30,6 +34,13 @@ build:
 
 run: build
 	./$(BIN) dev --data-dir $(DATA_DIR)
+
+# nats-server at the version go.mod pins, for make cluster and deploy/.
+nats-server:
+	$(GO) build -o $(NATS_SERVER_BIN) github.com/nats-io/nats-server/v2
+
+cluster: build nats-server
+	./$(BIN) cluster --cluster-dir $(CLUSTER_DIR) --nats-server $(NATS_SERVER_BIN)
 
 test: lint unit scale
 
@@ -42,6 +53,12 @@ unit:
 scale:
 	$(GO) test -count=1 -timeout 5m -run 'TestExportOfAMillionEventsVerifies' ./export -args -export.events=1000000
 
+# test-faults runs the fault tests on make cluster's topology (processes
+# killed and restarted under load; about a minute each), kept out of make
+# test for their length. .ci/run runs them after make test.
+test-faults:
+	$(GO) test -tags faults -count=1 -timeout 10m ./cluster
+
 lint: fmt vet
 
 fmt:
@@ -50,6 +67,7 @@ fmt:
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags faults ./cluster
 
 # bench measures every target figure of PRODUCT.md on the local stack, next
 # to the DRF peer and a bare net/http handler, and rewrites the table of

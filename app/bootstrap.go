@@ -17,6 +17,9 @@ var ErrNotEmpty = errors.New("the ledger is not empty")
 type BootstrapConfig struct {
 	// NATSURL is the NATS server holding the event streams.
 	NATSURL string
+	// NATSAuth holds the credentials and TLS settings of the NATS
+	// connections.
+	NATSAuth NATSAuth
 	// Store names the streams; it must match the deployment's.
 	Store eventstore.Config
 	// Policy is the issuing policy: the token gets its default lifetime.
@@ -27,20 +30,32 @@ type BootstrapConfig struct {
 	Force bool
 }
 
+// Validate reports every problem with c at once.
+func (c BootstrapConfig) Validate() error {
+	var errs []error
+	if err := validateNATSURL(c.NATSURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Store.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("policy: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
 // AdminBootstrap issues an admin token into the ledger at cfg.NATSURL: on an
 // empty ledger, or on any ledger with cfg.Force. The secret is in the result
 // only.
 func AdminBootstrap(ctx context.Context, cfg BootstrapConfig) (*Bootstrap, error) {
-	if err := validateNATSURL(cfg.NATSURL); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := cfg.Store.Validate(); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	if err := cfg.Policy.Validate(); err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	nc, store, err := connectStore(ctx, eventstore.Open, cfg.NATSURL, "tokenledger-admin-bootstrap", cfg.Store)
+	nc, store, err := connectStore(ctx, eventstore.Open, cfg.NATSURL, cfg.NATSAuth, "tokenledger-admin-bootstrap", cfg.Store)
 	if err != nil {
 		return nil, err
 	}
@@ -60,8 +75,26 @@ func AdminBootstrap(ctx context.Context, cfg BootstrapConfig) (*Bootstrap, error
 type StreamsConfig struct {
 	// NATSURL is the NATS server that holds (or will hold) the streams.
 	NATSURL string
+	// NATSAuth holds the credentials and TLS settings of the NATS
+	// connections.
+	NATSAuth NATSAuth
 	// Store is the streams' configuration to create or apply.
 	Store eventstore.Config
+}
+
+// Validate reports every problem with c at once.
+func (c StreamsConfig) Validate() error {
+	var errs []error
+	if err := validateNATSURL(c.NATSURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Store.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // InitStreams creates the event streams at cfg.NATSURL, or updates them to
@@ -70,13 +103,10 @@ type StreamsConfig struct {
 // other process opens them as they are (eventstore.OpenExisting). Run it
 // with the operator's credentials.
 func InitStreams(ctx context.Context, cfg StreamsConfig) (uint64, error) {
-	if err := validateNATSURL(cfg.NATSURL); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}
-	if err := cfg.Store.Validate(); err != nil {
-		return 0, fmt.Errorf("store: %w", err)
-	}
-	nc, store, err := connectStore(ctx, eventstore.Open, cfg.NATSURL, "tokenledger-streams-init", cfg.Store)
+	nc, store, err := connectStore(ctx, eventstore.Open, cfg.NATSURL, cfg.NATSAuth, "tokenledger-streams-init", cfg.Store)
 	if err != nil {
 		return 0, err
 	}

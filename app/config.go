@@ -90,13 +90,13 @@ func redactURL(u *url.URL) string {
 // for everything else.
 type storeOpener func(context.Context, jetstream.JetStream, *domain.Registry, eventstore.Config) (*eventstore.Store, error)
 
-// connectStore connects to NATS at natsURL as client name and opens the
-// event store with cfg. The caller closes the returned connection (after
-// the store).
-func connectStore(ctx context.Context, open storeOpener, natsURL, name string, cfg eventstore.Config, opts ...nats.Option) (*nats.Conn, *eventstore.Store, error) {
-	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name(name)}, opts...)...)
+// connectStore connects to NATS at natsURL with auth as client name and
+// opens the event store with cfg. The caller closes the returned
+// connection (after the store).
+func connectStore(ctx context.Context, open storeOpener, natsURL string, auth NATSAuth, name string, cfg eventstore.Config, opts ...nats.Option) (*nats.Conn, *eventstore.Store, error) {
+	nc, err := ConnectNATS(natsURL, auth, append([]nats.Option{nats.Name(name)}, opts...)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+		return nil, nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -127,15 +127,15 @@ func (s stopStack) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// connectBoth connects to NATS as client name, reconnecting for ever, opens
+// connectBoth connects to NATS with auth as client name, reconnecting for ever, opens
 // the existing event store on it (never creating or changing a stream), and opens a PostgreSQL pool with a current schema;
 // their closing (the pool, then the store and the connection) goes onto
 // cleanups. The connection is closed, not drained: whatever used it
 // (projector, validator) has finished with it by then, and a drain would
 // wait out its timeout whenever NATS is unreachable.
-func connectBoth(ctx context.Context, cleanups *stopStack, name, natsURL string, storeCfg eventstore.Config,
+func connectBoth(ctx context.Context, cleanups *stopStack, name, natsURL string, auth NATSAuth, storeCfg eventstore.Config,
 	postgresURL string, maxConns int32) (*eventstore.Store, *pgxpool.Pool, error) {
-	nc, store, err := connectStore(ctx, eventstore.OpenExisting, natsURL, name, storeCfg, nats.MaxReconnects(-1))
+	nc, store, err := connectStore(ctx, eventstore.OpenExisting, natsURL, auth, name, storeCfg, nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -245,7 +244,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, fmt.Errorf("open event store as the workers: %w", err)
 	}
 	var run *workerRun
-	d.Projector, run, err = startProjector(workerStore, d.NATS.ClientURL(), d.Projections,
+	d.Projector, run, err = startProjector(workerStore, d.NATS.ClientURL(), NATSAuth{}, d.Projections,
 		consumers.LifecycleConfig{Name: DefaultProjectionName}, nil, log, nats.Name("tokenledger-dev-projector"), asWorker)
 	if err != nil {
 		return nil, nil, err
@@ -315,19 +314,10 @@ func devNATSUsers(cfg DevConfig) (devUsers, error) {
 	if err != nil {
 		return devUsers{}, fmt.Errorf("worker password: %w", err)
 	}
-	streams := []string{cfg.Store.Stream, cfg.Store.UsageStream}
 	return devUsers{
 		users: []stack.NATSUser{
-			{
-				Name: devAppUser,
-				Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"},
-					Deny: eventstore.APINodeDeniedAPISubjects(streams, []string{DefaultProjectionName, consumers.DefaultUsageName})}},
-			},
-			{
-				Name:        devWorkerUser,
-				Password:    worker,
-				Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: eventstore.ProtectedAPISubjects(streams...)}},
-			},
+			{Name: devAppUser, Permissions: APINodePermissions(cfg.Store)},
+			{Name: devWorkerUser, Password: worker, Permissions: WorkerPermissions(cfg.Store)},
 			{Name: devOperatorUser, Password: operator},
 		},
 		workerPassword: worker,

@@ -48,6 +48,9 @@ type ProjectConfig struct {
 	// NATSURL is the NATS server (or comma-separated servers) holding the
 	// event streams.
 	NATSURL string
+	// NATSAuth holds the credentials and TLS settings of the NATS
+	// connections.
+	NATSAuth NATSAuth
 	// PostgresURL is the database holding the read model; its schema must
 	// be current (see Migrate).
 	PostgresURL string
@@ -106,6 +109,9 @@ func DefaultProjectConfig() ProjectConfig {
 func (c ProjectConfig) Validate() error {
 	var errs []error
 	if err := validateNATSURL(c.NATSURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
 		errs = append(errs, err)
 	}
 	if err := validatePostgresURL(c.PostgresURL); err != nil {
@@ -215,7 +221,7 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		}
 	}()
 
-	store, pool, err := connectBoth(ctx, &cleanups, "tokenledger-project", cfg.NATSURL, cfg.Store, cfg.PostgresURL, cfg.PostgresMaxConns)
+	store, pool, err := connectBoth(ctx, &cleanups, "tokenledger-project", cfg.NATSURL, cfg.NATSAuth, cfg.Store, cfg.PostgresURL, cfg.PostgresMaxConns)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -240,7 +246,7 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 	// given up after the workers stopped.
 	p.leader = newLeader(pool, cfg.Lifecycle.Name, log)
 	cleanups.push(p.leader.release)
-	p.Projector, p.run, err = startProjector(store, cfg.NATSURL, p.Projections, cfg.Lifecycle, p.leader, log,
+	p.Projector, p.run, err = startProjector(store, cfg.NATSURL, cfg.NATSAuth, p.Projections, cfg.Lifecycle, p.leader, log,
 		nats.Name("tokenledger-project-consumer"), nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, nil, err
@@ -273,11 +279,11 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 // startProjector creates the lifecycle projector on a NATS connection of
 // its own and runs it (once gate, if not nil, leads) until the returned run
 // is stopped.
-func startProjector(store *eventstore.Store, natsURL string, proj *projections.Store,
+func startProjector(store *eventstore.Store, natsURL string, auth NATSAuth, proj *projections.Store,
 	cfg consumers.LifecycleConfig, gate *leader, log *slog.Logger, opts ...nats.Option) (*consumers.LifecycleProjector, *workerRun, error) {
-	conn, err := nats.Connect(natsURL, opts...)
+	conn, err := ConnectNATS(natsURL, auth, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+		return nil, nil, err
 	}
 	cfg.Logger = log
 	p, err := consumers.NewLifecycleProjector(store, conn, proj, cfg)

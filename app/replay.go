@@ -26,6 +26,9 @@ type ReplayConfig struct {
 	// NATSURL is the NATS server (or comma-separated servers) holding the
 	// event streams.
 	NATSURL string
+	// NATSAuth holds the credentials and TLS settings of the NATS
+	// connections.
+	NATSAuth NATSAuth
 	// PostgresURL is the database holding the read model; its schema must
 	// be current (see Migrate).
 	PostgresURL string
@@ -112,6 +115,9 @@ func DefaultRebuildOptions() RebuildOptions {
 func (c ReplayConfig) Validate() error {
 	var errs []error
 	if err := validateNATSURL(c.NATSURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
 		errs = append(errs, err)
 	}
 	if err := validatePostgresURL(c.PostgresURL); err != nil {
@@ -211,7 +217,7 @@ func Replay(ctx context.Context, cfg ReplayConfig, log *slog.Logger) (ReplayResu
 	if err := cfg.Validate(); err != nil {
 		return ReplayResult{}, err
 	}
-	nc, store, err := connectStore(ctx, eventstore.OpenExisting, cfg.NATSURL, "tokenledger-replay", cfg.Store)
+	nc, store, err := connectStore(ctx, eventstore.OpenExisting, cfg.NATSURL, cfg.NATSAuth, "tokenledger-replay", cfg.Store)
 	if err != nil {
 		return ReplayResult{}, err
 	}

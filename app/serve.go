@@ -24,6 +24,9 @@ type ServeConfig struct {
 	// NATSURL is the NATS server (or comma-separated servers) holding the
 	// event streams.
 	NATSURL string
+	// NATSAuth holds the credentials and TLS settings of the NATS
+	// connections.
+	NATSAuth NATSAuth
 	// PostgresURL is the database holding the read model, kept by
 	// `tokenledger project`.
 	PostgresURL string
@@ -49,6 +52,9 @@ func DefaultServeConfig() ServeConfig {
 func (c ServeConfig) Validate() error {
 	var errs []error
 	if err := validateNATSURL(c.NATSURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
 		errs = append(errs, err)
 	}
 	if err := validatePostgresURL(c.PostgresURL); err != nil {
@@ -87,7 +93,7 @@ func StartServe(ctx context.Context, cfg ServeConfig, log *slog.Logger) (_ *Serv
 			_ = cleanups.stop(context.WithoutCancel(ctx))
 		}
 	}()
-	store, pool, err := connectBoth(ctx, &cleanups, "tokenledger-serve", cfg.NATSURL, cfg.Store, cfg.PostgresURL, cfg.PostgresMaxConns)
+	store, pool, err := connectBoth(ctx, &cleanups, "tokenledger-serve", cfg.NATSURL, cfg.NATSAuth, cfg.Store, cfg.PostgresURL, cfg.PostgresMaxConns)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,14 +1,17 @@
 package stack
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // NATS defaults.
@@ -63,12 +66,38 @@ type NATSConfig struct {
 	// NoAuthUser names the user of Users a client that sends no
 	// credentials is taken to be; empty refuses such clients.
 	NoAuthUser string
+	// TLS, if set, makes clients connect with TLS and this server
+	// configuration (its certificate, and ClientCAs with
+	// tls.RequireAndVerifyClientCert for mutual TLS).
+	TLS *tls.Config
+	// Operator, if set, runs the server in operator (JWT) mode: clients
+	// authenticate with .creds files of users of its accounts. Users must
+	// then be empty.
+	Operator *NATSOperator
+}
+
+// NATSOperator is the trust chain of a server in operator mode: the
+// operator's JWT and the JWTs of the accounts it signed, resolved from
+// memory. Accounts that use JetStream must enable it in their limits.
+type NATSOperator struct {
+	// JWT is the operator's JWT.
+	JWT string
+	// Accounts are the account JWTs the server knows.
+	Accounts []string
+	// SystemAccount is the public key of the system account; empty runs
+	// without one.
+	SystemAccount string
 }
 
 // NATSUser is a user of an embedded server.
 type NATSUser struct {
+	// Name and Password authenticate a user by name; NKey (a public user
+	// key, "U...") instead authenticates a client that signs the server's
+	// challenge with the key's seed, and then Name and Password must be
+	// empty.
 	Name     string
 	Password string
+	NKey     string
 	// Permissions restricts what the user may publish and subscribe to;
 	// nil allows everything. For the event store's application user,
 	// deny publishing to eventstore.ProtectedAPISubjects.
@@ -79,6 +108,15 @@ func validateUsers(users []NATSUser, noAuthUser string) []error {
 	var errs []error
 	seen := make(map[string]bool, len(users))
 	for i, u := range users {
+		if u.NKey != "" {
+			if u.Name != "" || u.Password != "" {
+				errs = append(errs, fmt.Errorf("nats: user %d has an nkey and a name or password", i))
+			}
+			if !nkeys.IsValidPublicUserKey(u.NKey) {
+				errs = append(errs, fmt.Errorf("nats: user %d: %q is not a public user nkey", i, u.NKey))
+			}
+			continue
+		}
 		switch {
 		case u.Name == "":
 			errs = append(errs, fmt.Errorf("nats: user %d has no name", i))
@@ -94,12 +132,21 @@ func validateUsers(users []NATSUser, noAuthUser string) []error {
 }
 
 func serverUsers(users []NATSUser) []*server.User {
-	if len(users) == 0 {
-		return nil
+	var out []*server.User
+	for _, u := range users {
+		if u.NKey == "" {
+			out = append(out, &server.User{Username: u.Name, Password: u.Password, Permissions: u.Permissions})
+		}
 	}
-	out := make([]*server.User, len(users))
-	for i, u := range users {
-		out[i] = &server.User{Username: u.Name, Password: u.Password, Permissions: u.Permissions}
+	return out
+}
+
+func serverNkeys(users []NATSUser) []*server.NkeyUser {
+	var out []*server.NkeyUser
+	for _, u := range users {
+		if u.NKey != "" {
+			out = append(out, &server.NkeyUser{Nkey: u.NKey, Permissions: u.Permissions})
+		}
 	}
 	return out
 }
@@ -126,6 +173,19 @@ func (c NATSConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("nats: ready timeout %s is negative", c.ReadyTimeout))
 	}
 	errs = append(errs, validateUsers(c.Users, c.NoAuthUser)...)
+	if c.Operator != nil {
+		if len(c.Users) > 0 {
+			errs = append(errs, errors.New("nats: users and operator mode exclude each other"))
+		}
+		if _, err := jwt.DecodeOperatorClaims(c.Operator.JWT); err != nil {
+			errs = append(errs, fmt.Errorf("nats: operator jwt: %w", err))
+		}
+		for i, a := range c.Operator.Accounts {
+			if _, err := jwt.DecodeAccountClaims(a); err != nil {
+				errs = append(errs, fmt.Errorf("nats: account jwt %d: %w", i, err))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -140,8 +200,30 @@ func (c NATSConfig) withDefaults() NATSConfig {
 }
 
 // options translates c into server options; port is the client port to
-// listen on (server.RANDOM_PORT for any).
+// listen on (server.RANDOM_PORT for any). c must be valid.
 func (c NATSConfig) options(port int) *server.Options {
+	opts := c.baseOptions(port)
+	if c.TLS != nil {
+		opts.TLS = true
+		opts.TLSConfig = c.TLS
+		opts.TLSVerify = c.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+		opts.TLSTimeout = 2
+	}
+	if op := c.Operator; op != nil {
+		claims, _ := jwt.DecodeOperatorClaims(op.JWT)
+		opts.TrustedOperators = []*jwt.OperatorClaims{claims}
+		resolver := &server.MemAccResolver{}
+		for _, a := range op.Accounts {
+			claims, _ := jwt.DecodeAccountClaims(a)
+			_ = resolver.Store(claims.Subject, a)
+		}
+		opts.AccountResolver = resolver
+		opts.SystemAccount = op.SystemAccount
+	}
+	return opts
+}
+
+func (c NATSConfig) baseOptions(port int) *server.Options {
 	return &server.Options{
 		ServerName:         c.ServerName,
 		Host:               c.Host,
@@ -154,6 +236,7 @@ func (c NATSConfig) options(port int) *server.Options {
 		JetStreamMaxStore:  c.MaxStore,
 		JetStreamMaxMemory: c.MaxMemory,
 		Users:              serverUsers(c.Users),
+		Nkeys:              serverNkeys(c.Users),
 		NoAuthUser:         c.NoAuthUser,
 		NoSigs:             true,
 		NoLog:              c.Logger == nil,

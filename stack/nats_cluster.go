@@ -79,6 +79,7 @@ func StartNATSCluster(baseDir string, n int, users ...NATSUser) (*NATSCluster, e
 			},
 			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
 			Users:  serverUsers(users),
+			Nkeys:  serverNkeys(users),
 			NoSigs: true,
 			NoLog:  true,
 		}

@@ -27,6 +27,41 @@ var buildNATSServer = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// NATSServerBinary returns the path of a nats-server binary built from
+// the module's own nats-server version, once per test binary.
+func NATSServerBinary(tb testing.TB) string {
+	tb.Helper()
+	bin, err := buildNATSServer()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bin
+}
+
+// TokenledgerBinary returns the path of the tokenledger binary built from
+// this module, once per test binary.
+func TokenledgerBinary(tb testing.TB) string {
+	tb.Helper()
+	bin, err := buildTokenledger()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bin
+}
+
+var buildTokenledger = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "tokenledger-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "tokenledger")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/tokenledger/tokenledger/cmd/tokenledger").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build tokenledger: %w: %s", err, out)
+	}
+	return bin, nil
+})
+
 // NATSProcess runs nats-server with JetStream in a process of its own, as
 // it is deployed, on a random loopback port with its store in a temporary
 // directory, and returns its client URL; the server is stopped when the

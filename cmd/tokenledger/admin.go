@@ -47,7 +47,7 @@ history like any other issue.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "NATS server URL(s) holding the event streams, comma-separated; may carry user:password@")
+	bindNATSFlags(f, &cfg.NATSURL, &cfg.NATSAuth)
 	bindStoreFlags(f, &cfg.Store)
 	bindPolicyFlags(f, &cfg.Policy)
 	f.BoolVar(&cfg.Force, "force", false, "issue an admin token even if the ledger holds events (break-glass)")

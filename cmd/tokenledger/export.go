@@ -25,11 +25,12 @@ import (
 // streams: the NATS URL and the store settings, as for replay.
 type exportConnection struct {
 	natsURL string
+	auth    app.NATSAuth
 	store   eventstore.Config
 }
 
 func (c *exportConnection) bind(f *pflag.FlagSet) {
-	f.StringVar(&c.natsURL, "nats-url", c.natsURL, "NATS server URL(s) holding the event streams, comma-separated; may carry user:password@")
+	bindNATSFlags(f, &c.natsURL, &c.auth)
 	bindStoreFlags(f, &c.store)
 }
 
@@ -39,9 +40,12 @@ func (c *exportConnection) open(ctx context.Context, name string) (*eventstore.S
 	if c.natsURL == "" {
 		return nil, nil, errors.New("--nats-url (TOKENLEDGER_NATS_URL) must be set")
 	}
-	nc, err := nats.Connect(c.natsURL, nats.Name(name))
+	if err := c.auth.Validate(c.natsURL); err != nil {
+		return nil, nil, err
+	}
+	nc, err := app.ConnectNATS(c.natsURL, c.auth, nats.Name(name))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+		return nil, nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -14,11 +14,26 @@ import (
 )
 
 // bindConnectFlags binds the flags of the commands that work on a running
-// system: where NATS and PostgreSQL are, and the stream layout.
-func bindConnectFlags(f *pflag.FlagSet, natsURL, postgresURL *string, store *eventstore.Config) {
-	f.StringVar(natsURL, "nats-url", *natsURL, "NATS server URL(s) holding the event streams, comma-separated; may carry user:password@")
+// system: where NATS and PostgreSQL are, how to connect to NATS, and the
+// stream layout.
+func bindConnectFlags(f *pflag.FlagSet, natsURL *string, auth *app.NATSAuth, postgresURL *string, store *eventstore.Config) {
+	bindNATSFlags(f, natsURL, auth)
 	f.StringVar(postgresURL, "postgres-url", *postgresURL, "PostgreSQL connection URL of the read model, e.g. postgres://user:pass@host:5432/db (required)")
 	bindStoreFlags(f, store)
+}
+
+// bindNATSFlags binds where NATS is and how to connect to it: the
+// credentials (one kind at most) and TLS. Secrets are read from files.
+func bindNATSFlags(f *pflag.FlagSet, natsURL *string, auth *app.NATSAuth) {
+	f.StringVar(natsURL, "nats-url", *natsURL, "NATS server URL(s) holding the event streams, comma-separated; may carry user:password@")
+	f.StringVar(&auth.CredsFile, "nats-creds", auth.CredsFile, "NATS .creds file (user JWT and NKey seed) to connect with")
+	f.StringVar(&auth.NKeyFile, "nats-nkey", auth.NKeyFile, "file holding the NKey user seed to connect with")
+	f.StringVar(&auth.User, "nats-user", auth.User, "NATS user to connect as, with --nats-password-file")
+	f.StringVar(&auth.PasswordFile, "nats-password-file", auth.PasswordFile, "file holding the password of --nats-user")
+	f.StringVar(&auth.CAFile, "nats-ca", auth.CAFile, "PEM file of the CA certificates that verify the NATS servers (turns TLS on)")
+	f.StringVar(&auth.CertFile, "nats-cert", auth.CertFile, "PEM client certificate for NATS servers that require mutual TLS, with --nats-key")
+	f.StringVar(&auth.KeyFile, "nats-key", auth.KeyFile, "PEM private key of --nats-cert")
+	f.StringVar(&auth.ServerName, "nats-server-name", auth.ServerName, "name the NATS servers' certificates must carry (default: the URL's host)")
 }
 
 // bindStoreFlags binds the event store's settings. The names and the
@@ -103,7 +118,7 @@ reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 		},
 	}
 	f := cmd.Flags()
-	bindConnectFlags(f, &cfg.NATSURL, &cfg.PostgresURL, &cfg.Store)
+	bindConnectFlags(f, &cfg.NATSURL, &cfg.NATSAuth, &cfg.PostgresURL, &cfg.Store)
 	f.Int32Var(&cfg.PostgresMaxConns, "postgres-max-conns", cfg.PostgresMaxConns, "size of the PostgreSQL connection pool")
 	f.StringVar(&cfg.Lifecycle.Name, "name", cfg.Lifecycle.Name, "projection name: its checkpoint row (letters, digits, - and _)")
 	f.DurationVar(&cfg.Lifecycle.RetryInitial, "retry-initial", cfg.Lifecycle.RetryInitial, "first pause after a failure to apply an event (either worker); doubles up to --retry-max")

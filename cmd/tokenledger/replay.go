@@ -61,7 +61,7 @@ every five seconds otherwise); the summary goes to stdout.`,
 		},
 	}
 	f := cmd.Flags()
-	bindConnectFlags(f, &cfg.NATSURL, &cfg.PostgresURL, &cfg.Store)
+	bindConnectFlags(f, &cfg.NATSURL, &cfg.NATSAuth, &cfg.PostgresURL, &cfg.Store)
 	f.StringVar(&cfg.Rebuild.Name, "name", cfg.Rebuild.Name, "name of the projection to rebuild (its checkpoint's name; the live projector's --name)")
 	f.IntVar(&cfg.Rebuild.Batch, "catch-up-batch", cfg.Rebuild.Batch, "events per transaction while catching up; the swap takes over once at most this many are left")
 	f.DurationVar(&cfg.Rebuild.LockTimeout, "swap-lock-timeout", cfg.Rebuild.LockTimeout, "longest wait of the swap for each lock (0: no limit); the live projector and readers wait behind it meanwhile")

@@ -36,7 +36,7 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newDevCommand(&g), newMigrateCommand(&g), newProjectCommand(&g), newReplayCommand(&g),
 		newServeCommand(&g), newTokenCommand(), newOwnerCommand(), newAdminCommand(&g),
-		newHistoryCommand(), newStateCommand(), newExportCommand(), newStreamsCommand(&g))
+		newHistoryCommand(), newStateCommand(), newExportCommand(), newStreamsCommand(&g), newClusterCommand(&g))
 	return root
 }
 

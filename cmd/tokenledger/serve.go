@@ -80,7 +80,7 @@ validator flushes the usage it counted.`,
 		},
 	}
 	f := cmd.Flags()
-	bindConnectFlags(f, &cfg.NATSURL, &cfg.PostgresURL, &cfg.Store)
+	bindConnectFlags(f, &cfg.NATSURL, &cfg.NATSAuth, &cfg.PostgresURL, &cfg.Store)
 	f.Int32Var(&cfg.PostgresMaxConns, "postgres-max-conns", cfg.PostgresMaxConns, "size of the PostgreSQL connection pool")
 	bindAPIFlags(f, &cfg.API)
 	bindPolicyFlags(f, &cfg.API.Policy)

@@ -44,7 +44,7 @@ refuse to start when a stream is missing or unsafe.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "NATS server URL(s) holding the event streams, comma-separated; may carry user:password@")
+	bindNATSFlags(f, &cfg.NATSURL, &cfg.NATSAuth)
 	bindStoreFlags(f, &cfg.Store)
 	return cmd
 }

@@ -1,0 +1,34 @@
+package app
+
+import (
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/eventstore"
+)
+
+// APINodePermissions are the NATS permissions of the API nodes' (and
+// embedded validators') user on a deployment whose streams store names:
+// publish anything (appends, reads, their own short-lived consumers)
+// except what eventstore.APINodeDeniedAPISubjects lists, so they cannot
+// delete, purge or reconfigure the streams, nor delete, create or change
+// the workers' durable consumers (the default projection names).
+func APINodePermissions(store eventstore.Config) *server.Permissions {
+	streams := []string{store.Stream, store.UsageStream}
+	return &server.Permissions{Publish: &server.SubjectPermission{
+		Allow: []string{">"},
+		Deny:  eventstore.APINodeDeniedAPISubjects(streams, []string{DefaultProjectionName, consumers.DefaultUsageName}),
+	}}
+}
+
+// WorkerPermissions are the NATS permissions of the workers' (`project`)
+// user: everything an API node may do, and managing the durable
+// consumers, but never deleting, purging or reconfiguring the streams
+// (eventstore.ProtectedAPISubjects). Only the operator's user, which runs
+// `streams init` and `admin bootstrap`, has no restriction.
+func WorkerPermissions(store eventstore.Config) *server.Permissions {
+	return &server.Permissions{Publish: &server.SubjectPermission{
+		Allow: []string{">"},
+		Deny:  eventstore.ProtectedAPISubjects(store.Stream, store.UsageStream),
+	}}
+}
