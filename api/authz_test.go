@@ -17,7 +17,7 @@ import (
 // authzRow is one route of the authorization matrix: the status each kind
 // of caller gets from it.
 type authzRow struct {
-	route                                                 string
+	route                                                          string
 	admin, own, other, introspect, expired, rotated, revoked, none int
 }
 
