@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -16,46 +17,48 @@ import (
 // authzRow is one route of the authorization matrix: the status each kind
 // of caller gets from it.
 type authzRow struct {
-	route                                                 string
-	admin, own, other, introspect, expired, revoked, none int
+	route                                                          string
+	admin, own, other, introspect, expired, rotated, revoked, none int
 }
 
 // authzCallers are the callers of the matrix, in the order of authzRow's
 // columns.
-var authzCallers = []string{"admin", "own", "other", "introspect", "expired", "revoked", "none"}
+var authzCallers = []string{"admin", "own", "other", "introspect", "expired", "rotated", "revoked", "none"}
 
 func (r authzRow) want(caller string) int {
 	return map[string]int{
 		"admin": r.admin, "own": r.own, "other": r.other, "introspect": r.introspect,
-		"expired": r.expired, "revoked": r.revoked, "none": r.none,
+		"expired": r.expired, "rotated": r.rotated, "revoked": r.revoked, "none": r.none,
 	}[caller]
 }
 
 // authzMatrix is who may do what. "own" is a token of the target's owner
 // with the scopes read and write; "other" a token of another owner with the
 // same scopes; "introspect" a token of "gateway" with ledger:introspect only;
-// "expired" and "revoked" hold ledger:admin, so only their state can refuse
-// them; "none" sends no Authorization header.
+// "expired", "rotated" and "revoked" hold ledger:admin, so only their state
+// can refuse them: "rotated" was rotated out, its grace over, so presenting
+// it is a reuse of a rotated-out secret, which revokes its family with one
+// event (and only that); "none" sends no Authorization header.
 var authzMatrix = []authzRow{
-	// route: admin, own, other, introspect, expired, revoked, none
-	{"POST /v1/tokens", 201, 201, 403, 403, 401, 401, 401},
-	{authzOutlive, 201, 403, 403, 403, 401, 401, 401},
-	{"GET /v1/tokens?owner=", 200, 200, 403, 403, 401, 401, 401},
-	{"GET /v1/tokens/{id}", 200, 200, 404, 404, 401, 401, 401},
-	{"PATCH /v1/tokens/{id}", 200, 200, 404, 404, 401, 401, 401},
-	{"DELETE /v1/tokens/{id}", 204, 204, 404, 404, 401, 401, 401},
-	{"POST /v1/tokens/{id}/rotate", 201, 201, 404, 404, 401, 401, 401},
-	{"GET /v1/tokens/{id}/events", 200, 200, 404, 404, 401, 401, 401},
-	{"POST /v1/owners/{owner}/revoke", 200, 200, 403, 403, 401, 401, 401},
-	{"POST /v1/revoke", 200, 200, 200, 200, 200, 200, 200},
-	{"POST /v1/introspect", 200, 403, 403, 200, 401, 401, 401},
+	// route: admin, own, other, introspect, expired, rotated, revoked, none
+	{"POST /v1/tokens", 201, 201, 403, 403, 401, 401, 401, 401},
+	{authzOutlive, 201, 403, 403, 403, 401, 401, 401, 401},
+	{"GET /v1/tokens?owner=", 200, 200, 403, 403, 401, 401, 401, 401},
+	{"GET /v1/tokens/{id}", 200, 200, 404, 404, 401, 401, 401, 401},
+	{"PATCH /v1/tokens/{id}", 200, 200, 404, 404, 401, 401, 401, 401},
+	{"DELETE /v1/tokens/{id}", 204, 204, 404, 404, 401, 401, 401, 401},
+	{"POST /v1/tokens/{id}/rotate", 201, 201, 404, 404, 401, 401, 401, 401},
+	{"GET /v1/tokens/{id}/events", 200, 200, 404, 404, 401, 401, 401, 401},
+	{"POST /v1/owners/{owner}/revoke", 200, 200, 403, 403, 401, 401, 401, 401},
+	{"POST /v1/revoke", 200, 200, 200, 200, 200, 200, 200, 200},
+	{"POST /v1/introspect", 200, 403, 403, 200, 401, 401, 401, 401},
 	// Client credentials in the body are ignored (RFC 6749 §3.2): they
 	// neither stand in for the bearer token nor change what it may do.
-	{"POST /v1/revoke with client parameters", 200, 200, 200, 200, 200, 200, 200},
-	{"POST /v1/introspect with client parameters", 200, 403, 403, 200, 401, 401, 401},
-	{"GET /v1/auth", 200, 200, 200, 200, 401, 401, 401},
-	{"GET /v1/owners/{owner}/events", 200, 200, 403, 403, 401, 401, 401},
-	{"GET /v1/state?owner=", 200, 403, 403, 403, 401, 401, 401},
+	{"POST /v1/revoke with client parameters", 200, 200, 200, 200, 200, 200, 200, 200},
+	{"POST /v1/introspect with client parameters", 200, 403, 403, 200, 401, 401, 401, 401},
+	{"GET /v1/auth", 200, 200, 200, 200, 401, 401, 401, 401},
+	{"GET /v1/owners/{owner}/events", 200, 200, 403, 403, 401, 401, 401, 401},
+	{"GET /v1/state?owner=", 200, 403, 403, 403, 401, 401, 401, 401},
 }
 
 // authzOutlive issues a token that would outlive every caller of the
@@ -347,6 +350,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if res := do(t, s, req{method: "DELETE", path: "/v1/tokens/" + revokedID.String(), secret: s.Admin}); res.status != http.StatusNoContent {
 		t.Fatalf("revoke the revoked caller: %d %s", res.status, redact(res.body))
 	}
+	// The rotated caller is rotated without grace; the cells start once
+	// the validator knows the rotation, so that its first presentation is
+	// the reuse.
+	rotated, rotatedID := issueDirect(t, s, authzReusedOwner, []string{"ledger:admin"}, 0)
+	successor := rotateWithGrace(t, s, rotatedID, 0)
+	rotation := s.LastSequence(t)
+	waitFor(t, "the validator to apply the rotation", func() bool { return s.API.Validator.Status().AppliedSequence >= rotation })
 	other, _ := issueDirect(t, s, "mallory", []string{"read", "write"}, 0)
 	introspector, _ := issueDirect(t, s, "gateway", []string{"ledger:introspect"}, 0)
 	fixed := map[string]authzCaller{
@@ -354,6 +364,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"other":      {name: "other", owner: "mallory", secret: other},
 		"introspect": {name: "introspect", owner: "gateway", secret: introspector},
 		"expired":    {name: "expired", owner: "late", secret: expired},
+		"rotated":    {name: "rotated", owner: authzReusedOwner, secret: rotated},
 		"revoked":    {name: "revoked", owner: "gone", secret: revoked},
 		"none":       {name: "none"},
 	}
@@ -383,6 +394,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 				before := s.LastSequence(t)
 				res := route.send(t, s, c, tg)
+				if name == "rotated" && want == http.StatusUnauthorized {
+					// The reuse is recorded off the validation path: wait
+					// for the family's revocation the first presentation
+					// causes, so that it lands within this cell.
+					waitFor(t, "the rotated caller's family to be revoked", func() bool {
+						return len(familyRevocations(t, s, 0)) == 1
+					})
+				}
 				after := s.LastSequence(t)
 				if res.status != want {
 					t.Fatalf("%s as %s: %d %s, want %d", row.route, name, res.status, redact(res.body), want)
@@ -391,7 +410,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 					if code, wantCode := res.errorCode(t), authzErrorCode(row.route, name, want); code != wantCode {
 						t.Errorf("code %q, want %q", code, wantCode)
 					}
-					if after != before {
+					if name == "rotated" {
+						// The one thing a reused rotated-out secret may
+						// record is the revocation of its family.
+						if got := familyRevocations(t, s, before); after-before > 1 || uint64(len(got)) != after-before {
+							t.Errorf("a refused call of the rotated caller moved the stream from %d to %d with %d family revocations", before, after, len(got))
+						}
+					} else if after != before {
 						t.Errorf("a refused call moved the stream from %d to %d", before, after)
 					}
 					if got := authStatus(t, s, tg.secret); got != http.StatusOK {
@@ -406,6 +431,35 @@ func TestAuthorizationMatrix(t *testing.T) {
 			})
 		}
 	}
+
+	// Presented at every route, the rotated-out secret revoked its family
+	// once, with one event: its successor is refused too.
+	if got := familyRevocations(t, s, 0); len(got) != 1 || got[0].Family != rotatedID || got[0].Reuse == nil || got[0].Reuse.Token != rotatedID {
+		t.Errorf("family revocations %+v, want one of family %s for the reuse of its secret", got, rotatedID)
+	}
+	if got := authStatus(t, s, successor.Secret); got != http.StatusUnauthorized {
+		t.Errorf("the successor of the rotated caller authenticates (%d) after the reuse", got)
+	}
+}
+
+// authzReusedOwner is the owner of the matrix's rotated caller.
+const authzReusedOwner = "reused"
+
+// familyRevocations returns the owner.family_revoked events of the
+// matrix's rotated caller stored after sequence after.
+func familyRevocations(t *testing.T, s *apitest.Stack, after uint64) []domain.OwnerFamilyRevoked {
+	t.Helper()
+	var out []domain.OwnerFamilyRevoked
+	_, err := s.Store.Read(context.Background(), after+1, func(e domain.Envelope) error {
+		if d, ok := e.Data.(domain.OwnerFamilyRevoked); ok && d.Owner == authzReusedOwner {
+			out = append(out, d)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read the stream: %v", err)
+	}
+	return out
 }
 
 // TestEscalationAppendsNothing tries every way a non-admin caller could

@@ -37,7 +37,10 @@ func tokenFromView(v ledger.View) sdk.Token {
 			out.AbsoluteExpiresAt = &at
 		}
 	}
-	if at, ok := t.RevokedAt(); ok {
+	if v.FamilyRevoked {
+		at, reason := v.FamilyRevocation.At, v.FamilyRevocation.Reason
+		out.RevokedAt, out.RevokedReason = &at, &reason
+	} else if at, ok := t.RevokedAt(); ok {
 		reason := t.RevokedReason()
 		out.RevokedAt, out.RevokedReason = &at, &reason
 	} else if v.OwnerRevoked {
@@ -93,6 +96,14 @@ func tokenFromRow(r projections.TokenRow) sdk.Token {
 	if r.RotatedTo != (domain.TokenID{}) {
 		s := r.RotatedTo.String()
 		out.RotatedTo = &s
+	}
+	if out.RotatedFrom != nil || out.RotatedTo != nil {
+		f := r.ID
+		if !r.Family.IsZero() {
+			f = r.Family
+		}
+		s := f.String()
+		out.Family = &s
 	}
 	return out
 }

@@ -156,16 +156,7 @@ func sentence(e domain.Envelope, actor string) string {
 		if d.Reason != "" {
 			b.WriteString(", reason: " + text(d.Reason))
 		}
-		if r := d.Reuse; r != nil {
-			fmt.Fprintf(&b, " (the rotated-out secret of %s was presented", r.Token)
-			if r.ClientAddr != "" {
-				b.WriteString(" from " + text(r.ClientAddr))
-			}
-			if r.Route != "" {
-				b.WriteString(" at " + text(r.Route))
-			}
-			b.WriteString(")")
-		}
+		writeReuse(&b, d.Reuse)
 		return b.String()
 	case domain.TypeOwnerTokensRevoked:
 		d, ok := payload[domain.OwnerTokensRevoked](e)
@@ -179,6 +170,17 @@ func sentence(e domain.Envelope, actor string) string {
 		if d.Until != nil {
 			b.WriteString(", no new tokens until " + stamp(*d.Until))
 		}
+		return b.String()
+	case domain.TypeOwnerFamilyRevoked:
+		d, ok := payload[domain.OwnerFamilyRevoked](e)
+		if !ok {
+			break
+		}
+		fmt.Fprintf(&b, "rotation family %s revoked by %s", d.Family, actor)
+		if d.Reason != "" {
+			b.WriteString(", reason: " + text(d.Reason))
+		}
+		writeReuse(&b, d.Reuse)
 		return b.String()
 	case domain.TypeTokenUsed:
 		d, ok := payload[domain.TokenUsed](e)
@@ -199,6 +201,22 @@ func sentence(e domain.Envelope, actor string) string {
 		return b.String()
 	}
 	return text(string(e.Type)) + " by " + actor
+}
+
+// writeReuse tells a presentation of a rotated-out secret, if any: " (the
+// rotated-out secret of <id> was presented from <addr> at <route>)".
+func writeReuse(b *strings.Builder, r *domain.SecretReuse) {
+	if r == nil {
+		return
+	}
+	fmt.Fprintf(b, " (the rotated-out secret of %s was presented", r.Token)
+	if r.ClientAddr != "" {
+		b.WriteString(" from " + text(r.ClientAddr))
+	}
+	if r.Route != "" {
+		b.WriteString(" at " + text(r.Route))
+	}
+	b.WriteString(")")
 }
 
 // expires tells an expiry: "expires <time>", or "does not expire".
@@ -315,10 +333,12 @@ type History struct {
 }
 
 // TokenHistory returns everything recorded of token id up to the stream's
-// last sequence when it starts: the token's own events and the owner-wide
-// revocation that revoked it (domain.Owner.RevocationOf), unless the token
-// had been revoked by itself before that revocation, merged in stream
-// order. Later owner-wide revocations, which change nothing for the token,
+// last sequence when it starts: the token's own events, the revocation of
+// its rotation family that revoked it (domain.Owner.FamilyRevocationOf,
+// which names the reused token, the client address and the route) and the
+// owner-wide revocation that revoked it (domain.Owner.RevocationOf), each
+// unless the token had been revoked before it (by itself, or the owner-wide
+// one by the family's), merged in stream order. Later owner-wide revocations, which change nothing for the token,
 // are in its owner's history only. A token never issued is
 // domain.ErrNotFound; other errors are the store's or the history's
 // (domain.ErrCorruptEvent), wrapped.
@@ -345,14 +365,23 @@ func TokenHistory(ctx context.Context, src HistorySource, id domain.TokenID) (Hi
 	if err != nil {
 		return History{}, fmt.Errorf("history of token %s: %w", id, err)
 	}
-	if rev, ok := owner.RevocationOf(tok); ok && !revokedBefore(events, rev.Sequence) {
-		for _, e := range ownerEvents {
-			if e.Sequence == rev.Sequence {
-				events = append(events, e)
-			}
-		}
-		slices.SortFunc(events, bySequence)
+	var revocations []uint64
+	family, byFamily := owner.FamilyRevocationOf(tok)
+	if byFamily {
+		revocations = append(revocations, family.Sequence)
 	}
+	// An owner-wide revocation after the family's changed nothing for the
+	// token.
+	if rev, ok := owner.RevocationOf(tok); ok && !revokedBefore(events, rev.Sequence) &&
+		(!byFamily || rev.Sequence < family.Sequence) {
+		revocations = append(revocations, rev.Sequence)
+	}
+	for _, e := range ownerEvents {
+		if slices.Contains(revocations, e.Sequence) {
+			events = append(events, e)
+		}
+	}
+	slices.SortFunc(events, bySequence)
 	return History{Owner: tok.Owner(), Events: events, Sequence: through}, nil
 }
 

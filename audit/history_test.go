@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,10 @@ func TestTimelineSentences(t *testing.T) {
 		{"a revocation with a reason", "token:" + admin, domain.AggregateToken,
 			domain.TokenRevoked{Reason: "leaked"},
 			`revoked by token:` + admin + ` (owner admin), reason: leaked`},
-		{"a family revoked for a reused rotated-out secret", "system:reuse-detection", domain.AggregateToken,
+		{"a family revoked with one event for a reused rotated-out secret", "system:reuse-detection", domain.AggregateOwner,
+			domain.OwnerFamilyRevoked{Owner: "alice", Family: b, Reason: domain.ReasonRotatedSecretReused, Reuse: &domain.SecretReuse{Token: a, ClientAddr: "203.0.113.9", Route: "GET /v1/auth"}},
+			`rotation family ` + tokenB + ` revoked by system:reuse-detection, reason: rotated_secret_reused (the rotated-out secret of ` + tokenA + ` was presented from 203.0.113.9 at GET /v1/auth)`},
+		{"a member revoked for a reused rotated-out secret, one event per member", "system:reuse-detection", domain.AggregateToken,
 			domain.TokenRevoked{Reason: domain.ReasonRotatedSecretReused, Reuse: &domain.SecretReuse{Token: b, ClientAddr: "203.0.113.9", Route: "/v1/auth"}},
 			`revoked by system:reuse-detection, reason: rotated_secret_reused (the rotated-out secret of ` + tokenB + ` was presented from 203.0.113.9 at /v1/auth)`},
 		{"a token issued by a rotation of a family", "token:" + tokenA, domain.AggregateToken,
@@ -427,5 +431,75 @@ func TestOwnerHistoryBeyondTheCheckpoint(t *testing.T) {
 	check(t, "tokens issued after the checkpoint")
 	if n := len(history(t).Events); n != 9 {
 		t.Errorf("%d events, want alice's 7 issues, 1 expiry and 1 revocation", n)
+	}
+}
+
+// TestTokenHistoryShowsTheFamilyRevocation: the one owner.family_revoked
+// event that revoked a rotation family is in the history of every member
+// it revoked, naming the reused token, the client address and the route;
+// a member revoked by itself before it does not show it, and an
+// owner-wide revocation after it, which changed nothing, is left out.
+func TestTokenHistoryShowsTheFamilyRevocation(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	ctx := context.Background()
+	policy := domain.DefaultPolicy()
+	m := domain.Meta{Actor: "user:root", CorrelationID: "req-1"}
+	alice := domain.NewOwner("alice")
+	a, _, err := domain.IssueToken(policy, alice, domain.IssueRequest{Owner: "alice", Name: "ci"}, m, at(0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.issue(a, alice)
+	b, _, err := domain.Rotate(policy, alice, a, 0, nil, m, at(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.rotate(a, b, alice)
+	c, _, err := domain.Rotate(policy, alice, b, time.Hour, nil, m, at(2*time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.rotate(b, c, alice)
+	if err := b.Revoke("lost", m, at(2*time.Hour+time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	l.change(b)
+	reuse := domain.SecretReuse{Token: a.ID(), ClientAddr: "203.0.113.9", Route: "GET /v1/auth"}
+	if err := alice.RevokeFamily(a, reuse, domain.Meta{Actor: "system:reuse-detection"}, at(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	l.revokeOwner(alice)
+	if err := alice.RevokeTokens(nil, "compromised", m, at(4*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	l.revokeOwner(alice)
+
+	line := "2026-11-22 13:00:03  rotation family " + a.ID().String() + " revoked by system:reuse-detection, reason: rotated_secret_reused (the rotated-out secret of " + a.ID().String() + " was presented from 203.0.113.9 at GET /v1/auth)"
+	for _, tc := range []struct {
+		name string
+		tok  *domain.Token
+		want bool
+	}{
+		{"the reused token", a, true},
+		{"a member revoked by itself before", b, false},
+		{"the live member", c, true},
+	} {
+		h, err := audit.TokenHistory(ctx, l.store, tc.tok.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, e := range audit.Timeline(h.Events, nil) {
+			lines = append(lines, e.String())
+		}
+		if got := slices.Contains(lines, line); got != tc.want {
+			t.Errorf("%s: history holds the family revocation: %v, want %v\n%s", tc.name, got, tc.want, strings.Join(lines, "\n"))
+		}
+		for _, l := range lines {
+			if strings.Contains(l, "all tokens revoked") {
+				t.Errorf("%s: the owner-wide revocation after the family's is in the history: %s", tc.name, l)
+			}
+		}
 	}
 }

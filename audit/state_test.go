@@ -86,7 +86,34 @@ func (s *simulation) step(now time.Time) {
 		s.rotate(tok, now)
 	case p < 86:
 		s.revokeOwner(now)
+	case p < 92:
+		s.revokeFamily(now)
 	}
+}
+
+// revokeFamily revokes the rotation family of a rotated-out token, as a
+// presentation of its secret after its grace does.
+func (s *simulation) revokeFamily(now time.Time) {
+	var out []*domain.Token
+	for _, t := range s.tokens {
+		if t.RotatedOut(now) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return
+	}
+	tok := out[s.rng.IntN(len(out))]
+	o := s.owner(tok.Owner())
+	reuse := domain.SecretReuse{Token: tok.ID(), ClientAddr: "198.51.100.7", Route: "GET /v1/auth"}
+	if err := o.RevokeFamily(tok, reuse, domain.Meta{Actor: "system:reuse-detection"}, now); err != nil {
+		s.t.Fatalf("revoke family: %v", err)
+	}
+	if len(o.Changes()) == 0 {
+		return
+	}
+	s.l.revokeOwner(o)
+	s.done["revoke_family"]++
 }
 
 func (s *simulation) issue(now time.Time) {
@@ -341,7 +368,7 @@ func TestStateAtMatchesFoldAndProjection(t *testing.T) {
 		seen = append(seen, snapshot(t, l.read, at))
 	}
 	t.Logf("%d lifecycle and %d usage events; commands %v", len(l.lifecycle), len(l.usage), sim.done)
-	for _, kind := range []string{"issue", "use", "extend", "set_expiry", "revoke", "rotate", "revoke_owner"} {
+	for _, kind := range []string{"issue", "use", "extend", "set_expiry", "revoke", "rotate", "revoke_owner", "revoke_family"} {
 		if sim.done[kind] == 0 {
 			t.Fatalf("the history has no %s; choose another seed", kind)
 		}

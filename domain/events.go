@@ -18,6 +18,7 @@ const (
 	TypeTokenExpirySet     EventType = "token.expiry_set.v1"
 	TypeTokenRevoked       EventType = "token.revoked.v1"
 	TypeOwnerTokensRevoked EventType = "owner.tokens_revoked.v1"
+	TypeOwnerFamilyRevoked EventType = "owner.family_revoked.v1"
 )
 
 // Event is the payload of one recorded fact. Implementations are plain data.
@@ -106,16 +107,18 @@ type TokenExpirySet struct {
 // EventType implements Event.
 func (TokenExpirySet) EventType() EventType { return TypeTokenExpirySet }
 
-// ReasonRotatedSecretReused is the revocation reason of every token of a
-// rotation family revoked because a rotated-out secret of the family was
-// presented after its grace.
+// ReasonRotatedSecretReused is the reason of the revocation of a rotation
+// family because a rotated-out secret of the family was presented after
+// its grace (OwnerFamilyRevoked).
 const ReasonRotatedSecretReused = "rotated_secret_reused"
 
 // TokenRevoked records that a token was revoked. Revocation is terminal.
 type TokenRevoked struct {
 	Reason string `json:"reason,omitempty"`
-	// Reuse, set with ReasonRotatedSecretReused, tells which rotated-out
-	// secret was presented, and where.
+	// Reuse tells which rotated-out secret was presented, and where, on
+	// the token.revoked events with ReasonRotatedSecretReused that revoked
+	// a family one token at a time before OwnerFamilyRevoked existed. New
+	// family revocations are OwnerFamilyRevoked events.
 	Reuse *SecretReuse `json:"reuse,omitempty"`
 }
 
@@ -145,6 +148,24 @@ type OwnerTokensRevoked struct {
 
 // EventType implements Event.
 func (OwnerTokensRevoked) EventType() EventType { return TypeOwnerTokensRevoked }
+
+// OwnerFamilyRevoked revokes, with one event, every token of Owner's
+// rotation family Family whose issued event precedes this event in the
+// stream: the token Family itself (the first of the chain) and every token
+// whose token.issued names Family as its family (see TokenIssued.Family).
+// It is recorded when a rotated-out secret of the family was presented
+// after its grace: Reason is then ReasonRotatedSecretReused and Reuse
+// tells which token's secret was presented, from where and at which route
+// (never the secret).
+type OwnerFamilyRevoked struct {
+	Owner  OwnerID      `json:"owner"`
+	Family TokenID      `json:"family"`
+	Reason string       `json:"reason"`
+	Reuse  *SecretReuse `json:"reuse,omitempty"`
+}
+
+// EventType implements Event.
+func (OwnerFamilyRevoked) EventType() EventType { return TypeOwnerFamilyRevoked }
 
 // Valid reports whether r is a known reason.
 func (r ExpiryReason) Valid() bool {
@@ -244,6 +265,19 @@ func (e *OwnerTokensRevoked) normalize() error {
 	}
 	e.Until, err = normalizeEventTimePtr("until", e.Until)
 	return err
+}
+
+func (e *OwnerFamilyRevoked) normalize() error {
+	if err := ValidateOwner(e.Owner); err != nil {
+		return err
+	}
+	if e.Family.IsZero() {
+		return errors.New("zero family token id")
+	}
+	if e.Reuse != nil && e.Reuse.Token.IsZero() {
+		return errors.New("zero reused token id")
+	}
+	return nil
 }
 
 // maxSeconds is the largest Seconds that converts to a time.Duration.

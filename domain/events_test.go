@@ -45,6 +45,7 @@ func sampleEvents(t testing.TB) ([]Envelope, []Secret) {
 	rotated, rotatedSecret, err := Rotate(p, owner, api, time.Minute, nil, m, now, entropy)
 	must(err)
 	must(session.Revoke("user logged out", m, clock.Advance(time.Minute)))
+	must(owner.RevokeFamily(api, SecretReuse{Token: api.ID(), ClientAddr: "203.0.113.9", Route: "GET /v1/auth"}, m, clock.Now()))
 	must(owner.RevokeTokens(ptr(clock.Now().Add(24*time.Hour)), "account compromised", m, clock.Now()))
 	var events []Envelope
 	for _, changes := range [][]Envelope{api.Changes(), session.Changes(), rotated.Changes(), owner.Changes()} {
@@ -225,6 +226,10 @@ func TestRegistryUnmarshalRejectsCorruptEvents(t *testing.T) {
 		{name: "owner revoked: no instant", typ: TypeOwnerTokensRevoked, edit: set("data.revoked_before", nil), want: ErrCorruptEvent},
 		{name: "owner revoked: owner invalid", typ: TypeOwnerTokensRevoked, edit: set("data.owner", "\x01"), want: ErrCorruptEvent},
 		{name: "owner revoked: until not a time", typ: TypeOwnerTokensRevoked, edit: set("data.until", 5), want: ErrCorruptEvent},
+		{name: "family revoked: no family", typ: TypeOwnerFamilyRevoked, edit: set("data.family", nil), want: ErrCorruptEvent},
+		{name: "family revoked: zero family", typ: TypeOwnerFamilyRevoked, edit: set("data.family", "00000000000000000000000000"), want: ErrCorruptEvent},
+		{name: "family revoked: owner invalid", typ: TypeOwnerFamilyRevoked, edit: set("data.owner", "\x01"), want: ErrCorruptEvent},
+		{name: "family revoked: zero reused token", typ: TypeOwnerFamilyRevoked, edit: set("data.reuse.token", "00000000000000000000000000"), want: ErrCorruptEvent},
 	}
 	reg := NewDefaultRegistry()
 	for _, tc := range tests {

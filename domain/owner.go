@@ -27,6 +27,46 @@ type ownerState struct {
 	version   uint64
 	// revocations are every revocation, in stream order.
 	revocations []Revocation
+	// families are the revocations of rotation families, by family, in
+	// stream order; nil until the first.
+	families map[TokenID][]FamilyRevocation
+}
+
+// FamilyRevocation is one revocation of a rotation family as the owner's
+// history recorded it (an owner.family_revoked event).
+type FamilyRevocation struct {
+	// Sequence is the stream sequence of the event; zero while it is
+	// pending.
+	Sequence uint64
+	// Family is the family's first token.
+	Family TokenID
+	// At is the instant of the revocation (the event's time).
+	At time.Time
+	// Reason is the reason recorded (ReasonRotatedSecretReused).
+	Reason string
+	// Actor is who revoked.
+	Actor string
+	// Reuse is the presentation of a rotated-out secret that caused it;
+	// zero if none was recorded.
+	Reuse SecretReuse
+}
+
+// covers reports whether this family revocation revokes t, an issued
+// token of its owner: t belongs to the family and its issued event
+// precedes the revocation in the stream. A pending revocation covers
+// every stored member and, failing closed, a pending one; a pending token
+// is not covered by a stored revocation.
+func (r FamilyRevocation) covers(t *Token) bool {
+	switch {
+	case t.Family() != r.Family:
+		return false
+	case r.Sequence == 0:
+		return true
+	case t.st.issuedSequence == 0:
+		return false
+	default:
+		return t.st.issuedSequence < r.Sequence
+	}
 }
 
 // Revocation is one owner-wide revocation as the owner's history recorded
@@ -156,11 +196,22 @@ func (o *Owner) MarkStored(sequences ...uint64) error {
 	}
 	next := len(o.st.revocations) - pending
 	for i, seq := range sequences {
-		if o.changes[i].Type == TypeOwnerTokensRevoked {
+		switch o.changes[i].Type {
+		case TypeOwnerTokensRevoked:
 			o.st.watermark = seq
 			if next < len(o.st.revocations) {
 				o.st.revocations[next].Sequence = seq
 				next++
+			}
+		case TypeOwnerFamilyRevoked:
+			if d, ok := payloadAs[OwnerFamilyRevoked](o.changes[i].Data); ok {
+				revs := o.st.families[d.Family]
+				for j := range revs {
+					if revs[j].Sequence == 0 {
+						revs[j].Sequence = seq
+						break
+					}
+				}
 			}
 		}
 	}
@@ -224,18 +275,146 @@ func (o *Owner) revokeTokens(until *time.Time, reason string, m Meta, now time.T
 	return nil
 }
 
+// RevokeFamily revokes the rotation family of reused, a token of this
+// owner whose rotated-out secret was presented after its grace (reuse
+// tells where), with one event whatever the family's size: it records
+// OwnerFamilyRevoked{Family: reused.Family(), Reason:
+// ReasonRotatedSecretReused, Reuse: reuse}, which revokes every member
+// issued before it in the stream. reused must be rotated out at now
+// (Token.RotatedOut) and reuse.Token must be its id, else
+// ErrInvalidArgument: a secret within its grace, or never rotated, is no
+// reuse. A family already revoked (a revocation of it covers reused)
+// records nothing.
+func (o *Owner) RevokeFamily(reused *Token, reuse SecretReuse, m Meta, now time.Time) error {
+	if err := o.revokeFamily(reused, reuse, m, now); err != nil {
+		return fmt.Errorf("revoke a rotation family of owner %q: %w", truncateForError(string(o.st.id)), err)
+	}
+	return nil
+}
+
+func (o *Owner) revokeFamily(reused *Token, reuse SecretReuse, m Meta, now time.Time) error {
+	if err := ValidateOwner(o.st.id); err != nil {
+		return err
+	}
+	if err := reused.exists(); err != nil {
+		return err
+	}
+	if reused.st.owner != o.st.id {
+		return fmt.Errorf("%w: token %s is not the owner's", ErrInvalidArgument, reused.st.id)
+	}
+	if reuse.Token != reused.st.id {
+		return fmt.Errorf("%w: reuse names token %s, not %s", ErrInvalidArgument, reuse.Token, reused.st.id)
+	}
+	if err := validateText("client address", reuse.ClientAddr, 0, MaxClientAddrLen); err != nil {
+		return err
+	}
+	if err := validateText("route", reuse.Route, 0, MaxRouteLen); err != nil {
+		return err
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if err := checkNow(now); err != nil {
+		return err
+	}
+	now = NormalizeTime(now)
+	if !reused.RotatedOut(now) {
+		return fmt.Errorf("%w: token %s is not rotated out", ErrInvalidArgument, reused.st.id)
+	}
+	if o.revokesFamily(reused) {
+		return nil
+	}
+	e, err := newEnvelope(AggregateOwner, string(o.st.id), OwnerFamilyRevoked{
+		Owner:  o.st.id,
+		Family: reused.Family(),
+		Reason: ReasonRotatedSecretReused,
+		Reuse:  &reuse,
+	}, m, now)
+	if err != nil {
+		return err
+	}
+	o.Apply(e)
+	o.changes = append(o.changes, e)
+	return nil
+}
+
+// FamilyRevocationOf returns the revocation of t's rotation family that
+// revoked t: the first, in stream order, that covers it (t is this owner's,
+// of that family, and issued before it in the stream), unless t had been
+// revoked by itself before it. ok is false when there is none.
+func (o *Owner) FamilyRevocationOf(t *Token) (r FamilyRevocation, ok bool) {
+	if o == nil || t == nil || !t.st.issued || t.st.owner != o.st.id || len(o.st.families) == 0 {
+		return FamilyRevocation{}, false
+	}
+	for _, r := range o.st.families[t.Family()] {
+		if !r.covers(t) {
+			continue
+		}
+		if t.st.revoked && (r.Sequence == 0 || (t.st.revokedSequence != 0 && t.st.revokedSequence < r.Sequence)) {
+			return FamilyRevocation{}, false
+		}
+		return r, true
+	}
+	return FamilyRevocation{}, false
+}
+
+// revokesFamily reports whether a revocation of t's rotation family covers
+// t, whatever t's own revocation. It does not allocate.
+func (o *Owner) revokesFamily(t *Token) bool {
+	if o == nil || len(o.st.families) == 0 || t.st.owner != o.st.id {
+		return false
+	}
+	for _, r := range o.st.families[t.Family()] {
+		if r.covers(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// FamilyRevocations returns every revocation of a rotation family of the
+// owner, in stream order, in a new slice.
+func (o *Owner) FamilyRevocations() []FamilyRevocation {
+	var out []FamilyRevocation
+	for _, revs := range o.st.families {
+		out = append(out, revs...)
+	}
+	slices.SortFunc(out, func(a, b FamilyRevocation) int {
+		switch {
+		case a.Sequence == b.Sequence:
+			return 0
+		case a.Sequence == 0:
+			return 1
+		case b.Sequence == 0:
+			return -1
+		case a.Sequence < b.Sequence:
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
 // Apply applies one event of this owner. It only applies, never fails, and
 // ignores events of other aggregates. The latest revocation in stream order
 // sets the watermark (its sequence; zero while pending), RevokedBefore and
 // Reason; Until becomes the later of the old and the new one, so a
 // revocation never shortens a ban. Every revocation is added to
-// Revocations. A stored event moves Version.
+// Revocations. A family revocation is added to the family's revocations
+// (see FamilyRevocationOf) and changes none of the above. A stored event
+// moves Version.
 func (o *Owner) Apply(e Envelope) {
 	if e.AggregateKind != AggregateOwner || e.AggregateID != string(o.st.id) {
 		return
 	}
 	if e.Sequence != 0 {
 		o.st.version = e.Sequence
+	}
+	if e.Type == TypeOwnerFamilyRevoked {
+		if d, ok := payloadAs[OwnerFamilyRevoked](e.Data); ok {
+			o.applyFamilyRevoked(e, d)
+		}
+		return
 	}
 	if e.Type != TypeOwnerTokensRevoked {
 		return
@@ -256,6 +435,17 @@ func (o *Owner) Apply(e Envelope) {
 		r.Until = *d.Until
 	}
 	o.st.revocations = append(o.st.revocations, r)
+}
+
+func (o *Owner) applyFamilyRevoked(e Envelope, d OwnerFamilyRevoked) {
+	if o.st.families == nil {
+		o.st.families = make(map[TokenID][]FamilyRevocation)
+	}
+	r := FamilyRevocation{Sequence: e.Sequence, Family: d.Family, At: e.Time, Reason: d.Reason, Actor: e.Actor}
+	if d.Reuse != nil {
+		r.Reuse = *d.Reuse
+	}
+	o.st.families[d.Family] = append(o.st.families[d.Family], r)
 }
 
 // Covers reports whether an owner-wide revocation revokes t: t is this

@@ -376,3 +376,107 @@ func TestOwnerApplyIgnoresOtherAggregates(t *testing.T) {
 		t.Fatal("a pointer payload was not applied")
 	}
 }
+
+// TestRevokeFamilyRecordsOneEvent: a rotated-out secret presented after its
+// grace revokes its whole rotation family with one owner event, which every
+// reader of the owner honours: Check and Status of every member issued
+// before it, FamilyRevocationOf (the reuse included), a State fold (whose
+// members then ignore a later expiry change, as after any revocation) and
+// an owner rebuilt from its history. Another family, and a token of the
+// family issued after the event, are not covered; a second revocation of
+// the family records nothing.
+func TestRevokeFamilyRecordsOneEvent(t *testing.T) {
+	t.Parallel()
+	p := DefaultPolicy()
+	var s stream
+	owner := NewOwner("alice")
+	a, _ := issue(t, p, owner, IssueRequest{}, t0)
+	s.store(t, a)
+	b, _, err := Rotate(p, owner, a, 0, nil, testMeta, t0.Add(time.Minute), nil)
+	wantErr(t, err, nil)
+	s.store(t, b, a)
+	c, _, err := Rotate(p, owner, b, time.Hour, nil, testMeta, t0.Add(2*time.Minute), nil)
+	wantErr(t, err, nil)
+	s.store(t, c, b)
+	other, _ := issue(t, p, owner, IssueRequest{}, t0)
+	s.store(t, other)
+	if a.Family() != a.ID() || b.Family() != a.ID() || c.Family() != a.ID() {
+		t.Fatalf("families %s %s %s, want %s", a.Family(), b.Family(), c.Family(), a.ID())
+	}
+
+	now := t0.Add(3 * time.Minute)
+	reuse := SecretReuse{Token: a.ID(), ClientAddr: "203.0.113.9", Route: "GET /v1/auth"}
+	// b is within its grace: no reuse.
+	wantErr(t, owner.RevokeFamily(b, SecretReuse{Token: b.ID()}, testMeta, now), ErrInvalidArgument)
+	wantErr(t, owner.RevokeFamily(a, SecretReuse{Token: b.ID()}, testMeta, now), ErrInvalidArgument)
+	wantErr(t, owner.RevokeFamily(a, reuse, testMeta, now), nil)
+	changes := owner.Changes()
+	if len(changes) != 1 || changes[0].Type != TypeOwnerFamilyRevoked {
+		t.Fatalf("changes %+v, want one %s", changes, TypeOwnerFamilyRevoked)
+	}
+	// Pending, it already covers the stored members (failing closed).
+	wantErr(t, c.Check(now, owner), ErrTokenRevoked)
+	s.store(t, owner)
+	wantErr(t, owner.RevokeFamily(a, reuse, testMeta, now), nil)
+	if n := len(owner.Changes()); n != 0 {
+		t.Fatalf("a second revocation of the family recorded %d events", n)
+	}
+
+	for _, tok := range []*Token{a, b, c} {
+		wantErr(t, tok.Check(now, owner), ErrTokenRevoked)
+		if st := tok.Status(now, owner); st != StatusRevoked {
+			t.Errorf("token %s: status %s, want revoked", tok.ID(), st)
+		}
+		r, ok := owner.FamilyRevocationOf(tok)
+		if !ok || r.Family != a.ID() || r.Reason != ReasonRotatedSecretReused || r.Reuse != reuse || r.Sequence == 0 || r.Actor != testMeta.Actor {
+			t.Errorf("FamilyRevocationOf(%s) = %+v, %v", tok.ID(), r, ok)
+		}
+	}
+	wantErr(t, other.Check(now, owner), nil)
+	if _, ok := owner.FamilyRevocationOf(other); ok {
+		t.Error("another family is covered")
+	}
+
+	// A token of the family issued after the revocation in the stream
+	// (which no command records: a revoked token cannot rotate) is not
+	// covered.
+	late := &Token{}
+	lateID, err := NewTokenID(now, nil)
+	wantErr(t, err, nil)
+	lateEvent := envelopeFor(t, AggregateToken, lateID.String(), TokenIssued{Owner: "alice", Kind: KindAPI, SecretHash: HashSecret("late"), Scopes: []string{}, Family: ptr(a.ID())}, now)
+	s.seq++
+	lateEvent.Sequence = s.seq
+	s.events = append(s.events, lateEvent)
+	late.Apply(lateEvent)
+	wantErr(t, late.Check(now, owner), nil)
+
+	// An expiry change after the revocation, as a race could store.
+	exp := envelopeFor(t, AggregateToken, c.ID().String(), TokenExpirySet{ExpiresAt: ptr(NormalizeTime(now.Add(48 * time.Hour))), Reason: ExpirySetByCaller}, now)
+	s.seq++
+	exp.Sequence = s.seq
+	s.events = append(s.events, exp)
+
+	st := NewState()
+	for _, e := range s.events {
+		st.Apply(e)
+	}
+	for _, tok := range []*Token{a, b, c} {
+		folded, _ := st.Token(tok.ID())
+		at, ok := folded.RevokedAt()
+		if !ok || !at.Equal(NormalizeTime(now)) || folded.RevokedReason() != ReasonRotatedSecretReused || folded.RevokedBy() != testMeta.Actor {
+			t.Errorf("folded %s: revoked %v at %s, reason %q, by %q", tok.ID(), ok, at, folded.RevokedReason(), folded.RevokedBy())
+		}
+		wantErr(t, st.Check(tok.ID(), now), ErrTokenRevoked)
+	}
+	if folded, _ := st.Token(c.ID()); !folded.st.expiresAt.Equal(c.st.expiresAt) {
+		t.Errorf("folded expiry of %s moved after the revocation: %s", c.ID(), folded.st.expiresAt)
+	}
+	wantErr(t, st.Check(other.ID(), now), nil)
+	wantErr(t, st.Check(lateID, now), nil)
+
+	rebuilt, err := OwnerFromHistory("alice", s.of(AggregateOwner, "alice"))
+	wantErr(t, err, nil)
+	if !reflect.DeepEqual(rebuilt.FamilyRevocations(), owner.FamilyRevocations()) || len(rebuilt.FamilyRevocations()) != 1 {
+		t.Fatalf("rebuilt family revocations %+v, live %+v", rebuilt.FamilyRevocations(), owner.FamilyRevocations())
+	}
+}

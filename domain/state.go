@@ -16,17 +16,25 @@ import (
 type State struct {
 	tokens map[TokenID]*Token
 	owners map[OwnerID]*Owner
+	// families holds, by family, the tokens whose token.issued names a
+	// rotation family (the family's first token is found by its id).
+	families map[TokenID][]*Token
 }
 
 // NewState returns an empty State.
 func NewState() *State {
-	return &State{tokens: make(map[TokenID]*Token), owners: make(map[OwnerID]*Owner)}
+	return &State{tokens: make(map[TokenID]*Token), owners: make(map[OwnerID]*Owner), families: make(map[TokenID][]*Token)}
 }
 
 // Apply applies one event: token events to their token, created by its
 // token.issued (events of a token never issued are ignored), owner events
-// to their owner, created on first sight. Like the aggregates' Apply it
-// never fails; events of unknown kinds are ignored.
+// to their owner, created on first sight. An owner.family_revoked is also
+// applied to every member of the family it covers (see
+// Owner.FamilyRevocationOf), which is then revoked as by a token.revoked
+// at that event, unless it was revoked before: so a token of the State
+// tells its family's revocation by RevokedAt, RevokedReason and RevokedBy,
+// and events after it find it revoked, as the read model does. Like the
+// aggregates' Apply it never fails; events of unknown kinds are ignored.
 func (s *State) Apply(e Envelope) {
 	switch e.AggregateKind {
 	case AggregateToken:
@@ -42,18 +50,41 @@ func (s *State) Apply(e Envelope) {
 		t.Apply(e)
 		if t.st.issued {
 			s.tokens[id] = t
+			if f := t.st.family; !f.IsZero() {
+				s.families[f] = append(s.families[f], t)
+			}
 		}
 	case AggregateOwner:
 		id := OwnerID(e.AggregateID)
 		o := s.owners[id]
 		if o == nil {
-			if _, ok := payloadAs[OwnerTokensRevoked](e.Data); !ok {
+			_, revoked := payloadAs[OwnerTokensRevoked](e.Data)
+			_, family := payloadAs[OwnerFamilyRevoked](e.Data)
+			if !revoked && !family {
 				return
 			}
 			o = NewOwner(id)
 			s.owners[id] = o
 		}
 		o.Apply(e)
+		if d, ok := payloadAs[OwnerFamilyRevoked](e.Data); ok && e.Type == TypeOwnerFamilyRevoked {
+			s.applyFamilyRevoked(o, e, d)
+		}
+	}
+}
+
+// applyFamilyRevoked revokes the members of d.Family the revocation e
+// covers.
+func (s *State) applyFamilyRevoked(o *Owner, e Envelope, d OwnerFamilyRevoked) {
+	r := FamilyRevocation{Sequence: e.Sequence, Family: d.Family}
+	revoke := func(t *Token) {
+		if t != nil && t.st.owner == o.st.id && r.covers(t) {
+			t.applyFamilyRevoked(e, d)
+		}
+	}
+	revoke(s.tokens[d.Family])
+	for _, t := range s.families[d.Family] {
+		revoke(t)
 	}
 }
 

@@ -105,13 +105,16 @@ type tokenState struct {
 	revokedAt         time.Time
 	revokedReason     string
 	revokedBy         string
-	lastUsedAt        time.Time
-	useCount          uint64
-	issuedSequence    uint64
-	version           uint64
-	rotatedFrom       TokenID
-	rotatedTo         TokenID
-	family            TokenID
+	// revokedSequence is the stream sequence of the revocation; zero
+	// while it is pending.
+	revokedSequence uint64
+	lastUsedAt      time.Time
+	useCount        uint64
+	issuedSequence  uint64
+	version         uint64
+	rotatedFrom     TokenID
+	rotatedTo       TokenID
+	family          TokenID
 }
 
 // IssueToken issues a new token for req.Owner under policy p and returns it
@@ -473,8 +476,10 @@ func (t *Token) AbsoluteExpiresAt() (at time.Time, ok bool) {
 }
 
 // RevokedAt returns when the token was revoked; ok is false if it was not
-// revoked by itself (an owner-wide revocation is the Owner's fact, see
-// Check).
+// revoked by itself (an owner-wide revocation, and a revocation of its
+// rotation family, are the Owner's facts, see Check and
+// Owner.FamilyRevocationOf; a token of a State has its family's
+// revocation applied, see State.Apply).
 func (t *Token) RevokedAt() (at time.Time, ok bool) { return t.st.revokedAt, t.st.revoked }
 
 // RevokedReason returns the reason given at revocation, if any.
@@ -542,8 +547,11 @@ func (t *Token) MarkStored(sequences ...uint64) error {
 		return fmt.Errorf("token %s: %w", t.st.id, err)
 	}
 	for i, seq := range sequences {
-		if t.changes[i].Type == TypeTokenIssued {
+		switch t.changes[i].Type {
+		case TypeTokenIssued:
 			t.st.issuedSequence = seq
+		case TypeTokenRevoked:
+			t.st.revokedSequence = seq
 		}
 	}
 	if n := len(sequences); n > 0 {
@@ -585,7 +593,9 @@ func (t *Token) Status(now time.Time, owner *Owner) Status {
 }
 
 // Check reports whether the token may be used at now: nil, or exactly one of
-// the sentinels ErrTokenRevoked, ErrOwnerRevoked (owner, if given, covers it;
+// the sentinels ErrTokenRevoked (revoked by itself, or, when owner is
+// given, a revocation of its rotation family covers it; see
+// Owner.FamilyRevocationOf), ErrOwnerRevoked (owner, if given, covers it;
 // see Owner.Covers), ErrTokenExpired (now is at or after the expiry) or
 // ErrNotFound (the token was never issued), in that order of precedence. It
 // does not allocate.
@@ -593,7 +603,7 @@ func (t *Token) Check(now time.Time, owner *Owner) error {
 	switch {
 	case t == nil || !t.st.issued:
 		return ErrNotFound
-	case t.st.revoked:
+	case t.st.revoked, owner.revokesFamily(t):
 		return ErrTokenRevoked
 	case owner != nil && owner.Covers(t):
 		return ErrOwnerRevoked
@@ -693,66 +703,6 @@ func (t *Token) revoke(reason string, m Meta, now time.Time) error {
 		return nil
 	}
 	return t.record(TokenRevoked{Reason: reason}, m, now)
-}
-
-// RevokeFamily revokes, because the secret of reused was presented after
-// its rotation's grace, every token of reused's rotation family that is
-// not revoked yet: members are the whole chain linked by rotated_from and
-// rotated_to, reused included, in any order (the caller gathers them by
-// those links; each must be of reused's owner). Each records
-// TokenRevoked{Reason: ReasonRotatedSecretReused, Reuse: reuse}; all
-// record nothing if one fails. reuse.Token must be reused's id, and reused
-// must be rotated out at now (RotatedOut), else ErrInvalidArgument: a
-// secret within its grace, or never rotated, is no reuse. Members already
-// revoked record nothing.
-func RevokeFamily(members []*Token, reused *Token, reuse SecretReuse, m Meta, now time.Time) error {
-	if err := revokeFamily(members, reused, reuse, m, now); err != nil {
-		return reused.wrap("revoke the family of", err)
-	}
-	return nil
-}
-
-func revokeFamily(members []*Token, reused *Token, reuse SecretReuse, m Meta, now time.Time) error {
-	if err := reused.exists(); err != nil {
-		return err
-	}
-	if reuse.Token != reused.st.id {
-		return fmt.Errorf("%w: reuse names token %s", ErrInvalidArgument, reuse.Token)
-	}
-	if err := validateText("client address", reuse.ClientAddr, 0, MaxClientAddrLen); err != nil {
-		return err
-	}
-	if err := validateText("route", reuse.Route, 0, MaxRouteLen); err != nil {
-		return err
-	}
-	if err := m.Validate(); err != nil {
-		return err
-	}
-	if err := checkNow(now); err != nil {
-		return err
-	}
-	now = NormalizeTime(now)
-	if !reused.RotatedOut(now) {
-		return fmt.Errorf("%w: the token is not rotated out", ErrInvalidArgument)
-	}
-	for _, t := range members {
-		if err := t.exists(); err != nil {
-			return err
-		}
-		if t.st.owner != reused.st.owner {
-			return fmt.Errorf("%w: token %s has another owner than %s", ErrInvalidArgument, t.st.id, reused.st.id)
-		}
-	}
-	for _, t := range members {
-		if t.st.revoked {
-			continue
-		}
-		r := reuse
-		if err := t.record(TokenRevoked{Reason: ReasonRotatedSecretReused, Reuse: &r}, m, now); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Rotate replaces old with a new token of the same owner, name, scopes, kind
@@ -1048,13 +998,26 @@ func (t *Token) applyExpirySet(d TokenExpirySet) {
 }
 
 func (t *Token) applyRevoked(e Envelope, d TokenRevoked) {
+	t.applyRevocation(e, d.Reason)
+}
+
+// applyFamilyRevoked applies to a member of the family the owner event
+// that revoked it, as State does: the token is then revoked as by a
+// token.revoked at that event, and its Version does not move (the event
+// is its owner's).
+func (t *Token) applyFamilyRevoked(e Envelope, d OwnerFamilyRevoked) {
+	t.applyRevocation(e, d.Reason)
+}
+
+func (t *Token) applyRevocation(e Envelope, reason string) {
 	if t.st.revoked {
 		return
 	}
 	t.st.revoked = true
 	t.st.revokedAt = e.Time
-	t.st.revokedReason = d.Reason
+	t.st.revokedReason = reason
 	t.st.revokedBy = e.Actor
+	t.st.revokedSequence = e.Sequence
 }
 
 // payloadAs returns ev as a T, accepting a non-nil *T too.

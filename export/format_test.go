@@ -59,6 +59,13 @@ func trickyHistory() []domain.Envelope {
 		add(domain.AggregateToken, id.String(), domain.TokenRevoked{Reason: text}, "user:1", text)
 	}
 	add(domain.AggregateOwner, string(owners[0]), domain.OwnerTokensRevoked{Owner: owners[0], RevokedBefore: at, Reason: trickyText[4]}, "admin", "")
+	reused, err := domain.NewTokenID(at, entropy)
+	if err != nil {
+		panic(err)
+	}
+	add(domain.AggregateOwner, string(owners[1%len(owners)]), domain.OwnerFamilyRevoked{Owner: owners[1%len(owners)], Family: reused,
+		Reason: domain.ReasonRotatedSecretReused, Reuse: &domain.SecretReuse{Token: reused, ClientAddr: trickyText[3], Route: "GET /v1/auth"}},
+		"system:reuse-detection", "")
 	return out
 }
 
@@ -154,6 +161,8 @@ func expectedText(e domain.Envelope) map[string]string {
 		m["client_addr"] = d.ClientAddr
 	case domain.OwnerTokensRevoked:
 		m["reason"], m["owner"], m["token_id"] = d.Reason, string(d.Owner), ""
+	case domain.OwnerFamilyRevoked:
+		m["reason"], m["owner"], m["token_id"], m["client_addr"] = d.Reason, string(d.Owner), d.Reuse.Token.String(), d.Reuse.ClientAddr
 	}
 	if e.AggregateKind == domain.AggregateToken {
 		m["token_id"] = e.AggregateID

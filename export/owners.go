@@ -153,6 +153,8 @@ func (o *ownerResolver) owner(ctx context.Context, e *domain.Envelope) (domain.O
 		return d.Owner, nil
 	case domain.OwnerTokensRevoked:
 		return d.Owner, nil
+	case domain.OwnerFamilyRevoked:
+		return d.Owner, nil
 	}
 	id, ok := e.TokenID()
 	if !ok {

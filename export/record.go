@@ -34,7 +34,9 @@ type Record struct {
 	// Time is the event's Envelope.Time, microsecond precision, UTC.
 	Time time.Time
 	Type domain.EventType
-	// TokenID is empty for owner events.
+	// TokenID is empty for owner events, but for owner.family_revoked.v1,
+	// where it is the token whose rotated-out secret was presented (the
+	// family is that token's).
 	TokenID string
 	// Owner is the token's owner (resolved from its token.issued event for
 	// the other token events), or the owner of an owner event.
@@ -42,7 +44,7 @@ type Record struct {
 	Actor         string
 	CorrelationID string
 	// Reason is the revocation reason (token.revoked.v1,
-	// owner.tokens_revoked.v1) or the expiry reason
+	// owner.tokens_revoked.v1, owner.family_revoked.v1) or the expiry reason
 	// (token.expiry_set.v1: set, rotated, session_extended).
 	Reason string
 	// Name, Scopes (space-separated), Kind, IdleTimeout (seconds),
@@ -59,7 +61,9 @@ type Record struct {
 	// RevokedBefore and Until come from owner.tokens_revoked.v1.
 	RevokedBefore time.Time
 	Until         time.Time
-	// Count, FirstAt, LastAt and ClientAddr come from token.used.v1.
+	// Count, FirstAt, LastAt and ClientAddr come from token.used.v1;
+	// ClientAddr also from owner.family_revoked.v1 (where the rotated-out
+	// secret was presented).
 	Count      uint64
 	FirstAt    time.Time
 	LastAt     time.Time
@@ -149,6 +153,11 @@ func RecordOf(e domain.Envelope, s Stream, owner domain.OwnerID) Record {
 		r.Reason = d.Reason
 	case domain.OwnerTokensRevoked:
 		r.RevokedBefore, r.Until, r.Reason = d.RevokedBefore, deref(d.Until), d.Reason
+	case domain.OwnerFamilyRevoked:
+		r.Reason = d.Reason
+		if d.Reuse != nil {
+			r.TokenID, r.ClientAddr = d.Reuse.Token.String(), d.Reuse.ClientAddr
+		}
 	case domain.TokenUsed:
 		r.Count, r.FirstAt, r.LastAt, r.ClientAddr = d.Count, d.FirstAt, d.LastAt, d.ClientAddr
 	}

@@ -68,6 +68,12 @@ type View struct {
 	// domain.Owner.RevocationOf).
 	OwnerRevoked    bool
 	OwnerRevocation domain.Revocation
+	// FamilyRevoked reports that a revocation of the token's rotation
+	// family revoked it, before any revocation of its own;
+	// FamilyRevocation is then that revocation (see
+	// domain.Owner.FamilyRevocationOf).
+	FamilyRevoked    bool
+	FamilyRevocation domain.FamilyRevocation
 	// LastUsedAt is the latest recorded use (zero: never used); UseCount
 	// the number of recorded uses.
 	LastUsedAt time.Time

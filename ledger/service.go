@@ -32,7 +32,8 @@ type Observer interface {
 
 // AppendObserver is told the outcome and latency of every append and of
 // every conflict retry (package metrics implements it). op names the use
-// case: issue, set_expiry, revoke, rotate, revoke_owner, revoke_secret.
+// case: issue, set_expiry, revoke, rotate, revoke_owner, revoke_secret,
+// revoke_family.
 type AppendObserver interface {
 	ObserveAppend(op string, d time.Duration, err error)
 	ObserveRetry(op string)
@@ -175,6 +176,9 @@ func (s *Service) SetExpiry(ctx context.Context, c Caller, id domain.TokenID, at
 		if err != nil {
 			return err
 		}
+		if _, ok := owner.FamilyRevocationOf(tok); ok {
+			return fmt.Errorf("set expiry of token %s: %w", id, domain.ErrTokenRevoked)
+		}
 		if owner.Covers(tok) {
 			return fmt.Errorf("set expiry of token %s: %w", id, domain.ErrOwnerRevoked)
 		}
@@ -204,12 +208,15 @@ func (s *Service) SetExpiry(ctx context.Context, c Caller, id domain.TokenID, at
 	return out, nil
 }
 
-// Revoke revokes token id for reason. Revoking a revoked token succeeds
-// and records nothing.
+// Revoke revokes token id for reason. Revoking a revoked token (by itself
+// or with its rotation family) succeeds and records nothing.
 func (s *Service) Revoke(ctx context.Context, c Caller, id domain.TokenID, reason, correlationID string) error {
-	tok, _, err := s.loadForCaller(ctx, c, id)
+	tok, owner, err := s.loadForCaller(ctx, c, id)
 	if err != nil {
 		return err
+	}
+	if _, ok := owner.FamilyRevocationOf(tok); ok {
+		return nil
 	}
 	return s.revoke(ctx, "revoke", tok, reason, s.meta(c.Actor(), correlationID))
 }
@@ -250,6 +257,13 @@ func (s *Service) RevokeSecret(ctx context.Context, secret, correlationID string
 	if subtle.ConstantTimeCompare(stored[:], hash[:]) != 1 {
 		return false, nil
 	}
+	owner, err := s.loadOwner(ctx, tok.Owner())
+	if err != nil {
+		return false, err
+	}
+	if _, ok := owner.FamilyRevocationOf(tok); ok {
+		return true, nil
+	}
 	return true, s.revoke(ctx, "revoke_secret", tok, "revoked by a holder of its secret", s.meta(SecretHolderActor, correlationID))
 }
 
@@ -257,19 +271,17 @@ func (s *Service) RevokeSecret(ctx context.Context, secret, correlationID string
 // rotation family whose rotated-out secret was presented.
 const ReuseDetectionActor = "system:reuse-detection"
 
-// maxFamily bounds how many tokens of one rotation chain a family
-// revocation walks and revokes in one atomic append.
-const maxFamily = 1000
-
 // RevokeReusedFamily revokes the whole rotation family of reuse.Token,
 // because that token's rotated-out secret was presented after its grace
-// (at reuse.Route, from reuse.ClientAddr): every token linked to it by
-// rotated_from and rotated_to that is not revoked yet records a
-// token.revoked with reason domain.ReasonRotatedSecretReused and the
-// reuse, all in one atomic append. Validators call it off their hot path.
-// A token that is not rotated out (unknown, within its grace, revoked
-// already) records nothing and is no error; a family whose every member is
-// revoked records nothing either, so repeated reports append once.
+// (at reuse.Route, from reuse.ClientAddr): one owner.family_revoked event
+// on the token's owner, with reason domain.ReasonRotatedSecretReused and
+// the reuse, revokes every token of the family issued before it, whatever
+// the family's size. It is appended under the owner's expectation, so a
+// rotation racing with it either lands before it (and is covered) or is
+// decided again and refused. Validators call it off their hot path. A
+// token that is not rotated out (unknown, within its grace, revoked
+// already) records nothing and is no error; a family already revoked
+// records nothing either, so repeated reports append once.
 func (s *Service) RevokeReusedFamily(ctx context.Context, reuse domain.SecretReuse) error {
 	m := s.meta(ReuseDetectionActor, "")
 	return s.retry(ctx, "revoke_family", func(now time.Time) error {
@@ -283,74 +295,26 @@ func (s *Service) RevokeReusedFamily(ctx context.Context, reuse domain.SecretReu
 		if !reused.RotatedOut(now) {
 			return nil
 		}
-		members, err := s.loadFamily(ctx, reused)
+		owner, err := s.loadOwner(ctx, reused.Owner())
 		if err != nil {
 			return err
 		}
-		versions := make([]uint64, len(members))
-		for i, t := range members {
-			versions[i] = t.Version()
-		}
-		if err := domain.RevokeFamily(members, reused, reuse, m, now); err != nil {
+		version := owner.Version()
+		if err := owner.RevokeFamily(reused, reuse, m, now); err != nil {
 			return err
 		}
-		var changes []eventstore.Change
-		var changed []*domain.Token
-		for i, t := range members {
-			if len(t.Changes()) > 0 {
-				changes = append(changes, eventstore.Change{Expect: eventstore.ExpectToken(t.ID(), versions[i]), Events: t.Changes()})
-				changed = append(changed, t)
-			}
-		}
-		if len(changes) == 0 {
+		if len(owner.Changes()) == 0 {
 			return nil
 		}
 		start := time.Now()
-		stored, err := s.cfg.Store.AppendAtomic(ctx, changes...)
+		stored, err := s.cfg.Store.Append(ctx, eventstore.ExpectOwner(owner.ID(), version), owner.Changes()...)
 		s.observeAppend("revoke_family", start, err)
 		if err != nil {
 			return storeErr(err)
 		}
 		s.observe(stored)
-		for _, t := range changed {
-			n := len(t.Changes())
-			if err := markStored(t, stored[:n]); err != nil {
-				return err
-			}
-			stored = stored[n:]
-		}
-		return nil
+		return owner.MarkStored(sequences(stored)...)
 	})
-}
-
-// loadFamily loads the rotation chain of t (t included), following
-// rotated_from back and rotated_to forward, at most maxFamily tokens.
-func (s *Service) loadFamily(ctx context.Context, t *domain.Token) ([]*domain.Token, error) {
-	members := []*domain.Token{t}
-	seen := map[domain.TokenID]bool{t.ID(): true}
-	follow := func(cur *domain.Token, next func(*domain.Token) (domain.TokenID, bool)) error {
-		for len(members) < maxFamily {
-			id, ok := next(cur)
-			if !ok || seen[id] {
-				return nil
-			}
-			tok, err := s.loadToken(ctx, id)
-			if err != nil {
-				return err
-			}
-			seen[id] = true
-			members = append(members, tok)
-			cur = tok
-		}
-		return nil
-	}
-	if err := follow(t, (*domain.Token).RotatedFrom); err != nil {
-		return nil, err
-	}
-	if err := follow(t, (*domain.Token).RotatedTo); err != nil {
-		return nil, err
-	}
-	return members, nil
 }
 
 // Rotated is the answer of Rotate.
@@ -693,6 +657,7 @@ func view(tok *domain.Token, owner *domain.Owner, now time.Time) View {
 		UseCount:     tok.UseCount(),
 	}
 	v.OwnerRevocation, _ = owner.RevocationOf(tok)
+	v.FamilyRevocation, v.FamilyRevoked = owner.FamilyRevocationOf(tok)
 	v.LastUsedAt, _ = tok.LastUsedAt()
 	return v
 }

@@ -134,7 +134,7 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, ts *tableSet, name s
 		}
 		return 0, 0, nil
 	}
-	ids, owners := touched(events)
+	ids, families, owners := touched(events)
 
 	f := newBatchFold()
 	var checkpoint int64
@@ -165,7 +165,7 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, ts *tableSet, name s
 		}
 		b = &pgx.Batch{}
 	}
-	b.Queue(ts.lockTokens, ids).Query(func(rows pgx.Rows) error {
+	b.Queue(ts.lockTokens, ids, families).Query(func(rows pgx.Rows) error {
 		sc := newTokenScan(false)
 		for rows.Next() {
 			if err := sc.scan(rows); err != nil {
@@ -247,12 +247,14 @@ func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, ts *tableSet, name s
 	return applied, last, nil
 }
 
-// touched returns the distinct token ids and owners events belong to.
-func touched(events []domain.Envelope) ([]pgtype.UUID, []string) {
+// touched returns the distinct token ids and owners events belong to, and
+// the families owner.family_revoked events revoke.
+func touched(events []domain.Envelope) (ids, families []pgtype.UUID, owners []string) {
 	seenTokens := make(map[domain.TokenID]struct{}, len(events))
 	seenOwners := make(map[string]struct{})
-	ids := make([]pgtype.UUID, 0, len(events))
-	owners := []string{}
+	ids = make([]pgtype.UUID, 0, len(events))
+	families = []pgtype.UUID{}
+	owners = []string{}
 	for _, e := range events {
 		switch e.AggregateKind {
 		case domain.AggregateToken:
@@ -267,9 +269,12 @@ func touched(events []domain.Envelope) ([]pgtype.UUID, []string) {
 				seenOwners[e.AggregateID] = struct{}{}
 				owners = append(owners, e.AggregateID)
 			}
+			if d, ok := payloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked {
+				families = append(families, uuidArg(d.Family))
+			}
 		}
 	}
-	return ids, owners
+	return ids, families, owners
 }
 
 // writeFold prepares the writes of the rows f changed: new tokens inserted

@@ -122,6 +122,7 @@ func appendTokenTuple(b []byte, r *TokenRow) []byte {
 	b = appendInt8(b, int64(r.UseCount))
 	b = appendInt8(b, int64(r.IssuedSeq))
 	b = appendInt8(b, int64(r.LastSeq))
+	b = appendNullableID(b, r.Family)
 	return b
 }
 

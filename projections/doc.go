@@ -12,8 +12,9 @@
 // domain.Owner.Apply change the aggregates (domain.State is the reference
 // the tests compare against):
 //
-//   - token.issued inserts the token's row; a second one for the same id is
-//     ignored; issued_seq and last_seq take its sequence.
+//   - token.issued inserts the token's row (with its rotation family, if it
+//     names one); a second one for the same id is ignored; issued_seq and
+//     last_seq take its sequence.
 //   - token.expiry_set sets expires_at (and rotated_to, when it names a
 //     successor) unless the token is revoked.
 //   - token.revoked sets revoked_at (the event's time), revoked_reason and
@@ -26,6 +27,14 @@
 //     take the new values, until becomes the later of the old and new ones,
 //     and the revocation is added to the row's list of every revocation
 //     (revocations), as domain.Owner.Revocations.
+//   - owner.family_revoked sets revoked_at (the event's time),
+//     revoked_reason and revoked_by (the event's actor) on the row of every
+//     token of the owner's rotation family that was issued before it and
+//     is not revoked yet: the family's first token (its id is the family)
+//     and those whose family column names it (token.issued's family), as
+//     domain.State applies it. The batch reads those rows by the family.
+//     It moves the owner row's last_seq, if the owner has a row, and no
+//     token row's.
 //   - Events of tokens never issued are ignored and leave no trace.
 //   - last_seq of a row is the sequence of the last event of its aggregate
 //     at or after its creation, whether or not that event changed anything

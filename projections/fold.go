@@ -58,6 +58,26 @@ func (f *batchFold) apply(e domain.Envelope) {
 			f.owners[id] = ent
 		}
 		applyOwner(ent, id, e)
+		if d, ok := payloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked {
+			f.applyFamilyRevoked(id, e, d)
+		}
+	}
+}
+
+// applyFamilyRevoked revokes, as a token.revoked at e would, every member
+// of d.Family issued before e: the batch holds all their rows (the lock
+// reads them by family, see touched).
+func (f *batchFold) applyFamilyRevoked(owner domain.OwnerID, e domain.Envelope, d domain.OwnerFamilyRevoked) {
+	for _, ent := range f.tokens {
+		r := &ent.row
+		if !ent.present || r.Owner != owner || (r.ID != d.Family && r.Family != d.Family) ||
+			r.IssuedSeq >= e.Sequence || !r.RevokedAt.IsZero() {
+			continue
+		}
+		r.RevokedAt = e.Time
+		r.RevokedReason = d.Reason
+		r.RevokedBy = e.Actor
+		ent.dirty = true
 	}
 }
 
@@ -83,6 +103,9 @@ func (f *batchFold) applyToken(ent *tokenEntry, id domain.TokenID, e domain.Enve
 		}
 		if d.RotatedFrom != nil {
 			ent.row.RotatedFrom = *d.RotatedFrom
+		}
+		if d.Family != nil {
+			ent.row.Family = *d.Family
 		}
 		ent.present, ent.dirty = true, true
 		return

@@ -32,8 +32,14 @@ type TokenRow struct {
 	AbsoluteExpiresAt time.Time
 	RotatedFrom       domain.TokenID
 	RotatedTo         domain.TokenID
-	// RevokedAt is when the token itself was revoked; zero if it was not
-	// (an owner revocation does not set it, see OwnerRevoked).
+	// Family is the first token of the rotation chain of a token issued by
+	// a rotation (token.issued's family); zero for a token not issued by
+	// a rotation, the first of its own family.
+	Family domain.TokenID
+	// RevokedAt is when the token itself was revoked, or its rotation
+	// family (owner.family_revoked), whichever came first in the stream;
+	// zero if neither was (an owner-wide revocation does not set it, see
+	// OwnerRevoked).
 	RevokedAt     time.Time
 	RevokedReason string
 	RevokedBy     string
@@ -155,8 +161,10 @@ func (o *OwnerRevocationRow) Covers(t *TokenRow) bool {
 }
 
 // TokenRowFromDomain returns the row the projection holds for a token
-// folded by domain.State (or loaded with domain.TokenFromHistory): every
-// column, Status unset. Use it to feed Rebuild.Load from a fold.
+// folded by domain.State: every column, Status unset. Use it to feed
+// Rebuild.Load from a fold. A token loaded with domain.TokenFromHistory
+// alone does not know a revocation of its rotation family (its owner's
+// event, which domain.State applies to it).
 func TokenRowFromDomain(t *domain.Token) TokenRow {
 	r := TokenRow{
 		ID:            t.ID(),
@@ -177,6 +185,9 @@ func TokenRowFromDomain(t *domain.Token) TokenRow {
 	r.AbsoluteExpiresAt, _ = t.AbsoluteExpiresAt()
 	r.RotatedFrom, _ = t.RotatedFrom()
 	r.RotatedTo, _ = t.RotatedTo()
+	if f := t.Family(); f != t.ID() {
+		r.Family = f
+	}
 	r.RevokedAt, _ = t.RevokedAt()
 	r.LastUsedAt, _ = t.LastUsedAt()
 	return r

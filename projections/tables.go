@@ -26,7 +26,7 @@ var tokenColumns = []string{
 	"id", "owner", "name", "scopes", "kind", "secret_hash", "created_at", "expires_at",
 	"idle_timeout_seconds", "absolute_expires_at", "rotated_from", "rotated_to",
 	"revoked_at", "revoked_reason", "revoked_by", "last_used_at", "use_count",
-	"issued_seq", "last_seq",
+	"issued_seq", "last_seq", "family",
 }
 
 var ownerColumns = []string{"owner", "revoked_before", "revoked_before_seq", "until", "reason", "last_seq", "revocations"}
@@ -59,7 +59,11 @@ func newTableSet(tokens, owners string, createCheckpoint bool) *tableSet {
 	rcols := readColumns()
 	ocols := strings.Join(ownerColumns, ", ")
 
-	ts.lockTokens = fmt.Sprintf(`SELECT %s FROM %s WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, cols, tq)
+	// The rows of the batch's tokens ($1) and of every member of the
+	// families it revokes ($2: the first token by its id, the others by
+	// their family).
+	ts.lockTokens = fmt.Sprintf(`SELECT %s FROM %s
+WHERE id = ANY($1::uuid[]) OR id = ANY($2::uuid[]) OR family = ANY($2::uuid[]) ORDER BY id FOR UPDATE`, cols, tq)
 	ts.lockOwners = fmt.Sprintf(`SELECT %s FROM %s WHERE owner = ANY($1::text[]) ORDER BY owner FOR UPDATE`, ocols, oq)
 	ts.insertToken = fmt.Sprintf(`INSERT INTO %s (%s) VALUES (%s)`, tq, cols, placeholders(len(tokenColumns)))
 	ts.updateTokens = fmt.Sprintf(`UPDATE %s AS t SET
@@ -127,7 +131,7 @@ const (
 
 // tokenScan receives one scanned tokens row.
 type tokenScan struct {
-	id, rotatedFrom, rotatedTo                          pgtype.UUID
+	id, rotatedFrom, rotatedTo, family                  pgtype.UUID
 	owner, name, kind                                   string
 	scopes                                              []string
 	hash                                                []byte
@@ -148,7 +152,7 @@ func newTokenScan(withOwner bool) *tokenScan {
 	s.dst = []any{&s.id, &s.owner, &s.name, &s.scopes, &s.kind, &s.hash, &s.createdAt, &s.expiresAt,
 		&s.idleSeconds, &s.absoluteExpiresAt, &s.rotatedFrom, &s.rotatedTo,
 		&s.revokedAt, &s.revokedReason, &s.revokedBy, &s.lastUsedAt, &s.useCount,
-		&s.issuedSeq, &s.lastSeq}
+		&s.issuedSeq, &s.lastSeq, &s.family}
 	if withOwner {
 		s.dst = append(s.dst, &s.hasOwnerRow, &s.ownerSeq, &s.ownerUntil, &s.ownerRevocations)
 	}
@@ -189,6 +193,9 @@ func (s *tokenScan) row() TokenRow {
 	if s.rotatedTo.Valid {
 		r.RotatedTo = domain.TokenID(s.rotatedTo.Bytes)
 	}
+	if s.family.Valid {
+		r.Family = domain.TokenID(s.family.Bytes)
+	}
 	return r
 }
 
@@ -217,7 +224,8 @@ func tokenValues(dst []any, r *TokenRow) []any {
 		uuidArg(r.ID), string(r.Owner), r.Name, scopesArg(r.Scopes), string(r.Kind), r.SecretHash[:],
 		r.CreatedAt, timestamptzArg(r.ExpiresAt), idleArg(r.IdleTimeout), timestamptzArg(r.AbsoluteExpiresAt),
 		uuidArg(r.RotatedFrom), uuidArg(r.RotatedTo), timestamptzArg(r.RevokedAt), textArg(r.RevokedReason),
-		textArg(r.RevokedBy), timestamptzArg(r.LastUsedAt), int64(r.UseCount), int64(r.IssuedSeq), int64(r.LastSeq))
+		textArg(r.RevokedBy), timestamptzArg(r.LastUsedAt), int64(r.UseCount), int64(r.IssuedSeq), int64(r.LastSeq),
+		uuidArg(r.Family))
 }
 
 func ownerValues(dst []any, o *OwnerRevocationRow) []any {

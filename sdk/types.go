@@ -29,8 +29,10 @@ type Token struct {
 	// pass; absent for api tokens.
 	AbsoluteExpiresAt *time.Time `json:"absolute_expires_at,omitempty"`
 	// RevokedAt and RevokedReason tell the token's revocation: its own
-	// when it was revoked by itself, else the owner-wide revocation that
-	// revoked it (OwnerRevoked); both are null while it is not revoked.
+	// when it was revoked by itself (a revocation of its rotation family,
+	// reason rotated_secret_reused, counts as its own), else the
+	// owner-wide revocation that revoked it (OwnerRevoked); both are null
+	// while it is not revoked.
 	RevokedAt     *time.Time `json:"revoked_at"`
 	RevokedReason *string    `json:"revoked_reason"`
 	// OwnerRevoked reports that an owner-wide revocation covers the token.
@@ -48,8 +50,8 @@ type Token struct {
 	RotatedFrom *string `json:"rotated_from,omitempty"`
 	RotatedTo   *string `json:"rotated_to,omitempty"`
 	// Family names the first token of the rotation chain, for a token
-	// that was rotated or issued by a rotation (absent otherwise, and in
-	// lists). Presenting a rotated-out secret of the family after its
+	// that was rotated or issued by a rotation (absent otherwise).
+	// Presenting a rotated-out secret of the family after its
 	// grace revokes every token of the family.
 	Family *string `json:"family,omitempty"`
 }

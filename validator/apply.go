@@ -14,6 +14,14 @@ import (
 // revocation in stream order sets the watermark and "until" only grows.
 // Every function here runs with state.mu held.
 
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}
+
 // micros is an event time in Unix microseconds, the precision of event
 // times (domain.NormalizeTime).
 func micros(t time.Time) int64 { return t.UnixMicro() }
@@ -99,6 +107,7 @@ func (w *tokenWriter) applyToken(id domain.TokenID, e domain.Envelope) {
 			created:   micros(e.Time),
 			expires:   expiryMicros(d.ExpiresAt),
 			issuedSeq: e.Sequence,
+			family:    deref(d.Family),
 		})
 	case domain.TypeTokenExpirySet:
 		d, ok := payloadAs[domain.TokenExpirySet](e.Data)
@@ -118,8 +127,14 @@ func (w *tokenWriter) applyToken(id domain.TokenID, e domain.Envelope) {
 
 // applyOwner applies one owner event. The watermark is the sequence of
 // the latest revocation and "until" the latest of all: both are maxima,
-// so owner events may be applied in any order, and more than once.
+// so owner events may be applied in any order, and more than once. A
+// revocation of a rotation family revokes its members issued before it
+// (terminal, so in any order too).
 func (w *tokenWriter) applyOwner(e domain.Envelope) {
+	if f, ok := payloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked && e.Sequence != 0 {
+		w.s.revokeFamily(domain.OwnerID(e.AggregateID), f.Family, e.Sequence)
+		return
+	}
 	d, ok := payloadAs[domain.OwnerTokensRevoked](e.Data)
 	if !ok || e.Type != domain.TypeOwnerTokensRevoked || e.Sequence == 0 {
 		return
@@ -135,14 +150,15 @@ func (w *tokenWriter) applyOwner(e domain.Envelope) {
 
 // applyObserved applies a stored event ahead of the tail if its effect
 // does not depend on the order of events: an issue (a second one is
-// ignored), a revocation (terminal) or an owner revocation (maxima).
+// ignored), a revocation (terminal), an owner revocation (maxima) or a
+// family revocation (terminal).
 func (w *tokenWriter) applyObserved(e domain.Envelope) {
 	switch e.Type {
 	case domain.TypeTokenIssued, domain.TypeTokenRevoked:
 		if id, ok := e.TokenID(); ok {
 			w.applyToken(id, e)
 		}
-	case domain.TypeOwnerTokensRevoked:
+	case domain.TypeOwnerTokensRevoked, domain.TypeOwnerFamilyRevoked:
 		w.applyOwner(e)
 	}
 }
@@ -208,6 +224,7 @@ func (w *tokenWriter) loadRow(r *projections.TokenRow) {
 		issuedSeq: r.IssuedSeq,
 		revoked:   !r.RevokedAt.IsZero(),
 		rotated:   !r.RotatedTo.IsZero(),
+		family:    r.Family,
 	})
 }
 

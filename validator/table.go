@@ -136,12 +136,23 @@ type state struct {
 	// Writer-only interning tables.
 	ownerNum map[domain.OwnerID]uint32
 	scopeNum map[string]uint32
+
+	// Writer-only rotation families: members holds, by family, the entry
+	// numbers of the tokens whose token.issued names it (the family's first
+	// token is found by its id), so that tokens without a family cost
+	// nothing; revokedFamilies holds, by family, the stream sequence of its
+	// latest revocation (owner.family_revoked): members issued at a lower
+	// sequence are revoked.
+	members         map[domain.TokenID][]uint32
+	revokedFamilies map[domain.TokenID]uint64
 }
 
 func newState() *state {
 	s := &state{
-		ownerNum: make(map[domain.OwnerID]uint32),
-		scopeNum: make(map[string]uint32),
+		ownerNum:        make(map[domain.OwnerID]uint32),
+		scopeNum:        make(map[string]uint32),
+		members:         make(map[domain.TokenID][]uint32),
+		revokedFamilies: make(map[domain.TokenID]uint64),
 	}
 	s.idx.Store(newIndex(1024))
 	s.pages.Store(&[]*page{})
@@ -195,6 +206,9 @@ type newToken struct {
 	issuedSeq uint64
 	revoked   bool
 	rotated   bool
+	// family is the rotation family token.issued names; zero for a token
+	// not issued by a rotation (the first of its own family).
+	family domain.TokenID
 }
 
 // insert adds a token that is not in the state yet and returns its entry.
@@ -224,6 +238,15 @@ func (s *state) insert(t newToken) *entry {
 	}
 	if t.rotated {
 		flags |= flagRotated
+	}
+	family := t.family
+	if family.IsZero() {
+		family = t.id
+	} else {
+		s.members[family] = append(s.members[family], n)
+	}
+	if seq, ok := s.revokedFamilies[family]; ok && t.issuedSeq < seq {
+		flags |= flagRevoked
 	}
 	e.flags.Store(flags)
 
@@ -297,6 +320,33 @@ func (s *state) internScopes(scopes []string) uint32 {
 	n := uint32(len(grown) - 1)
 	s.scopeNum[key] = n
 	return n
+}
+
+// revokeFamily applies a revocation of family, of owner, stored at seq:
+// every member of the owner issued before seq is revoked, now and when it
+// is inserted later. Applying it again, or an earlier one after it,
+// changes nothing. The caller holds s.mu.
+func (s *state) revokeFamily(owner domain.OwnerID, family domain.TokenID, seq uint64) {
+	if seq > s.revokedFamilies[family] {
+		s.revokedFamilies[family] = seq
+	}
+	num, ok := s.ownerNum[owner]
+	if !ok {
+		return
+	}
+	revoke := func(e *entry) {
+		if e.owner == num && e.issuedSeq < seq {
+			e.flags.Or(flagRevoked)
+		}
+	}
+	if e, _ := s.find(&family); e != nil {
+		revoke(e)
+	}
+	for _, n := range s.members[family] {
+		if e := s.entryAt(n); e.id != family {
+			revoke(e)
+		}
+	}
 }
 
 // tokens and ownersLen report the state's size.

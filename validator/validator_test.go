@@ -3,6 +3,7 @@ package validator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/stacktest"
 	"github.com/tokenledger/tokenledger/validator"
 )
@@ -715,5 +717,80 @@ func TestLastUse(t *testing.T) {
 	_, other := e.issue(t, "alice", now, nil)
 	if _, ok := v.LastUse(other.ID()); ok {
 		t.Error("LastUse of a token never used says it was")
+	}
+}
+
+// TestFamilyRevocationRevokesEveryMember checks that the one
+// owner.family_revoked event revokes every token of the rotation family
+// issued before it, whether the validator gets it from its tail or from
+// the snapshot it starts from, and nothing else: not another family of
+// the owner.
+func TestFamilyRevocationRevokesEveryMember(t *testing.T) {
+	t.Parallel()
+	for _, fromSnapshot := range []bool{false, true} {
+		t.Run(fmt.Sprintf("from the snapshot %v", fromSnapshot), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			now := time.Now()
+			aSecret, a := e.issue(t, "alice", now.Add(-3*time.Hour), nil)
+			b, bSecret, err := domain.Rotate(policy(), nil, a, 0, nil, meta, now.Add(-2*time.Hour), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.storeToken(t, b)
+			e.storeToken(t, a)
+			c, cSecret, err := domain.Rotate(policy(), nil, b, 2*time.Hour, nil, meta, now.Add(-time.Hour), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.storeToken(t, c)
+			e.storeToken(t, b)
+			otherSecret, other := e.issue(t, "alice", now.Add(-3*time.Hour), nil)
+			next, nextSecret, err := domain.Rotate(policy(), nil, other, 2*time.Hour, nil, meta, now.Add(-time.Hour), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.storeToken(t, next)
+			e.storeToken(t, other)
+
+			revokeFamily := func() {
+				history, err := e.store.LoadOwner(context.Background(), "alice")
+				if err != nil {
+					t.Fatal(err)
+				}
+				o, err := domain.OwnerFromHistory("alice", history)
+				if err != nil {
+					t.Fatal(err)
+				}
+				reuse := domain.SecretReuse{Token: a.ID(), ClientAddr: "192.0.2.1", Route: "GET /v1/auth"}
+				if err := o.RevokeFamily(a, reuse, meta, now); err != nil {
+					t.Fatal(err)
+				}
+				e.appendEvents(t, eventstore.ExpectOwner("alice", o.Version()), o.Changes()...)
+			}
+			var v *validator.Validator
+			if fromSnapshot {
+				revokeFamily()
+				e.project(t)
+				v = e.start(t, validator.Config{FlushInterval: time.Hour})
+			} else {
+				v = e.start(t, validator.Config{FlushInterval: time.Hour})
+				if _, err := v.Validate(context.Background(), cSecret.Reveal()); err != nil {
+					t.Fatalf("the family's live token before the revocation: %v", err)
+				}
+				revokeFamily()
+				waitApplied(t, v, e.lastSeq(t))
+			}
+			for name, secret := range map[string]string{"rotated out": aSecret, "within its grace": bSecret.Reveal(), "live": cSecret.Reveal()} {
+				if _, err := v.Validate(context.Background(), secret); !errors.Is(err, validator.ErrRevoked) {
+					t.Errorf("the family's %s token: %v, want ErrRevoked", name, err)
+				}
+			}
+			for name, secret := range map[string]string{"within its grace": otherSecret, "live": nextSecret.Reveal()} {
+				if _, err := v.Validate(context.Background(), secret); err != nil {
+					t.Errorf("another family's %s token: %v", name, err)
+				}
+			}
+		})
 	}
 }

@@ -174,6 +174,8 @@ func eventPayload(t domain.EventType, data json.RawMessage) domain.Event {
 		return decode(&domain.TokenRevoked{})
 	case domain.TypeOwnerTokensRevoked:
 		return decode(&domain.OwnerTokensRevoked{})
+	case domain.TypeOwnerFamilyRevoked:
+		return decode(&domain.OwnerFamilyRevoked{})
 	case domain.TypeTokenUsed:
 		return decode(&domain.TokenUsed{})
 	}

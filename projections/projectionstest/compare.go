@@ -38,6 +38,7 @@ func DiffToken(want, got projections.TokenRow) string {
 		{"absolute_expires_at", want.AbsoluteExpiresAt.Equal(got.AbsoluteExpiresAt), fmtTime(want.AbsoluteExpiresAt), fmtTime(got.AbsoluteExpiresAt)},
 		{"rotated_from", want.RotatedFrom == got.RotatedFrom, fmtID(want.RotatedFrom), fmtID(got.RotatedFrom)},
 		{"rotated_to", want.RotatedTo == got.RotatedTo, fmtID(want.RotatedTo), fmtID(got.RotatedTo)},
+		{"family", want.Family == got.Family, fmtID(want.Family), fmtID(got.Family)},
 		{"revoked_at", want.RevokedAt.Equal(got.RevokedAt), fmtTime(want.RevokedAt), fmtTime(got.RevokedAt)},
 		{"revoked_reason", want.RevokedReason == got.RevokedReason, want.RevokedReason, got.RevokedReason},
 		{"revoked_by", want.RevokedBy == got.RevokedBy, want.RevokedBy, got.RevokedBy},

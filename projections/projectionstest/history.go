@@ -21,8 +21,8 @@ type HistoryConfig struct {
 	Start time.Time
 	// Odd adds events no command records but a stream may hold after races
 	// or bugs, which a fold must ignore: expiry_set and revoked after a
-	// revocation, a second token.issued for an id, and events of tokens
-	// never issued.
+	// revocation, a second token.issued for an id, a second revocation
+	// of a rotation family, and events of tokens never issued.
 	Odd bool
 }
 
@@ -35,7 +35,7 @@ type History struct {
 
 // RandomHistory generates a stream of lifecycle events by running domain
 // commands (IssueToken, Rotate, SetExpiry, Revoke, RecordUse, ExtendSession,
-// Owner.RevokeTokens) in random order over a domain.ManualClock that moves
+// Owner.RevokeTokens, Owner.RevokeFamily) in random order over a domain.ManualClock that moves
 // forward between commands, assigning sequences 1..N as a store would. The
 // same seed gives the same commands (event ids differ).
 func RandomHistory(seed uint64, cfg HistoryConfig) History {
@@ -176,6 +176,24 @@ func (g *generator) step(cfg HistoryConfig) {
 		if err := o.RevokeTokens(until, fmt.Sprintf("compromise %d", g.rng.IntN(3)), g.meta(), now); err == nil {
 			g.store(o.Changes(), o.MarkStored)
 		}
+	case p < 812:
+		// A rotated-out secret presented: its family is revoked (once;
+		// a family revoked already records nothing).
+		var out []*domain.Token
+		for _, c := range g.tokens {
+			if c.RotatedOut(now) {
+				out = append(out, c)
+			}
+		}
+		if len(out) == 0 {
+			return
+		}
+		t := out[g.rng.IntN(len(out))]
+		o := g.owner(t.Owner())
+		reuse := domain.SecretReuse{Token: t.ID(), ClientAddr: "198.51.100.7", Route: "GET /v1/auth"}
+		if err := o.RevokeFamily(t, reuse, g.meta(), now); err == nil {
+			g.store(o.Changes(), o.MarkStored)
+		}
 	case cfg.Odd && p < 900:
 		g.odd(t, now)
 	}
@@ -210,7 +228,13 @@ func (g *generator) issue(now time.Time) {
 // command of the token's current state would record it.
 func (g *generator) odd(t *domain.Token, now time.Time) {
 	id := t.ID().String()
-	switch g.rng.IntN(4) {
+	switch g.rng.IntN(5) {
+	case 4:
+		// A revocation of the token's family no command decided: a second
+		// one, as racing reports could record, or one without a reuse.
+		g.raw(domain.AggregateOwner, string(t.Owner()), domain.OwnerFamilyRevoked{
+			Owner: t.Owner(), Family: t.Family(), Reason: domain.ReasonRotatedSecretReused,
+		})
 	case 0:
 		exp := now.Add(time.Hour)
 		g.raw(domain.AggregateToken, id, domain.TokenExpirySet{ExpiresAt: &exp, Reason: domain.ExpirySetByCaller})
