@@ -353,6 +353,16 @@ func (*TokenRevoked) decodeEvent(data []byte) (Event, bool) {
 	return e, true
 }
 
+// A family revocation is rare and carries a nested object (the reuse):
+// it is left to encoding/json both ways.
+func (*OwnerFamilyRevoked) codecFields() string {
+	return `Owner domain.OwnerID "owner";Family domain.TokenID "family";Reason string "reason";Reuse *domain.SecretReuse "reuse,omitempty";`
+}
+
+func (*OwnerFamilyRevoked) decodeEvent([]byte) (Event, bool) { return nil, false }
+
+func (OwnerFamilyRevoked) appendJSON([]byte) ([]byte, bool) { return nil, false }
+
 func (*OwnerTokensRevoked) codecFields() string {
 	return `Owner domain.OwnerID "owner";RevokedBefore time.Time "revoked_before";Until *time.Time "until,omitempty";Reason string "reason,omitempty";`
 }
