@@ -270,8 +270,13 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 	if _, err := s.pool.Exec(ctx, writeLogSQL); err != nil {
 		t.Fatalf("install the write log: %v", err)
 	}
-	events := lifecycleHistory(51, 12_000)
-	initial, more := events[:10_000], events[10_000:12_000]
+	// The projector catches up at tens of thousands of events a second,
+	// so that most kills land while it consumes, every run starts with a
+	// backlog: the history, then a chunk appended before each start from
+	// the third on.
+	const chunk = 1_500
+	events := lifecycleHistory(51, 10_000+30*chunk)
+	initial, more := events[:10_000], events[10_000:]
 	start := time.Now()
 	if err := appendBatched(ctx, s.store, initial); err != nil {
 		t.Fatal(err)
@@ -284,7 +289,6 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 	args := []string{"project", "--health-listen", "off", "--retry-initial", "20ms", "--retry-max", "300ms"}
 
-	appended := make(chan error, 1)
 	const (
 		startupKills   = 4
 		consumingKills = 20
@@ -293,10 +297,14 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 	var killedAt []uint64
 	var resumed []time.Duration
 	for whileConsuming < consumingKills || kills < consumingKills+startupKills {
-		if kills == 2 {
-			// From the third kill on, events also arrive while the
-			// projector is killed and restarted.
-			go func() { appended <- appendAll(ctx, s.store, more) }()
+		if kills >= 2 && len(more) > 0 {
+			// From the third run on, events also arrive between a kill
+			// and the restart.
+			n := min(chunk, len(more))
+			if err := appendAll(ctx, s.store, more[:n]); err != nil {
+				t.Fatal(err)
+			}
+			more = more[n:]
 		}
 		from := s.checkpoint(t)
 		started := time.Now()
@@ -341,7 +349,7 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 	t.Logf("%d kills in %v, %d while consuming, at checkpoints %v", kills, time.Since(start).Round(time.Millisecond), whileConsuming, killedAt)
 	t.Logf("time from start to first progress of each restart (process start included): %v", resumed)
 	start = time.Now()
-	if err := <-appended; err != nil {
+	if err := appendAll(ctx, s.store, more); err != nil {
 		t.Fatal(err)
 	}
 
@@ -390,6 +398,12 @@ func checkAppliedOnce(t *testing.T, pool *pgxpool.Pool, stream []domain.Envelope
 		seq      int64
 	}
 	belongs := make(map[key]bool, len(stream))
+	// A family revocation (an owner event) writes its members' rows once
+	// more, leaving their last_seq, the sequence of their own last event,
+	// as it is: such a row may be written once for its event and once for
+	// each family revocation after it.
+	family := map[string]domain.TokenID{}
+	var familyRevoked []domain.Envelope
 	for _, e := range stream {
 		switch e.AggregateKind {
 		case domain.AggregateToken:
@@ -398,9 +412,35 @@ func checkAppliedOnce(t *testing.T, pool *pgxpool.Pool, stream []domain.Envelope
 				continue
 			}
 			belongs[key{"tokens", uuidText(id), int64(e.Sequence)}] = true
+			// The first issued event of a token counts (an odd history
+			// issues some twice; the projection ignores the second).
+			if _, seen := family[uuidText(id)]; seen {
+				continue
+			}
+			if d, ok := e.Data.(domain.TokenIssued); ok {
+				family[uuidText(id)] = id
+				if d.Family != nil {
+					family[uuidText(id)] = *d.Family
+				}
+			}
 		case domain.AggregateOwner:
 			belongs[key{"owner_revocations", e.AggregateID, int64(e.Sequence)}] = true
+			if e.Type == domain.TypeOwnerFamilyRevoked {
+				familyRevoked = append(familyRevoked, e)
+			}
 		}
+	}
+	allowed := func(k key) int {
+		n := 1
+		if k.tbl != "tokens" {
+			return n
+		}
+		for _, e := range familyRevoked {
+			if d, ok := e.Data.(domain.OwnerFamilyRevoked); ok && d.Family == family[k.key] && int64(e.Sequence) > k.seq {
+				n++
+			}
+		}
+		return n
 	}
 	rows, err := pool.Query(ctx, `SELECT tbl, key, last_seq, count(*) FROM write_log GROUP BY 1, 2, 3`)
 	if err != nil {
@@ -415,7 +455,7 @@ func checkAppliedOnce(t *testing.T, pool *pgxpool.Pool, stream []domain.Envelope
 			t.Fatal(err)
 		}
 		writes += n
-		if n > 1 {
+		if n > allowed(k) {
 			problems = append(problems, fmt.Sprintf("%s %s written %d times with last_seq %d: an event applied more than once", k.tbl, k.key, n, k.seq))
 		}
 		if !belongs[k] {
@@ -442,7 +482,7 @@ SELECT (SELECT count(*) FROM tokens t WHERE NOT EXISTS (
 	if writes == 0 {
 		t.Fatal("the write log is empty: the check checked nothing")
 	}
-	t.Logf("%d row writes, each of a distinct event", writes)
+	t.Logf("%d row writes, each of a distinct event (or of a family revocation after it)", writes)
 }
 
 // uuidText is a token id as PostgreSQL prints a uuid.
@@ -592,11 +632,11 @@ func TestProjectUsageSurvivesSIGKILL(t *testing.T) {
 
 // TestProjectStandbyTakesOver runs two `tokenledger project` processes on
 // one projection: one leads and projects, the other stands by (its
-// /readyz says so) and projects nothing. The leader is killed with SIGKILL
-// in the middle of a stream that keeps growing, five times, each time
-// with a new standby started: each standby must take over and make
-// progress within restartBound, and in the end every event is applied
-// exactly once and the read model equals the fold of the stream.
+// /readyz says so) and projects nothing. While events keep arriving, the
+// leader is killed with SIGKILL, five times, each time with a new standby
+// started: each standby must lead and make progress within restartBound,
+// and in the end every event is applied exactly once and the read model
+// equals the fold of the stream.
 func TestProjectStandbyTakesOver(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -609,8 +649,26 @@ func TestProjectStandbyTakesOver(t *testing.T) {
 	if err := appendBatched(ctx, s.store, initial); err != nil {
 		t.Fatal(err)
 	}
+	// Events keep arriving, a few at a time, until the kills are over.
+	stopAppending := make(chan struct{})
 	appended := make(chan error, 1)
-	go func() { appended <- appendAll(ctx, s.store, more) }()
+	go func() {
+		for len(more) > 0 {
+			select {
+			case <-stopAppending:
+				appended <- appendAll(ctx, s.store, more)
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			n := min(10, len(more))
+			if err := appendAll(ctx, s.store, more[:n]); err != nil {
+				appended <- err
+				return
+			}
+			more = more[n:]
+		}
+		appended <- nil
+	}()
 
 	args := []string{"project", "--health-listen", "127.0.0.1:0", "--retry-initial", "20ms", "--retry-max", "300ms"}
 	role := func(p *proc) string {
@@ -622,35 +680,40 @@ func TestProjectStandbyTakesOver(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return resp.Header.Get("X-Tokenledger-Role")
 	}
+	waitRole := func(p *proc, want string, timeout time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(timeout); ; {
+			r := role(p)
+			if r == want {
+				return
+			}
+			if !p.running() || time.Now().After(deadline) {
+				t.Fatalf("the process is %q (running %v), want %q; its stderr:\n%s", r, p.running(), want, p.stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	leaderProc := startBinary(t, s.env(), args...)
-	stacktest.Eventually(t, time.Minute, func() bool { return role(leaderProc) == "active" }, "the first process leads")
+	waitRole(leaderProc, "active", time.Minute)
 	var takeovers []time.Duration
 	for i := range 5 {
 		standby := startBinary(t, s.env(), args...)
-		stacktest.Eventually(t, time.Minute, func() bool { return role(standby) == "standby" }, "the second process stands by")
-		// The leader makes progress while the standby waits.
+		waitRole(standby, "standby", time.Minute)
+		// The leader projects while the standby waits.
 		from := s.checkpoint(t)
-		stacktest.Eventually(t, time.Minute, func() bool { return s.checkpoint(t) > from || from == s.streamLast(t) },
-			"the leader projects")
+		stacktest.Eventually(t, time.Minute, func() bool { return s.checkpoint(t) > from }, "the leader projects")
 		leaderProc.kill(t)
 		killed := time.Now()
+		waitRole(standby, "active", restartBound)
 		at := s.checkpoint(t)
-		var progress time.Duration
-		stacktest.Eventually(t, time.Minute, func() bool {
-			if !standby.running() {
-				t.Fatalf("the standby exited (%v); stderr:\n%s", standby.waitErr, standby.stderr.String())
-			}
-			if s.checkpoint(t) > at || at == s.streamLast(t) {
-				progress = time.Since(killed)
-				return true
-			}
-			return false
-		}, "standby %d takes over", i+1)
+		stacktest.Eventually(t, time.Minute, func() bool { return s.checkpoint(t) > at }, "standby %d projects", i+1)
+		progress := time.Since(killed)
 		requireResumed(t, "standby", i+1, progress)
 		takeovers = append(takeovers, progress)
 		leaderProc = standby
 	}
 	t.Logf("time from the leader's SIGKILL to the standby's first progress: %v", takeovers)
+	close(stopAppending)
 	if err := <-appended; err != nil {
 		t.Fatal(err)
 	}
