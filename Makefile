@@ -7,6 +7,9 @@
 #                fuzz targets over their seed corpus, and the tests that need
 #                full scale run once more without the race detector
 #   make bench   every target figure, next to the DRF peer (BENCHMARKS.md)
+#   make images  the container images of deploy/ (tokenledger, nats-server)
+#   make test-cluster  the fault tests on deploy/compose.yaml's topology in
+#                containers (needs a Docker engine; not part of make test)
 
 GO        ?= go
 BIN       ?= bin/tokenledger
@@ -25,7 +28,7 @@ DRF_PEER    ?= ../shared/peers/drf
 BENCH_QUICK ?=
 BENCH_BIN   ?= bin/tokenledger-bench
 
-.PHONY: all build nats-server run cluster test test-faults unit scale lint fmt vet bench fuzz clean
+.PHONY: all build nats-server run cluster test test-faults unit scale lint fmt vet bench fuzz clean images test-cluster
 
 all: lint build test
 
@@ -76,6 +79,32 @@ vet:
 bench: build
 	$(GO) build -o $(BENCH_BIN) ./bench
 	$(BENCH_BIN) --quick '$(BENCH_QUICK)' --tokenledger $(BIN) --peer $(DRF_PEER) --go $(GO)
+
+# images builds the images deploy/compose.yaml runs: static binaries
+# (tokenledger, and nats-server at the version go.mod pins) on an empty
+# base, each from a build context holding only its binary. Nothing is
+# pulled, so no registry is needed.
+TOKENLEDGER_IMAGE ?= tokenledger:dev
+NATS_IMAGE        ?= tokenledger-nats:dev
+IMAGE_DIR         ?= bin/images
+images:
+	rm -rf $(IMAGE_DIR)
+	mkdir -p $(IMAGE_DIR)/tokenledger $(IMAGE_DIR)/nats/data
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(IMAGE_DIR)/tokenledger/tokenledger ./cmd/tokenledger
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(IMAGE_DIR)/nats/nats-server github.com/nats-io/nats-server/v2
+	docker build -q -f deploy/tokenledger.Containerfile -t $(TOKENLEDGER_IMAGE) $(IMAGE_DIR)/tokenledger
+	docker build -q -f deploy/nats-server.Containerfile -t $(NATS_IMAGE) $(IMAGE_DIR)/nats
+
+# test-cluster runs the fault tests of internal/clustertest on
+# deploy/compose.yaml's topology in containers: kill -9 of the stream
+# leader, partitions, a rolling restart, each under load. It needs a Docker
+# engine with docker-compose and fails at once, in one line, without one.
+CLUSTER_TEST_TIMEOUT ?= 15m
+test-cluster:
+	@docker info >/dev/null 2>&1 || { echo "make test-cluster: no Docker engine answers (docker info failed); start one, e.g. systemctl start docker"; exit 1; }
+	$(MAKE) images
+	TOKENLEDGER_IMAGE=$(TOKENLEDGER_IMAGE) NATS_IMAGE=$(NATS_IMAGE) \
+	  $(GO) test -tags cluster -count=1 -v -timeout $(CLUSTER_TEST_TIMEOUT) ./internal/clustertest
 
 # fuzz runs every fuzz target for FUZZTIME (make test already runs them over
 # their seed corpus). Inputs that fail are kept under testdata/fuzz.
