@@ -41,6 +41,7 @@ func RegisterEvents(r *Registry) {
 	mustRegister[TokenExpirySet](r, AggregateToken, 1)
 	mustRegister[TokenRevoked](r, AggregateToken, 1)
 	mustRegister[OwnerTokensRevoked](r, AggregateOwner, 1)
+	mustRegister[UsageBatch](r, AggregateValidator, 1)
 }
 
 // RegisterEvent registers payload type E under the name its EventType
