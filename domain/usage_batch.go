@@ -50,12 +50,13 @@ func (UsageBatch) EventType() EventType { return TypeUsageBatch }
 // It is how every reader of usage treats the two forms alike.
 func Uses(e Envelope) iter.Seq2[TokenID, TokenUsed] {
 	return func(yield func(TokenID, TokenUsed) bool) {
-		switch d := e.Data.(type) {
-		case TokenUsed:
+		if d, ok := payloadAs[TokenUsed](e.Data); ok {
 			if id, ok := e.TokenID(); ok {
 				yield(id, d)
 			}
-		case UsageBatch:
+			return
+		}
+		if d, ok := payloadAs[UsageBatch](e.Data); ok {
 			for _, u := range d.Uses {
 				if !yield(u.Token, u.Used()) {
 					return
