@@ -76,8 +76,10 @@ func TestServeStopFlushesUsage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if used, ok := e.Data.(domain.TokenUsed); ok && e.AggregateID == boot.Token.ID().String() {
-			counted += used.Count
+		for id, used := range domain.Uses(e) {
+			if id == boot.Token.ID() {
+				counted += used.Count
+			}
 		}
 	}
 	if counted != uses {

@@ -64,9 +64,11 @@
 // stream order, exactly as everywhere else: a revocation at or before T
 // covers the owner's tokens whose token.issued precedes it in the stream.
 //
-// Usage comes from the usage stream, whose token.used events with a time at
-// or before T are counted: the last use is the latest LastAt of those
-// events and the use count their sum, combined with any usage recorded in
+// Usage comes from the usage stream, whose events with a time at or before
+// T are counted (a usage batch, recorded by a validator at the end of a
+// flush interval, for each token it holds; a token.used event for its
+// token): the last use is the latest LastAt of those uses and the use
+// count their sum, combined with any usage recorded in
 // the lifecycle stream as the read model combines them. The usage stream
 // keeps events for its retention only (eventstore.Config.UsageMaxAge, thirty
 // days by default): uses recorded before that are no longer known, so for an

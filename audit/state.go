@@ -114,28 +114,22 @@ type use struct {
 	last  time.Time
 }
 
-// usageAt folds the usage stream's token.used events whose time is at or
-// before at, per token.
+// usageAt folds the uses of the usage stream's events (usage batches and
+// token.used events) whose time is at or before at, per token.
 func usageAt(ctx context.Context, src Source, at time.Time) (map[domain.TokenID]use, error) {
 	uses := map[domain.TokenID]use{}
 	_, err := src.ReadUsage(ctx, 0, func(e domain.Envelope) error {
 		if e.Time.After(at) {
 			return nil
 		}
-		d, ok := payload[domain.TokenUsed](e)
-		if !ok {
-			return nil
+		for id, d := range domain.Uses(e) {
+			u := uses[id]
+			u.count = addSaturating(u.count, d.Count)
+			if d.LastAt.After(u.last) {
+				u.last = d.LastAt
+			}
+			uses[id] = u
 		}
-		id, ok := e.TokenID()
-		if !ok {
-			return nil
-		}
-		u := uses[id]
-		u.count = addSaturating(u.count, d.Count)
-		if d.LastAt.After(u.last) {
-			u.last = d.LastAt
-		}
-		uses[id] = u
 		return nil
 	})
 	if err != nil {

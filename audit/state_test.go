@@ -262,8 +262,17 @@ func fold(l *ledger, at time.Time) map[domain.TokenID]projections.TokenRow {
 		}
 	}
 	for _, e := range l.usage {
-		if !e.Time.After(at) {
+		if e.Time.After(at) {
+			continue
+		}
+		if e.Type != domain.TypeUsageBatch {
 			st.Apply(e)
+			continue
+		}
+		// A batch counts as the token.used event of each token it holds.
+		for id, d := range domain.Uses(e) {
+			st.Apply(domain.Envelope{ID: e.ID, Type: domain.TypeTokenUsed, AggregateKind: domain.AggregateToken,
+				AggregateID: id.String(), Actor: e.Actor, Time: e.Time, Schema: 1, Data: d, Sequence: e.Sequence})
 		}
 	}
 	rows := map[domain.TokenID]projections.TokenRow{}

@@ -18,9 +18,10 @@ import (
 	"github.com/tokenledger/tokenledger/projections"
 )
 
-// UsageConsumer projects the usage stream (token.used events, coalesced
-// per token by the validators) into the usage table of the read model, and
-// slides the sessions that were used.
+// UsageConsumer projects the usage stream (usage batches, one per
+// validator flush holding every token used in it, and the token.used
+// events validators wrote before, one per token and flush) into the usage
+// table of the read model, and slides the sessions that were used.
 //
 // # Batches
 //

@@ -163,22 +163,27 @@ func waitSlid(t testing.TB, c *consumers.UsageConsumer, seq uint64) {
 func expectedUsage(events []domain.Envelope) map[domain.TokenID]projections.Usage {
 	out := make(map[domain.TokenID]projections.Usage)
 	for _, e := range events {
-		id, _ := e.TokenID()
-		d := e.Data.(domain.TokenUsed)
-		u, ok := out[id]
-		if !ok {
-			u = projections.Usage{TokenID: id, FirstAt: d.FirstAt, LastAt: d.LastAt}
+		for id, d := range domain.Uses(e) {
+			foldUse(out, id, d)
 		}
-		u.Count += d.Count
-		if d.FirstAt.Before(u.FirstAt) {
-			u.FirstAt = d.FirstAt
-		}
-		if !ok || !d.LastAt.Before(u.LastAt) {
-			u.LastAt, u.ClientAddr = d.LastAt, d.ClientAddr
-		}
-		out[id] = u
 	}
 	return out
+}
+
+// foldUse adds one use of token id to the fold out.
+func foldUse(out map[domain.TokenID]projections.Usage, id domain.TokenID, d domain.TokenUsed) {
+	u, ok := out[id]
+	if !ok {
+		u = projections.Usage{TokenID: id, FirstAt: d.FirstAt, LastAt: d.LastAt}
+	}
+	u.Count += d.Count
+	if d.FirstAt.Before(u.FirstAt) {
+		u.FirstAt = d.FirstAt
+	}
+	if !ok || !d.LastAt.Before(u.LastAt) {
+		u.LastAt, u.ClientAddr = d.LastAt, d.ClientAddr
+	}
+	out[id] = u
 }
 
 // requireUsageMatches fails the test unless the usage table holds exactly
@@ -360,6 +365,87 @@ func TestUsageConsumerWritesOneStatementPerBatch(t *testing.T) {
 		t.Errorf("%d rows written for %d events: uses of a token in one batch were not coalesced", st.Rows, st.Events)
 	}
 	requireTableWrites(t, e.pool, int(st.Rows))
+}
+
+// TestUsageConsumerFoldsBatchesAndTokenUsedAlike: a usage stream holding
+// both forms of usage — token.used events, one per token and flush, as
+// validators wrote them before, and usage batches, one per flush — is
+// projected to the totals of the uses themselves, whichever form each
+// flush took: per token the count, the first and last use and the last
+// client address, with one statement per consumer batch.
+func TestUsageConsumerFoldsBatchesAndTokenUsedAlike(t *testing.T) {
+	t.Parallel()
+	e := newUsageEnv(t, nil)
+	ids := make([]domain.TokenID, 400)
+	for i := range ids {
+		id, err := domain.NewTokenID(e.clock.Now(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	rng := rand.New(rand.NewPCG(12, 5))
+	want := map[domain.TokenID]projections.Usage{}
+	var batches, single int
+	flush := func(at time.Time) {
+		var uses []domain.TokenUse
+		for _, i := range rng.Perm(len(ids))[:1+rng.IntN(120)] {
+			last := at.Add(-time.Duration(rng.IntN(1000)) * time.Millisecond)
+			u := domain.TokenUse{Token: ids[i], Count: uint64(1 + rng.IntN(30)), FirstAt: last.Add(-time.Duration(rng.IntN(5000)) * time.Microsecond), LastAt: last}
+			if rng.IntN(4) > 0 {
+				u.ClientAddr = fmt.Sprintf("203.0.113.%d:%d", rng.IntN(256), 1024+rng.IntN(60000))
+			}
+			uses = append(uses, u)
+			foldUse(want, u.Token, domain.TokenUsed{Count: u.Count, FirstAt: domain.NormalizeTime(u.FirstAt), LastAt: domain.NormalizeTime(u.LastAt), ClientAddr: u.ClientAddr})
+		}
+		if rng.IntN(2) == 0 {
+			events, err := domain.RecordUsage(uses, domain.Meta{Actor: "system:validator"}, at, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batches += len(events)
+			e.appendUses(events...)
+			return
+		}
+		events := make([]domain.Envelope, len(uses))
+		for i, u := range uses {
+			events[i] = useEvent(t, u.Token, u.Count, u.FirstAt, u.LastAt, u.ClientAddr)
+		}
+		single += len(events)
+		e.appendUses(events...)
+	}
+	at := e.clock.Now()
+	for range 30 {
+		at = at.Add(time.Second)
+		flush(at)
+	}
+	if batches == 0 || single == 0 {
+		t.Fatalf("%d batches and %d token.used events: the stream must hold both", batches, single)
+	}
+
+	cfg := e.config()
+	cfg.BatchSize = 64
+	r := e.start(cfg)
+	// Uses keep coming, in both forms, while the consumer runs.
+	for range 10 {
+		at = at.Add(time.Second)
+		flush(at)
+	}
+	waitSlid(t, r.w, e.usageLast())
+	e.requireUsageMatches()
+	if got := expectedUsage(e.uses); len(got) != len(want) {
+		t.Fatalf("the stream's fold has %d tokens, the uses %d", len(got), len(want))
+	}
+	for id, w := range want {
+		got, err := e.proj.GetUsage(context.Background(), id)
+		if err != nil || got != w {
+			t.Errorf("usage of %s:\n got %+v, %v\nwant %+v", id, got, err, w)
+		}
+	}
+	if st := r.w.Stats(); st.Statements != st.Batches || st.Rows > uint64(len(ids))*st.Batches {
+		t.Errorf("stats %+v: want one statement per batch and rows ≤ distinct tokens", st)
+	}
+	t.Logf("%d usage batches and %d token.used events for %d tokens", batches, single, len(want))
 }
 
 // requireTableWrites waits until PostgreSQL's table statistics (reported

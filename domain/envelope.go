@@ -51,7 +51,8 @@ type Envelope struct {
 	ID            EventID
 	Type          EventType
 	AggregateKind AggregateKind
-	// AggregateID is the token id (canonical ULID) or the owner id.
+	// AggregateID is the token id (canonical ULID), the owner id, or for a
+	// validator's usage batch its actor.
 	AggregateID   string
 	Actor         string
 	Time          time.Time
@@ -119,4 +120,6 @@ func normalizeTimePtr(t *time.Time) *time.Time {
 // made. Safe for concurrent use.
 var defaultEntropy = &ulid.LockedMonotonicReader{MonotonicReader: ulid.Monotonic(rand.Reader, 0)}
 
-func (k AggregateKind) valid() bool { return k == AggregateToken || k == AggregateOwner }
+func (k AggregateKind) valid() bool {
+	return k == AggregateToken || k == AggregateOwner || k == AggregateValidator
+}

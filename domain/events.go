@@ -72,7 +72,9 @@ type TokenIssued struct {
 func (TokenIssued) EventType() EventType { return TypeTokenIssued }
 
 // TokenUsed records that a token was used Count times between FirstAt and
-// LastAt. Validators coalesce many uses into one event per flush interval.
+// LastAt. Validators wrote one per token and flush interval before they
+// wrote a UsageBatch per flush instead; the usage streams still hold them,
+// and every reader of usage reads both (see Uses).
 type TokenUsed struct {
 	Count      uint64    `json:"count"`
 	FirstAt    time.Time `json:"first_at"`

@@ -47,8 +47,13 @@ func sampleEvents(t testing.TB) ([]Envelope, []Secret) {
 	must(session.Revoke("user logged out", m, clock.Advance(time.Minute)))
 	must(owner.RevokeFamily(api, SecretReuse{Token: api.ID(), ClientAddr: "203.0.113.9", Route: "GET /v1/auth"}, m, clock.Now()))
 	must(owner.RevokeTokens(ptr(clock.Now().Add(24*time.Hour)), "account compromised", m, clock.Now()))
+	batches, err := RecordUsage([]TokenUse{
+		{Token: api.ID(), Count: 3, FirstAt: now.Add(-time.Minute), LastAt: now, ClientAddr: "198.51.100.4:443"},
+		{Token: session.ID(), Count: 1, FirstAt: now, LastAt: now},
+	}, m, now, 0)
+	must(err)
 	var events []Envelope
-	for _, changes := range [][]Envelope{api.Changes(), session.Changes(), rotated.Changes(), owner.Changes()} {
+	for _, changes := range [][]Envelope{api.Changes(), session.Changes(), rotated.Changes(), owner.Changes(), batches} {
 		events = append(events, changes...)
 	}
 	return events, []Secret{apiSecret, sessionSecret, rotatedSecret}

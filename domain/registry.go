@@ -51,6 +51,7 @@ func RegisterEvents(r *Registry) {
 	mustRegister[TokenRevoked](r, AggregateToken, 1)
 	mustRegister[OwnerTokensRevoked](r, AggregateOwner, 1)
 	mustRegister[OwnerFamilyRevoked](r, AggregateOwner, 1)
+	mustRegister[UsageBatch](r, AggregateValidator, 1)
 }
 
 // RegisterEvent registers payload type E under the name its EventType

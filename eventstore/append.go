@@ -176,7 +176,7 @@ func (s *Store) encode(e domain.Envelope) (*nats.Msg, Aggregate, error) {
 	if e.ID.IsZero() {
 		return nil, Aggregate{}, fmt.Errorf("%w: event without id", domain.ErrInvalidArgument)
 	}
-	if e.Type == domain.TypeTokenUsed {
+	if e.Type == domain.TypeTokenUsed || e.Type == domain.TypeUsageBatch {
 		return nil, Aggregate{}, fmt.Errorf("%w: event %s: usage events go to the usage stream (AppendUsage)", domain.ErrInvalidArgument, e.ID)
 	}
 	agg, err := AggregateOf(e)
@@ -355,19 +355,23 @@ func (s *Store) findStored(ctx context.Context, b *batch) (found, mismatched int
 	return found, mismatched, nil
 }
 
-// AppendUsage stores usage events (token.used) in the usage stream, on
-// their tokens' usage subjects, without any expectation, and returns them
-// with Sequence set. Publishes are pipelined, up to MaxBatch awaiting
-// their acknowledgements at a time, and the call returns once all are
-// acknowledged. An event id already stored within the duplicate window is
-// not stored again (and is returned with its original sequence), so a
-// failed call may be repeated with the same events.
+// AppendUsage stores usage events in the usage stream without any
+// expectation, and returns them with Sequence set: usage batches
+// (domain.UsageBatch, what validators record, one message per batch in
+// its binary form, on UsageBatchSubject) and token.used events (one
+// message each, on their tokens' usage subjects). Publishes are
+// pipelined, up to MaxBatch awaiting their acknowledgements at a time,
+// and the call returns once all are acknowledged. An event id already
+// stored within the duplicate window is not stored again (and is returned
+// with its original sequence), so a failed call may be repeated with the
+// same events. A message larger than the server accepts fails the call;
+// domain.RecordUsage keeps batches well under the default limit.
 func (s *Store) AppendUsage(ctx context.Context, events ...domain.Envelope) ([]domain.Envelope, error) {
 	msgs := make([]*nats.Msg, len(events))
 	out := make([]domain.Envelope, len(events))
 	for i, e := range events {
-		if e.Type != domain.TypeTokenUsed {
-			return nil, fmt.Errorf("append usage: %w: event %s is %s, not %s", domain.ErrInvalidArgument, e.ID, e.Type, domain.TypeTokenUsed)
+		if e.Type != domain.TypeTokenUsed && e.Type != domain.TypeUsageBatch {
+			return nil, fmt.Errorf("append usage: %w: event %s is %s, not %s or %s", domain.ErrInvalidArgument, e.ID, e.Type, domain.TypeUsageBatch, domain.TypeTokenUsed)
 		}
 		if e.ID.IsZero() {
 			return nil, fmt.Errorf("append usage: %w: event without id", domain.ErrInvalidArgument)
@@ -376,7 +380,12 @@ func (s *Store) AppendUsage(ctx context.Context, events ...domain.Envelope) ([]d
 		if err != nil {
 			return nil, fmt.Errorf("append usage: %w", err)
 		}
-		data, err := s.reg.Marshal(e)
+		var data []byte
+		if e.Type == domain.TypeUsageBatch {
+			data, err = s.reg.MarshalUsageBatch(e)
+		} else {
+			data, err = s.reg.Marshal(e)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("append usage: %w: %v", domain.ErrInvalidArgument, err)
 		}

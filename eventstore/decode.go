@@ -32,9 +32,18 @@ func (s *Store) DecodeRaw(msg *jetstream.RawStreamMsg) (domain.Envelope, error) 
 	return s.decode(s.streamOf(msg.Subject), msg.Subject, msg.Sequence, msg.Data)
 }
 
-// decode unmarshals data stored at seq on subject of stream.
+// decode unmarshals data stored at seq on subject of stream: a JSON event,
+// or a usage batch in its binary form.
 func (s *Store) decode(stream, subject string, seq uint64, data []byte) (domain.Envelope, error) {
-	e, err := s.reg.Unmarshal(data)
+	var (
+		e   domain.Envelope
+		err error
+	)
+	if domain.IsUsageBatch(data) {
+		e, err = s.reg.UnmarshalUsageBatch(data)
+	} else {
+		e, err = s.reg.Unmarshal(data)
+	}
 	if err != nil {
 		return domain.Envelope{}, &DecodeError{Stream: stream, Sequence: seq, Subject: subject, Err: err}
 	}

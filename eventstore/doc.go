@@ -11,10 +11,14 @@
 //	<prefix>.owner.<owner>.<name>     for example tl.owner.alice_40example_2Ecom.tokens_revoked_v1
 //
 // where <name> is the event type without its aggregate prefix, dots
-// replaced by '_', and <owner> is OwnerToken(owner). Usage events are
-// stored on <prefix>.usage.<TokenID>. Every message carries the event id
-// as Nats-Msg-Id and the Registry encoding of the envelope as body. The
-// Subjects type builds these names for consumers.
+// replaced by '_', and <owner> is OwnerToken(owner). Usage is stored in
+// the usage stream: the usage batches validators record (one per flush,
+// domain.UsageBatch) on <prefix>.usage.batch, and token.used events (one
+// per token, what validators recorded before batches) on
+// <prefix>.usage.<TokenID>. Every message carries the event id as
+// Nats-Msg-Id and the Registry encoding of the envelope as body: JSON, or
+// for a usage batch its binary form (domain.Registry.MarshalUsageBatch).
+// The Subjects type builds these names for consumers.
 //
 // # Append-only
 //

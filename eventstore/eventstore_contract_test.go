@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -1032,6 +1033,38 @@ func testAppendUsage(t *testing.T, h *harness, _ backend) {
 	}
 	if last, err := h.store.StreamLastSequence(h.ctx()); err != nil || last != 0 {
 		t.Fatalf("lifecycle stream after usage appends: last %d, %v; want 0", last, err)
+	}
+
+	// A usage batch is one message on the batch subject, deduplicated by
+	// its id like any event, and reads back as it was recorded.
+	now := time.Now()
+	batches, err := domain.RecordUsage([]domain.TokenUse{
+		{Token: tok, Count: 5, FirstAt: now.Add(-time.Second), LastAt: now, ClientAddr: "192.0.2.7:1234"},
+		{Token: newTokenID(t), Count: 1, FirstAt: now, LastAt: now},
+	}, domain.Meta{Actor: "system:validator"}, now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storedBatch, err := h.store.AppendUsage(h.ctx(), batches...)
+	if err != nil {
+		t.Fatalf("append usage batch: %v", err)
+	}
+	if again, err := h.store.AppendUsage(h.ctx(), batches...); err != nil || again[0].Sequence != storedBatch[0].Sequence {
+		t.Fatalf("usage batch resend: %v, %v; want sequence %d", ids(again), err, storedBatch[0].Sequence)
+	}
+	msg, err = h.store.UsageStream().GetMsg(h.ctx(), storedBatch[0].Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Subject != h.store.Subjects().UsageBatchSubject() || !domain.IsUsageBatch(msg.Data) {
+		t.Fatalf("usage batch stored on %s, binary %v", msg.Subject, domain.IsUsageBatch(msg.Data))
+	}
+	e, err = h.store.DecodeRaw(msg)
+	if err != nil || !reflect.DeepEqual(e, storedBatch[0]) {
+		t.Fatalf("usage batch read back as %+v, %v; want %+v", e, err, storedBatch[0])
+	}
+	if _, err := h.store.Append(h.ctx(), eventstore.Expect{}, batches...); !errors.Is(err, domain.ErrInvalidArgument) {
+		t.Fatalf("usage batch to the lifecycle stream: got %v, want ErrInvalidArgument", err)
 	}
 }
 

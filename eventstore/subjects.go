@@ -82,7 +82,8 @@ func EventName(t domain.EventType) (string, error) {
 //
 //	tl.token.<TokenID>.<name>   token lifecycle events
 //	tl.owner.<owner>.<name>     owner events (owner encoded by OwnerToken)
-//	tl.usage.<TokenID>          usage events, in the usage stream
+//	tl.usage.<TokenID>          token.used events, in the usage stream
+//	tl.usage.batch              usage batches, in the usage stream
 //
 // A Subjects is a value and safe for concurrent use.
 type Subjects struct {
@@ -150,6 +151,11 @@ func (s Subjects) UsageSubject(id domain.TokenID) string {
 	return s.prefix + ".usage." + id.String()
 }
 
+// UsageBatchSubject is the usage stream subject of usage batches
+// (domain.UsageBatch). It cannot be a token's: a TokenID has 26
+// characters.
+func (s Subjects) UsageBatchSubject() string { return s.prefix + ".usage.batch" }
+
 // UsageFilter matches every usage event.
 func (s Subjects) UsageFilter() string { return s.prefix + ".usage.>" }
 
@@ -163,8 +169,15 @@ func (s Subjects) Filter(a Aggregate) string {
 }
 
 // Subject is the subject event e is stored on: TokenSubject,
-// OwnerSubject, or UsageSubject for token.used events.
+// OwnerSubject, UsageSubject for token.used events or UsageBatchSubject
+// for usage batches.
 func (s Subjects) Subject(e domain.Envelope) (string, error) {
+	if e.Type == domain.TypeUsageBatch {
+		if e.AggregateKind != domain.AggregateValidator {
+			return "", fmt.Errorf("%w: event %s: %s is a validator event", domain.ErrInvalidArgument, e.ID, e.Type)
+		}
+		return s.UsageBatchSubject(), nil
+	}
 	a, err := AggregateOf(e)
 	if err != nil {
 		return "", err
@@ -196,6 +209,9 @@ func (s Subjects) matches(subject string, e domain.Envelope) bool {
 	if e.Type == domain.TypeTokenUsed {
 		tail, ok := strings.CutPrefix(rest, "usage.")
 		return ok && e.AggregateKind == domain.AggregateToken && tail == e.AggregateID
+	}
+	if e.Type == domain.TypeUsageBatch {
+		return rest == "usage.batch" && e.AggregateKind == domain.AggregateValidator
 	}
 	var agg string
 	switch e.AggregateKind {

@@ -81,20 +81,26 @@ func comparePass(ctx context.Context, store *eventstore.Store, s jetstream.Strea
 		return err
 	}
 	defer sc.Close()
+	// queued holds the records of the last event read that are still to
+	// be compared: a usage batch has one per token.
+	var queued []Record
 	liveNext := func() (Record, bool, error) {
-		for {
+		for len(queued) == 0 {
 			e, err := sc.Next(ctx)
 			if err != nil || e == nil {
 				return Record{}, false, err
 			}
-			r, ok, err := sel.record(ctx, e, kind)
+			err = sel.records(ctx, e, kind, func(r *Record) error {
+				queued = append(queued, *r)
+				return nil
+			})
 			if err != nil {
 				return Record{}, false, err
 			}
-			if ok {
-				return r, true, nil
-			}
 		}
+		r := queued[0]
+		queued = queued[1:]
+		return r, true, nil
 	}
 
 	name := "sequence"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -105,6 +106,7 @@ func TestVerifyAgainstFindsAMissingEvent(t *testing.T) {
 	publish(t, store, 100, newHistory(18, false).next)
 
 	var victim export.Record // the 1000th record, removed from the export
+	var added int            // the line of the record added
 	for _, tc := range []struct {
 		name string
 		edit func([]export.Record) []export.Record
@@ -135,12 +137,18 @@ func TestVerifyAgainstFindsAMissingEvent(t *testing.T) {
 			name: "one event added",
 			edit: func(r []export.Record) []export.Record {
 				extra := r[500]
-				extra.Sequence = r[len(r)-1].Sequence + 1000
+				for _, rec := range r {
+					if rec.Stream == export.Lifecycle {
+						extra.Sequence = rec.Sequence + 1000
+					}
+				}
 				extra.Stream, extra.Type = export.Lifecycle, domain.TypeTokenRevoked
+				victim = extra
+				added = len(r) + 1
 				return append(r, extra)
 			},
 			want: func(t *testing.T, rep export.Report) {
-				requireProblem(t, rep, export.ProblemExtra, "line 3001: not in the stream: sequence ")
+				requireProblem(t, rep, export.ProblemExtra, fmt.Sprintf("line %d: not in the stream: sequence %d", added, victim.Sequence))
 			},
 		},
 		{

@@ -9,16 +9,25 @@
 // An export holds the events whose Envelope.Time is in [from, to), of the
 // selected types (all when none are given), of the given owner (all when
 // none): an owner's own events and the events of its tokens. Usage events
-// (token.used.v1) live in the usage stream and are included only on
-// request. Event times do not follow stream order strictly (they come from
+// (usage.batch.v1, what validators record, and token.used.v1, what they
+// recorded before batches) live in the usage stream and are included only
+// on request. Event times do not follow stream order strictly (they come from
 // the clocks of the nodes that recorded them), so an export reads each
 // stream from its start through the last sequence it had when the export
 // began, and records that sequence in the manifest.
 //
+// A usage batch becomes one record per token it holds, in the batch's
+// order: each record has the batch's sequence, event id, time, type and
+// actor, and one token's id, owner, count, first and last use and client
+// address. So an owner's export holds only its own tokens' uses, and a
+// reader of records needs no second layout. Records of one batch share
+// their sequence; every other record has a sequence of its own.
+//
 // Records are in stream order. With usage, the lifecycle and usage streams
 // are merged: of the two streams' next events, the earlier by event time
 // comes first (lifecycle first on a tie). Each stream keeps its own order,
-// so each stream's sequences strictly increase through the file.
+// so each stream's sequences increase through the file (strictly, but for
+// the records of one batch).
 //
 // # Records
 //

@@ -125,11 +125,7 @@ func Export(ctx context.Context, store *eventstore.Store, path string, opts Opti
 		if opts.Progress != nil && res.Scanned%progressEvery == 0 {
 			opts.Progress(res.Scanned, total)
 		}
-		r, ok, err := sel.record(ctx, e, s)
-		if err != nil || !ok {
-			return err
-		}
-		return w.Write(&r)
+		return sel.records(ctx, e, s, w.Write)
 	})
 	if err != nil {
 		return res, fmt.Errorf("export: %w", err)
@@ -227,20 +223,40 @@ type selector struct {
 	owners *ownerResolver
 }
 
-// record returns the record of event e of stream s and whether the filter
-// selects it. Every event must pass through it, selected or not, in
-// stream order: token.issued events fill the owner cache.
-func (s *selector) record(ctx context.Context, e *domain.Envelope, st Stream) (Record, bool, error) {
+// records passes the records of event e of stream st that the filter
+// selects to fn: one for most events, one per token for a usage batch
+// (in the batch's order, each with the owner of its token, so an owner's
+// export holds only its own tokens' uses). Every event must pass through
+// it, selected or not, in stream order: token.issued events fill the
+// owner cache.
+func (s *selector) records(ctx context.Context, e *domain.Envelope, st Stream, fn func(*Record) error) error {
 	s.owners.observe(e)
 	if !s.filter.inRange(e.Time) || !s.filter.selectsType(e.Type) {
-		return Record{}, false, nil
+		return nil
+	}
+	if e.Type == domain.TypeUsageBatch {
+		for id, used := range domain.Uses(*e) {
+			owner, err := s.owners.tokenOwner(ctx, id)
+			if err != nil {
+				return fmt.Errorf("owner of token %s: %w", id, err)
+			}
+			if s.filter.Owner != "" && owner != s.filter.Owner {
+				continue
+			}
+			r := UsageRecordOf(*e, id, used, owner)
+			if err := fn(&r); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	owner, err := s.owners.owner(ctx, e)
 	if err != nil {
-		return Record{}, false, err
+		return err
 	}
 	if s.filter.Owner != "" && owner != s.filter.Owner {
-		return Record{}, false, nil
+		return nil
 	}
-	return RecordOf(*e, st, owner), true, nil
+	r := RecordOf(*e, st, owner)
+	return fn(&r)
 }

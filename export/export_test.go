@@ -45,8 +45,10 @@ func TestExportSelects(t *testing.T) {
 			func(r export.Record) bool {
 				return r.Type == domain.TypeTokenRevoked || r.Type == domain.TypeOwnerTokensRevoked
 			}},
-		{"usage only", export.Filter{From: genStart, To: genStart.Add(time.Hour), Types: []domain.EventType{domain.TypeTokenUsed}, IncludeUsage: true},
+		{"usage only", export.Filter{From: genStart, To: genStart.Add(time.Hour), Types: []domain.EventType{domain.TypeTokenUsed, domain.TypeUsageBatch}, IncludeUsage: true},
 			func(r export.Record) bool { return r.Stream == export.Usage }},
+		{"usage batches only", export.Filter{From: genStart, To: genStart.Add(time.Hour), Types: []domain.EventType{domain.TypeUsageBatch}, IncludeUsage: true},
+			func(r export.Record) bool { return r.Type == domain.TypeUsageBatch }},
 		{"time range", export.Filter{From: from, To: to, IncludeUsage: true},
 			func(r export.Record) bool { return !r.Time.Before(from) && r.Time.Before(to) }},
 	} {

@@ -31,8 +31,9 @@ func (f Format) Valid() bool { return f == JSONL || f == CSV }
 
 // Filter selects the events of an export: those whose Envelope.Time is in
 // [From, To), of one of Types (every type when empty), of Owner's tokens
-// or Owner itself (every owner when empty). Usage events (token.used.v1)
-// come from the usage stream and are selected only with IncludeUsage.
+// or Owner itself (every owner when empty). Usage events (usage.batch.v1
+// and token.used.v1) come from the usage stream and are selected only
+// with IncludeUsage.
 // Format is part of the filter because the chain's start (H0) commits to
 // it.
 type Filter struct {
@@ -65,8 +66,8 @@ func (f Filter) Normalize() Filter {
 // Validate reports every problem with f at once: missing or inverted
 // times, times finer than a microsecond (event times have microsecond
 // precision, so a finer bound would be ambiguous), an invalid owner,
-// unknown types, token.used.v1 without IncludeUsage (or IncludeUsage with
-// types that leave usage out), an unknown format.
+// unknown types, a usage type without IncludeUsage (or IncludeUsage with
+// types that leave both usage types out), an unknown format.
 func (f Filter) Validate() error {
 	var errs []error
 	switch {
@@ -94,17 +95,17 @@ func (f Filter) Validate() error {
 	usage := false
 	for _, t := range f.Types {
 		switch {
-		case t == domain.TypeTokenUsed:
+		case usageType(t):
 			usage = true
+			if !f.IncludeUsage {
+				errs = append(errs, fmt.Errorf("type %s needs include usage", t))
+			}
 		case !slices.Contains(lifecycleTypes, t):
-			errs = append(errs, fmt.Errorf("unknown event type %q (want one of %s, %s)", t, typeList(lifecycleTypes), domain.TypeTokenUsed))
+			errs = append(errs, fmt.Errorf("unknown event type %q (want one of %s, %s, %s)", t, typeList(lifecycleTypes), domain.TypeUsageBatch, domain.TypeTokenUsed))
 		}
 	}
-	if usage && !f.IncludeUsage {
-		errs = append(errs, fmt.Errorf("type %s needs include usage", domain.TypeTokenUsed))
-	}
 	if f.IncludeUsage && len(f.Types) > 0 && !usage {
-		errs = append(errs, fmt.Errorf("include usage with types that leave %s out", domain.TypeTokenUsed))
+		errs = append(errs, fmt.Errorf("include usage with types that leave %s and %s out", domain.TypeUsageBatch, domain.TypeTokenUsed))
 	}
 	if !f.Format.Valid() {
 		errs = append(errs, fmt.Errorf("format %q: want jsonl or csv", f.Format))
@@ -128,7 +129,7 @@ func typeList(types []domain.EventType) string {
 
 // selectsType reports whether events of type t are selected.
 func (f Filter) selectsType(t domain.EventType) bool {
-	if t == domain.TypeTokenUsed && !f.IncludeUsage {
+	if usageType(t) && !f.IncludeUsage {
 		return false
 	}
 	return len(f.Types) == 0 || slices.Contains(f.Types, t)

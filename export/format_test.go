@@ -360,7 +360,7 @@ func TestFilterValidate(t *testing.T) {
 		{"nanoseconds", export.Filter{From: from.Add(1), To: from.Add(time.Hour), Format: export.JSONL}, "finer than a microsecond"},
 		{"unknown type", export.Filter{From: from, To: from.Add(time.Hour), Types: []domain.EventType{"token.made.v1"}, Format: export.JSONL}, `unknown event type "token.made.v1"`},
 		{"usage type without usage", export.Filter{From: from, To: from.Add(time.Hour), Types: []domain.EventType{domain.TypeTokenUsed}, Format: export.JSONL}, "needs include usage"},
-		{"usage with types leaving it out", export.Filter{From: from, To: from.Add(time.Hour), Types: []domain.EventType{domain.TypeTokenRevoked}, IncludeUsage: true, Format: export.JSONL}, "leave token.used.v1 out"},
+		{"usage with types leaving it out", export.Filter{From: from, To: from.Add(time.Hour), Types: []domain.EventType{domain.TypeTokenRevoked}, IncludeUsage: true, Format: export.JSONL}, "leave usage.batch.v1 and token.used.v1 out"},
 		{"bad owner", export.Filter{From: from, To: from.Add(time.Hour), Owner: "a\nb", Format: export.JSONL}, "owner"},
 		{"unknown format", export.Filter{From: from, To: from.Add(time.Hour), Format: "xml"}, `format "xml"`},
 	} {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,7 +32,7 @@ var genStart = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // history generates a realistic ledger: tokens issued to many owners,
 // their expiry set, some revoked, now and then all tokens of an owner
-// revoked, and (with usage) token.used events. Each token's events are in
+// revoked, and (with usage) token.used events and usage batches. Each token's events are in
 // order; event times step forward a millisecond per event with a jitter of
 // a few milliseconds, so that times are not strictly in stream order, as
 // with several nodes recording.
@@ -118,6 +119,20 @@ func (h *history) next() domain.Envelope {
 		t := h.active[i]
 		h.active = append(h.active[:i], h.active[i+1:]...)
 		return meta(domain.TokenRevoked{Reason: "rotated by ci"}, domain.AggregateToken, t.id.String())
+	case roll%2 == 0:
+		// A validator's usage batch of a few tokens.
+		first := domain.NormalizeTime(at.Add(-time.Second))
+		var uses []domain.TokenUse
+		for i := range 1 + h.rng.IntN(3) {
+			t := h.active[(h.rng.IntN(len(h.active))+i)%len(h.active)]
+			if slices.ContainsFunc(uses, func(u domain.TokenUse) bool { return u.Token == t.id }) {
+				continue
+			}
+			uses = append(uses, domain.TokenUse{Token: t.id, Count: uint64(1 + h.rng.IntN(1000)), FirstAt: first, LastAt: domain.NormalizeTime(at), ClientAddr: "10.0.0.2"})
+		}
+		e := meta(domain.UsageBatch{Uses: uses}, domain.AggregateValidator, "system:validator")
+		e.Actor = e.AggregateID
+		return e
 	default:
 		t := h.active[h.rng.IntN(len(h.active))]
 		first := domain.NormalizeTime(at.Add(-time.Second))
@@ -198,7 +213,11 @@ func publish(tb testing.TB, s *testStore, n int, next func() domain.Envelope) {
 			for b := range work {
 				b.msgs = make([]*nats.Msg, 0, len(b.events))
 				for _, e := range b.events {
-					data, err := reg.Marshal(e)
+					marshal := reg.Marshal
+					if e.Type == domain.TypeUsageBatch {
+						marshal = reg.MarshalUsageBatch
+					}
+					data, err := marshal(e)
 					if err != nil {
 						b.err = err
 						break
@@ -360,11 +379,17 @@ func historyRecords(n int, seed uint64, usage bool) []export.Record {
 	for range n {
 		e := h.next()
 		stream := export.Lifecycle
-		if e.Type == domain.TypeTokenUsed {
+		if e.Type == domain.TypeTokenUsed || e.Type == domain.TypeUsageBatch {
 			stream = export.Usage
 		}
 		seqs[stream]++
 		e.Sequence = seqs[stream]
+		if e.Type == domain.TypeUsageBatch {
+			for id, u := range domain.Uses(e) {
+				out = append(out, export.UsageRecordOf(e, id, u, owners[id.String()]))
+			}
+			continue
+		}
 		owner := domain.OwnerID(e.AggregateID)
 		switch d := e.Data.(type) {
 		case domain.TokenIssued:

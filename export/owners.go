@@ -160,6 +160,12 @@ func (o *ownerResolver) owner(ctx context.Context, e *domain.Envelope) (domain.O
 	if !ok {
 		return domain.OwnerID(e.AggregateID), nil
 	}
+	return o.tokenOwner(ctx, id)
+}
+
+// tokenOwner returns the owner of token id; "" for a token whose
+// token.issued event is not in the store.
+func (o *ownerResolver) tokenOwner(ctx context.Context, id domain.TokenID) (domain.OwnerID, error) {
 	if owner, ok := o.cache.get(id); ok {
 		o.stats.Hits++
 		return owner, nil

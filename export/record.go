@@ -16,7 +16,7 @@ type Stream string
 const (
 	// Lifecycle is the lifecycle stream: token and owner events.
 	Lifecycle Stream = "lifecycle"
-	// Usage is the usage stream: token.used events.
+	// Usage is the usage stream: usage batches and token.used events.
 	Usage Stream = "usage"
 )
 
@@ -61,7 +61,8 @@ type Record struct {
 	// RevokedBefore and Until come from owner.tokens_revoked.v1.
 	RevokedBefore time.Time
 	Until         time.Time
-	// Count, FirstAt, LastAt and ClientAddr come from token.used.v1;
+	// Count, FirstAt, LastAt and ClientAddr come from token.used.v1, or
+	// from one token's use in usage.batch.v1 (one record per token);
 	// ClientAddr also from owner.family_revoked.v1 (where the rotated-out
 	// secret was presented).
 	Count      uint64
@@ -162,6 +163,31 @@ func RecordOf(e domain.Envelope, s Stream, owner domain.OwnerID) Record {
 		r.Count, r.FirstAt, r.LastAt, r.ClientAddr = d.Count, d.FirstAt, d.LastAt, d.ClientAddr
 	}
 	return r
+}
+
+// UsageRecordOf is the record of one token's use in usage batch e (of
+// the usage stream): the batch's sequence, event id, time, type and actor,
+// the token and its owner, and the use's count, times and client address.
+// A batch has one record per token; they share its sequence and event id.
+func UsageRecordOf(e domain.Envelope, id domain.TokenID, u domain.TokenUsed, owner domain.OwnerID) Record {
+	return Record{
+		Sequence: e.Sequence, Stream: Usage, EventID: e.ID.String(), Time: e.Time, Type: e.Type,
+		TokenID: id.String(), Owner: owner, Actor: e.Actor, CorrelationID: e.CorrelationID,
+		Count: u.Count, FirstAt: u.FirstAt, LastAt: u.LastAt, ClientAddr: u.ClientAddr,
+	}
+}
+
+// usageType reports whether events of type t live in the usage stream.
+func usageType(t domain.EventType) bool {
+	return t == domain.TypeTokenUsed || t == domain.TypeUsageBatch
+}
+
+// follows reports whether r may come after the previous record of its
+// stream, of sequence lastSeq and event id lastID: a later sequence, or
+// the next token of the same usage batch.
+func (r *Record) follows(lastSeq uint64, lastID string) bool {
+	return r.Sequence > lastSeq ||
+		(r.Sequence == lastSeq && r.Type == domain.TypeUsageBatch && r.EventID == lastID)
 }
 
 func deref(t *time.Time) time.Time {

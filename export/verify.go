@@ -292,6 +292,7 @@ type checker struct {
 	records  uint64
 	counts   map[domain.EventType]uint64
 	last     map[Stream]uint64
+	lastID   map[Stream]string
 	spans    map[Stream]*SequenceSpan
 	first    time.Time
 	latest   time.Time
@@ -302,6 +303,7 @@ func newChecker(m Manifest, p *problems) *checker {
 		m: m, p: p, h: sha256.New(), expect: m.Filter.H0(),
 		counts: map[domain.EventType]uint64{},
 		last:   map[Stream]uint64{},
+		lastID: map[Stream]string{},
 		spans:  map[Stream]*SequenceSpan{Lifecycle: {}, Usage: {}},
 	}
 }
@@ -349,13 +351,14 @@ func (c *checker) line(l *Line) {
 		p.lineProblem(ProblemSelection, n, "unknown stream %q", r.Stream)
 	case r.Stream == Usage && !f.IncludeUsage:
 		p.lineProblem(ProblemSelection, n, "a usage record in an export without usage")
-	case (r.Stream == Usage) != (r.Type == domain.TypeTokenUsed):
+	case (r.Stream == Usage) != usageType(r.Type):
 		p.lineProblem(ProblemSelection, n, "a %s record in the %s stream", r.Type, r.Stream)
-	case r.Sequence <= c.last[r.Stream]:
+	case !r.follows(c.last[r.Stream], c.lastID[r.Stream]):
 		p.lineProblem(ProblemOrder, n, "%s %d does not follow %d", name, r.Sequence, c.last[r.Stream])
 	}
-	if r.Sequence > c.last[r.Stream] {
+	if r.Sequence >= c.last[r.Stream] {
 		c.last[r.Stream] = r.Sequence
+		c.lastID[r.Stream] = r.EventID
 	}
 	if !f.inRange(r.Time) {
 		p.lineProblem(ProblemSelection, n, "time %s is outside the export's range [%s, %s)", formatTime(r.Time), formatTime(f.From), formatTime(f.To))

@@ -33,6 +33,7 @@ type Writer struct {
 	fields  []string
 	sum     Summary
 	lastSeq map[Stream]uint64
+	lastID  map[Stream]string
 	err     error
 }
 
@@ -73,6 +74,7 @@ func NewWriter(w io.Writer, f Filter) (*Writer, error) {
 		chainH:  sha256.New(),
 		line:    make([]byte, 0, 1024),
 		lastSeq: map[Stream]uint64{},
+		lastID:  map[Stream]string{},
 		sum:     Summary{Counts: map[domain.EventType]uint64{}},
 	}
 	wr.out = bufio.NewWriterSize(io.MultiWriter(w, wr.file), 256<<10)
@@ -100,11 +102,11 @@ func (w *Writer) Write(r *Record) error {
 	switch {
 	case r.Stream != Lifecycle && r.Stream != Usage:
 		return fmt.Errorf("export record %d: unknown stream %q", r.Sequence, r.Stream)
-	case (r.Stream == Usage) != (r.Type == domain.TypeTokenUsed):
+	case (r.Stream == Usage) != usageType(r.Type):
 		return fmt.Errorf("export record %d: %s does not belong in the %s stream", r.Sequence, r.Type, r.Stream)
 	case !w.filter.inRange(r.Time) || !w.filter.selectsType(r.Type) || (w.filter.Owner != "" && r.Owner != w.filter.Owner):
 		return fmt.Errorf("export record %d: %s at %s of %q is not selected by the filter", r.Sequence, r.Type, formatTime(r.Time), r.Owner)
-	case r.Sequence <= w.lastSeq[r.Stream]:
+	case !r.follows(w.lastSeq[r.Stream], w.lastID[r.Stream]):
 		return fmt.Errorf("export record %d: sequence does not follow %d of the %s stream", r.Sequence, w.lastSeq[r.Stream], r.Stream)
 	}
 	var line []byte
@@ -131,6 +133,7 @@ func (w *Writer) Write(r *Record) error {
 	}
 	w.chain = chainNext(w.chainH, &w.chain, line)
 	w.lastSeq[r.Stream] = r.Sequence
+	w.lastID[r.Stream] = r.EventID
 	w.account(r)
 	return nil
 }

@@ -23,7 +23,7 @@ import (
 // ApplyUsageBatch).
 const UsageTable = "token_usage"
 
-// Usage is the use of one token, folded from token.used events: one row of
+// Usage is the use of one token, folded from usage events: one row of
 // the usage table, or what a batch adds to it.
 type Usage struct {
 	TokenID domain.TokenID
@@ -57,11 +57,12 @@ type UsageResult struct {
 }
 
 // ErrUsageEvent is returned (wrapped) by ApplyUsageBatch for an event that
-// is neither a token.used event of a token nor a skip placeholder. Nothing
-// is written then.
+// is neither a usage batch, a token.used event of a token nor a skip
+// placeholder. Nothing is written then.
 var ErrUsageEvent = errors.New("not a usage event")
 
-// ApplyUsageBatch applies token.used events read from the usage stream, in
+// ApplyUsageBatch applies usage events read from the usage stream (usage
+// batches, each expanded into its per-token uses, and token.used events), in
 // strictly increasing, non-zero sequence order, to the usage table of
 // projection name (the checkpoint row name in projection_checkpoints,
 // which holds a usage-stream sequence), in one transaction:
@@ -103,12 +104,17 @@ func (s *Store) ApplyUsageBatch(ctx context.Context, name string, events []domai
 	return res, nil
 }
 
-// usageInput is one event of a usage batch, checked.
+// usageInput is one event of a usage batch, checked: its uses, one per
+// token for a usage batch, one for a token.used event.
 type usageInput struct {
 	seq         uint64
 	placeholder bool
-	id          domain.TokenID
-	used        domain.TokenUsed
+	uses        []tokenUse
+}
+
+type tokenUse struct {
+	id   domain.TokenID
+	used domain.TokenUsed
 }
 
 func (s *Store) applyUsage(ctx context.Context, name string, events []domain.Envelope) (UsageResult, error) {
@@ -147,8 +153,8 @@ func (s *Store) applyUsage(ctx context.Context, name string, events []domain.Env
 		case u.seq <= res.Checkpoint:
 			res.Skipped++
 		case u.seq == res.Checkpoint+1 && res.Deferred == 0:
-			if !u.placeholder {
-				f.add(u)
+			for _, tu := range u.uses {
+				f.add(tu)
 			}
 			res.Applied++
 			res.Checkpoint = u.seq
@@ -199,30 +205,39 @@ ON CONFLICT (token_id) DO UPDATE SET
 	last_client_addr = CASE WHEN EXCLUDED.last_used_at >= cur.last_used_at
 		THEN EXCLUDED.last_client_addr ELSE cur.last_client_addr END`
 
-// usageOf checks that e is a usage event (or a placeholder) and extracts it.
+// usageOf checks that e is a usage event (a usage batch, a token.used
+// event, or a placeholder) and extracts its uses.
 func usageOf(e domain.Envelope) (usageInput, error) {
 	if e.ID.IsZero() && e.Type == "" && e.Data == nil {
 		return usageInput{seq: e.Sequence, placeholder: true}, nil
 	}
-	if e.Type != domain.TypeTokenUsed {
+	switch e.Type {
+	case domain.TypeTokenUsed:
+		if _, ok := e.TokenID(); !ok {
+			return usageInput{}, fmt.Errorf("%w: event %s does not belong to a token", ErrUsageEvent, e.ID)
+		}
+		if _, ok := payloadAs[domain.TokenUsed](e.Data); !ok {
+			return usageInput{}, fmt.Errorf("%w: event %s carries no %s payload", ErrUsageEvent, e.ID, domain.TypeTokenUsed)
+		}
+	case domain.TypeUsageBatch:
+		if _, ok := payloadAs[domain.UsageBatch](e.Data); !ok {
+			return usageInput{}, fmt.Errorf("%w: event %s carries no %s payload", ErrUsageEvent, e.ID, domain.TypeUsageBatch)
+		}
+	default:
 		return usageInput{}, fmt.Errorf("%w: event %s is %s", ErrUsageEvent, e.ID, e.Type)
 	}
-	id, ok := e.TokenID()
-	if !ok {
-		return usageInput{}, fmt.Errorf("%w: event %s does not belong to a token", ErrUsageEvent, e.ID)
+	in := usageInput{seq: e.Sequence}
+	for id, d := range domain.Uses(e) {
+		if d.Count == 0 || d.FirstAt.IsZero() || d.LastAt.Before(d.FirstAt) {
+			return usageInput{}, fmt.Errorf("%w: event %s: token %s: count %d from %s to %s", ErrUsageEvent, e.ID, id, d.Count, d.FirstAt, d.LastAt)
+		}
+		d.FirstAt, d.LastAt = domain.NormalizeTime(d.FirstAt), domain.NormalizeTime(d.LastAt)
+		if !storableAddr(d.ClientAddr) {
+			d.ClientAddr = ""
+		}
+		in.uses = append(in.uses, tokenUse{id: id, used: d})
 	}
-	d, ok := payloadAs[domain.TokenUsed](e.Data)
-	switch {
-	case !ok:
-		return usageInput{}, fmt.Errorf("%w: event %s carries no %s payload", ErrUsageEvent, e.ID, domain.TypeTokenUsed)
-	case d.Count == 0 || d.FirstAt.IsZero() || d.LastAt.Before(d.FirstAt):
-		return usageInput{}, fmt.Errorf("%w: event %s: count %d from %s to %s", ErrUsageEvent, e.ID, d.Count, d.FirstAt, d.LastAt)
-	}
-	d.FirstAt, d.LastAt = domain.NormalizeTime(d.FirstAt), domain.NormalizeTime(d.LastAt)
-	if !storableAddr(d.ClientAddr) {
-		d.ClientAddr = ""
-	}
-	return usageInput{seq: e.Sequence, id: id, used: d}, nil
+	return in, nil
 }
 
 // storableAddr reports whether a client address can be stored as text.
@@ -236,7 +251,7 @@ type usageFold struct {
 	out   []Usage
 }
 
-func (f *usageFold) add(u usageInput) {
+func (f *usageFold) add(u tokenUse) {
 	if f.index == nil {
 		f.index = make(map[domain.TokenID]int)
 	}

@@ -38,6 +38,18 @@ func (u *usageStream) use(id domain.TokenID, count uint64, first, last time.Time
 	return e
 }
 
+// batch adds a usage batch of uses recorded at at.
+func (u *usageStream) batch(at time.Time, uses ...domain.TokenUse) domain.Envelope {
+	events, err := domain.RecordUsage(uses, domain.Meta{Actor: "validator:2"}, at, 0)
+	if err != nil || len(events) != 1 {
+		panic(fmt.Sprint(len(events), err))
+	}
+	e := events[0]
+	e.Sequence = uint64(len(u.events) + 1)
+	u.events = append(u.events, e)
+	return e
+}
+
 // slice returns the events with sequences from..through.
 func (u *usageStream) slice(from, through uint64) []domain.Envelope {
 	return slices.Clone(u.events[from-1 : through])
@@ -49,20 +61,20 @@ func (u *usageStream) slice(from, through uint64) []domain.Envelope {
 func foldUsage(events []domain.Envelope) map[domain.TokenID]projections.Usage {
 	out := make(map[domain.TokenID]projections.Usage)
 	for _, e := range events {
-		id, _ := e.TokenID()
-		d := e.Data.(domain.TokenUsed)
-		u, ok := out[id]
-		if !ok {
-			u = projections.Usage{TokenID: id, FirstAt: d.FirstAt, LastAt: d.LastAt}
+		for id, d := range domain.Uses(e) {
+			u, ok := out[id]
+			if !ok {
+				u = projections.Usage{TokenID: id, FirstAt: d.FirstAt, LastAt: d.LastAt}
+			}
+			u.Count = min(u.Count+d.Count, math.MaxInt64)
+			if d.FirstAt.Before(u.FirstAt) {
+				u.FirstAt = d.FirstAt
+			}
+			if !ok || !d.LastAt.Before(u.LastAt) {
+				u.LastAt, u.ClientAddr = d.LastAt, d.ClientAddr
+			}
+			out[id] = u
 		}
-		u.Count = min(u.Count+d.Count, math.MaxInt64)
-		if d.FirstAt.Before(u.FirstAt) {
-			u.FirstAt = d.FirstAt
-		}
-		if !ok || !d.LastAt.Before(u.LastAt) {
-			u.LastAt, u.ClientAddr = d.LastAt, d.ClientAddr
-		}
-		out[id] = u
 	}
 	return out
 }
@@ -117,6 +129,35 @@ func checkpoint(tb testing.TB, s *projections.Store, name string) uint64 {
 		tb.Fatalf("checkpoint: %v", err)
 	}
 	return cp
+}
+
+// TestApplyUsageBatchReadsBatches: usage batches and token.used events in
+// one stream fold alike, per token, in one statement per call.
+func TestApplyUsageBatchReadsBatches(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	a, b, c := newID(t), newID(t), newID(t)
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	var u usageStream
+	u.use(a, 2, at, at.Add(time.Second), "192.0.2.1")
+	u.batch(at.Add(2*time.Second),
+		domain.TokenUse{Token: a, Count: 3, FirstAt: at.Add(time.Second), LastAt: at.Add(2 * time.Second), ClientAddr: "192.0.2.2"},
+		domain.TokenUse{Token: b, Count: 1, FirstAt: at, LastAt: at})
+	u.use(b, 4, at.Add(-time.Second), at.Add(3*time.Second), "")
+	u.batch(at.Add(4*time.Second), domain.TokenUse{Token: c, Count: 9, FirstAt: at, LastAt: at.Add(4 * time.Second), ClientAddr: "192.0.2.3"})
+
+	res := applyUsage(t, s, u.slice(1, 3))
+	if res.Applied != 3 || res.Checkpoint != 3 || len(res.Usage) != 2 {
+		t.Fatalf("first call: %+v", res)
+	}
+	if res = applyUsage(t, s, u.slice(3, 4)); res.Applied != 1 || res.Skipped != 1 || res.Checkpoint != 4 {
+		t.Fatalf("second call: %+v", res)
+	}
+	want := foldUsage(u.events)
+	if want[a].Count != 5 || want[b].Count != 5 || want[c].Count != 9 {
+		t.Fatalf("the fold itself is wrong: %+v", want)
+	}
+	requireUsage(t, s, []domain.TokenID{a, b, c}, want)
 }
 
 // TestApplyUsageBatchFoldsPerToken checks the fold of one batch and how a

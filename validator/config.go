@@ -47,7 +47,7 @@ const (
 	// DefaultFlushQueue is how many flushes may wait for the usage stream:
 	// a minute of usage at the default interval.
 	DefaultFlushQueue = 60
-	// DefaultUsageActor is the actor of the token.used events a validator
+	// DefaultUsageActor is the actor of the usage batches a validator
 	// records.
 	DefaultUsageActor = "system:validator"
 )
@@ -100,16 +100,18 @@ type Config struct {
 	NegativeTTL       time.Duration
 	NegativeCacheSize int
 	// FlushInterval is how often the uses counted in memory are written to
-	// the usage stream, as one token.used event per token used in the
+	// the usage stream, as one usage batch holding every token used in the
 	// interval. One second bounds what a crash loses to one second of
-	// usage, keeps "last used" fresh to the second, and writes at most one
-	// event per used token per second whatever the request rate.
+	// usage, keeps "last used" fresh to the second, and writes one
+	// message per second (more only for a flush larger than
+	// domain.DefaultUsageBatchBytes) whatever the request rate and the
+	// number of tokens used.
 	FlushInterval time.Duration
 	// FlushQueue is how many flushes may wait for the usage stream while
 	// it is unreachable. When the queue is full a new flush is dropped and
 	// counted in Stats.UsageEventsDropped.
 	FlushQueue int
-	// UsageActor is the actor recorded in token.used events.
+	// UsageActor is the actor recorded in usage batches.
 	UsageActor string
 	// Logger receives the validator's logs. The default is slog.Default.
 	Logger *slog.Logger

@@ -63,7 +63,8 @@
 // # Usage
 //
 // Uses are counted per token in memory and written every
-// Config.FlushInterval as one token.used event per token used, to the
-// usage stream, in batches, from a goroutine, through a bounded queue. A
+// Config.FlushInterval as one usage batch (domain.UsageBatch) holding every
+// token used, to the usage stream, from a goroutine, through a bounded
+// queue. A
 // crash loses at most the uses of one interval; Close flushes them.
 package validator

@@ -289,8 +289,8 @@ type usageSums struct {
 	addrs  map[domain.TokenID][]string
 }
 
-// readUsage sums the use counts of every token.used event in the usage
-// stream, per token, and checks each event.
+// readUsage sums the use counts of every usage batch in the usage stream,
+// per token, and checks each use.
 func (e *env) readUsage(tb testing.TB) usageSums {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -319,16 +319,16 @@ func (e *env) readUsage(tb testing.TB) usageSums {
 			if err != nil {
 				tb.Fatalf("decode usage event: %v", err)
 			}
-			used, ok := ev.Data.(domain.TokenUsed)
-			if !ok {
-				tb.Fatalf("usage event %s has payload %T", ev.ID, ev.Data)
+			if ev.Type != domain.TypeUsageBatch {
+				tb.Fatalf("usage event %s is %s, want one usage batch per flush", ev.ID, ev.Type)
 			}
-			if used.Count == 0 || used.LastAt.Before(used.FirstAt) {
-				tb.Errorf("usage event %s: count %d, first %s, last %s", ev.ID, used.Count, used.FirstAt, used.LastAt)
+			for id, used := range domain.Uses(ev) {
+				if used.Count == 0 || used.LastAt.Before(used.FirstAt) {
+					tb.Errorf("usage event %s: token %s: count %d, first %s, last %s", ev.ID, id, used.Count, used.FirstAt, used.LastAt)
+				}
+				sums.counts[id] += used.Count
+				sums.addrs[id] = append(sums.addrs[id], used.ClientAddr)
 			}
-			id, _ := ev.TokenID()
-			sums.counts[id] += used.Count
-			sums.addrs[id] = append(sums.addrs[id], used.ClientAddr)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			tb.Fatalf("fetch usage: %v", err)

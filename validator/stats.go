@@ -30,8 +30,9 @@ type Stats struct {
 	// did not find them; LookupErrors the loads that failed.
 	Lookups, LookupsCoalesced, LookupsLimited, NegativeHits, LookupErrors uint64
 
-	// UsageEventsPublished and UsageEventsDropped count token.used events
-	// stored in, and given up on for, the usage stream; UsesPublished and
+	// UsageEventsPublished and UsageEventsDropped count usage batches (one
+	// per flush, more for a flush too large for one message) stored in,
+	// and given up on for, the usage stream; UsesPublished and
 	// UsesDropped the uses those events count. UsagePublishErrors counts
 	// failed attempts (a batch is retried until stored or dropped).
 	UsageEventsPublished, UsageEventsDropped, UsesPublished, UsesDropped, UsagePublishErrors uint64

@@ -11,8 +11,10 @@ import (
 )
 
 // Usage is counted in memory, lock-free on the read path, and written to
-// the usage stream once per flush interval as one token.used event per
-// token used in the interval.
+// the usage stream once per flush interval as one usage batch
+// (domain.RecordUsage) holding every token used in the interval: one
+// message per flush, more only when the flush is larger than a message
+// may be.
 //
 // Each entry counts its own uses (an atomic add) and the times of the
 // first and last of them. The first use of a token in an interval also
@@ -71,10 +73,14 @@ type usageBatch struct {
 }
 
 // collect takes the uses counted since the last collect and returns them
-// as token.used events recorded at now.
+// as the usage batches of a flush at now. The batches keep their event
+// ids through every retry, so the stream stores each once.
 func (v *Validator) collect(now time.Time) usageBatch {
 	now = domain.NormalizeTime(now)
-	var b usageBatch
+	var (
+		b    usageBatch
+		uses []domain.TokenUse
+	)
 	for i := range v.usage.shards {
 		sh := &v.usage.shards[i]
 		sh.mu.Lock()
@@ -97,18 +103,32 @@ func (v *Validator) collect(now time.Time) usageBatch {
 				continue
 			}
 			last = max(last, first)
-			ev, err := v.usageEvent(e.id, uint64(count), first, last, clientAddr(addrs[n]), now)
-			if err != nil {
-				v.log.Error("cannot record usage", "token", e.id.String(), "error", err)
-				continue
-			}
-			b.events = append(b.events, ev)
+			uses = append(uses, domain.TokenUse{
+				Token:      e.id,
+				Count:      uint64(count),
+				FirstAt:    time.UnixMicro(first).UTC(),
+				LastAt:     time.UnixMicro(last).UTC(),
+				ClientAddr: clientAddr(addrs[n]),
+			})
 			b.uses += uint64(count)
 		}
 		sh.mu.Lock()
 		sh.spare = dirty[:0]
 		sh.mu.Unlock()
 	}
+	if len(uses) == 0 {
+		return b
+	}
+	events, err := domain.RecordUsage(uses, domain.Meta{Actor: v.cfg.UsageActor}, now, 0)
+	if err != nil {
+		// The uses come from the clock and the table: nothing a flush
+		// holds should be refused. Should it happen, they are lost and
+		// counted, never retried for ever.
+		v.log.Error("cannot record usage", "tokens", len(uses), "error", err)
+		v.stats.usesDropped.Add(b.uses)
+		return b
+	}
+	b.events = events
 	return b
 }
 
@@ -123,29 +143,6 @@ func clientAddr(addr string) string {
 		}
 	}
 	return addr
-}
-
-// usageEvent builds a token.used event.
-func (v *Validator) usageEvent(id domain.TokenID, count uint64, first, last int64, addr string, now time.Time) (domain.Envelope, error) {
-	eid, err := domain.NewEventID(now, nil)
-	if err != nil {
-		return domain.Envelope{}, err
-	}
-	return domain.Envelope{
-		ID:            eid,
-		Type:          domain.TypeTokenUsed,
-		AggregateKind: domain.AggregateToken,
-		AggregateID:   id.String(),
-		Actor:         v.cfg.UsageActor,
-		Time:          now,
-		Schema:        1,
-		Data: domain.TokenUsed{
-			Count:      count,
-			FirstAt:    time.UnixMicro(first).UTC(),
-			LastAt:     time.UnixMicro(last).UTC(),
-			ClientAddr: addr,
-		},
-	}, nil
 }
 
 // flush collects the uses counted so far and queues them for the

@@ -794,3 +794,37 @@ func TestFamilyRevocationRevokesEveryMember(t *testing.T) {
 		})
 	}
 }
+
+// TestOneUsageMessagePerFlush: a flush writes the use of every token used
+// in the interval as one message, whatever the number of tokens.
+func TestOneUsageMessagePerFlush(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	v := e.start(t, validator.Config{FlushInterval: time.Hour})
+	const tokens = 200
+	secrets := make([]string, tokens)
+	for i := range secrets {
+		secrets[i], _ = e.issue(t, "alice", time.Now(), nil)
+	}
+	waitApplied(t, v, e.lastSeq(t))
+	for i, s := range secrets {
+		for range i%3 + 1 {
+			if _, err := v.ValidateFrom(context.Background(), s, "192.0.2.9"); err != nil {
+				t.Fatalf("validate: %v", err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := v.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	info, err := e.store.UsageStream().Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := e.readUsage(t)
+	if info.State.Msgs != 1 || len(sums.counts) != tokens {
+		t.Fatalf("usage stream holds %d messages for %d tokens, want 1 message for %d", info.State.Msgs, len(sums.counts), tokens)
+	}
+}

@@ -79,8 +79,9 @@ hash chain over the records and an Ed25519 signature (--key, made with
 
 --owner keeps the owner's events and those of its tokens; --types keeps the
 given event types (comma-separated: token.issued.v1, token.expiry_set.v1,
-token.revoked.v1, owner.tokens_revoked.v1, and token.used.v1 with
---include-usage). Times are RFC 3339 (2026-01-02T15:04:05Z) or dates
+token.revoked.v1, owner.tokens_revoked.v1, and usage.batch.v1 and
+token.used.v1 with --include-usage; a usage batch is exported as one
+record per token it holds). Times are RFC 3339 (2026-01-02T15:04:05Z) or dates
 (2026-01-02, midnight UTC), to the microsecond at most.
 
 export reads the streams from NATS directly, from their start through their
@@ -146,7 +147,7 @@ otherwise); the summary goes to stdout.`,
 	fl.StringVar(&to, "to", "", "end of the time range, exclusive: RFC 3339 or a date (required)")
 	fl.StringVar(&owner, "owner", "", "keep only this owner's events and its tokens' events")
 	fl.StringVar(&types, "types", "", "keep only these event types, comma-separated (default: all)")
-	fl.BoolVar(&includeUsage, "include-usage", false, "include token.used.v1 events from the usage stream")
+	fl.BoolVar(&includeUsage, "include-usage", false, "include usage events (usage.batch.v1, token.used.v1) from the usage stream")
 	fl.StringVar(&format, "format", "jsonl", "data file format: jsonl or csv")
 	fl.StringVar(&out, "out", "", "data file to write; the manifest is written to FILE.manifest.json (required)")
 	fl.StringVar(&keyPath, "key", "", "Ed25519 private key (PEM PKCS #8) signing the manifest")

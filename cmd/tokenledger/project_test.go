@@ -520,11 +520,12 @@ func requireResumed(t *testing.T, worker string, n int, progress time.Duration) 
 }
 
 // TestProjectUsageSurvivesSIGKILL is the crash test of the usage consumer:
-// `tokenledger project` works through 20,000 token.used events in batches
+// `tokenledger project` works through 20,000 usage events (token.used
+// events and, every tenth, a usage batch of up to 40 tokens) in batches
 // of 100 and is killed with SIGKILL at random moments mid-batch, ten
 // times, and restarted each time. Every restart must make progress within
 // restartBound, and in the end every use is counted exactly once: the
-// usage table holds, per token, the sum of its events' counts.
+// usage table holds, per token, the sum of its uses' counts.
 func TestProjectUsageSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -544,9 +545,25 @@ func TestProjectUsageSurvivesSIGKILL(t *testing.T) {
 	want := make(map[string]uint64, len(ids))
 	uses := make([]domain.Envelope, 20_000)
 	for i := range uses {
+		last := base.Add(time.Duration(i) * time.Millisecond)
+		if i%10 == 9 {
+			// Every tenth event is a usage batch, as validators write
+			// them now, of up to 40 tokens.
+			var batch []domain.TokenUse
+			for _, k := range rng.Perm(len(ids))[:1+rng.IntN(40)] {
+				count := uint64(1 + rng.IntN(20))
+				batch = append(batch, domain.TokenUse{Token: ids[k], Count: count, FirstAt: last, LastAt: last})
+				want[uuidText(ids[k])] += count
+			}
+			events, err := domain.RecordUsage(batch, domain.Meta{Actor: "validator:test"}, last, 0)
+			if err != nil || len(events) != 1 {
+				t.Fatalf("record usage: %d batches, %v", len(events), err)
+			}
+			uses[i] = events[0]
+			continue
+		}
 		id := ids[rng.IntN(len(ids))]
 		count := uint64(1 + rng.IntN(20))
-		last := base.Add(time.Duration(i) * time.Millisecond)
 		eid, err := domain.NewEventID(last, nil)
 		if err != nil {
 			t.Fatal(err)
