@@ -40,7 +40,7 @@ var DefaultPorts = Ports{
 	Routes:   [3]int{16222, 16223, 16224},
 	Monitor:  [3]int{18222, 18223, 18224},
 	Serve:    [2]int{8081, 8082},
-	Project:  9191,
+	Project:  [2]int{9191, 9192},
 	Postgres: 15432,
 }
 
@@ -49,7 +49,7 @@ var DefaultPorts = Ports{
 type Ports struct {
 	NATS, Routes, Monitor [3]int
 	Serve                 [2]int
-	Project               int
+	Project               [2]int
 	Postgres              int
 }
 
@@ -104,8 +104,10 @@ type Cluster struct {
 	NATSURLs []string
 	// APIURLs are the serve nodes' base URLs.
 	APIURLs []string
-	// ProjectHealthURL is the project process's health endpoint.
-	ProjectHealthURL string
+	// ProjectHealthURLs are the project processes' health endpoints:
+	// project-1, which leads the projection once started, and project-2,
+	// its standby.
+	ProjectHealthURLs []string
 	// PostgresURL is the read model's database.
 	PostgresURL string
 	// AdminToken is the secret of the first admin token when this start
@@ -212,21 +214,42 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	// The projector runs as one process. A standby `project` (active and
-	// standby, taking over within 2 s when the active one dies) belongs
-	// here once the projector can hand over safely; until then a second
-	// process would share the durable consumer, and one that starts
-	// behind the other may recreate it under the running one.
-	healthAddr := net.JoinHostPort(host, strconv.Itoa(ports.Project))
-	p, err := c.startWorker("project-1", c.secrets.worker, "project", "--health-listen", healthAddr)
-	if err != nil {
-		return nil, err
-	}
-	c.ProjectHealthURL = "http://" + healthAddr
-	if err := waitReady(ctx, p, c.ProjectHealthURL+"/readyz"); err != nil {
-		return nil, err
+	// Two project processes: project-1 starts first and leads the
+	// projection; project-2 stands by and takes over when project-1 dies
+	// (a PostgreSQL advisory lock decides; see `tokenledger project`).
+	for i, port := range ports.Project {
+		name := "project-" + strconv.Itoa(i+1)
+		healthAddr := net.JoinHostPort(host, strconv.Itoa(port))
+		p, err := c.startWorker(name, c.secrets.worker, "project", "--health-listen", healthAddr)
+		if err != nil {
+			return nil, err
+		}
+		url := "http://" + healthAddr
+		c.ProjectHealthURLs = append(c.ProjectHealthURLs, url)
+		if err := waitReady(ctx, p, url+"/readyz"); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
+}
+
+// KillWorker kills the serve or project process of that name ("serve-2",
+// "project-1") with SIGKILL, as a crash would. It reports whether one
+// was running.
+func (c *Cluster) KillWorker(name string) bool {
+	c.mu.Lock()
+	var p *process
+	for _, w := range c.workers {
+		if w.name == name && w.running() {
+			p = w
+		}
+	}
+	c.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.kill()
+	return true
 }
 
 // Operator returns how the operator's processes connect to NATS: for
@@ -492,7 +515,7 @@ func pickPorts(want Ports) (Ports, error) {
 	var errs []error
 	for _, p := range []*int{
 		&got.NATS[0], &got.NATS[1], &got.NATS[2], &got.Routes[0], &got.Routes[1], &got.Routes[2],
-		&got.Monitor[0], &got.Monitor[1], &got.Monitor[2], &got.Serve[0], &got.Serve[1], &got.Project, &got.Postgres,
+		&got.Monitor[0], &got.Monitor[1], &got.Monitor[2], &got.Serve[0], &got.Serve[1], &got.Project[0], &got.Project[1], &got.Postgres,
 	} {
 		port, err := pick(*p)
 		errs = append(errs, err)

@@ -19,12 +19,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/cluster"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/projections/projectionstest"
 	"github.com/tokenledger/tokenledger/stacktest"
 )
 
@@ -156,6 +159,104 @@ func TestClusterSurvivesTheStreamLeaderKilledUnderLoad(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// The topology of make cluster losing an API node and the leading
+// projector at once, under a steady issue load through the other API node:
+// that node keeps answering every request, the standby project process
+// takes over within 2 s, and the read model ends equal to the fold of the
+// stream (every event applied exactly once).
+func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := cluster.Start(ctx, cluster.Config{
+		Dir:         stacktest.TraversableDir(t),
+		Tokenledger: stacktest.TokenledgerBinary(t),
+		NATSServer:  stacktest.NATSServerBinary(t),
+		Store:       eventstore.DefaultConfig(),
+	})
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Errorf("stop cluster: %v", err)
+		}
+	})
+	role := func(url string) string {
+		client := &http.Client{Timeout: time.Second}
+		resp, err := client.Get(url + "/readyz")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		return resp.Header.Get("X-Tokenledger-Role")
+	}
+	if r1, r2 := role(c.ProjectHealthURLs[0]), role(c.ProjectHealthURLs[1]); r1 != "active" || r2 != "standby" {
+		t.Fatalf("project-1 is %q and project-2 %q, want active and standby", r1, r2)
+	}
+
+	load := startLoad(c.APIURLs[:1], c.AdminToken, 100)
+	time.Sleep(5 * time.Second)
+	if !c.KillWorker("serve-2") || !c.KillWorker("project-1") {
+		t.Fatal("serve-2 or project-1 was not running")
+	}
+	killed := time.Now()
+	var takeover time.Duration
+	waitFor(t, time.Minute, "project-2 leads", func() string {
+		if r := role(c.ProjectHealthURLs[1]); r != "active" {
+			return "project-2 is " + r
+		}
+		takeover = time.Since(killed)
+		return ""
+	})
+	t.Logf("project-2 took over %v after project-1's SIGKILL", takeover.Round(time.Millisecond))
+	if takeover > 2*time.Second {
+		t.Errorf("the standby took over after %v, want within 2 s", takeover)
+	}
+	time.Sleep(10 * time.Second)
+	acked, failures, maxLatency := load.stop()
+	t.Logf("serve-1: %d issues acknowledged, %d failed, max latency %s", len(acked), len(failures), maxLatency)
+	if len(failures) > 0 {
+		t.Errorf("%d client errors on the surviving API node, first: %v", len(failures), failures[:min(5, len(failures))])
+	}
+
+	nc, err := app.ConnectNATS(strings.Join(c.NATSURLs, ","), c.Operator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := eventstore.OpenExisting(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var stream []domain.Envelope
+	last, err := store.Read(ctx, 1, func(e domain.Envelope) error { stream = append(stream, e); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, c.PostgresURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	read := projections.New(pool)
+	waitFor(t, time.Minute, "the projection reaches the stream's end", func() string {
+		cp, err := read.Checkpoint(ctx, app.DefaultProjectionName)
+		if err != nil {
+			return err.Error()
+		}
+		if cp != last {
+			return fmt.Sprintf("checkpoint %d, stream ends at %d", cp, last)
+		}
+		return ""
+	})
+	projectionstest.RequireMatchesState(t, read, app.DefaultProjectionName, projectionstest.Fold(stream), last, time.Time{})
 }
 
 // waitFor polls check until it returns "" or timeout passes, then fails

@@ -244,7 +244,7 @@ func (s *Store) appendBatch(ctx context.Context, b *batch) ([]domain.Envelope, e
 				return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 			}
 			backoff = min(2*backoff, appendBackoffMax)
-			timeout = min(2*timeout, s.cfg.RequestTimeout)
+			timeout = min(2*timeout, attemptTimeoutMax, s.cfg.RequestTimeout)
 		case isTransient(err):
 			return nil, fmt.Errorf("%w: %d attempts: %w", ErrOutcomeUnknown, attempt, err)
 		default:

@@ -386,10 +386,15 @@ func retryTransient(ctx context.Context, timeout time.Duration, attempts int, op
 
 // Attempt timeouts of the requests an append or a load makes: the first
 // attempt gets attemptTimeoutMin, each further one twice the previous, up
-// to Config.RequestTimeout. A request sent to a stream leader that just
-// died is never answered; a short first attempt finds that out quickly,
-// while the growing ones still let a slow but live server answer.
-const attemptTimeoutMin = time.Second
+// to attemptTimeoutMax (or Config.RequestTimeout if shorter). A request
+// sent to a stream leader that just died or was cut off is never
+// answered; short attempts find that out quickly and keep trying, so the
+// first attempt after the new leader is elected comes soon after it,
+// while the second's longer wait still lets a slow but live server answer.
+const (
+	attemptTimeoutMin = time.Second
+	attemptTimeoutMax = 2 * time.Second
+)
 
 // untilDeadline runs op until it succeeds, fails with an error that is not
 // transient, or ctx's deadline passes (Config.AppendTimeout from now when
@@ -420,7 +425,7 @@ func (s *Store) untilDeadline(ctx context.Context, op func(context.Context) erro
 			return err
 		}
 		backoff = min(2*backoff, appendBackoffMax)
-		timeout = min(2*timeout, s.cfg.RequestTimeout)
+		timeout = min(2*timeout, attemptTimeoutMax, s.cfg.RequestTimeout)
 	}
 }
 

@@ -81,7 +81,13 @@ func printClusterBanner(w io.Writer, c *cluster.Cluster) {
 	for i, u := range c.APIURLs {
 		fmt.Fprintf(w, "  API serve-%d        %s  (OpenAPI: %s/v1/openapi.json)\n", i+1, u, u)
 	}
-	fmt.Fprintf(w, "  project-1 health   %s/readyz\n", c.ProjectHealthURL)
+	for i, u := range c.ProjectHealthURLs {
+		role := "leads the projection"
+		if i > 0 {
+			role = "standby"
+		}
+		fmt.Fprintf(w, "  project-%d health   %s/readyz  (%s)\n", i+1, u, role)
+	}
 	fmt.Fprintf(w, "  NATS credentials   %s/secrets (operator, api, worker; CA ca.pem)\n", c.Dir())
 	if c.AdminToken != "" {
 		fmt.Fprintf(w, "\nFirst start: an admin token was issued. It is shown once, now, and never again:\n\n  %s\n", c.AdminToken)
