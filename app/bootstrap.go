@@ -32,16 +32,7 @@ type BootstrapConfig struct {
 
 // Validate reports every problem with c at once.
 func (c BootstrapConfig) Validate() error {
-	var errs []error
-	if err := validateNATSURL(c.NATSURL); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Store.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("store: %w", err))
-	}
+	errs := validateStoreConnection(c.NATSURL, c.NATSAuth, c.Store)
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("policy: %w", err))
 	}
@@ -84,17 +75,7 @@ type StreamsConfig struct {
 
 // Validate reports every problem with c at once.
 func (c StreamsConfig) Validate() error {
-	var errs []error
-	if err := validateNATSURL(c.NATSURL); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Store.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("store: %w", err))
-	}
-	return errors.Join(errs...)
+	return errors.Join(validateStoreConnection(c.NATSURL, c.NATSAuth, c.Store)...)
 }
 
 // InitStreams creates the event streams at cfg.NATSURL, or updates them to
@@ -113,4 +94,20 @@ func InitStreams(ctx context.Context, cfg StreamsConfig) (uint64, error) {
 	defer nc.Close()
 	defer store.Close()
 	return store.StreamLastSequence(ctx)
+}
+
+// validateStoreConnection reports every problem with how a set-up command
+// reaches the event store.
+func validateStoreConnection(natsURL string, auth NATSAuth, store eventstore.Config) []error {
+	var errs []error
+	if err := validateNATSURL(natsURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := auth.Validate(natsURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := store.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	return errs
 }

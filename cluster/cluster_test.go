@@ -40,20 +40,7 @@ import (
 func TestClusterSurvivesTheStreamLeaderKilledUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := cluster.Start(ctx, cluster.Config{
-		Dir:         stacktest.TraversableDir(t),
-		Tokenledger: stacktest.TokenledgerBinary(t),
-		NATSServer:  stacktest.NATSServerBinary(t),
-		Store:       eventstore.DefaultConfig(),
-	})
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Stop(context.Background()); err != nil {
-			t.Errorf("stop cluster: %v", err)
-		}
-	})
+	c := startCluster(ctx, t)
 	if c.AdminToken == "" {
 		t.Fatal("a fresh cluster printed no admin token")
 	}
@@ -169,20 +156,7 @@ func TestClusterSurvivesTheStreamLeaderKilledUnderLoad(t *testing.T) {
 func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := cluster.Start(ctx, cluster.Config{
-		Dir:         stacktest.TraversableDir(t),
-		Tokenledger: stacktest.TokenledgerBinary(t),
-		NATSServer:  stacktest.NATSServerBinary(t),
-		Store:       eventstore.DefaultConfig(),
-	})
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Stop(context.Background()); err != nil {
-			t.Errorf("stop cluster: %v", err)
-		}
-	})
+	c := startCluster(ctx, t)
 	role := func(url string) string {
 		client := &http.Client{Timeout: time.Second}
 		resp, err := client.Get(url + "/readyz")
@@ -257,6 +231,27 @@ func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 		return ""
 	})
 	projectionstest.RequireMatchesState(t, read, app.DefaultProjectionName, projectionstest.Fold(stream), last, time.Time{})
+}
+
+// startCluster starts make cluster's topology for t and stops it at the
+// end.
+func startCluster(ctx context.Context, t *testing.T) *cluster.Cluster {
+	t.Helper()
+	c, err := cluster.Start(ctx, cluster.Config{
+		Dir:         stacktest.TraversableDir(t),
+		Tokenledger: stacktest.TokenledgerBinary(t),
+		NATSServer:  stacktest.NATSServerBinary(t),
+		Store:       eventstore.DefaultConfig(),
+	})
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Errorf("stop cluster: %v", err)
+		}
+	})
+	return c
 }
 
 // waitFor polls check until it returns "" or timeout passes, then fails

@@ -104,16 +104,7 @@ func (s *Store) existingStream(ctx context.Context, want jetstream.StreamConfig,
 		return nil, fmt.Errorf("open event store: stream %s: %w", want.Name, err)
 	}
 	got := stream.CachedInfo().Config
-	var errs []error
-	if !got.DenyDelete || !got.DenyPurge {
-		errs = append(errs, errors.New("delete or purge is allowed"))
-	}
-	if got.AllowRollup {
-		errs = append(errs, errors.New("rollup is allowed"))
-	}
-	if got.AllowMsgTTL || got.SubjectDeleteMarkerTTL != 0 {
-		errs = append(errs, errors.New("message TTLs or subject delete markers are enabled"))
-	}
+	errs := rewritable(got)
 	if lifecycle && (got.MaxAge != 0 || got.MaxMsgs > 0 || got.MaxBytes > 0 || got.MaxMsgsPerSubject > 0) {
 		errs = append(errs, fmt.Errorf("limits would remove events: max age %s, max msgs %d, max bytes %d, max per subject %d",
 			got.MaxAge, got.MaxMsgs, got.MaxBytes, got.MaxMsgsPerSubject))
@@ -336,9 +327,9 @@ func APINodeDeniedAPISubjects(streams, durables []string) []string {
 	return out
 }
 
-// checkAppendOnly verifies that the server kept the properties the store
-// relies on.
-func checkAppendOnly(got, want jetstream.StreamConfig) error {
+// rewritable lists the settings of a stream through which its history
+// could be removed or rewritten by messages alone.
+func rewritable(got jetstream.StreamConfig) []error {
 	var errs []error
 	if !got.DenyDelete || !got.DenyPurge {
 		errs = append(errs, errors.New("delete or purge is allowed"))
@@ -349,6 +340,13 @@ func checkAppendOnly(got, want jetstream.StreamConfig) error {
 	if got.AllowMsgTTL || got.SubjectDeleteMarkerTTL != 0 {
 		errs = append(errs, errors.New("message TTLs or subject delete markers are enabled"))
 	}
+	return errs
+}
+
+// checkAppendOnly verifies that the server kept the properties the store
+// relies on.
+func checkAppendOnly(got, want jetstream.StreamConfig) error {
+	errs := rewritable(got)
 	if got.MaxAge != want.MaxAge || got.MaxMsgs > 0 || got.MaxBytes > 0 || got.MaxMsgsPerSubject > 0 {
 		errs = append(errs, fmt.Errorf("unexpected limits: max age %s, max msgs %d, max bytes %d, max per subject %d",
 			got.MaxAge, got.MaxMsgs, got.MaxBytes, got.MaxMsgsPerSubject))
