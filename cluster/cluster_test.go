@@ -230,7 +230,19 @@ func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 		}
 		return ""
 	})
-	projectionstest.RequireMatchesState(t, read, app.DefaultProjectionName, projectionstest.Fold(stream), last, time.Time{})
+	// The lifecycle columns equal the fold of the lifecycle stream; the
+	// usage columns come from the usage stream and are left out.
+	got, err := projectionstest.Read(ctx, read, app.DefaultProjectionName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, row := range got.Tokens {
+		row.LastUsedAt, row.UseCount = time.Time{}, 0
+		got.Tokens[id] = row
+	}
+	if diffs := projectionstest.CompareState(projectionstest.Fold(stream), got, time.Time{}); len(diffs) > 0 {
+		t.Fatalf("the read model differs from the fold of the stream: %d differences, first: %s", len(diffs), diffs[0])
+	}
 }
 
 // startCluster starts make cluster's topology for t and stops it at the
