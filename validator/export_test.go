@@ -25,3 +25,6 @@ func FlushNow(ctx context.Context, v *Validator) error { return v.flushNow(ctx) 
 
 // Abort stops v as a crash would: nothing more is flushed.
 func Abort(v *Validator) { v.abort() }
+
+// Evict sweeps v's memory now, at its Clock's time.
+func Evict(v *Validator) { v.evict() }

@@ -56,8 +56,8 @@ func TestStateFindsEveryTokenWhileGrowing(t *testing.T) {
 					continue
 				}
 				want := &tokens[rr.IntN(int(p))]
-				e, _ := st.find(&want.id)
-				if e == nil || e.hash != want.hash || e.issuedSeq != want.issuedSeq || st.ownerAt(e.owner).id != want.owner {
+				e, _, _ := st.find(&want.id)
+				if e == nil || !e.hashEqual(&want.hash) || e.tokenID() != want.id || st.ownerAt(st.grantAt(e.grant.Load()).owner) != want.owner {
 					t.Errorf("token %d: not found complete while inserting", want.issuedSeq)
 					return
 				}
@@ -74,17 +74,17 @@ func TestStateFindsEveryTokenWhileGrowing(t *testing.T) {
 	wg.Wait()
 
 	for i := range tokens {
-		e, num := st.find(&tokens[i].id)
-		if e == nil || num != uint32(i) || e.created != int64(i) {
+		e, num, _ := st.find(&tokens[i].id)
+		if e == nil || num != uint32(i) || st.createdOf(e, num) != int64(i) {
 			t.Fatalf("token %d: found %v as number %d", i, e != nil, num)
 		}
-		if got := st.scopesAt(e.scopes); len(got) != 2 || got[0] != "read" {
+		if got := st.scopesAt(st.grantAt(e.grant.Load()).scopes); len(got) != 2 || got[0] != "read" {
 			t.Fatalf("token %d: scopes %v", i, got)
 		}
 	}
 	for range 1000 {
 		missing := randomToken(rng, 0)
-		if e, _ := st.find(&missing.id); e != nil {
+		if e, _, _ := st.find(&missing.id); e != nil {
 			t.Fatal("found a token never inserted")
 		}
 	}
