@@ -68,6 +68,7 @@ func newTokenWriter(s *state) *tokenWriter {
 // applyTail applies one lifecycle event delivered by the tail, in stream
 // order.
 func (w *tokenWriter) applyTail(e domain.Envelope) {
+	w.s.advance(e.Sequence)
 	switch e.AggregateKind {
 	case domain.AggregateToken:
 		id, ok := e.TokenID()
@@ -91,7 +92,7 @@ func (w *tokenWriter) applyTail(e domain.Envelope) {
 
 // applyToken applies one event of token id.
 func (w *tokenWriter) applyToken(id domain.TokenID, e domain.Envelope) {
-	ent, _ := w.s.find(&id)
+	ent, _, _ := w.s.find(&id)
 	switch e.Type {
 	case domain.TypeTokenIssued:
 		d, ok := payloadAs[domain.TokenIssued](e.Data)
@@ -111,16 +112,26 @@ func (w *tokenWriter) applyToken(id domain.TokenID, e domain.Envelope) {
 		})
 	case domain.TypeTokenExpirySet:
 		d, ok := payloadAs[domain.TokenExpirySet](e.Data)
-		if !ok || ent == nil || ent.flags.Load()&flagRevoked != 0 {
+		if !ok || ent == nil {
 			return
 		}
-		ent.expires.Store(expiryMicros(d.ExpiresAt))
-		if d.RotatedTo != nil {
-			ent.flags.Or(flagRotated)
+		base, exp := idBase(&id), expiryMicros(d.ExpiresAt)
+		for {
+			st := ent.state.Load()
+			if st&flagRevoked != 0 {
+				return
+			}
+			next := withExpiry(st, base, exp)
+			if d.RotatedTo != nil {
+				next |= flagRotated
+			}
+			if ent.state.CompareAndSwap(st, next) {
+				return
+			}
 		}
 	case domain.TypeTokenRevoked:
 		if ent != nil {
-			ent.flags.Or(flagRevoked)
+			ent.setFlags(flagRevoked)
 		}
 	}
 }
@@ -139,13 +150,11 @@ func (w *tokenWriter) applyOwner(e domain.Envelope) {
 	if !ok || e.Type != domain.TypeOwnerTokensRevoked || e.Sequence == 0 {
 		return
 	}
-	o := w.s.owner(domain.OwnerID(e.AggregateID))
-	if e.Sequence > o.watermark.Load() {
-		o.watermark.Store(e.Sequence)
+	until := int64(noUntil)
+	if d.Until != nil {
+		until = expiryMicros(d.Until)
 	}
-	if u := expiryMicros(d.Until); d.Until != nil && u > o.until.Load() {
-		o.until.Store(u)
-	}
+	w.s.revokeOwner(domain.OwnerID(e.AggregateID), e.Sequence, until)
 }
 
 // applyObserved applies a stored event ahead of the tail if its effect
@@ -166,22 +175,22 @@ func (w *tokenWriter) applyObserved(e domain.Envelope) {
 // applyHistory applies the whole history of token id, as loaded from the
 // store, when the tail has applied the stream up to applied. The events
 // the tail already applied are skipped if the token is known (the tail
-// applies in order, so all of them are reflected); the rest are applied
+// applies in order, so all of them are reflected); all are applied to a
+// token not in memory (never seen, or evicted); the rest are applied
 // now and remembered in ahead, so that the tail skips them when it
 // delivers them. It reports whether the token is known afterwards.
 func (w *tokenWriter) applyHistory(id domain.TokenID, events []domain.Envelope, applied uint64) bool {
-	ent, _ := w.s.find(&id)
+	ent, _, _ := w.s.find(&id)
+	known := ent != nil
 	last := w.ahead[id]
 	for _, e := range events {
-		if (ent != nil && e.Sequence <= applied) || e.Sequence <= last {
+		if (known && e.Sequence <= applied) || e.Sequence <= last {
 			continue
 		}
 		w.applyToken(id, e)
 		last = e.Sequence
-		if ent == nil {
-			ent, _ = w.s.find(&id)
-		}
 	}
+	ent, _, _ = w.s.find(&id)
 	if last > applied {
 		w.ahead[id] = last
 	}
@@ -204,35 +213,50 @@ func (w *tokenWriter) prune(applied uint64) {
 	}
 }
 
-// loadRow inserts a token of the snapshot.
-func (w *tokenWriter) loadRow(r *projections.TokenRow) {
-	if ent, _ := w.s.find(&r.ID); ent != nil {
+// loadRow inserts a token of the snapshot, unless it can no longer
+// validate: revoked with an id older than youngAfter (Unix µs; a young
+// one is kept, or it would be looked up), or expired at or before
+// keepAfter (Unix µs: the snapshot's time less the eviction grace) and
+// not rotated out (a rotated-out token is kept for the reuse check, until
+// a sweep finds its family gone).
+func (w *tokenWriter) loadRow(r *projections.TokenRow, keepAfter, youngAfter int64) {
+	revoked := !r.RevokedAt.IsZero()
+	if (revoked || r.OwnerRevoked) && idBase(&r.ID) <= youngAfter {
 		return
 	}
 	expires := int64(neverExpires)
 	if !r.ExpiresAt.IsZero() {
 		expires = micros(r.ExpiresAt)
 	}
+	rotated := !r.RotatedTo.IsZero()
+	if expires <= keepAfter && !rotated {
+		return
+	}
+	if ent, _, _ := w.s.find(&r.ID); ent != nil {
+		return
+	}
 	w.s.insert(newToken{
-		id:        r.ID,
-		hash:      r.SecretHash,
-		owner:     r.Owner,
-		scopes:    r.Scopes,
-		session:   r.Kind == domain.KindSession,
-		created:   micros(r.CreatedAt),
-		expires:   expires,
-		issuedSeq: r.IssuedSeq,
-		revoked:   !r.RevokedAt.IsZero(),
-		rotated:   !r.RotatedTo.IsZero(),
-		family:    r.Family,
+		id:           r.ID,
+		hash:         r.SecretHash,
+		owner:        r.Owner,
+		scopes:       r.Scopes,
+		session:      r.Kind == domain.KindSession,
+		created:      micros(r.CreatedAt),
+		expires:      expires,
+		issuedSeq:    r.IssuedSeq,
+		revoked:      revoked,
+		ownerRevoked: r.OwnerRevoked,
+		rotated:      rotated,
+		family:       r.Family,
 	})
 }
 
-// loadOwner sets an owner's revocation from the snapshot.
+// loadOwner records an owner's revocations from the snapshot, for the
+// tokens inserted later (the snapshot's rows it covers were left out).
 func (w *tokenWriter) loadOwner(r *projections.OwnerRevocationRow) {
-	o := w.s.owner(r.Owner)
-	o.watermark.Store(r.RevokedBeforeSeq)
+	until := int64(noUntil)
 	if !r.Until.IsZero() {
-		o.until.Store(micros(r.Until))
+		until = micros(r.Until)
 	}
+	w.s.noteOwnerRevocation(w.s.internOwner(r.Owner), r.RevokedBeforeSeq, until)
 }

@@ -47,6 +47,15 @@ const (
 	// DefaultFlushQueue is how many flushes may wait for the usage stream:
 	// a minute of usage at the default interval.
 	DefaultFlushQueue = 60
+	// DefaultEvictionGrace is how long after its expiry a token stays in
+	// memory, refused with ErrExpired; then it is refused like an unknown
+	// id. A day keeps the precise answer for clients that retry an
+	// expired token soon after, at the cost of one day of expired tokens
+	// in memory.
+	DefaultEvictionGrace = 24 * time.Hour
+	// DefaultEvictionInterval is how often a validator sweeps its memory
+	// for tokens that can no longer validate.
+	DefaultEvictionInterval = time.Minute
 	// DefaultUsageActor is the actor of the usage batches a validator
 	// records.
 	DefaultUsageActor = "system:validator"
@@ -113,6 +122,16 @@ type Config struct {
 	FlushQueue int
 	// UsageActor is the actor recorded in usage batches.
 	UsageActor string
+	// EvictionGrace is how long after its expiry a token is kept in
+	// memory (refused with ErrExpired); revoked tokens are evicted at the
+	// next sweep. An evicted token is refused like an unknown id, from
+	// memory. The snapshot a validator starts from is read without them.
+	// A rotated-out token is kept while its rotation family has a token
+	// that can validate, for the reuse check.
+	EvictionGrace time.Duration
+	// EvictionInterval is how often the memory is swept for tokens to
+	// evict.
+	EvictionInterval time.Duration
 	// Logger receives the validator's logs. The default is slog.Default.
 	Logger *slog.Logger
 }
@@ -158,6 +177,12 @@ func (c Config) withDefaults() Config {
 	if c.UsageActor == "" {
 		c.UsageActor = DefaultUsageActor
 	}
+	if c.EvictionGrace == 0 {
+		c.EvictionGrace = DefaultEvictionGrace
+	}
+	if c.EvictionInterval == 0 {
+		c.EvictionInterval = DefaultEvictionInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -185,6 +210,8 @@ func (c Config) Validate() error {
 		{"lookup timeout", c.LookupTimeout},
 		{"negative ttl", c.NegativeTTL},
 		{"flush interval", c.FlushInterval},
+		{"eviction grace", c.EvictionGrace},
+		{"eviction interval", c.EvictionInterval},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s must not be negative", d.name, d.v))

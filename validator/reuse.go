@@ -2,6 +2,7 @@ package validator
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
@@ -37,20 +38,31 @@ func (v *Validator) SetReuseHandler(h ReuseHandler) {
 
 // reportReuse queues the reuse of entry e's rotated-out secret, once per
 // token. It does not block or allocate.
-func (v *Validator) reportReuse(e *entry, addr, route string) {
+func (v *Validator) reportReuse(e *entry, id *domain.TokenID, addr, route string) {
 	for {
-		f := e.flags.Load()
-		if f&flagReuseReported != 0 {
+		st := e.state.Load()
+		if st&flagReuseReported != 0 {
 			return
 		}
-		if e.flags.CompareAndSwap(f, f|flagReuseReported) {
+		if e.state.CompareAndSwap(st, st|flagReuseReported) {
 			break
 		}
 	}
 	select {
-	case v.reuses <- reuseReport{id: e.id, addr: addr, route: route}:
+	case v.reuses <- reuseReport{id: *id, addr: addr, route: route}:
 	default:
-		e.flags.And(^flagReuseReported)
+		e.clearReuseReported()
+	}
+}
+
+// clearReuseReported clears flagReuseReported of e, if it still holds a
+// token.
+func (e *entry) clearReuseReported() {
+	for {
+		st := e.state.Load()
+		if !live(st) || e.state.CompareAndSwap(st, st&^flagReuseReported) {
+			return
+		}
 	}
 }
 
@@ -86,8 +98,9 @@ func (v *Validator) handleReuse(r reuseReport) {
 		}
 		v.log.Error("revoke the family of a reused rotated-out secret", "token_id", r.id, "error", err)
 	}
-	if e, _ := v.st.find(&r.id); e != nil {
-		e.flags.And(^flagReuseReported)
+	if e, _, ix := v.st.find(&r.id); e != nil {
+		e.clearReuseReported()
+		runtime.KeepAlive(ix)
 	}
 }
 

@@ -14,6 +14,7 @@ type counters struct {
 	usagePublished, usageDropped, usesPublished, usesDropped, usagePublishErrors atomic.Uint64
 
 	eventsApplied, tailRestarts atomic.Uint64
+	evicted                     atomic.Uint64
 }
 
 // Stats are a validator's counters since New. Every field only grows.
@@ -41,6 +42,10 @@ type Stats struct {
 	// TailRestarts how many times following the stream failed and was
 	// started again.
 	EventsApplied, TailRestarts uint64
+
+	// Evicted is the number of tokens evicted from memory as they can no
+	// longer validate (see Config.EvictionGrace).
+	Evicted uint64
 }
 
 // Stats returns the validator's counters. It is cheap and safe for
@@ -67,6 +72,7 @@ func (v *Validator) Stats() Stats {
 		UsagePublishErrors:   c.usagePublishErrors.Load(),
 		EventsApplied:        c.eventsApplied.Load(),
 		TailRestarts:         c.tailRestarts.Load(),
+		Evicted:              c.evicted.Load(),
 	}
 }
 

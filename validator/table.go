@@ -2,70 +2,177 @@ package validator
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"math"
 	"math/bits"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/tokenledger/tokenledger/domain"
 )
 
 // The in-memory state is built for the read path: Validate takes no lock.
 //
-// Tokens live in entries, allocated in fixed pages that never move, and
-// are found through an open-addressing index of entry numbers. Everything
-// an entry holds is plain data (no pointer), so the garbage collector
-// never scans the pages. Owners and scope sets are interned: an entry
-// stores their small numbers.
+// Tokens live in 48-byte entries, allocated in fixed pages that never
+// move, and are found through an open-addressing index of entry numbers.
+// Every field of an entry is an atomic word and none is a pointer, so the
+// garbage collector never scans the pages. An entry holds what the read
+// path needs and no more: the id, 128 bits of the secret's hash, one state
+// word (expiry to the microsecond, the creation time's microseconds,
+// revocation flags) and the numbers of its grant (interned owner, scope
+// set and kind) and of its usage cell (only used tokens have one). What
+// only the writer needs (stream sequences, families, owner revocations)
+// is kept beside, and only for the tokens it concerns.
 //
-// One writer at a time (the tail, a store lookup, the snapshot load)
-// changes the state, under state.mu. Readers synchronise with it through
-// atomics only: an entry's immutable fields are written before its number
-// is stored in the index, and the index, the page list and the intern
+// One writer at a time (the tail, a store lookup, the snapshot load, an
+// eviction sweep) changes the state, under state.mu. Readers synchronise
+// with it through atomics only: an entry is written before its number is
+// stored in the index, and the index, the page lists and the intern
 // tables are replaced by atomic pointer swaps, so a reader that finds an
-// entry sees it complete. The fields that change after insertion
-// (expiry, revoked, usage counters) are atomics themselves.
+// entry sees it complete.
+//
+// Entries leave the state (evict.go): the writer replaces their index
+// slot by a tombstone and keeps their numbers aside. A number is reused
+// only once no reader can hold it: readers find entries through one index
+// and keep it reachable until they are done with the entry
+// (runtime.KeepAlive), and the numbers evicted while an index was current
+// are released by a cleanup (runtime.AddCleanup) that runs once that index
+// is garbage, after a newer one without them replaced it.
 
-// entry is one token: 104 bytes.
+// entry is one token: 48 bytes.
 type entry struct {
-	id   domain.TokenID
-	hash domain.SecretHash
-	// created is the time of the token.issued event, in Unix
-	// microseconds, the precision of event times.
-	created int64
-	// issuedSeq is the stream sequence of the token.issued event.
-	issuedSeq uint64
-	// expires is the expiry in Unix microseconds; neverExpires when none.
-	expires atomic.Int64
-	// usedFirst, usedLast and uses count the uses since the last flush.
-	usedFirst atomic.Int64
-	usedLast  atomic.Int64
-	owner     uint32
-	scopes    uint32
-	uses      atomic.Uint32
-	flags     atomic.Uint32
+	// id is the token id, as two little-endian words.
+	id [2]atomic.Uint64
+	// hash is the first 128 bits of the secret's hash.
+	hash [2]atomic.Uint64
+	// state packs the expiry, the creation time's microseconds and the
+	// flags; see the state word below. freeState: not a token.
+	state atomic.Uint64
+	// grant is the number of the token's interned owner, scopes and kind.
+	grant atomic.Uint32
+	// cell is the number of the token's usage cell plus one; 0: none.
+	cell atomic.Uint32
 }
 
+// The state word, from the low bits: flagBits flags, subBits for the
+// microseconds of the creation time past its millisecond (the id's time),
+// and expBits of expiry code. The expiry is kept to the microsecond,
+// relative to the millisecond of the id: code 0 is an expiry before it
+// (always expired), expNever none, and c an expiry c-1 µs after it. An
+// expiry more than 35 years after the token's id is kept as the latest
+// one the code holds: a token is then refused early, never late.
 const (
-	flagRevoked uint32 = 1 << iota
-	flagSession
+	flagRevoked uint64 = 1 << iota
+	// flagOwnerRevoked: an owner-wide revocation covers the token.
+	flagOwnerRevoked
 	// flagRotated: the token was rotated; once expired, presenting its
 	// secret is a reuse of a rotated-out secret.
 	flagRotated
 	// flagReuseReported: such a reuse was queued for the handler.
 	flagReuseReported
+
+	flagBits = 4
+	subShift = flagBits
+	subBits  = 10
+	expShift = subShift + subBits
+	expBits  = 64 - expShift
+	expNever = 1<<expBits - 1
+	subMask  = 1<<subBits - 1
+	flagMask = 1<<flagBits - 1
+
+	// freeState marks an entry that holds no token: every flag set, and a
+	// creation time no token has (its microseconds past the millisecond
+	// are below 1000).
+	freeState = math.MaxUint64
 )
 
 const (
 	// neverExpires is the expiry of a token that does not expire: no
 	// instant is at or after it.
 	neverExpires = math.MaxInt64
+	// expiredAlways is the expiry read from code 0: before every instant.
+	expiredAlways = math.MinInt64
 	// noUntil is the "until" of an owner without one: no token was
 	// created before it.
 	noUntil = math.MinInt64
 )
+
+// idBase is the time of id in Unix microseconds: its ULID millisecond.
+func idBase(id *domain.TokenID) int64 { return int64(ulid.ULID(*id).Time()) * 1000 }
+
+// encodeExpiry is the expiry code of exp (Unix µs) for a token whose id
+// time is base.
+func encodeExpiry(base, exp int64) uint64 {
+	switch {
+	case exp == neverExpires:
+		return expNever
+	case exp < base:
+		return 0
+	case uint64(exp-base) >= expNever-2:
+		return expNever - 1
+	}
+	return uint64(exp-base) + 1
+}
+
+// expiryOf decodes the expiry of state word st for a token whose id time
+// is base.
+func expiryOf(base int64, st uint64) int64 {
+	switch c := st >> expShift; c {
+	case 0:
+		return expiredAlways
+	case expNever:
+		return neverExpires
+	default:
+		return base + int64(c) - 1
+	}
+}
+
+// withExpiry returns st with the expiry code of exp.
+func withExpiry(st uint64, base, exp int64) uint64 {
+	return st&(1<<expShift-1) | encodeExpiry(base, exp)<<expShift
+}
+
+func idWords(id *domain.TokenID) (uint64, uint64) {
+	return binary.LittleEndian.Uint64(id[0:8]), binary.LittleEndian.Uint64(id[8:16])
+}
+
+func hashWords(h *domain.SecretHash) (uint64, uint64) {
+	return binary.LittleEndian.Uint64(h[0:8]), binary.LittleEndian.Uint64(h[8:16])
+}
+
+// tokenID returns the entry's id.
+func (e *entry) tokenID() domain.TokenID {
+	var id domain.TokenID
+	binary.LittleEndian.PutUint64(id[0:8], e.id[0].Load())
+	binary.LittleEndian.PutUint64(id[8:16], e.id[1].Load())
+	return id
+}
+
+// hashEqual compares the stored 128 bits with those of h, in constant
+// time.
+func (e *entry) hashEqual(h *domain.SecretHash) bool {
+	lo, hi := hashWords(h)
+	return (e.hash[0].Load()^lo)|(e.hash[1].Load()^hi) == 0
+}
+
+// live reports whether state word st is a token's.
+func live(st uint64) bool { return st != freeState }
+
+// setFlags sets flags f in e's state. Only the writer calls it; readers
+// may set flagReuseReported concurrently, hence the loop.
+func (e *entry) setFlags(f uint64) {
+	for {
+		st := e.state.Load()
+		if !live(st) || e.state.CompareAndSwap(st, st|f) {
+			return
+		}
+	}
+}
 
 const (
 	pageBits = 10
@@ -75,52 +182,68 @@ const (
 
 type page [pageSize]entry
 
-// owner is one interned owner: its id and its latest revocation.
-type owner struct {
-	id domain.OwnerID
-	// watermark is the stream sequence of the latest owner-wide
-	// revocation: tokens issued at a lower sequence are revoked. 0: none.
-	watermark atomic.Uint64
-	// until is the latest "no tokens created before" instant, in Unix
-	// microseconds; noUntil when none.
-	until atomic.Int64
+// grant is an interned (owner, scope set, kind): tokens of one owner
+// usually share a few.
+type grant struct {
+	owner, scopes uint32
+	session       bool
 }
 
-// covers reports whether o's revocations revoke a token created at
-// created (Unix µs) and issued at stream sequence issuedSeq, as
-// domain.Owner.Covers decides for stored events.
-func (o *owner) covers(created int64, issuedSeq uint64) bool {
-	return issuedSeq < o.watermark.Load() || created < o.until.Load()
+// ownerRevocation is an owner's latest revocations, as domain.Owner.Covers
+// decides: tokens issued at a lower stream sequence than watermark, or
+// created (Unix µs) before until, are revoked.
+type ownerRevocation struct {
+	watermark uint64
+	until     int64
+}
+
+func (r ownerRevocation) covers(created int64, issuedSeq uint64) bool {
+	return issuedSeq < r.watermark || created < r.until
 }
 
 // index maps token ids to entry numbers by linear probing. A slot holds
-// the entry number plus one; zero is empty. Entries are never removed.
+// the entry number plus one; zero is empty, tombstone an evicted entry.
+// Its size need not be a power of two: a home slot is a fixed-point
+// fraction of it.
 type index struct {
 	slots []atomic.Uint32
-	shift uint8
-	mask  uint64
+	size  uint64
+	// Writer-only: slots in use (tokens and tombstones), tombstones.
+	used, tombs int
 }
 
-func newIndex(capacity int) *index {
-	n := max(uint64(1)<<bits.Len64(uint64(capacity)-1), 1024)
-	return &index{
-		slots: make([]atomic.Uint32, n),
-		shift: uint8(64 - bits.TrailingZeros64(n)),
-		mask:  n - 1,
-	}
-}
+const tombstone = math.MaxUint32
 
-// maxLoad is the fraction of slots an index may fill before it grows.
-const maxLoadNum, maxLoadDen = 7, 10
+// An index is rebuilt when its used slots pass maxLoad of its size, with
+// a size that leaves the tokens at rebuildLoad of it.
+const (
+	maxLoadNum, maxLoadDen = 8, 10
+	rebuildLoadNum         = 11
+	rebuildLoadDen         = 20
+	minIndex               = 1024
+)
+
+func newIndex(tokens int) *index {
+	size := max(uint64(tokens)*rebuildLoadDen/rebuildLoadNum, minIndex)
+	size = (size + 63) &^ 63
+	return &index{slots: make([]atomic.Uint32, size), size: size}
+}
 
 // slotOf is the home slot of id. The random part of a ULID is random
 // across processes but only incremented within a millisecond of one
 // process, so both halves are mixed.
 func (ix *index) slotOf(id *domain.TokenID) uint64 {
-	lo := binary.LittleEndian.Uint64(id[0:8])
-	hi := binary.LittleEndian.Uint64(id[8:16])
+	lo, hi := idWords(id)
 	h := (hi ^ bits.RotateLeft64(lo, 31)) * 0x9E3779B97F4A7C15
-	return h >> ix.shift
+	s, _ := bits.Mul64(h, ix.size)
+	return s
+}
+
+func (ix *index) next(i uint64) uint64 {
+	if i++; i == ix.size {
+		return 0
+	}
+	return i
 }
 
 // state is the validator's in-memory projection.
@@ -129,47 +252,86 @@ type state struct {
 
 	idx      atomic.Pointer[index]
 	pages    atomic.Pointer[[]*page]
-	n        atomic.Uint32 // entries in use
-	owners   atomic.Pointer[[]*owner]
+	owners   atomic.Pointer[[]domain.OwnerID]
 	scopeSet atomic.Pointer[[][]string]
+	grants   atomic.Pointer[[]grant]
+	cells    cells
 
-	// Writer-only interning tables.
-	ownerNum map[domain.OwnerID]uint32
-	scopeNum map[string]uint32
+	// Writer-only from here.
 
-	// Writer-only rotation families: members holds, by family, the entry
-	// numbers of the tokens whose token.issued names it (the family's first
-	// token is found by its id), so that tokens without a family cost
-	// nothing; revokedFamilies holds, by family, the stream sequence of its
-	// latest revocation (owner.family_revoked): members issued at a lower
-	// sequence are revoked.
+	// hwm is how many entry numbers were ever used; live how many hold a
+	// token.
+	hwm  uint32
+	live atomic.Uint32
+	// limbo holds the numbers evicted since the current index was made;
+	// free those no reader can hold any more (see the cleanup in rebuild).
+	limbo  limbo
+	freeMu sync.Mutex
+	free   []uint32
+
+	ownerNum  internTable
+	grantNum  internTable
+	scopeNum  map[string]uint32
+	ownerRevs map[uint32]ownerRevocation
+
+	// through is the stream sequence up to which every event is reflected
+	// (the tail's position); pending holds the issue sequence of the
+	// tokens inserted ahead of it (by a store lookup or Observe), the only
+	// ones whose sequence a later revocation needs to compare.
+	through uint64
+	pending map[uint32]uint64
+	// createdExc holds the creation time of the tokens whose id time is
+	// not its millisecond (none that the domain issues).
+	createdExc map[uint32]int64
+
+	// Rotation families: members holds, by family, the entry numbers of
+	// the tokens whose token.issued names it (the family's first token is
+	// found by its id), and familyOf their family, so that tokens without
+	// a family cost nothing; revokedFamilies holds, by family, the stream
+	// sequence of its latest revocation (owner.family_revoked): members
+	// issued at a lower sequence are revoked.
 	members         map[domain.TokenID][]uint32
+	familyOf        map[uint32]domain.TokenID
 	revokedFamilies map[domain.TokenID]uint64
 }
 
+// limbo is a batch of evicted entry and cell numbers.
+type limbo struct{ entries, cells []uint32 }
+
 func newState() *state {
 	s := &state{
-		ownerNum:        make(map[domain.OwnerID]uint32),
 		scopeNum:        make(map[string]uint32),
+		ownerRevs:       make(map[uint32]ownerRevocation),
+		pending:         make(map[uint32]uint64),
+		createdExc:      make(map[uint32]int64),
 		members:         make(map[domain.TokenID][]uint32),
+		familyOf:        make(map[uint32]domain.TokenID),
 		revokedFamilies: make(map[domain.TokenID]uint64),
 	}
-	s.idx.Store(newIndex(1024))
+	s.idx.Store(newIndex(0))
 	s.pages.Store(&[]*page{})
-	s.owners.Store(&[]*owner{})
+	s.owners.Store(&[]domain.OwnerID{})
 	s.scopeSet.Store(&[][]string{})
+	s.grants.Store(&[]grant{})
+	s.cells.init()
 	return s
 }
 
-// find returns the entry of id and its number, or nil. Safe for
+// find returns the entry of id, its number, and the index it was found
+// in, which the caller keeps reachable (runtime.KeepAlive) until it is
+// done with the entry; e is nil if id is not in the state. Safe for
 // concurrent use with a writer; it takes no lock and does not allocate.
-func (s *state) find(id *domain.TokenID) (*entry, uint32) {
-	ix := s.idx.Load()
+func (s *state) find(id *domain.TokenID) (e *entry, n uint32, ix *index) {
+	ix = s.idx.Load()
 	pages := *s.pages.Load()
-	for i := ix.slotOf(id); ; i = (i + 1) & ix.mask {
+	lo, hi := idWords(id)
+	for i := ix.slotOf(id); ; i = ix.next(i) {
 		v := ix.slots[i].Load()
 		if v == 0 {
-			return nil, 0
+			return nil, 0, ix
+		}
+		if v == tombstone {
+			continue
 		}
 		n := v - 1
 		if int(n>>pageBits) >= len(pages) {
@@ -177,8 +339,8 @@ func (s *state) find(id *domain.TokenID) (*entry, uint32) {
 			pages = *s.pages.Load()
 		}
 		e := &pages[n>>pageBits][n&pageMask]
-		if e.id == *id {
-			return e, n
+		if e.id[0].Load() == lo && e.id[1].Load() == hi {
+			return e, n, ix
 		}
 	}
 }
@@ -188,8 +350,11 @@ func (s *state) entryAt(n uint32) *entry {
 	return &(*s.pages.Load())[n>>pageBits][n&pageMask]
 }
 
+// grantAt returns grant number n, which must have been published.
+func (s *state) grantAt(n uint32) grant { return (*s.grants.Load())[n] }
+
 // ownerAt returns owner number n, which must have been published.
-func (s *state) ownerAt(n uint32) *owner { return (*s.owners.Load())[n] }
+func (s *state) ownerAt(n uint32) domain.OwnerID { return (*s.owners.Load())[n] }
 
 // scopesAt returns scope set number n, which must have been published.
 func (s *state) scopesAt(n uint32) []string { return (*s.scopeSet.Load())[n] }
@@ -205,100 +370,252 @@ type newToken struct {
 	expires   int64
 	issuedSeq uint64
 	revoked   bool
-	rotated   bool
+	// ownerRevoked: an owner-wide revocation covers the token.
+	ownerRevoked bool
+	rotated      bool
 	// family is the rotation family token.issued names; zero for a token
 	// not issued by a rotation (the first of its own family).
 	family domain.TokenID
 }
 
-// insert adds a token that is not in the state yet and returns its entry.
-// The caller holds s.mu.
-func (s *state) insert(t newToken) *entry {
-	n := s.n.Load()
+// insert adds a token that is not in the state yet. The caller holds
+// s.mu.
+func (s *state) insert(t newToken) {
+	n, fresh := s.takeNumber()
 	pages := *s.pages.Load()
-	if int(n>>pageBits) == len(pages) {
+	if fresh && int(n>>pageBits) == len(pages) {
 		grown := append(pages, new(page))
 		s.pages.Store(&grown)
 		pages = grown
 	}
 	e := &pages[n>>pageBits][n&pageMask]
-	e.id = t.id
-	e.hash = t.hash
-	e.created = t.created
-	e.issuedSeq = t.issuedSeq
-	e.expires.Store(t.expires)
-	e.owner = s.internOwner(t.owner)
-	e.scopes = s.internScopes(t.scopes)
-	var flags uint32
-	if t.session {
-		flags |= flagSession
+	lo, hi := idWords(&t.id)
+	e.id[0].Store(lo)
+	e.id[1].Store(hi)
+	lo, hi = hashWords(&t.hash)
+	e.hash[0].Store(lo)
+	e.hash[1].Store(hi)
+	owner := s.internOwner(t.owner)
+	e.grant.Store(s.internGrant(grant{owner: owner, scopes: s.internScopes(t.scopes), session: t.session}))
+	e.cell.Store(0)
+
+	base := idBase(&t.id)
+	var st uint64
+	if sub := t.created - base; sub >= 0 && sub < 1000 {
+		st |= uint64(sub) << subShift
+	} else {
+		s.createdExc[n] = t.created
 	}
 	if t.revoked {
-		flags |= flagRevoked
+		st |= flagRevoked
 	}
 	if t.rotated {
-		flags |= flagRotated
+		st |= flagRotated
+	}
+	if r, ok := s.ownerRevs[owner]; t.ownerRevoked || ok && r.covers(t.created, t.issuedSeq) {
+		st |= flagOwnerRevoked
 	}
 	family := t.family
 	if family.IsZero() {
 		family = t.id
 	} else {
 		s.members[family] = append(s.members[family], n)
+		s.familyOf[n] = family
 	}
 	if seq, ok := s.revokedFamilies[family]; ok && t.issuedSeq < seq {
-		flags |= flagRevoked
+		st |= flagRevoked
 	}
-	e.flags.Store(flags)
+	if t.issuedSeq > s.through {
+		s.pending[n] = t.issuedSeq
+	}
+	e.state.Store(withExpiry(st, base, t.expires))
 
 	ix := s.idx.Load()
-	if uint64(n+1)*maxLoadDen > uint64(len(ix.slots))*maxLoadNum {
-		ix = s.grow(ix, pages, n)
+	if (ix.used+1)*maxLoadDen > int(ix.size)*maxLoadNum {
+		ix = s.rebuild(int(s.live.Load()) + 1)
 	}
-	ix.put(&t.id, n, pages)
-	s.n.Store(n + 1)
-	return e
+	ix.put(&t.id, n)
+	s.live.Add(1)
 }
 
-// put stores entry number n under id. Only a writer calls it.
-func (ix *index) put(id *domain.TokenID, n uint32, pages []*page) {
-	for i := ix.slotOf(id); ; i = (i + 1) & ix.mask {
-		if ix.slots[i].Load() == 0 {
+// takeNumber returns a free entry number, reused if one is, else fresh
+// (a new one, which may need a new page).
+func (s *state) takeNumber() (n uint32, fresh bool) {
+	s.freeMu.Lock()
+	if k := len(s.free); k > 0 {
+		n = s.free[k-1]
+		s.free = s.free[:k-1]
+		s.freeMu.Unlock()
+		return n, false
+	}
+	s.freeMu.Unlock()
+	n = s.hwm
+	s.hwm++
+	return n, true
+}
+
+// put stores entry number n under id, which the index does not hold. Only
+// a writer calls it.
+func (ix *index) put(id *domain.TokenID, n uint32) {
+	for i := ix.slotOf(id); ; i = ix.next(i) {
+		switch ix.slots[i].Load() {
+		case 0:
+			ix.used++
+			ix.slots[i].Store(n + 1)
+			return
+		case tombstone:
+			ix.tombs--
 			ix.slots[i].Store(n + 1)
 			return
 		}
 	}
 }
 
-// grow replaces the index with one twice its size holding the first n
-// entries. Readers still probing the old index find everything that was
-// in it, since entries never move.
-func (s *state) grow(old *index, pages []*page, n uint32) *index {
-	ix := newIndex(2 * len(old.slots))
-	for k := range n {
-		ix.put(&pages[k>>pageBits][k&pageMask].id, k, pages)
+// remove replaces id's slot, which holds entry number n, by a tombstone.
+// Only a writer calls it.
+func (ix *index) remove(id *domain.TokenID, n uint32) {
+	for i := ix.slotOf(id); ; i = ix.next(i) {
+		switch ix.slots[i].Load() {
+		case 0:
+			return
+		case n + 1:
+			ix.slots[i].Store(tombstone)
+			ix.tombs++
+			return
+		}
+	}
+}
+
+// rebuild replaces the index with one sized for tokens, holding every
+// live entry, and returns it. Readers still probing the old index find
+// everything that was in it, since entries do not move; the numbers
+// evicted while the old index was current are freed once it is garbage,
+// as no reader can hold them then.
+func (s *state) rebuild(tokens int) *index {
+	old := s.idx.Load()
+	ix := newIndex(tokens)
+	pages := *s.pages.Load()
+	for k := range s.hwm {
+		e := &pages[k>>pageBits][k&pageMask]
+		if live(e.state.Load()) {
+			id := e.tokenID()
+			ix.put(&id, k)
+		}
 	}
 	s.idx.Store(ix)
+	if len(s.limbo.entries) > 0 || len(s.limbo.cells) > 0 {
+		runtime.AddCleanup(old, s.release, s.limbo)
+		s.limbo = limbo{}
+	}
 	return ix
 }
 
-// owner returns the interned owner id, adding it if new. The caller holds
-// s.mu.
-func (s *state) owner(id domain.OwnerID) *owner {
-	return s.ownerAt(s.internOwner(id))
+// release frees a batch of evicted numbers. It runs on the cleanup
+// goroutine, once the index they were evicted from is garbage.
+func (s *state) release(l limbo) {
+	s.freeMu.Lock()
+	s.free = append(s.free, l.entries...)
+	s.freeMu.Unlock()
+	s.cells.release(l.cells)
 }
 
+// internTable maps keys to the numbers of interned values by linear
+// probing, for the writer only. It stores no key: the caller compares
+// the value a number stands for.
+type internTable struct {
+	slots []uint32 // number plus one; 0: empty
+	n     int
+}
+
+var internSeed = maphash.MakeSeed()
+
+// lookup returns the number whose value eq accepts among those stored
+// under hash h.
+func (t *internTable) lookup(h uint64, eq func(uint32) bool) (uint32, bool) {
+	if len(t.slots) == 0 {
+		return 0, false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		v := t.slots[i]
+		if v == 0 {
+			return 0, false
+		}
+		if eq(v - 1) {
+			return v - 1, true
+		}
+	}
+}
+
+// add stores number num under hash h; hashOf rehashes the stored numbers
+// when the table grows.
+func (t *internTable) add(h uint64, num uint32, hashOf func(uint32) uint64) {
+	if (t.n+1)*4 > len(t.slots)*3 {
+		old := t.slots
+		t.slots = make([]uint32, max(2*len(old), 64))
+		for _, v := range old {
+			if v != 0 {
+				t.place(hashOf(v-1), v-1)
+			}
+		}
+	}
+	t.place(h, num)
+	t.n++
+}
+
+func (t *internTable) place(h uint64, num uint32) {
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		if t.slots[i] == 0 {
+			t.slots[i] = num + 1
+			return
+		}
+	}
+}
+
+// owner returns the number of the interned owner id, adding it if new.
+// The caller holds s.mu.
 func (s *state) internOwner(id domain.OwnerID) uint32 {
-	if n, ok := s.ownerNum[id]; ok {
+	h := maphash.String(internSeed, string(id))
+	owners := *s.owners.Load()
+	if n, ok := s.ownerNum.lookup(h, func(n uint32) bool { return owners[n] == id }); ok {
 		return n
 	}
-	o := &owner{id: id}
-	o.until.Store(noUntil)
 	// Appending may write into the spare capacity of the array current
 	// readers see, but only past the length their slice header shows.
-	grown := append(*s.owners.Load(), o)
+	grown := append(owners, id)
 	s.owners.Store(&grown)
 	n := uint32(len(grown) - 1)
-	s.ownerNum[id] = n
+	s.ownerNum.add(h, n, func(n uint32) uint64 { return maphash.String(internSeed, string(grown[n])) })
+	return n
+}
+
+// ownerNumber returns the number of owner id, if it is interned.
+func (s *state) ownerNumber(id domain.OwnerID) (uint32, bool) {
+	owners := *s.owners.Load()
+	return s.ownerNum.lookup(maphash.String(internSeed, string(id)), func(n uint32) bool { return owners[n] == id })
+}
+
+func grantHash(g grant) uint64 {
+	k := uint64(g.owner)<<32 | uint64(g.scopes)
+	if g.session {
+		k ^= 1 << 63
+	}
+	return maphash.Comparable(internSeed, k)
+}
+
+// internGrant returns the number of the interned grant g, adding it if
+// new. The caller holds s.mu.
+func (s *state) internGrant(g grant) uint32 {
+	h := grantHash(g)
+	grants := *s.grants.Load()
+	if n, ok := s.grantNum.lookup(h, func(n uint32) bool { return grants[n] == g }); ok {
+		return n
+	}
+	grown := append(grants, g)
+	s.grants.Store(&grown)
+	n := uint32(len(grown) - 1)
+	s.grantNum.add(h, n, func(n uint32) uint64 { return grantHash(grown[n]) })
 	return n
 }
 
@@ -322,6 +639,63 @@ func (s *state) internScopes(scopes []string) uint32 {
 	return n
 }
 
+// createdOf returns the creation time (Unix µs) of live entry number n.
+// The caller holds s.mu.
+func (s *state) createdOf(e *entry, n uint32) int64 {
+	if c, ok := s.createdExc[n]; ok {
+		return c
+	}
+	id := e.tokenID()
+	return idBase(&id) + int64(e.state.Load()>>subShift&subMask)
+}
+
+// issuedBefore reports whether live entry number n was issued at a
+// stream sequence lower than seq, which is past s.through: every token
+// but those inserted ahead of the tail was. The caller holds s.mu.
+func (s *state) issuedBefore(n uint32, seq uint64) bool {
+	if p, ok := s.pending[n]; ok {
+		return p < seq
+	}
+	return true
+}
+
+// noteOwnerRevocation records an owner-wide revocation of owner number
+// num stored at seq with "until" until (Unix µs; noUntil if none), for the
+// tokens inserted from now on. The latest one in stream order sets the
+// watermark and "until" only grows, so owner revocations may be applied in
+// any order, and more than once. The caller holds s.mu.
+func (s *state) noteOwnerRevocation(num uint32, seq uint64, until int64) {
+	r, ok := s.ownerRevs[num]
+	if !ok {
+		r.until = noUntil
+	}
+	r.watermark = max(r.watermark, seq)
+	r.until = max(r.until, until)
+	s.ownerRevs[num] = r
+}
+
+// revokeOwner applies an owner-wide revocation of owner stored at seq,
+// past s.through, with "until" until: it is recorded, and the tokens in
+// memory that it covers are flagged. This visits every entry, as
+// owner-wide revocations are rare and an index by owner would cost every
+// token. The caller holds s.mu.
+func (s *state) revokeOwner(owner domain.OwnerID, seq uint64, until int64) {
+	num := s.internOwner(owner)
+	s.noteOwnerRevocation(num, seq, until)
+	grants := *s.grants.Load()
+	pages := *s.pages.Load()
+	for k := range s.hwm {
+		e := &pages[k>>pageBits][k&pageMask]
+		st := e.state.Load()
+		if !live(st) || st&flagOwnerRevoked != 0 || grants[e.grant.Load()].owner != num {
+			continue
+		}
+		if s.issuedBefore(k, seq) || s.createdOf(e, k) < until {
+			e.setFlags(flagOwnerRevoked)
+		}
+	}
+}
+
 // revokeFamily applies a revocation of family, of owner, stored at seq:
 // every member of the owner issued before seq is revoked, now and when it
 // is inserted later. Applying it again, or an earlier one after it,
@@ -330,25 +704,36 @@ func (s *state) revokeFamily(owner domain.OwnerID, family domain.TokenID, seq ui
 	if seq > s.revokedFamilies[family] {
 		s.revokedFamilies[family] = seq
 	}
-	num, ok := s.ownerNum[owner]
+	num, ok := s.ownerNumber(owner)
 	if !ok {
 		return
 	}
-	revoke := func(e *entry) {
-		if e.owner == num && e.issuedSeq < seq {
-			e.flags.Or(flagRevoked)
+	revoke := func(e *entry, n uint32) {
+		if s.grantAt(e.grant.Load()).owner == num && s.issuedBefore(n, seq) {
+			e.setFlags(flagRevoked)
 		}
 	}
-	if e, _ := s.find(&family); e != nil {
-		revoke(e)
+	if e, n, _ := s.find(&family); e != nil {
+		revoke(e, n)
 	}
 	for _, n := range s.members[family] {
-		if e := s.entryAt(n); e.id != family {
-			revoke(e)
+		if e := s.entryAt(n); e.tokenID() != family {
+			revoke(e, n)
+		}
+	}
+}
+
+// advance records that the tail is applying the event at seq: every
+// event before it is reflected. The caller holds s.mu.
+func (s *state) advance(seq uint64) {
+	s.through = seq
+	for n, p := range s.pending {
+		if p <= seq {
+			delete(s.pending, n)
 		}
 	}
 }
 
 // tokens and ownersLen report the state's size.
-func (s *state) tokens() int    { return int(s.n.Load()) }
+func (s *state) tokens() int    { return int(s.live.Load()) }
 func (s *state) ownersLen() int { return len(*s.owners.Load()) }

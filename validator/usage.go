@@ -16,8 +16,8 @@ import (
 // message per flush, more only when the flush is larger than a message
 // may be.
 //
-// Each entry counts its own uses (an atomic add) and the times of the
-// first and last of them. The first use of a token in an interval also
+// Each used token counts its own uses (an atomic add) and the times of the
+// first and last of them, in its usage cell (cells.go). The first use of a token in an interval also
 // puts its entry number on a dirty list, one list per shard of entries,
 // so a flush visits only the tokens used, never the whole table. The
 // count is exact: a flush swaps it to zero, so every use is in exactly
@@ -46,8 +46,8 @@ func (u *usage) init() {
 	}
 }
 
-// record counts one use of entry number n at now.
-func (u *usage) record(e *entry, n uint32, now int64, addr string) {
+// record counts one use at now of entry number n; e is its usage cell.
+func (u *usage) record(e *usageCell, n uint32, now int64, addr string) {
 	if e.uses.Add(1) == 1 {
 		e.usedFirst.Store(now)
 		sh := &u.shards[n%usageShards]
@@ -93,7 +93,12 @@ func (v *Validator) collect(now time.Time) usageBatch {
 		}
 		sh.mu.Unlock()
 		for _, n := range dirty {
-			e := v.st.entryAt(n)
+			ent := v.st.entryAt(n)
+			e := v.st.cells.of(ent)
+			if e == nil {
+				continue
+			}
+			id := ent.tokenID()
 			// The times are read before the count is taken: a use after
 			// the swap belongs to the next flush, and must not lend this
 			// one its time.
@@ -104,7 +109,7 @@ func (v *Validator) collect(now time.Time) usageBatch {
 			}
 			last = max(last, first)
 			uses = append(uses, domain.TokenUse{
-				Token:      e.id,
+				Token:      id,
 				Count:      uint64(count),
 				FirstAt:    time.UnixMicro(first).UTC(),
 				LastAt:     time.UnixMicro(last).UTC(),

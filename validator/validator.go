@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,15 +152,19 @@ func (v *Validator) start(ctx context.Context) error {
 	defer stop()
 
 	v.st.mu.Lock()
+	now := v.clock.Now().UnixMicro()
+	keepAfter, youngAfter := now-v.cfg.EvictionGrace.Microseconds(), now-v.youngWindow
 	info, err := v.cfg.Projections.Snapshot(ctx, v.cfg.ProjectionName, func(r projections.TokenRow) error {
-		v.w.loadRow(&r)
+		v.w.loadRow(&r, keepAfter, youngAfter)
 		return nil
 	})
 	for i := range info.Owners {
 		v.w.loadOwner(&info.Owners[i])
 	}
+	v.st.advance(info.Sequence)
 	v.snapshotSeq.Store(info.Sequence)
 	v.applied.Store(info.Sequence)
+	tokens := v.st.tokens()
 	v.st.mu.Unlock()
 	if err != nil {
 		return err
@@ -172,13 +177,14 @@ func (v *Validator) start(ctx context.Context) error {
 	if target <= info.Sequence {
 		v.caughtOnce.Do(func() { close(v.caughtUp) })
 	}
-	v.log.Info("snapshot loaded", "sequence", info.Sequence, "tokens", v.st.tokens(),
+	v.log.Info("snapshot loaded", "sequence", info.Sequence, "tokens", tokens,
 		"owners", v.st.ownersLen(), "stream_last_sequence", target)
 
 	if v.runCtx.Err() != nil {
 		return ErrClosed
 	}
-	v.workers.Add(4)
+	v.workers.Add(5)
+	go v.runEvictor()
 	go v.watchConnection()
 	go v.runTail()
 	go v.runFlusher()
@@ -249,39 +255,43 @@ func (v *Validator) validate(ctx context.Context, secret, addr, route string) (P
 		v.stats.stale.Add(1)
 		return Principal{}, ErrStale
 	}
-	e, n := v.st.find(&id)
+	e, n, ix := v.st.find(&id)
 	if e == nil {
 		return v.validateUnknown(ctx, id, hash, now, addr, route)
 	}
-	return v.check(e, n, &hash, now, addr, route)
+	p, err := v.check(e, n, &id, &hash, now, addr, route)
+	// The entry's number is not reused while ix is reachable.
+	runtime.KeepAlive(ix)
+	return p, err
 }
 
-// check decides for a token found in memory.
-func (v *Validator) check(e *entry, n uint32, hash *domain.SecretHash, now int64, addr, route string) (Principal, error) {
-	if !e.hash.Equal(*hash) {
+// check decides for token id, found in memory as entry e, number n.
+func (v *Validator) check(e *entry, n uint32, id *domain.TokenID, hash *domain.SecretHash, now int64, addr, route string) (Principal, error) {
+	if !e.hashEqual(hash) {
 		v.stats.unknown.Add(1)
 		return Principal{}, ErrUnknown
 	}
-	if e.flags.Load()&flagRevoked != 0 {
+	st := e.state.Load()
+	if st&flagRevoked != 0 {
 		v.stats.revoked.Add(1)
 		return Principal{}, ErrRevoked
 	}
-	o := v.st.ownerAt(e.owner)
-	if o.covers(e.created, e.issuedSeq) {
+	if st&flagOwnerRevoked != 0 {
 		v.stats.ownerRevoked.Add(1)
 		return Principal{}, ErrOwnerRevoked
 	}
-	exp := e.expires.Load()
+	exp := expiryOf(idBase(id), st)
 	if now >= exp {
 		v.stats.expired.Add(1)
-		if e.flags.Load()&flagRotated != 0 {
-			v.reportReuse(e, addr, route)
+		if st&flagRotated != 0 {
+			v.reportReuse(e, id, addr, route)
 		}
 		return Principal{}, ErrExpired
 	}
-	v.usage.record(e, n, now, addr)
-	p := Principal{TokenID: e.id, Owner: o.id, Scopes: v.st.scopesAt(e.scopes), Kind: domain.KindAPI}
-	if e.flags.Load()&flagSession != 0 {
+	v.usage.record(v.st.cells.get(e), n, now, addr)
+	g := v.st.grantAt(e.grant.Load())
+	p := Principal{TokenID: *id, Owner: v.st.ownerAt(g.owner), Scopes: v.st.scopesAt(g.scopes), Kind: domain.KindAPI}
+	if g.session {
 		p.Kind = domain.KindSession
 	}
 	if exp != neverExpires {
@@ -308,12 +318,14 @@ func (v *Validator) validateUnknown(ctx context.Context, id domain.TokenID, hash
 		v.stats.unknown.Add(1)
 		return Principal{}, err
 	}
-	e, n := v.st.find(&id)
+	e, n, ix := v.st.find(&id)
 	if e == nil {
 		v.stats.unknown.Add(1)
 		return Principal{}, ErrUnknown
 	}
-	return v.check(e, n, &hash, now, addr, route)
+	p, err := v.check(e, n, &id, &hash, now, addr, route)
+	runtime.KeepAlive(ix)
+	return p, err
 }
 
 // Observe applies events the caller has just appended to the lifecycle
@@ -346,11 +358,16 @@ func (v *Validator) Observe(events ...domain.Envelope) {
 // which holds that, cannot be read. Safe for concurrent use; it takes no
 // lock.
 func (v *Validator) LastUse(id domain.TokenID) (at time.Time, ok bool) {
-	e, _ := v.st.find(&id)
+	e, _, ix := v.st.find(&id)
+	defer runtime.KeepAlive(ix)
 	if e == nil {
 		return time.Time{}, false
 	}
-	us := e.usedLast.Load()
+	u := v.st.cells.of(e)
+	if u == nil {
+		return time.Time{}, false
+	}
+	us := u.usedLast.Load()
 	if us == 0 {
 		return time.Time{}, false
 	}
