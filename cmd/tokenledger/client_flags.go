@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 
@@ -113,8 +114,16 @@ func readSecret(r io.Reader) (string, error) {
 	}
 }
 
+// durationHelp and timeHelp say, in flag usages, what a duration and a
+// time may be.
+const (
+	durationHelp = `a duration such as "30d", "2w", "1d12h", "720h", or whole seconds`
+	timeHelp     = `RFC 3339 (2026-12-31T23:59:00Z), a date (2026-12-31), "now" or relative to now ("-2h", "+30d")`
+)
+
 // durationValue is a flag holding a duration as the API takes it: a Go
-// duration ("720h") or whole seconds ("3600"), read by sdk.ParseDuration.
+// duration ("720h"), days and weeks ("30d", "2w", "1d12h") or whole seconds
+// ("3600"), read by domain.ParseDuration.
 // It remembers whether it was set.
 type durationValue struct {
 	d   time.Duration
@@ -129,7 +138,7 @@ func (v *durationValue) String() string {
 }
 
 func (v *durationValue) Set(s string) error {
-	d, err := sdk.ParseDuration(s)
+	d, err := domain.ParseDuration(s)
 	if err != nil {
 		return err
 	}
@@ -147,8 +156,9 @@ func (v *durationValue) positive(flag string) error {
 	return nil
 }
 
-// timeValue is a flag holding an RFC 3339 time. It remembers whether it
-// was set.
+// timeValue is a flag holding a time as domain.ParseTime reads it: RFC
+// 3339, a date, "now", or relative to now ("-2h", "+30d"). It remembers
+// whether it was set.
 type timeValue struct {
 	t   time.Time
 	set bool
@@ -162,9 +172,9 @@ func (v *timeValue) String() string {
 }
 
 func (v *timeValue) Set(s string) error {
-	t, err := time.Parse(time.RFC3339, s)
+	t, err := domain.ParseTime(s, time.Now())
 	if err != nil {
-		return fmt.Errorf("time %q: want RFC 3339, such as 2026-12-31T23:59:00Z", s)
+		return err
 	}
 	v.t, v.set = t, true
 	return nil

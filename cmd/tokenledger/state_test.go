@@ -108,7 +108,7 @@ func TestStateCommand(t *testing.T) {
 		}{
 			// TOKENLEDGER_AT must not reach --at: it is a request flag.
 			{"no instant", append(asAdmin, "TOKENLEDGER_AT=2026-01-01T00:00:00Z"), []string{"state"}, "--at TIME is required"},
-			{"not an instant", asAdmin, []string{"state", "--at", "yesterday"}, "want RFC 3339"},
+			{"not an instant", asAdmin, []string{"state", "--at", "yesterday"}, "want an RFC 3339 time"},
 			{"no caller's token", []string{server}, []string{"state", "--at", at}, tokenEnv + " is not set"},
 			{"a caller without ledger:admin", []string{server, tokenEnv + "=" + b.Secret}, []string{"state", "--at", at}, "forbidden"},
 		}

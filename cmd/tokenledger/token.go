@@ -59,7 +59,7 @@ func newTokenIssueCommand(cf *clientFlags) *cobra.Command {
 		Long: `issue asks the server for a new token and prints its secret once: store it
 now, it is never shown again. Without --expires-in, --expires-at or
 --never-expires the token gets the policy's default lifetime.`,
-		Example: `  tokenledger token issue --name ci --scope repo:read --scope repo:write --expires-in 720h`,
+		Example: `  tokenledger token issue --name ci --scope repo:read --scope repo:write --expires-in 30d`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if countTrue(expiresIn.set, expiresAt.set, neverExpires) > 1 {
@@ -106,10 +106,10 @@ now, it is never shown again. Without --expires-in, --expires-at or
 	f.StringVar(&req.Name, "name", "", "name of the new token, for people")
 	f.StringSliceVar(&scopes, "scope", nil, "scope of the new token; repeat the flag or separate with commas for several")
 	f.Var(&kind, "kind", "kind of the new token: api or session (empty: api)")
-	f.Var(&expiresIn, "expires-in", `lifetime of the new token: a Go duration ("720h") or whole seconds`)
-	f.Var(&expiresAt, "expires-at", "expiry of the new token, RFC 3339 (2026-12-31T23:59:00Z)")
+	f.Var(&expiresIn, "expires-in", "lifetime of the new token: "+durationHelp)
+	f.Var(&expiresAt, "expires-at", "expiry of the new token: "+timeHelp)
 	f.BoolVar(&neverExpires, "never-expires", false, "issue a token that does not expire (if the policy allows it)")
-	f.Var(&idleTimeout, "idle-timeout", "idle timeout of a session: a Go duration or whole seconds (empty: the policy's)")
+	f.Var(&idleTimeout, "idle-timeout", "idle timeout of a session: "+durationHelp+" (empty: the policy's)")
 	return cmd
 }
 
@@ -158,8 +158,8 @@ the last line names the --cursor of the next page. --all follows every page.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Owner, "owner", "", "only tokens of this owner (only ledger:admin may name another owner than the caller's)")
 	f.Var(&status, "status", "only tokens in this status: active, expired or revoked")
-	f.Var(&unusedFor, "unused-for", "only tokens not used for this long, never-used ones included: a Go duration or whole seconds")
-	f.Var(&expiringWithin, "expiring-within", "only tokens expiring within this long: a Go duration or whole seconds")
+	f.Var(&unusedFor, "unused-for", "only tokens not used for this long, never-used ones included: "+durationHelp)
+	f.Var(&expiringWithin, "expiring-within", "only tokens expiring within this long: "+durationHelp)
 	f.IntVar(&opts.Limit, "limit", 0, "most tokens per page (0: the server's default)")
 	f.StringVar(&opts.Cursor, "cursor", "", "start at this page, as named by the previous page")
 	f.BoolVar(&all, "all", false, "follow every page and print all tokens at once (JSON: one {\"items\": [...]} document)")
@@ -226,8 +226,8 @@ changed.`,
 		},
 	}
 	f := cmd.Flags()
-	f.Var(&at, "at", "expire the token at this time, RFC 3339 (2026-12-31T23:59:00Z)")
-	f.Var(&in, "in", "expire the token this long from now: a Go duration or whole seconds")
+	f.Var(&at, "at", "expire the token at this time: "+timeHelp)
+	f.Var(&in, "in", "expire the token this long from now: "+durationHelp)
 	f.BoolVar(&never, "never", false, "remove the token's expiry (ledger:admin only)")
 	return cmd
 }
@@ -256,7 +256,7 @@ time to deploy the new secret.`,
 			return cf.printer(cmd).rotated(r)
 		},
 	}
-	cmd.Flags().Var(&grace, "grace", "how long the old token stays valid: a Go duration or whole seconds (empty: it expires at once)")
+	cmd.Flags().Var(&grace, "grace", "how long the old token stays valid: "+durationHelp+" (empty: it expires at once)")
 	return cmd
 }
 
