@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 
@@ -171,7 +172,7 @@ func writeTokenDetail(w io.Writer, t sdk.Token, now time.Time) error {
 		row("Expires", expiryText(nil, now))
 	}
 	if t.IdleTimeout != nil {
-		row("Idle timeout", time.Duration(*t.IdleTimeout).String())
+		row("Idle timeout", span(time.Duration(*t.IdleTimeout)))
 	} else {
 		row("Idle timeout", "-")
 	}
@@ -217,8 +218,8 @@ func expiryText(t *time.Time, now time.Time) string {
 }
 
 // relativeTime tells t as seen from now: "just now" and "in less than a
-// minute" within a minute, then whole minutes, hours and days, rounded
-// down: "1 minute ago", "23 hours ago", "in 12 days".
+// minute" within a minute, then as span tells a length of time: "3 minutes
+// ago", "1 day 23 hours ago", "in 30 days".
 func relativeTime(t, now time.Time) string {
 	d := now.Sub(t)
 	if d >= 0 {
@@ -234,16 +235,40 @@ func relativeTime(t, now time.Time) string {
 	return "in " + span(d)
 }
 
-// span is d, at least a minute, in its largest whole unit up to days.
+// spanTwoUnits is the count of a span's larger unit below which span adds
+// the next smaller unit: "9 days 11 hours", but "12 days".
+const spanTwoUnits = 10
+
+// span tells d, at least a minute, for people: in minutes, hours or days,
+// with the next smaller unit while the larger count is below spanTwoUnits
+// ("1 day 23 hours", "2 hours 5 minutes"), the last unit shown rounded to
+// the nearest: a token that expires in 47 h 59 min 59 s expires "in 2
+// days", never "in 1 day", and a fresh 30-day token "in 30 days".
 func span(d time.Duration) string {
-	switch {
-	case d < time.Hour:
-		return plural(uint64(d/time.Minute), "minute")
-	case d < 24*time.Hour:
-		return plural(uint64(d/time.Hour), "hour")
-	default:
-		return plural(uint64(d/(24*time.Hour)), "day")
+	if m := d.Round(time.Minute); m < time.Hour {
+		return plural(uint64(m/time.Minute), "minute")
 	}
+	h := d.Round(time.Hour)
+	switch {
+	case h < spanTwoUnits*time.Hour:
+		return twoUnits(d.Round(time.Minute), time.Hour, "hour", time.Minute, "minute")
+	case h < domain.Day:
+		return plural(uint64(h/time.Hour), "hour")
+	}
+	if days := d.Round(domain.Day); days >= spanTwoUnits*domain.Day {
+		return plural(uint64(days/domain.Day), "day")
+	}
+	return twoUnits(h, domain.Day, "day", time.Hour, "hour")
+}
+
+// twoUnits tells d, a whole number of small, as a count of big and of
+// small: "1 day 23 hours", or "2 days" when no small is left over.
+func twoUnits(d, big time.Duration, bigName string, small time.Duration, smallName string) string {
+	n, rest := d/big, (d%big)/small
+	if rest == 0 {
+		return plural(uint64(n), bigName)
+	}
+	return plural(uint64(n), bigName) + " " + plural(uint64(rest), smallName)
 }
 
 // past keeps a time that can only be past (a creation, a last use) from

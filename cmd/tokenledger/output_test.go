@@ -30,22 +30,35 @@ func TestRelativeTime(t *testing.T) {
 		{"the same instant", now, "just now"},
 		{"59s ago", now.Add(-59 * time.Second), "just now"},
 		{"60s ago", now.Add(-60 * time.Second), "1 minute ago"},
-		{"119s ago, rounded down", now.Add(-119 * time.Second), "1 minute ago"},
+		{"119s ago, rounded to the nearest minute", now.Add(-119 * time.Second), "2 minutes ago"},
 		{"2 minutes ago, plural", now.Add(-2 * time.Minute), "2 minutes ago"},
-		{"59m59s ago", now.Add(-(59*time.Minute + 59*time.Second)), "59 minutes ago"},
+		{"59m59s ago rounds up to an hour", now.Add(-(59*time.Minute + 59*time.Second)), "1 hour ago"},
+		{"59m20s ago", now.Add(-(59*time.Minute + 20*time.Second)), "59 minutes ago"},
+		{"2h10m ago, two units", now.Add(-(2*time.Hour + 10*time.Minute)), "2 hours 10 minutes ago"},
+		{"10h20m ago, hours alone from 10 on", now.Add(-(10*time.Hour + 20*time.Minute)), "10 hours ago"},
 		{"1h ago", now.Add(-time.Hour), "1 hour ago"},
 		{"2h ago", now.Add(-2 * time.Hour), "2 hours ago"},
-		{"23h59m ago", now.Add(-(23*time.Hour + 59*time.Minute)), "23 hours ago"},
+		{"23h59m ago rounds up to a day", now.Add(-(23*time.Hour + 59*time.Minute)), "1 day ago"},
+		{"23h20m ago", now.Add(-(23*time.Hour + 20*time.Minute)), "23 hours ago"},
 		{"1 day ago", now.Add(-24 * time.Hour), "1 day ago"},
-		{"47h59m ago", now.Add(-(47*time.Hour + 59*time.Minute)), "1 day ago"},
+		{"47h59m ago is not 1 day", now.Add(-(47*time.Hour + 59*time.Minute)), "2 days ago"},
+		{"47h ago, two units", now.Add(-47 * time.Hour), "1 day 23 hours ago"},
+		{"9d11h ago, two units", now.Add(-(9*24*time.Hour + 11*time.Hour)), "9 days 11 hours ago"},
 		{"12 days ago", now.Add(-12 * 24 * time.Hour), "12 days ago"},
 		{"400 days ago, still days", now.Add(-400 * 24 * time.Hour), "400 days ago"},
 		{"1s ahead", now.Add(time.Second), "in less than a minute"},
 		{"59s ahead", now.Add(59 * time.Second), "in less than a minute"},
 		{"60s ahead", now.Add(60 * time.Second), "in 1 minute"},
-		{"3 minutes ahead", now.Add(3*time.Minute + 30*time.Second), "in 3 minutes"},
+		{"3m29s ahead", now.Add(3*time.Minute + 29*time.Second), "in 3 minutes"},
+		{"3m30s ahead rounds up", now.Add(3*time.Minute + 30*time.Second), "in 4 minutes"},
 		{"1h ahead", now.Add(time.Hour), "in 1 hour"},
-		{"23h59m ahead", now.Add(23*time.Hour + 59*time.Minute), "in 23 hours"},
+		{"23h59m ahead", now.Add(23*time.Hour + 59*time.Minute), "in 1 day"},
+		{"a fresh 48h token", now.Add(48*time.Hour - time.Second), "in 2 days"},
+		{"a 48h token a minute old", now.Add(47*time.Hour + 59*time.Minute), "in 2 days"},
+		{"a 48h token an hour old", now.Add(47 * time.Hour), "in 1 day 23 hours"},
+		{"a fresh 30-day token", now.Add(30*24*time.Hour - time.Second), "in 30 days"},
+		{"a 30-day token an hour old", now.Add(30*24*time.Hour - time.Hour), "in 30 days"},
+		{"a 30-day token 13 hours old", now.Add(30*24*time.Hour - 13*time.Hour), "in 29 days"},
 		{"1 day ahead", now.Add(24 * time.Hour), "in 1 day"},
 		{"12 days ahead", now.Add(12*24*time.Hour + time.Hour), "in 12 days"},
 	}
@@ -70,7 +83,7 @@ func TestLastUsedText(t *testing.T) {
 		{"never used", nil, "never used"},
 		{"a few seconds ago", at(-5 * time.Second), "last used just now"},
 		{"3 minutes ago", at(-3 * time.Minute), "last used 3 minutes ago"},
-		{"1 day ago", at(-25 * time.Hour), "last used 1 day ago"},
+		{"25 hours ago", at(-25 * time.Hour), "last used 1 day 1 hour ago"},
 		{"a server clock ahead reads as just now", at(40 * time.Second), "last used just now"},
 	}
 	for _, tt := range tests {
@@ -96,7 +109,7 @@ func TestExpiryText(t *testing.T) {
 		{"1 minute ahead", at(time.Minute), "expires in 1 minute"},
 		{"seconds ahead", at(30 * time.Second), "expires in less than a minute"},
 		{"exactly now has expired", at(0), "expired just now"},
-		{"2 hours ago", at(-2*time.Hour - 10*time.Minute), "expired 2 hours ago"},
+		{"2 hours ago", at(-2*time.Hour - 10*time.Minute), "expired 2 hours 10 minutes ago"},
 		{"1 day ago", at(-24 * time.Hour), "expired 1 day ago"},
 	}
 	for _, tt := range tests {
@@ -148,10 +161,10 @@ func TestTokenTable(t *testing.T) {
 			name:   "every shape",
 			tokens: []sdk.Token{activeToken, sessionToken, revokedToken},
 			want: "" +
-				"ID                          OWNER             NAME            KIND     STATUS   SCOPES                LAST USE                 EXPIRY\n" +
-				"01JD8XK2M3N4P5Q6R7S8T9V0WX  alice             ci              api      active   repo:read,repo:write  last used 3 minutes ago  expires in 12 days\n" +
-				"01JD9AAAAAAAAAAAAAAAAAAAAA  team/platform     -               session  active   -                     never used               does not expire\n" +
-				"01JDBBBBBBBBBBBBBBBBBBBBBB  \"bob\\tx\\x1b[31m\"  old deploy key  api      revoked  deploy                last used 1 day ago      expired 2 hours ago\n",
+				"ID                          OWNER             NAME            KIND     STATUS   SCOPES                LAST USE                     EXPIRY\n" +
+				"01JD8XK2M3N4P5Q6R7S8T9V0WX  alice             ci              api      active   repo:read,repo:write  last used 3 minutes ago      expires in 12 days\n" +
+				"01JD9AAAAAAAAAAAAAAAAAAAAA  team/platform     -               session  active   -                     never used                   does not expire\n" +
+				"01JDBBBBBBBBBBBBBBBBBBBBBB  \"bob\\tx\\x1b[31m\"  old deploy key  api      revoked  deploy                last used 1 day 3 hours ago  expired 2 hours ago\n",
 		},
 		{
 			name:   "no tokens",
@@ -216,7 +229,7 @@ func TestTokenDetail(t *testing.T) {
 				"Scopes:           -\n" +
 				"Created:          2026-11-15T11:00:00Z (1 hour ago)\n" +
 				"Expires:          does not expire\n" +
-				"Idle timeout:     30m0s\n" +
+				"Idle timeout:     30 minutes\n" +
 				"Absolute expiry:  2026-11-22T12:00:00Z (in 7 days)\n" +
 				"Last used:        never used\n" +
 				"Use count:        0\n" +
@@ -241,9 +254,9 @@ func TestTokenDetail(t *testing.T) {
 				"Expires:          2026-11-15T10:00:00Z (expired 2 hours ago)\n" +
 				"Idle timeout:     -\n" +
 				"Absolute expiry:  -\n" +
-				"Last used:        2026-11-14T09:00:00Z (1 day ago)\n" +
+				"Last used:        2026-11-14T09:00:00Z (1 day 3 hours ago)\n" +
 				"Use count:        7\n" +
-				"Revoked:          2026-11-14T10:00:00Z (1 day ago)\n" +
+				"Revoked:          2026-11-14T10:00:00Z (1 day 2 hours ago)\n" +
 				"Revoked reason:   leaked in a log\n" +
 				"Owner revoked:    yes\n" +
 				"Rotated from:     01JDCCCCCCCCCCCCCCCCCCCCCC\n" +

@@ -52,7 +52,7 @@ func TestStateCommand(t *testing.T) {
 			t.Fatalf("stdout\n%s\nwant a header naming %s and 1 token", r.stdout, at)
 		}
 		row := lines[3]
-		for _, want := range []string{a.ID, "alice", "ci", "active", "never used", "expires in 29 days"} {
+		for _, want := range []string{a.ID, "alice", "ci", "active", "never used", "expires in 30 days"} {
 			if !strings.Contains(row, want) {
 				t.Errorf("row %q lacks %q (statuses and times as of --at)", row, want)
 			}
