@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode"
 
@@ -145,20 +144,19 @@ func writeTokenTable(w io.Writer, tokens []sdk.Token, now time.Time) error {
 		_, err := fmt.Fprintln(w, "No tokens.")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tOWNER\tNAME\tKIND\tSTATUS\tSCOPES\tLAST USE\tEXPIRY")
+	var tb table
+	tb.row("ID", "OWNER", "NAME", "KIND", "STATUS", "SCOPES", "LAST USE", "EXPIRY")
 	for _, t := range tokens {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			cell(t.ID), cell(t.Owner), cell(t.Name), cell(t.Kind), cell(t.Status), scopesCell(t.Scopes),
+		tb.row(cell(t.ID), cell(t.Owner), cell(t.Name), cell(t.Kind), cell(t.Status), scopesCell(t.Scopes),
 			lastUsedText(t.LastUsedAt, now), expiryText(t.ExpiresAt, now))
 	}
-	return tw.Flush()
+	return tb.write(w)
 }
 
 // writeTokenDetail writes every field of a token, one per line.
 func writeTokenDetail(w io.Writer, t sdk.Token, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(label, value string) { fmt.Fprintf(tw, "%s:\t%s\n", label, value) }
+	var tb table
+	row := func(label, value string) { tb.row(label+":", value) }
 	row("ID", cell(t.ID))
 	row("Owner", cell(t.Owner))
 	row("Name", cell(t.Name))
@@ -193,7 +191,7 @@ func writeTokenDetail(w io.Writer, t sdk.Token, now time.Time) error {
 	row("Rotated from", optionalString(t.RotatedFrom))
 	row("Rotated to", optionalString(t.RotatedTo))
 	row("Family", optionalString(t.Family))
-	return tw.Flush()
+	return tb.write(w)
 }
 
 // lastUsedText is "last used 3 minutes ago", or "never used" for a nil t.

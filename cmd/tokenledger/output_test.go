@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattn/go-runewidth"
+
 	"github.com/tokenledger/tokenledger/sdk"
 )
 
@@ -715,5 +717,41 @@ func runBinaryStdin(t *testing.T, env []string, stdin string, args ...string) re
 	default:
 		t.Fatalf("tokenledger %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
 		return result{}
+	}
+}
+
+// Owners and names may be in any script: the table aligns its columns by
+// the width a terminal gives each character (山 takes two columns), not by
+// bytes or runes.
+func TestTokenTableAlignsWideCharacters(t *testing.T) {
+	t.Parallel()
+	wide := activeToken
+	wide.ID, wide.Owner, wide.Name = "01JDEEEEEEEEEEEEEEEEEEEEEE", "山田太郎", "デプロイ"
+	var b strings.Builder
+	if err := writeTokenTable(&b, []sdk.Token{activeToken, wide, revokedToken}, now); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("table:\n%s", b.String())
+	}
+	// Every column starts at the same display column on every line.
+	columnAt := func(line, cellText string) int {
+		i := strings.Index(line, cellText)
+		if i < 0 {
+			t.Fatalf("line %q lacks %q", line, cellText)
+		}
+		return runewidth.StringWidth(line[:i])
+	}
+	for _, col := range []struct{ header, cells string }{{"NAME", "ci|デプロイ|old deploy key"}, {"KIND", "api|api|api"}, {"EXPIRY", "expires|expires|expired"}} {
+		want := columnAt(lines[0], col.header)
+		for i, c := range strings.Split(col.cells, "|") {
+			if got := columnAt(lines[i+1], c); got != want {
+				t.Errorf("column %s starts at display column %d on line %d, want %d:\n%s", col.header, got, i+1, want, b.String())
+			}
+		}
+	}
+	if !strings.Contains(lines[2], "山田太郎          デプロイ") {
+		t.Errorf("the wide owner is padded by runes, not display width:\n%s", b.String())
 	}
 }
