@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 
@@ -123,8 +124,9 @@ func newTokenListCommand(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens, filtered, a page at a time or all of them",
-		Long: `list prints the tokens the caller may see, newest first, a page at a time:
-the last line names the --cursor of the next page. --all follows every page.`,
+		Long: `list prints the tokens the caller may see, oldest first (in the order they
+were issued), a page at a time: the last line names the --cursor of the next
+page. --all follows every page.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Limit < 0 {
@@ -286,6 +288,13 @@ that it does not land in shell history:
 				secret, err := readSecret(cmd.InOrStdin())
 				if err != nil {
 					return err
+				}
+				// The format carries a checksum: a typo or a stray word is
+				// caught here, not answered by the server's "recorded"
+				// (which it says alike for every string). The error never
+				// holds the input.
+				if _, _, err := domain.CheckSecret(secret); err != nil {
+					return fmt.Errorf("stdin does not hold a tokenledger secret (%w): nothing was sent", err)
 				}
 				c, err := cf.anonymousClient()
 				if err != nil {
