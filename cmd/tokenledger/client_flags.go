@@ -56,6 +56,13 @@ func (c *clientFlags) printer(cmd *cobra.Command) printer {
 	return printer{w: cmd.OutOrStdout(), json: c.output.value == outputJSON, now: time.Now()}
 }
 
+// serverError is the one-line error of a call to the server that failed,
+// naming the server: a CLI pointed at the wrong instance must say so, not
+// only "connection refused" or "the token is unknown".
+func (c *clientFlags) serverError(err error) error {
+	return fmt.Errorf("%w (server %s)", oneLine(err), c.server)
+}
+
 // errNoToken is the one-line error of a command run without a caller's
 // token.
 var errNoToken = errors.New(tokenEnv + " is not set: export the caller's token in it (it is never taken as a flag)")

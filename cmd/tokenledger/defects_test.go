@@ -172,3 +172,33 @@ func TestListOrderAndPolicyErrorsAsTheySay(t *testing.T) {
 		t.Errorf("a lifetime beyond the policy: exit code %d, stderr %q; want the code and the rule, once", r.code, r.stderr)
 	}
 }
+
+// Every error that came from the server, or from failing to reach it,
+// names the server: a CLI pointed at another instance says so.
+func TestCLIErrorsNameTheServer(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"error":{"code":"not_found","message":"no such token"}}`))
+	}))
+	t.Cleanup(srv.Close)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	token := tokenEnv + "=tlk_x"
+	for _, tt := range []struct {
+		server string
+		args   []string
+	}{
+		{srv.URL, []string{"token", "show", "01JD8XK2M3N4P5Q6R7S8T9V0WX"}},
+		{srv.URL, []string{"history", "--token", "01JD8XK2M3N4P5Q6R7S8T9V0WX"}},
+		{closed.URL, []string{"token", "list"}},
+		{closed.URL, []string{"owner", "revoke", "alice"}},
+		{closed.URL, []string{"state", "--at", "now"}},
+	} {
+		r := runBinary(t, []string{"TOKENLEDGER_SERVER=" + tt.server, token}, tt.args...)
+		if want := "(server " + tt.server + ")"; r.code == 0 || !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("tokenledger %s: exit code %d, stderr %q; want one line naming %s", strings.Join(tt.args, " "), r.code, r.stderr, want)
+		}
+	}
+}

@@ -55,7 +55,7 @@ returns them.`,
 				list, err = c.OwnerEvents(ctx, owner)
 			}
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).history(list, clientOwners(ctx, c), owner != "")
 		},

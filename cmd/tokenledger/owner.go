@@ -46,7 +46,7 @@ its own owner.`,
 			}
 			r, err := c.RevokeOwner(cmd.Context(), args[0], req)
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).ownerRevoked(r)
 		},

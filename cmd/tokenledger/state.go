@@ -40,7 +40,7 @@ usage stream's retention are no longer known. In the table, "expires in",
 			}
 			st, err := c.StateAt(cmd.Context(), at.t, owner)
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).stateAt(st)
 		},

@@ -97,7 +97,7 @@ now, it is never shown again. Without --expires-in, --expires-at or
 			}
 			issued, err := c.Issue(cmd.Context(), req)
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).issued(issued)
 		},
@@ -143,14 +143,14 @@ page. --all follows every page.`,
 			if !all {
 				page, err := c.List(cmd.Context(), opts)
 				if err != nil {
-					return oneLine(err)
+					return cf.serverError(err)
 				}
 				return cf.printer(cmd).tokens(page.Items, page.NextCursor)
 			}
 			tokens := []sdk.Token{}
 			for t, err := range c.ListAll(cmd.Context(), opts) {
 				if err != nil {
-					return oneLine(err)
+					return cf.serverError(err)
 				}
 				tokens = append(tokens, t)
 			}
@@ -180,7 +180,7 @@ func newTokenShowCommand(cf *clientFlags) *cobra.Command {
 			}
 			t, err := c.Get(cmd.Context(), args[0])
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).token(t)
 		},
@@ -222,7 +222,7 @@ changed.`,
 			}
 			t, err := c.SetExpiry(cmd.Context(), args[0], expiry)
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).token(t)
 		},
@@ -253,7 +253,7 @@ time to deploy the new secret.`,
 			}
 			r, err := c.Rotate(cmd.Context(), args[0], grace.d)
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).rotated(r)
 		},
@@ -301,7 +301,7 @@ that it does not land in shell history:
 					return err
 				}
 				if err := c.RevokeSecret(cmd.Context(), secret); err != nil {
-					return oneLine(err)
+					return cf.serverError(err)
 				}
 				return cf.printer(cmd).secretRevoked()
 			}
@@ -313,7 +313,7 @@ that it does not land in shell history:
 				return err
 			}
 			if err := c.Revoke(cmd.Context(), args[0], reason); err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).revoked(args[0])
 		},
