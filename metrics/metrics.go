@@ -14,6 +14,10 @@
 //
 // # Metrics
 //
+// Build (package version):
+//
+//   - tokenledger_build_info{version,revision,go_version} gauge, always 1
+//
 // HTTP (InstrumentHTTP):
 //
 //   - tokenledger_http_requests_total{route,method,code} counter
@@ -84,6 +88,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokenledger/tokenledger/version"
 )
 
 // namespace prefixes every tokenledger metric.
@@ -177,7 +183,15 @@ func New(logger *slog.Logger) *Metrics {
 	for _, r := range validationResults {
 		m.validationByResult[r] = m.validationDuration.WithLabelValues(r)
 	}
+	build := version.Get()
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "build_info",
+		Help:      "Always 1; the labels name the running build: its version, the commit it was built from and the Go release that built it.",
+	}, []string{"version", "revision", "go_version"})
+	buildInfo.WithLabelValues(build.Version, build.Revision, build.GoVersion).Set(1)
 	reg.MustRegister(
+		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.validationDuration,

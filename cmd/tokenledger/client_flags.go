@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/sdk"
+	"github.com/tokenledger/tokenledger/version"
 )
 
 // tokenEnv holds the caller's token for the commands that call the API. It
@@ -27,8 +28,9 @@ const defaultServer = "http://127.0.0.1:8080"
 // requestTimeout bounds each API request of a command, answer included.
 const requestTimeout = 30 * time.Second
 
-// cliUserAgent is the User-Agent of the commands' requests.
-const cliUserAgent = "tokenledger-cli"
+// cliUserAgent is the User-Agent of the commands' requests, with the
+// version: "tokenledger-cli/v1.2.3".
+var cliUserAgent = "tokenledger-cli/" + version.Get().Version
 
 // maxStdinSecret is the most read from stdin for --secret-stdin: a secret
 // is 84 bytes, anything much longer is not one.

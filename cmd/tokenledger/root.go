@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/tokenledger/tokenledger/version"
 )
 
 // envPrefix prefixes the environment variable of every flag: --data-dir is
@@ -37,7 +39,13 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newDevCommand(&g), newMigrateCommand(&g), newProjectCommand(&g), newReplayCommand(&g),
 		newServeCommand(&g), newTokenCommand(), newOwnerCommand(), newAdminCommand(&g),
-		newHistoryCommand(), newStateCommand(), newExportCommand(), newStreamsCommand(&g))
+		newHistoryCommand(), newStateCommand(), newExportCommand(), newStreamsCommand(&g), newVersionCommand())
+	root.Version = version.Get().String()
+	root.SetVersionTemplate("tokenledger {{.Version}}\n")
+	// Defined here rather than by cobra, so that it is a request flag: no
+	// TOKENLEDGER_VERSION applies to it.
+	root.Flags().Bool("version", false, "print the version of tokenledger")
+	_ = root.Flags().SetAnnotation("version", requestFlagAnnotation, []string{"true"})
 	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	finishCommandTree(root)
@@ -179,4 +187,16 @@ func durationAsText(_ []string, a slog.Attr) slog.Attr {
 		a.Value = slog.StringValue(a.Value.Duration().String())
 	}
 	return a
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of tokenledger, the commit it was built from and its Go release",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "tokenledger %s\n", version.Get())
+			return err
+		},
+	}
 }
