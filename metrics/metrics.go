@@ -18,6 +18,10 @@
 //
 //   - tokenledger_build_info{version,revision,go_version} gauge, always 1
 //
+// Forward-auth refusals (ObserveAuthRefusal):
+//
+//   - tokenledger_auth_refusals_total{reason} counter
+//
 // HTTP (InstrumentHTTP):
 //
 //   - tokenledger_http_requests_total{route,method,code} counter
@@ -119,6 +123,7 @@ type Metrics struct {
 	appendConflicts *prometheus.CounterVec
 	appendErrors    *prometheus.CounterVec
 	appendRetries   *prometheus.CounterVec
+	authRefusals    *prometheus.CounterVec
 
 	validator   *validatorCollector
 	projections *projectionCollector
@@ -170,6 +175,11 @@ func New(logger *slog.Logger) *Metrics {
 			Name:      "append_errors_total",
 			Help:      "Appends that failed for another reason than a conflict, by operation.",
 		}, []string{"op"}),
+		authRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "auth_refusals_total",
+			Help:      "Forward-auth checks (/v1/auth) answered 401 or 403, by reason: no_token, malformed, unknown, expired, revoked, owner_revoked, insufficient_scope.",
+		}, []string{"reason"}),
 		appendRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "append_retries_total",
@@ -195,7 +205,7 @@ func New(logger *slog.Logger) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.validationDuration,
-		m.appendDuration, m.appendConflicts, m.appendErrors, m.appendRetries,
+		m.appendDuration, m.appendConflicts, m.appendErrors, m.appendRetries, m.authRefusals,
 		m.validator, m.projections, m.degraded,
 	)
 	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
