@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -61,7 +62,14 @@ func (c *clientFlags) printer(cmd *cobra.Command) printer {
 // serverError is the one-line error of a call to the server that failed,
 // naming the server: a CLI pointed at the wrong instance must say so, not
 // only "connection refused" or "the token is unknown".
+// Errors the client finds before sending anything (a secret given as an
+// id) are not the server's and say nothing of it.
 func (c *clientFlags) serverError(err error) error {
+	var apiErr *sdk.Error
+	var urlErr *url.Error
+	if !errors.As(err, &apiErr) && !errors.As(err, &urlErr) {
+		return oneLine(err)
+	}
 	return fmt.Errorf("%w (server %s)", oneLine(err), c.server)
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mattn/go-runewidth"
 
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 
@@ -282,6 +283,20 @@ func TestTokenDetail(t *testing.T) {
 
 const testSecret = "tlk_01JD8XK2M3N4P5Q6R7S8T9V0WX_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW"
 
+// checkedSecret is a secret in the real format, checksum included, as
+// --secret-stdin checks it before sending anything.
+var checkedSecret = func() string {
+	id, err := domain.ParseTokenID("01JD8XK2M3N4P5Q6R7S8T9V0WX")
+	if err != nil {
+		panic(err)
+	}
+	sec, err := domain.GenerateSecret(id, strings.NewReader(strings.Repeat("k", 64)))
+	if err != nil {
+		panic(err)
+	}
+	return sec.Reveal()
+}()
+
 // Each printer writes one table or one JSON document; the secret of an
 // issue or rotation shows exactly once.
 func TestPrinter(t *testing.T) {
@@ -492,7 +507,7 @@ func TestClientCommands(t *testing.T) {
 			env:    []string{"TOKENLEDGER_OUTPUT=json"},
 			status: 201, body: issuedBody,
 			want: &apiRequest{method: "POST", path: "/v1/tokens", auth: "Bearer " + caller, contentType: "application/json",
-				body: `{"expires_at":"2026-12-31T23:59:00+01:00"}`},
+				body: `{"expires_at":"2026-12-31T22:59:00Z"}`},
 			wantStdout: `  "token": "` + testSecret + `"`,
 		},
 		{
@@ -530,10 +545,10 @@ func TestClientCommands(t *testing.T) {
 		{
 			name:   "revoke a leaked secret from stdin, without credentials",
 			args:   []string{"token", "revoke", "--secret-stdin"},
-			stdin:  "\n  " + testSecret + "\n",
+			stdin:  "\n  " + checkedSecret + "\n",
 			noAuth: true,
 			status: 200, body: `{}`,
-			want:       &apiRequest{method: "POST", path: "/v1/revoke", contentType: "application/x-www-form-urlencoded", body: "token=" + testSecret},
+			want:       &apiRequest{method: "POST", path: "/v1/revoke", contentType: "application/x-www-form-urlencoded", body: "token=" + checkedSecret},
 			wantStdout: "Revocation recorded.",
 		},
 		{
@@ -550,7 +565,7 @@ func TestClientCommands(t *testing.T) {
 			status: 404, body: `{"error":{"code":"not_found","message":"no such token"}}`,
 			want:       &apiRequest{method: "GET", path: "/v1/tokens/01JD8XK2M3N4P5Q6R7S8T9V0WX", auth: "Bearer " + caller},
 			wantCode:   1,
-			wantStderr: "tokenledger: get token 01JD8XK2M3N4P5Q6R7S8T9V0WX: not_found: no such token (HTTP 404, request req-7)\n",
+			wantStderr: "tokenledger: get token 01JD8XK2M3N4P5Q6R7S8T9V0WX: not_found: no such token (HTTP 404, request req-7) (server {server})\n",
 		},
 		{
 			name:       "no caller token",
@@ -563,13 +578,13 @@ func TestClientCommands(t *testing.T) {
 			name:       "a time that is not RFC 3339",
 			args:       []string{"token", "expire", "01JD8XK2M3N4P5Q6R7S8T9V0WX", "--at", "tomorrow"},
 			wantCode:   1,
-			wantStderr: "tokenledger: invalid argument \"tomorrow\" for \"--at\" flag: time \"tomorrow\": want RFC 3339, such as 2026-12-31T23:59:00Z\n",
+			wantStderr: "tokenledger: invalid argument \"tomorrow\" for \"--at\" flag: time \"tomorrow\": want an RFC 3339 time (2026-12-31T23:59:00Z), a date (2026-12-31), \"now\", or a time relative to now (\"-2h\", \"+30d\")\n",
 		},
 		{
 			name:       "a bad duration",
-			args:       []string{"token", "list", "--unused-for", "30d"},
+			args:       []string{"token", "list", "--unused-for", "30days"},
 			wantCode:   1,
-			wantStderr: "tokenledger: invalid argument \"30d\" for \"--unused-for\" flag: duration \"30d\": want a Go duration such as \"720h\" or whole seconds\n",
+			wantStderr: "tokenledger: invalid argument \"30days\" for \"--unused-for\" flag: duration \"30days\": want a duration such as \"30d\", \"2w\", \"1d12h\", \"720h\" or whole seconds\n",
 		},
 		{
 			name:       "a negative duration",
@@ -635,8 +650,8 @@ func TestClientCommands(t *testing.T) {
 				t.Errorf("exit code %d, want %d; stderr: %s", res.code, tt.wantCode, res.stderr)
 			}
 			if tt.wantStderr != "" || tt.wantCode == 0 {
-				if res.stderr != tt.wantStderr {
-					t.Errorf("stderr\n got %q\nwant %q", res.stderr, tt.wantStderr)
+				if want := strings.ReplaceAll(tt.wantStderr, "{server}", api.srv.URL); res.stderr != want {
+					t.Errorf("stderr\n got %q\nwant %q", res.stderr, want)
 				}
 			}
 			if !strings.Contains(res.stdout, tt.wantStdout) {
