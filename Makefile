@@ -32,8 +32,12 @@ BENCH_BIN   ?= bin/tokenledger-bench
 
 all: lint build test
 
+# VERSION is what `tokenledger version`, /livez and tokenledger_build_info
+# report; the commit comes from the build information either way.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/tokenledger
+	$(GO) build -ldflags "-X github.com/tokenledger/tokenledger/version.stamped=$(VERSION)" -o $(BIN) ./cmd/tokenledger
 
 run: build
 	./$(BIN) dev --data-dir $(DATA_DIR)

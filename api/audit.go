@@ -75,11 +75,11 @@ func (s *Server) stateAt(w http.ResponseWriter, r *http.Request, c ledger.Caller
 	}
 	raw := q.Get("at")
 	if raw == "" {
-		return badRequest("at is required: an RFC 3339 time such as 2026-11-22T10:00:03Z")
+		return badRequest("at is required: an RFC 3339 time such as 2026-11-22T10:00:03Z, a date, now, or a relative time such as -2h")
 	}
-	at, err := time.Parse(time.RFC3339Nano, raw)
+	at, err := domain.ParseTime(raw, time.Now())
 	if err != nil {
-		return badRequest("at must be an RFC 3339 time such as 2026-11-22T10:00:03Z")
+		return badRequest("at: " + err.Error())
 	}
 	var owner *domain.OwnerID
 	if o := q.Get("owner"); o != "" {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/sdk"
 	"github.com/tokenledger/tokenledger/validator"
@@ -142,6 +143,7 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 	secret, ok := bearer(r)
 	if !ok {
 		s.observeValidation("unknown", start)
+		s.refused(r, "", "no_token")
 		w.Header().Set("WWW-Authenticate", bearerRealm)
 		writeJSONError(w, http.StatusUnauthorized, sdk.CodeInvalidToken, "no Authorization: Bearer token")
 		return
@@ -155,6 +157,14 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 			writeJSONError(w, http.StatusServiceUnavailable, sdk.CodeUnavailable, "the validator is stale, try again")
 			return
 		}
+		id := ""
+		if result != "malformed" {
+			// The id is the non-secret part of a well-formed secret.
+			if tid, err := domain.ParseSecret(secret); err == nil {
+				id = tid.String()
+			}
+		}
+		s.refused(r, id, result)
 		desc := invalidTokenDescription(err)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tokenledger", error="invalid_token", error_description="`+desc+`"`)
 		writeJSONError(w, http.StatusUnauthorized, sdk.CodeInvalidToken, desc)
@@ -173,6 +183,7 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 	for sc := range strings.FieldsSeq(required) {
 		if !p.HasScope(sc) {
 			s.observeValidation("insufficient_scope", start)
+			s.refused(r, p.TokenID.String(), "insufficient_scope")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenledger", error="insufficient_scope", scope="`+strings.ReplaceAll(required, `"`, "")+`"`)
 			writeJSONError(w, http.StatusForbidden, sdk.CodeInsufficientScope, "the token lacks a required scope")
 			return
@@ -193,6 +204,12 @@ func namesScope(r *http.Request, readQuery bool) bool {
 		return true
 	}
 	return readQuery && r.URL.RawQuery != "" && strings.TrimSpace(r.URL.Query().Get("scope")) != ""
+}
+
+// refused logs and counts a refused forward-auth check.
+func (s *Server) refused(r *http.Request, tokenID, reason string) {
+	s.metrics.ObserveAuthRefusal(reason)
+	s.refusals.refused(r.Context(), tokenID, reason, clientAddr(r), authRoute(r))
 }
 
 func (s *Server) observeValidation(result string, start time.Time) {

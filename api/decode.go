@@ -301,9 +301,9 @@ func queryDuration(q url.Values, name string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	d, err := sdk.ParseDuration(s)
+	d, err := domain.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, badRequest(fmt.Sprintf("%s must be a positive duration such as \"720h\" or whole seconds", name))
+		return 0, badRequest(fmt.Sprintf("%s must be a positive duration such as \"30d\", \"720h\" or whole seconds", name))
 	}
 	return d, nil
 }

@@ -56,6 +56,12 @@ func classify(err error) *apiError {
 		errors.Is(err, eventstore.ErrConflict):
 		return &apiError{status: http.StatusConflict, code: sdk.CodeConflict, message: msg}
 	case errors.Is(err, domain.ErrPolicyViolation):
+		// The code says "policy violation" already: the message names the
+		// rule alone, not the call's context nor the sentinel's text.
+		var pv *domain.PolicyViolation
+		if errors.As(err, &pv) {
+			msg = pv.Rule
+		}
 		return &apiError{status: http.StatusBadRequest, code: sdk.CodePolicyViolation, message: msg}
 	case errors.Is(err, ledger.ErrUnavailable), errors.Is(err, validator.ErrStale),
 		errors.Is(err, context.DeadlineExceeded):

@@ -8,14 +8,16 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/sdk"
+	"github.com/tokenledger/tokenledger/version"
 )
 
 // readyTimeout bounds each readiness check.
 const readyTimeout = 2 * time.Second
 
-// livez answers GET /livez: the process serves requests.
+// livez answers GET /livez: the process serves requests, and which build
+// it runs.
 func (s *Server) livez(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": version.Get().Version})
 }
 
 // Readiness verdicts, the status of the /readyz body.

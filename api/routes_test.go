@@ -11,6 +11,7 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/internal/apitest"
 	"github.com/tokenledger/tokenledger/sdk"
+	"github.com/tokenledger/tokenledger/version"
 )
 
 // TestEveryRoute drives every route of the API against a real stack,
@@ -468,6 +469,8 @@ func TestEveryRoute(t *testing.T) {
 			want   string
 		}{
 			{"/livez", 200, `"status":"ok"`},
+			{"/livez", 200, `"version":"` + version.Get().Version + `"`},
+			{"/metrics", 200, `tokenledger_build_info{go_version="` + version.Get().GoVersion + `",revision="` + version.Get().Revision + `",version="` + version.Get().Version + `"} 1`},
 			{"/readyz", 200, `"status":"ready"`},
 			{"/v1/openapi.json", 200, `"openapi"`},
 			{"/metrics", 200, `tokenledger_http_requests_total{code="201",method="POST",route="/v1/tokens"}`},

@@ -79,6 +79,7 @@ type Server struct {
 
 	metricsHandler   http.Handler
 	requireAuthScope bool
+	refusals         *refusalLog
 }
 
 // Route is one method and path pattern the server answers, in
@@ -113,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.refusals = newRefusalLog(s.log, time.Now)
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}

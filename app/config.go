@@ -53,7 +53,7 @@ func validateNATSURL(s string) error {
 // validatePostgresURL checks that s is a connection string pgx accepts.
 func validatePostgresURL(s string) error {
 	if s == "" {
-		return errors.New("postgres url must be set")
+		return errors.New("postgres url must be set: --postgres-url or TOKENLEDGER_POSTGRES_URL")
 	}
 	if _, err := pgx.ParseConfig(s); err != nil {
 		// pgx's message names the string with its password redacted.

@@ -1,6 +1,9 @@
 package domain
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors for conditions callers act on. Commands wrap them with
 // context; match them with errors.Is.
@@ -37,3 +40,23 @@ var (
 	// ErrCorruptEvent: an event could not be decoded.
 	ErrCorruptEvent = errors.New("corrupt event")
 )
+
+// PolicyViolation is the error of a well-formed request the policy forbids.
+// It matches ErrPolicyViolation with errors.Is; Rule says which rule it
+// breaks, for people ("sessions always expire"), without the context the
+// callers wrap around it, so an answer can name the rule once.
+type PolicyViolation struct {
+	Rule string
+}
+
+// Error is "policy violation: " and the rule.
+func (e *PolicyViolation) Error() string { return ErrPolicyViolation.Error() + ": " + e.Rule }
+
+// Is reports whether target is ErrPolicyViolation.
+func (e *PolicyViolation) Is(target error) bool { return target == ErrPolicyViolation }
+
+// policyViolation returns a *PolicyViolation whose rule is formatted as by
+// fmt.Sprintf.
+func policyViolation(format string, args ...any) error {
+	return &PolicyViolation{Rule: fmt.Sprintf(format, args...)}
+}

@@ -287,7 +287,7 @@ func (p Policy) issueLifetime(kind TokenKind, req IssueRequest, now time.Time) (
 	if kind == KindAPI {
 		switch {
 		case req.NeverExpires && !p.AllowNeverExpires:
-			return lifetime{}, fmt.Errorf("%w: tokens that never expire are not allowed", ErrPolicyViolation)
+			return lifetime{}, policyViolation("tokens that never expire are not allowed")
 		case req.NeverExpires && !notAfter.IsZero():
 			return lifetime{}, fmt.Errorf("%w: a token that never expires would outlive %s", ErrLifetimeBound, notAfter.Format(time.RFC3339Nano))
 		case req.NeverExpires:
@@ -306,7 +306,7 @@ func (p Policy) issueLifetime(kind TokenKind, req IssueRequest, now time.Time) (
 	}
 
 	if req.NeverExpires {
-		return lifetime{}, fmt.Errorf("%w: sessions always expire", ErrPolicyViolation)
+		return lifetime{}, policyViolation("sessions always expire")
 	}
 	capAt := requested
 	if capAt.IsZero() {
@@ -326,7 +326,7 @@ func (p Policy) issueLifetime(kind TokenKind, req IssueRequest, now time.Time) (
 		idle = p.SessionIdleTimeout
 	}
 	if idle > p.SessionMaxLifetime {
-		return lifetime{}, fmt.Errorf("%w: idle timeout %s exceeds the session max lifetime %s", ErrPolicyViolation, idle, p.SessionMaxLifetime)
+		return lifetime{}, policyViolation("idle timeout %s exceeds the session max lifetime %s", idle, p.SessionMaxLifetime)
 	}
 	exp := NormalizeTime(now.Add(idle))
 	if capAt.Before(exp) {
@@ -358,10 +358,10 @@ func checkBound(at, notAfter time.Time) error {
 // checkExpiryWindow requires now < at <= latest.
 func checkExpiryWindow(at, now, latest time.Time, what string) error {
 	if !at.After(now) {
-		return fmt.Errorf("%w: expiry %s is not in the future", ErrPolicyViolation, at.Format(time.RFC3339Nano))
+		return policyViolation("expiry %s is not in the future", at.Format(time.RFC3339Nano))
 	}
 	if at.After(latest) {
-		return fmt.Errorf("%w: expiry %s is beyond %s (%s)", ErrPolicyViolation, at.Format(time.RFC3339Nano), what, latest.Format(time.RFC3339Nano))
+		return policyViolation("expiry %s is beyond %s (%s)", at.Format(time.RFC3339Nano), what, latest.Format(time.RFC3339Nano))
 	}
 	return nil
 }
@@ -656,9 +656,9 @@ func (t *Token) setExpiry(p Policy, at *time.Time, m Meta, now time.Time) error 
 	if at == nil {
 		switch {
 		case t.st.kind == KindSession:
-			return fmt.Errorf("%w: sessions always expire", ErrPolicyViolation)
+			return policyViolation("sessions always expire")
 		case !p.AllowNeverExpires:
-			return fmt.Errorf("%w: tokens that never expire are not allowed", ErrPolicyViolation)
+			return policyViolation("tokens that never expire are not allowed")
 		}
 		return t.record(TokenExpirySet{Reason: ExpirySetByCaller}, m, now)
 	}
@@ -747,7 +747,7 @@ func rotate(p Policy, owner *Owner, old *Token, grace time.Duration, notAfter *t
 		return nil, Secret{}, err
 	}
 	if to, rotated := old.RotatedTo(); rotated {
-		return nil, Secret{}, fmt.Errorf("%w: already rotated to %s", ErrPolicyViolation, to)
+		return nil, Secret{}, policyViolation("already rotated to %s", to)
 	}
 	from := old.st.id
 	req := IssueRequest{

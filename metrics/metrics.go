@@ -14,6 +14,14 @@
 //
 // # Metrics
 //
+// Build (package version):
+//
+//   - tokenledger_build_info{version,revision,go_version} gauge, always 1
+//
+// Forward-auth refusals (ObserveAuthRefusal):
+//
+//   - tokenledger_auth_refusals_total{reason} counter
+//
 // HTTP (InstrumentHTTP):
 //
 //   - tokenledger_http_requests_total{route,method,code} counter
@@ -84,6 +92,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokenledger/tokenledger/version"
 )
 
 // namespace prefixes every tokenledger metric.
@@ -113,6 +123,7 @@ type Metrics struct {
 	appendConflicts *prometheus.CounterVec
 	appendErrors    *prometheus.CounterVec
 	appendRetries   *prometheus.CounterVec
+	authRefusals    *prometheus.CounterVec
 
 	validator   *validatorCollector
 	projections *projectionCollector
@@ -164,6 +175,11 @@ func New(logger *slog.Logger) *Metrics {
 			Name:      "append_errors_total",
 			Help:      "Appends that failed for another reason than a conflict, by operation.",
 		}, []string{"op"}),
+		authRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "auth_refusals_total",
+			Help:      "Forward-auth checks (/v1/auth) answered 401 or 403, by reason: no_token, malformed, unknown, expired, revoked, owner_revoked, insufficient_scope.",
+		}, []string{"reason"}),
 		appendRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "append_retries_total",
@@ -177,11 +193,19 @@ func New(logger *slog.Logger) *Metrics {
 	for _, r := range validationResults {
 		m.validationByResult[r] = m.validationDuration.WithLabelValues(r)
 	}
+	build := version.Get()
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "build_info",
+		Help:      "Always 1; the labels name the running build: its version, the commit it was built from and the Go release that built it.",
+	}, []string{"version", "revision", "go_version"})
+	buildInfo.WithLabelValues(build.Version, build.Revision, build.GoVersion).Set(1)
 	reg.MustRegister(
+		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.validationDuration,
-		m.appendDuration, m.appendConflicts, m.appendErrors, m.appendRetries,
+		m.appendDuration, m.appendConflicts, m.appendErrors, m.appendRetries, m.authRefusals,
 		m.validator, m.projections, m.degraded,
 	)
 	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{

@@ -208,3 +208,14 @@ func bool01(b bool) float64 {
 	}
 	return 0
 }
+
+// ObserveAuthRefusal counts a forward-auth check refused for reason
+// (tokenledger_auth_refusals_total{reason}). Successful checks are not
+// counted here (tokenledger_validation_duration_seconds has them), so the
+// hot path pays nothing for it.
+func (m *Metrics) ObserveAuthRefusal(reason string) {
+	if m == nil {
+		return
+	}
+	m.authRefusals.WithLabelValues(reason).Inc()
+}

@@ -18,6 +18,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tokenledger/tokenledger/version"
 )
 
 // MaxResponseBytes is the most the client reads of an answer's body; a
@@ -33,8 +35,10 @@ const maxErrorBodyBytes = 64 << 10
 const maxProxyMessage = 200
 
 // DefaultUserAgent is the User-Agent header the client sends unless
-// WithUserAgent sets another.
-const DefaultUserAgent = "tokenledger-go"
+// WithUserAgent sets another: "tokenledger-go/" and the version of the
+// tokenledger module the program was built with (package version), so
+// that a server's operator can tell which clients still run an old one.
+var DefaultUserAgent = "tokenledger-go/" + version.Get().Version
 
 // Client calls tokenledger's HTTP API. Every method maps onto one route (or,
 // for ListAll, a sequence of calls of one route), sends the Client's token

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokenledger/tokenledger/version"
 )
 
 // Secrets shaped as the server makes them; the caller's token and a leaked
@@ -364,8 +366,8 @@ func TestDefaultUserAgent(t *testing.T) {
 	if _, err := newTestClient(t, rec.srv.URL).Get(t.Context(), tokenID); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.only(t).header.Get("User-Agent"); got != DefaultUserAgent {
-		t.Errorf("User-Agent %q, want %q", got, DefaultUserAgent)
+	if got, want := rec.only(t).header.Get("User-Agent"), "tokenledger-go/"+version.Get().Version; got != want || DefaultUserAgent != want {
+		t.Errorf("User-Agent %q, want %q (the module's version)", got, want)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/tokenledger/tokenledger/domain"
 )
 
 // Token is a token's metadata as the API shows it: never its secret nor the
@@ -228,8 +230,9 @@ const (
 )
 
 // Duration is a length of time in JSON: written as a Go duration string
-// ("720h0m0s"), read from either a Go duration string ("720h", "90m") or a
-// whole number of seconds (3600).
+// ("720h0m0s"), read from a duration string as ParseDuration reads it
+// ("720h", "90m", "30d", "2w", "1d12h") or a whole number of seconds
+// (3600).
 type Duration time.Duration
 
 // MarshalJSON writes d as a Go duration string.
@@ -237,7 +240,8 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
-// UnmarshalJSON reads a Go duration string or a whole number of seconds.
+// UnmarshalJSON reads a duration string (days and weeks included) or a
+// whole number of seconds.
 // Fractions, exponents and values beyond time.Duration's range are refused.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
@@ -261,26 +265,18 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParseDuration reads a Go duration string ("720h", "1h30m") or a whole
-// number of seconds ("3600"), as query parameters and flags take them.
+// ParseDuration reads a length of time as query parameters and flags take
+// it: a Go duration ("720h", "1h30m"), days and weeks alone or with Go's
+// units ("30d", "2w", "1d12h"; a day is 24 hours), or a whole number of
+// seconds ("3600"). It is the server's own parser (domain.ParseDuration).
 func ParseDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, fmt.Errorf("empty duration")
-	}
-	if v, err := parseSeconds(s); err == nil {
-		return v, nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("duration %q: want a Go duration such as \"720h\" or whole seconds", s)
-	}
-	return v, nil
+	return domain.ParseDuration(s)
 }
 
 func parseSeconds(s string) (time.Duration, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("duration %s: want a Go duration string such as \"720h\" or whole seconds", s)
+		return 0, fmt.Errorf("duration %s: want a duration string such as \"30d\" or \"720h\", or whole seconds", s)
 	}
 	if n > math.MaxInt64/int64(time.Second) || n < math.MinInt64/int64(time.Second) {
 		return 0, fmt.Errorf("duration %d seconds is out of range", n)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/sdk"
+	"github.com/tokenledger/tokenledger/version"
 )
 
 // tokenEnv holds the caller's token for the commands that call the API. It
@@ -26,8 +29,9 @@ const defaultServer = "http://127.0.0.1:8080"
 // requestTimeout bounds each API request of a command, answer included.
 const requestTimeout = 30 * time.Second
 
-// cliUserAgent is the User-Agent of the commands' requests.
-const cliUserAgent = "tokenledger-cli"
+// cliUserAgent is the User-Agent of the commands' requests, with the
+// version: "tokenledger-cli/v1.2.3".
+var cliUserAgent = "tokenledger-cli/" + version.Get().Version
 
 // maxStdinSecret is the most read from stdin for --secret-stdin: a secret
 // is 84 bytes, anything much longer is not one.
@@ -53,6 +57,20 @@ func bindClientFlags(cmd *cobra.Command, c *clientFlags) {
 // printer returns the printer of a command's result, to stdout.
 func (c *clientFlags) printer(cmd *cobra.Command) printer {
 	return printer{w: cmd.OutOrStdout(), json: c.output.value == outputJSON, now: time.Now()}
+}
+
+// serverError is the one-line error of a call to the server that failed,
+// naming the server: a CLI pointed at the wrong instance must say so, not
+// only "connection refused" or "the token is unknown".
+// Errors the client finds before sending anything (a secret given as an
+// id) are not the server's and say nothing of it.
+func (c *clientFlags) serverError(err error) error {
+	var apiErr *sdk.Error
+	var urlErr *url.Error
+	if !errors.As(err, &apiErr) && !errors.As(err, &urlErr) {
+		return oneLine(err)
+	}
+	return fmt.Errorf("%w (server %s)", oneLine(err), c.server)
 }
 
 // errNoToken is the one-line error of a command run without a caller's
@@ -113,8 +131,16 @@ func readSecret(r io.Reader) (string, error) {
 	}
 }
 
+// durationHelp and timeHelp say, in flag usages, what a duration and a
+// time may be.
+const (
+	durationHelp = `a duration such as "30d", "2w", "1d12h", "720h", or whole seconds`
+	timeHelp     = `RFC 3339 (2026-12-31T23:59:00Z), a date (2026-12-31), "now" or relative to now ("-2h", "+30d")`
+)
+
 // durationValue is a flag holding a duration as the API takes it: a Go
-// duration ("720h") or whole seconds ("3600"), read by sdk.ParseDuration.
+// duration ("720h"), days and weeks ("30d", "2w", "1d12h") or whole seconds
+// ("3600"), read by domain.ParseDuration.
 // It remembers whether it was set.
 type durationValue struct {
 	d   time.Duration
@@ -129,7 +155,7 @@ func (v *durationValue) String() string {
 }
 
 func (v *durationValue) Set(s string) error {
-	d, err := sdk.ParseDuration(s)
+	d, err := domain.ParseDuration(s)
 	if err != nil {
 		return err
 	}
@@ -147,8 +173,9 @@ func (v *durationValue) positive(flag string) error {
 	return nil
 }
 
-// timeValue is a flag holding an RFC 3339 time. It remembers whether it
-// was set.
+// timeValue is a flag holding a time as domain.ParseTime reads it: RFC
+// 3339, a date, "now", or relative to now ("-2h", "+30d"). It remembers
+// whether it was set.
 type timeValue struct {
 	t   time.Time
 	set bool
@@ -162,9 +189,9 @@ func (v *timeValue) String() string {
 }
 
 func (v *timeValue) Set(s string) error {
-	t, err := time.Parse(time.RFC3339, s)
+	t, err := domain.ParseTime(s, time.Now())
 	if err != nil {
-		return fmt.Errorf("time %q: want RFC 3339, such as 2026-12-31T23:59:00Z", s)
+		return err
 	}
 	v.t, v.set = t, true
 	return nil

@@ -65,11 +65,20 @@ func printDevBanner(w io.Writer, dev *app.Dev) {
 	fmt.Fprintf(w, "  PostgreSQL        %s\n", dev.PostgresURL)
 	fmt.Fprintf(w, "  event stream      %s: %s\n", dev.Store.Config().Stream, plural(dev.Events, "event"))
 	fmt.Fprintf(w, "  API               %s  (OpenAPI: %s/v1/openapi.json)\n", dev.API.URL(), dev.API.URL())
+	// The ports change when the default ones are taken: the CLI must be
+	// told which instance to call, or it calls another one.
+	fmt.Fprintf(w, "\nPoint the tokenledger CLI at this instance (paste into a shell):\n\n")
+	fmt.Fprintf(w, "  export TOKENLEDGER_SERVER=%s\n", dev.API.URL())
+	if b := dev.Bootstrapped; b != nil {
+		fmt.Fprintf(w, "  export TOKENLEDGER_TOKEN=%s\n", b.Secret.Reveal())
+	} else {
+		fmt.Fprintf(w, "  export TOKENLEDGER_TOKEN=...  # the admin token printed on this data directory's first start\n")
+	}
 	if b := dev.Bootstrapped; b != nil {
 		fmt.Fprintf(w, "\nFirst start: an admin token was issued. It is shown once, now, and never again:\n\n")
 		fmt.Fprintf(w, "  %s\n\n", b.Secret.Reveal())
 		fmt.Fprintf(w, "  id %s, owner %s, scopes %v\n", b.Token.ID(), b.Token.Owner(), b.Token.Scopes())
-		printCurlExamples(w, dev.API.URL(), b.Secret.Reveal())
+		printCurlExamples(w, dev.API.URL())
 	}
 	fmt.Fprintf(w, "\n%s\n", readyLine)
 }
@@ -87,9 +96,8 @@ func plural(n uint64, noun string) string {
 
 // printCurlExamples prints three commands to paste into a shell: issue a
 // token (kept in $T), validate it through forward-auth, revoke it.
-func printCurlExamples(w io.Writer, url, adminSecret string) {
-	fmt.Fprintf(w, "\nTry it (paste into a shell):\n\n")
-	fmt.Fprintf(w, "  export TOKENLEDGER_TOKEN=%s\n\n", adminSecret)
+func printCurlExamples(w io.Writer, url string) {
+	fmt.Fprintf(w, "\nTry it (paste into a shell, after the exports above):\n\n")
 	fmt.Fprintf(w, "  # 1. issue a token for alice; its secret, shown once, goes into $T\n")
 	fmt.Fprintf(w, "  T=$(curl -s -X POST %s/v1/tokens -H \"Authorization: Bearer $TOKENLEDGER_TOKEN\" -H 'Content-Type: application/json' \\\n", url)
 	fmt.Fprintf(w, "    -d '{\"owner\": \"alice\", \"name\": \"ci\", \"scopes\": [\"repo:read\"], \"expires_in\": \"24h\"}' | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/'); echo \"$T\"\n\n")

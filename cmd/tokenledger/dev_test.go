@@ -176,6 +176,20 @@ func TestDevRestartKeepsEvents(t *testing.T) {
 	if n := eventCount(t, banner); n < 1 {
 		t.Fatalf("first start: %d events, want the bootstrap event", n)
 	}
+	// The banner says which instance the CLI must call: its ports change
+	// when the default ones are taken.
+	api := regexp.MustCompile(`(?m)^  API +(http://\S+)`).FindStringSubmatch(banner)
+	if api == nil {
+		t.Fatalf("banner names no API URL:\n%s", banner)
+	}
+	for _, want := range []string{"\n  export TOKENLEDGER_SERVER=" + api[1] + "\n", "\n  export TOKENLEDGER_TOKEN=" + adminToken + "\n"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("first banner lacks %q:\n%s", want, banner)
+		}
+	}
+	if r := runBinary(t, []string{"TOKENLEDGER_SERVER=" + api[1], "TOKENLEDGER_TOKEN=" + adminToken}, "token", "list"); r.code != 0 {
+		t.Errorf("token list with the banner's exports: exit code %d, stderr %q", r.code, r.stderr)
+	}
 	took := first.interrupt(t)
 	t.Logf("first run stopped %v after SIGINT", took)
 	if strings.Contains(first.stderr.String(), adminToken) {
@@ -186,6 +200,9 @@ func TestDevRestartKeepsEvents(t *testing.T) {
 	banner2 := second.waitBanner(t)
 	if n, want := eventCount(t, banner2), eventCount(t, banner); n != want {
 		t.Errorf("second start sees %d events, the first appended %d", n, want)
+	}
+	if !regexp.MustCompile(`\n  export TOKENLEDGER_SERVER=http://127\.0\.0\.1:\d+\n`).MatchString(banner2) {
+		t.Errorf("second banner lacks the export of TOKENLEDGER_SERVER:\n%s", banner2)
 	}
 	if strings.Contains(banner2, "First start") || secretRE.MatchString(banner2) {
 		t.Errorf("second start printed an admin token again:\n%s", banner2)

@@ -81,8 +81,9 @@ hash chain over the records and an Ed25519 signature (--key, made with
 given event types (comma-separated: token.issued.v1, token.expiry_set.v1,
 token.revoked.v1, owner.tokens_revoked.v1, and usage.batch.v1 and
 token.used.v1 with --include-usage; a usage batch is exported as one
-record per token it holds). Times are RFC 3339 (2026-01-02T15:04:05Z) or dates
-(2026-01-02, midnight UTC), to the microsecond at most.
+record per token it holds). Times are RFC 3339 (2026-01-02T15:04:05Z), dates
+(2026-01-02, midnight UTC), "now" or relative to now ("-30d"), to the
+microsecond at most.
 
 export reads the streams from NATS directly, from their start through their
 last sequence when it begins (event times do not follow stream order
@@ -143,8 +144,8 @@ otherwise); the summary goes to stdout.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&from, "from", "", "start of the time range, inclusive: RFC 3339 or a date (required)")
-	fl.StringVar(&to, "to", "", "end of the time range, exclusive: RFC 3339 or a date (required)")
+	fl.StringVar(&from, "from", "", "start of the time range, inclusive (required): "+timeHelp)
+	fl.StringVar(&to, "to", "", "end of the time range, exclusive (required): "+timeHelp)
 	fl.StringVar(&owner, "owner", "", "keep only this owner's events and its tokens' events")
 	fl.StringVar(&types, "types", "", "keep only these event types, comma-separated (default: all)")
 	fl.BoolVar(&includeUsage, "include-usage", false, "include usage events (usage.batch.v1, token.used.v1) from the usage stream")
@@ -324,18 +325,19 @@ func exportFilter(from, to, owner, types, format string, includeUsage bool) (exp
 	return f, nil
 }
 
-// exportParseTime parses an RFC 3339 time or a date (midnight UTC).
+// exportParseTime parses a time as every command reads one
+// (domain.ParseTime).
 func exportParseTime(flag, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, fmt.Errorf("%s is required", flag)
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+	// now to the microsecond, as export filters are: "now" and "-2h" are
+	// valid bounds.
+	t, err := domain.ParseTime(s, time.Now().Truncate(time.Microsecond))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", flag, err)
 	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("%s %q: want an RFC 3339 time (2026-01-02T15:04:05Z) or a date (2026-01-02)", flag, s)
+	return t, nil
 }
 
 // exportWarnKeyMode warns when the private key file can be read by others

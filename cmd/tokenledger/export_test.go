@@ -238,7 +238,7 @@ func TestExportCommandRefuses(t *testing.T) {
 		{"no key", []string{"--from", "2026-01-01", "--to", "2026-02-01"}, "a signing key is required: --key KEYFILE"},
 		{"key and unsigned", []string{"--from", "2026-01-01", "--to", "2026-02-01", "--key", key + ".key", "--unsigned"}, "--key and --unsigned exclude each other"},
 		{"no from", []string{"--to", "2026-02-01", "--unsigned"}, "--from is required"},
-		{"bad time", []string{"--from", "yesterday", "--to", "2026-02-01", "--unsigned"}, `--from "yesterday": want an RFC 3339 time`},
+		{"bad time", []string{"--from", "yesterday", "--to", "2026-02-01", "--unsigned"}, `--from: time "yesterday": want an RFC 3339 time`},
 		{"empty range", []string{"--from", "2026-02-01", "--to", "2026-02-01", "--unsigned"}, "is not before to"},
 		{"unknown type", []string{"--from", "2026-01-01", "--to", "2026-02-01", "--types", "token.issued.v1,token.lost.v1", "--unsigned"}, `unknown event type "token.lost.v1"`},
 		{"usage type without usage", []string{"--from", "2026-01-01", "--to", "2026-02-01", "--types", "token.used.v1", "--unsigned"}, "needs include usage"},

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
@@ -56,7 +55,7 @@ returns them.`,
 				list, err = c.OwnerEvents(ctx, owner)
 			}
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).history(list, clientOwners(ctx, c), owner != "")
 		},
@@ -107,15 +106,15 @@ func writeTimeline(w io.Writer, events []domain.Envelope, owners audit.OwnerOf, 
 		_, err := fmt.Fprintln(w, "No events.")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var tb table
 	for _, en := range audit.Timeline(events, owners) {
 		if withSubject {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", en.Time.UTC().Format(audit.TimeLayout), cell(en.Subject), en.Text)
+			tb.row(en.Time.UTC().Format(audit.TimeLayout), cell(en.Subject), en.Text)
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\n", en.Time.UTC().Format(audit.TimeLayout), en.Text)
+			tb.row(en.Time.UTC().Format(audit.TimeLayout), en.Text)
 		}
 	}
-	return tw.Flush()
+	return tb.write(w)
 }
 
 // clientOwners finds the owner of an acting token through the API (GET

@@ -6,10 +6,10 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode"
 
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 
@@ -144,20 +144,19 @@ func writeTokenTable(w io.Writer, tokens []sdk.Token, now time.Time) error {
 		_, err := fmt.Fprintln(w, "No tokens.")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tOWNER\tNAME\tKIND\tSTATUS\tSCOPES\tLAST USE\tEXPIRY")
+	var tb table
+	tb.row("ID", "OWNER", "NAME", "KIND", "STATUS", "SCOPES", "LAST USE", "EXPIRY")
 	for _, t := range tokens {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			cell(t.ID), cell(t.Owner), cell(t.Name), cell(t.Kind), cell(t.Status), scopesCell(t.Scopes),
+		tb.row(cell(t.ID), cell(t.Owner), cell(t.Name), cell(t.Kind), cell(t.Status), scopesCell(t.Scopes),
 			lastUsedText(t.LastUsedAt, now), expiryText(t.ExpiresAt, now))
 	}
-	return tw.Flush()
+	return tb.write(w)
 }
 
 // writeTokenDetail writes every field of a token, one per line.
 func writeTokenDetail(w io.Writer, t sdk.Token, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(label, value string) { fmt.Fprintf(tw, "%s:\t%s\n", label, value) }
+	var tb table
+	row := func(label, value string) { tb.row(label+":", value) }
 	row("ID", cell(t.ID))
 	row("Owner", cell(t.Owner))
 	row("Name", cell(t.Name))
@@ -171,7 +170,7 @@ func writeTokenDetail(w io.Writer, t sdk.Token, now time.Time) error {
 		row("Expires", expiryText(nil, now))
 	}
 	if t.IdleTimeout != nil {
-		row("Idle timeout", time.Duration(*t.IdleTimeout).String())
+		row("Idle timeout", span(time.Duration(*t.IdleTimeout)))
 	} else {
 		row("Idle timeout", "-")
 	}
@@ -192,7 +191,7 @@ func writeTokenDetail(w io.Writer, t sdk.Token, now time.Time) error {
 	row("Rotated from", optionalString(t.RotatedFrom))
 	row("Rotated to", optionalString(t.RotatedTo))
 	row("Family", optionalString(t.Family))
-	return tw.Flush()
+	return tb.write(w)
 }
 
 // lastUsedText is "last used 3 minutes ago", or "never used" for a nil t.
@@ -217,8 +216,8 @@ func expiryText(t *time.Time, now time.Time) string {
 }
 
 // relativeTime tells t as seen from now: "just now" and "in less than a
-// minute" within a minute, then whole minutes, hours and days, rounded
-// down: "1 minute ago", "23 hours ago", "in 12 days".
+// minute" within a minute, then as span tells a length of time: "3 minutes
+// ago", "1 day 23 hours ago", "in 30 days".
 func relativeTime(t, now time.Time) string {
 	d := now.Sub(t)
 	if d >= 0 {
@@ -234,16 +233,40 @@ func relativeTime(t, now time.Time) string {
 	return "in " + span(d)
 }
 
-// span is d, at least a minute, in its largest whole unit up to days.
+// spanTwoUnits is the count of a span's larger unit below which span adds
+// the next smaller unit: "9 days 11 hours", but "12 days".
+const spanTwoUnits = 10
+
+// span tells d, at least a minute, for people: in minutes, hours or days,
+// with the next smaller unit while the larger count is below spanTwoUnits
+// ("1 day 23 hours", "2 hours 5 minutes"), the last unit shown rounded to
+// the nearest: a token that expires in 47 h 59 min 59 s expires "in 2
+// days", never "in 1 day", and a fresh 30-day token "in 30 days".
 func span(d time.Duration) string {
-	switch {
-	case d < time.Hour:
-		return plural(uint64(d/time.Minute), "minute")
-	case d < 24*time.Hour:
-		return plural(uint64(d/time.Hour), "hour")
-	default:
-		return plural(uint64(d/(24*time.Hour)), "day")
+	if m := d.Round(time.Minute); m < time.Hour {
+		return plural(uint64(m/time.Minute), "minute")
 	}
+	h := d.Round(time.Hour)
+	switch {
+	case h < spanTwoUnits*time.Hour:
+		return twoUnits(d.Round(time.Minute), time.Hour, "hour", time.Minute, "minute")
+	case h < domain.Day:
+		return plural(uint64(h/time.Hour), "hour")
+	}
+	if days := d.Round(domain.Day); days >= spanTwoUnits*domain.Day {
+		return plural(uint64(days/domain.Day), "day")
+	}
+	return twoUnits(h, domain.Day, "day", time.Hour, "hour")
+}
+
+// twoUnits tells d, a whole number of small, as a count of big and of
+// small: "1 day 23 hours", or "2 days" when no small is left over.
+func twoUnits(d, big time.Duration, bigName string, small time.Duration, smallName string) string {
+	n, rest := d/big, (d%big)/small
+	if rest == 0 {
+		return plural(uint64(n), bigName)
+	}
+	return plural(uint64(n), bigName) + " " + plural(uint64(rest), smallName)
 }
 
 // past keeps a time that can only be past (a creation, a last use) from

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattn/go-runewidth"
+
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 
@@ -30,22 +33,35 @@ func TestRelativeTime(t *testing.T) {
 		{"the same instant", now, "just now"},
 		{"59s ago", now.Add(-59 * time.Second), "just now"},
 		{"60s ago", now.Add(-60 * time.Second), "1 minute ago"},
-		{"119s ago, rounded down", now.Add(-119 * time.Second), "1 minute ago"},
+		{"119s ago, rounded to the nearest minute", now.Add(-119 * time.Second), "2 minutes ago"},
 		{"2 minutes ago, plural", now.Add(-2 * time.Minute), "2 minutes ago"},
-		{"59m59s ago", now.Add(-(59*time.Minute + 59*time.Second)), "59 minutes ago"},
+		{"59m59s ago rounds up to an hour", now.Add(-(59*time.Minute + 59*time.Second)), "1 hour ago"},
+		{"59m20s ago", now.Add(-(59*time.Minute + 20*time.Second)), "59 minutes ago"},
+		{"2h10m ago, two units", now.Add(-(2*time.Hour + 10*time.Minute)), "2 hours 10 minutes ago"},
+		{"10h20m ago, hours alone from 10 on", now.Add(-(10*time.Hour + 20*time.Minute)), "10 hours ago"},
 		{"1h ago", now.Add(-time.Hour), "1 hour ago"},
 		{"2h ago", now.Add(-2 * time.Hour), "2 hours ago"},
-		{"23h59m ago", now.Add(-(23*time.Hour + 59*time.Minute)), "23 hours ago"},
+		{"23h59m ago rounds up to a day", now.Add(-(23*time.Hour + 59*time.Minute)), "1 day ago"},
+		{"23h20m ago", now.Add(-(23*time.Hour + 20*time.Minute)), "23 hours ago"},
 		{"1 day ago", now.Add(-24 * time.Hour), "1 day ago"},
-		{"47h59m ago", now.Add(-(47*time.Hour + 59*time.Minute)), "1 day ago"},
+		{"47h59m ago is not 1 day", now.Add(-(47*time.Hour + 59*time.Minute)), "2 days ago"},
+		{"47h ago, two units", now.Add(-47 * time.Hour), "1 day 23 hours ago"},
+		{"9d11h ago, two units", now.Add(-(9*24*time.Hour + 11*time.Hour)), "9 days 11 hours ago"},
 		{"12 days ago", now.Add(-12 * 24 * time.Hour), "12 days ago"},
 		{"400 days ago, still days", now.Add(-400 * 24 * time.Hour), "400 days ago"},
 		{"1s ahead", now.Add(time.Second), "in less than a minute"},
 		{"59s ahead", now.Add(59 * time.Second), "in less than a minute"},
 		{"60s ahead", now.Add(60 * time.Second), "in 1 minute"},
-		{"3 minutes ahead", now.Add(3*time.Minute + 30*time.Second), "in 3 minutes"},
+		{"3m29s ahead", now.Add(3*time.Minute + 29*time.Second), "in 3 minutes"},
+		{"3m30s ahead rounds up", now.Add(3*time.Minute + 30*time.Second), "in 4 minutes"},
 		{"1h ahead", now.Add(time.Hour), "in 1 hour"},
-		{"23h59m ahead", now.Add(23*time.Hour + 59*time.Minute), "in 23 hours"},
+		{"23h59m ahead", now.Add(23*time.Hour + 59*time.Minute), "in 1 day"},
+		{"a fresh 48h token", now.Add(48*time.Hour - time.Second), "in 2 days"},
+		{"a 48h token a minute old", now.Add(47*time.Hour + 59*time.Minute), "in 2 days"},
+		{"a 48h token an hour old", now.Add(47 * time.Hour), "in 1 day 23 hours"},
+		{"a fresh 30-day token", now.Add(30*24*time.Hour - time.Second), "in 30 days"},
+		{"a 30-day token an hour old", now.Add(30*24*time.Hour - time.Hour), "in 30 days"},
+		{"a 30-day token 13 hours old", now.Add(30*24*time.Hour - 13*time.Hour), "in 29 days"},
 		{"1 day ahead", now.Add(24 * time.Hour), "in 1 day"},
 		{"12 days ahead", now.Add(12*24*time.Hour + time.Hour), "in 12 days"},
 	}
@@ -70,7 +86,7 @@ func TestLastUsedText(t *testing.T) {
 		{"never used", nil, "never used"},
 		{"a few seconds ago", at(-5 * time.Second), "last used just now"},
 		{"3 minutes ago", at(-3 * time.Minute), "last used 3 minutes ago"},
-		{"1 day ago", at(-25 * time.Hour), "last used 1 day ago"},
+		{"25 hours ago", at(-25 * time.Hour), "last used 1 day 1 hour ago"},
 		{"a server clock ahead reads as just now", at(40 * time.Second), "last used just now"},
 	}
 	for _, tt := range tests {
@@ -96,7 +112,7 @@ func TestExpiryText(t *testing.T) {
 		{"1 minute ahead", at(time.Minute), "expires in 1 minute"},
 		{"seconds ahead", at(30 * time.Second), "expires in less than a minute"},
 		{"exactly now has expired", at(0), "expired just now"},
-		{"2 hours ago", at(-2*time.Hour - 10*time.Minute), "expired 2 hours ago"},
+		{"2 hours ago", at(-2*time.Hour - 10*time.Minute), "expired 2 hours 10 minutes ago"},
 		{"1 day ago", at(-24 * time.Hour), "expired 1 day ago"},
 	}
 	for _, tt := range tests {
@@ -148,10 +164,10 @@ func TestTokenTable(t *testing.T) {
 			name:   "every shape",
 			tokens: []sdk.Token{activeToken, sessionToken, revokedToken},
 			want: "" +
-				"ID                          OWNER             NAME            KIND     STATUS   SCOPES                LAST USE                 EXPIRY\n" +
-				"01JD8XK2M3N4P5Q6R7S8T9V0WX  alice             ci              api      active   repo:read,repo:write  last used 3 minutes ago  expires in 12 days\n" +
-				"01JD9AAAAAAAAAAAAAAAAAAAAA  team/platform     -               session  active   -                     never used               does not expire\n" +
-				"01JDBBBBBBBBBBBBBBBBBBBBBB  \"bob\\tx\\x1b[31m\"  old deploy key  api      revoked  deploy                last used 1 day ago      expired 2 hours ago\n",
+				"ID                          OWNER             NAME            KIND     STATUS   SCOPES                LAST USE                     EXPIRY\n" +
+				"01JD8XK2M3N4P5Q6R7S8T9V0WX  alice             ci              api      active   repo:read,repo:write  last used 3 minutes ago      expires in 12 days\n" +
+				"01JD9AAAAAAAAAAAAAAAAAAAAA  team/platform     -               session  active   -                     never used                   does not expire\n" +
+				"01JDBBBBBBBBBBBBBBBBBBBBBB  \"bob\\tx\\x1b[31m\"  old deploy key  api      revoked  deploy                last used 1 day 3 hours ago  expired 2 hours ago\n",
 		},
 		{
 			name:   "no tokens",
@@ -216,7 +232,7 @@ func TestTokenDetail(t *testing.T) {
 				"Scopes:           -\n" +
 				"Created:          2026-11-15T11:00:00Z (1 hour ago)\n" +
 				"Expires:          does not expire\n" +
-				"Idle timeout:     30m0s\n" +
+				"Idle timeout:     30 minutes\n" +
 				"Absolute expiry:  2026-11-22T12:00:00Z (in 7 days)\n" +
 				"Last used:        never used\n" +
 				"Use count:        0\n" +
@@ -241,9 +257,9 @@ func TestTokenDetail(t *testing.T) {
 				"Expires:          2026-11-15T10:00:00Z (expired 2 hours ago)\n" +
 				"Idle timeout:     -\n" +
 				"Absolute expiry:  -\n" +
-				"Last used:        2026-11-14T09:00:00Z (1 day ago)\n" +
+				"Last used:        2026-11-14T09:00:00Z (1 day 3 hours ago)\n" +
 				"Use count:        7\n" +
-				"Revoked:          2026-11-14T10:00:00Z (1 day ago)\n" +
+				"Revoked:          2026-11-14T10:00:00Z (1 day 2 hours ago)\n" +
 				"Revoked reason:   leaked in a log\n" +
 				"Owner revoked:    yes\n" +
 				"Rotated from:     01JDCCCCCCCCCCCCCCCCCCCCCC\n" +
@@ -266,6 +282,20 @@ func TestTokenDetail(t *testing.T) {
 }
 
 const testSecret = "tlk_01JD8XK2M3N4P5Q6R7S8T9V0WX_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW"
+
+// checkedSecret is a secret in the real format, checksum included, as
+// --secret-stdin checks it before sending anything.
+var checkedSecret = func() string {
+	id, err := domain.ParseTokenID("01JD8XK2M3N4P5Q6R7S8T9V0WX")
+	if err != nil {
+		panic(err)
+	}
+	sec, err := domain.GenerateSecret(id, strings.NewReader(strings.Repeat("k", 64)))
+	if err != nil {
+		panic(err)
+	}
+	return sec.Reveal()
+}()
 
 // Each printer writes one table or one JSON document; the secret of an
 // issue or rotation shows exactly once.
@@ -477,7 +507,7 @@ func TestClientCommands(t *testing.T) {
 			env:    []string{"TOKENLEDGER_OUTPUT=json"},
 			status: 201, body: issuedBody,
 			want: &apiRequest{method: "POST", path: "/v1/tokens", auth: "Bearer " + caller, contentType: "application/json",
-				body: `{"expires_at":"2026-12-31T23:59:00+01:00"}`},
+				body: `{"expires_at":"2026-12-31T22:59:00Z"}`},
 			wantStdout: `  "token": "` + testSecret + `"`,
 		},
 		{
@@ -515,10 +545,10 @@ func TestClientCommands(t *testing.T) {
 		{
 			name:   "revoke a leaked secret from stdin, without credentials",
 			args:   []string{"token", "revoke", "--secret-stdin"},
-			stdin:  "\n  " + testSecret + "\n",
+			stdin:  "\n  " + checkedSecret + "\n",
 			noAuth: true,
 			status: 200, body: `{}`,
-			want:       &apiRequest{method: "POST", path: "/v1/revoke", contentType: "application/x-www-form-urlencoded", body: "token=" + testSecret},
+			want:       &apiRequest{method: "POST", path: "/v1/revoke", contentType: "application/x-www-form-urlencoded", body: "token=" + checkedSecret},
 			wantStdout: "Revocation recorded.",
 		},
 		{
@@ -535,7 +565,7 @@ func TestClientCommands(t *testing.T) {
 			status: 404, body: `{"error":{"code":"not_found","message":"no such token"}}`,
 			want:       &apiRequest{method: "GET", path: "/v1/tokens/01JD8XK2M3N4P5Q6R7S8T9V0WX", auth: "Bearer " + caller},
 			wantCode:   1,
-			wantStderr: "tokenledger: get token 01JD8XK2M3N4P5Q6R7S8T9V0WX: not_found: no such token (HTTP 404, request req-7)\n",
+			wantStderr: "tokenledger: get token 01JD8XK2M3N4P5Q6R7S8T9V0WX: not_found: no such token (HTTP 404, request req-7) (server {server})\n",
 		},
 		{
 			name:       "no caller token",
@@ -548,13 +578,13 @@ func TestClientCommands(t *testing.T) {
 			name:       "a time that is not RFC 3339",
 			args:       []string{"token", "expire", "01JD8XK2M3N4P5Q6R7S8T9V0WX", "--at", "tomorrow"},
 			wantCode:   1,
-			wantStderr: "tokenledger: invalid argument \"tomorrow\" for \"--at\" flag: time \"tomorrow\": want RFC 3339, such as 2026-12-31T23:59:00Z\n",
+			wantStderr: "tokenledger: invalid argument \"tomorrow\" for \"--at\" flag: time \"tomorrow\": want an RFC 3339 time (2026-12-31T23:59:00Z), a date (2026-12-31), \"now\", or a time relative to now (\"-2h\", \"+30d\")\n",
 		},
 		{
 			name:       "a bad duration",
-			args:       []string{"token", "list", "--unused-for", "30d"},
+			args:       []string{"token", "list", "--unused-for", "30days"},
 			wantCode:   1,
-			wantStderr: "tokenledger: invalid argument \"30d\" for \"--unused-for\" flag: duration \"30d\": want a Go duration such as \"720h\" or whole seconds\n",
+			wantStderr: "tokenledger: invalid argument \"30days\" for \"--unused-for\" flag: duration \"30days\": want a duration such as \"30d\", \"2w\", \"1d12h\", \"720h\" or whole seconds\n",
 		},
 		{
 			name:       "a negative duration",
@@ -620,8 +650,8 @@ func TestClientCommands(t *testing.T) {
 				t.Errorf("exit code %d, want %d; stderr: %s", res.code, tt.wantCode, res.stderr)
 			}
 			if tt.wantStderr != "" || tt.wantCode == 0 {
-				if res.stderr != tt.wantStderr {
-					t.Errorf("stderr\n got %q\nwant %q", res.stderr, tt.wantStderr)
+				if want := strings.ReplaceAll(tt.wantStderr, "{server}", api.srv.URL); res.stderr != want {
+					t.Errorf("stderr\n got %q\nwant %q", res.stderr, want)
 				}
 			}
 			if !strings.Contains(res.stdout, tt.wantStdout) {
@@ -702,5 +732,41 @@ func runBinaryStdin(t *testing.T, env []string, stdin string, args ...string) re
 	default:
 		t.Fatalf("tokenledger %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
 		return result{}
+	}
+}
+
+// Owners and names may be in any script: the table aligns its columns by
+// the width a terminal gives each character (山 takes two columns), not by
+// bytes or runes.
+func TestTokenTableAlignsWideCharacters(t *testing.T) {
+	t.Parallel()
+	wide := activeToken
+	wide.ID, wide.Owner, wide.Name = "01JDEEEEEEEEEEEEEEEEEEEEEE", "山田太郎", "デプロイ"
+	var b strings.Builder
+	if err := writeTokenTable(&b, []sdk.Token{activeToken, wide, revokedToken}, now); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("table:\n%s", b.String())
+	}
+	// Every column starts at the same display column on every line.
+	columnAt := func(line, cellText string) int {
+		i := strings.Index(line, cellText)
+		if i < 0 {
+			t.Fatalf("line %q lacks %q", line, cellText)
+		}
+		return runewidth.StringWidth(line[:i])
+	}
+	for _, col := range []struct{ header, cells string }{{"NAME", "ci|デプロイ|old deploy key"}, {"KIND", "api|api|api"}, {"EXPIRY", "expires|expires|expired"}} {
+		want := columnAt(lines[0], col.header)
+		for i, c := range strings.Split(col.cells, "|") {
+			if got := columnAt(lines[i+1], c); got != want {
+				t.Errorf("column %s starts at display column %d on line %d, want %d:\n%s", col.header, got, i+1, want, b.String())
+			}
+		}
+	}
+	if !strings.Contains(lines[2], "山田太郎          デプロイ") {
+		t.Errorf("the wide owner is padded by runes, not display width:\n%s", b.String())
 	}
 }

@@ -46,13 +46,13 @@ its own owner.`,
 			}
 			r, err := c.RevokeOwner(cmd.Context(), args[0], req)
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).ownerRevoked(r)
 		},
 	}
 	f := cmd.Flags()
-	f.Var(&until, "until", "block new tokens of the owner until this time, RFC 3339 (2026-12-31T23:59:00Z); must be in the future")
+	f.Var(&until, "until", "block new tokens of the owner until this time: "+timeHelp+"; must be in the future")
 	f.StringVar(&reason, "reason", "", "why the owner's tokens are revoked, kept in the history")
 	return cmd
 }

@@ -47,7 +47,7 @@ func bindStoreFlags(f *pflag.FlagSet, c *eventstore.Config) {
 	f.StringVar(&c.SubjectPrefix, "subject-prefix", c.SubjectPrefix, "first subject token of every event subject")
 	f.IntVar(&c.Replicas, "stream-replicas", c.Replicas, "replicas of both streams: 1 for a single server, 3 for a cluster")
 	f.DurationVar(&c.DuplicateWindow, "duplicate-window", c.DuplicateWindow, "how long the streams remember event ids to drop re-sent events")
-	f.DurationVar(&c.UsageMaxAge, "usage-max-age", c.UsageMaxAge, "how long usage events are kept")
+	dayDurationVar(f, &c.UsageMaxAge, "usage-max-age", c.UsageMaxAge, "how long usage events are kept")
 }
 
 func newProjectCommand(g *globalFlags) *cobra.Command {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -170,18 +169,4 @@ func (p *replayProgress) stopLocked() {
 		p.rep.Stop()
 	}
 	p.rep, p.meter = nil, nil
-}
-
-// newLoggerTo is newLogger writing to w instead of stderr.
-func (g *globalFlags) newLoggerTo(w io.Writer) (*slog.Logger, error) {
-	if _, err := g.newLogger(); err != nil {
-		return nil, err
-	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(g.logLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if g.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

@@ -14,11 +14,11 @@ import (
 // bindPolicyFlags binds the issuing policy. Every process that issues or
 // slides tokens (serve, project, dev) must run with the same policy.
 func bindPolicyFlags(f *pflag.FlagSet, p *domain.Policy) {
-	f.DurationVar(&p.DefaultLifetime, "default-lifetime", p.DefaultLifetime, "lifetime of a token issued without an expiry (and a session's default cap)")
-	f.DurationVar(&p.MaxLifetime, "max-lifetime", p.MaxLifetime, "longest expiry an api token may have, counted from its creation")
+	dayDurationVar(f, &p.DefaultLifetime, "default-lifetime", p.DefaultLifetime, "lifetime of a token issued without an expiry (and a session's default cap)")
+	dayDurationVar(f, &p.MaxLifetime, "max-lifetime", p.MaxLifetime, "longest expiry an api token may have, counted from its creation")
 	f.BoolVar(&p.AllowNeverExpires, "allow-never-expires", p.AllowNeverExpires, "allow api tokens without expiry")
-	f.DurationVar(&p.SessionIdleTimeout, "session-idle-timeout", p.SessionIdleTimeout, "how long a session lives after its last use (whole seconds)")
-	f.DurationVar(&p.SessionMaxLifetime, "session-max-lifetime", p.SessionMaxLifetime, "absolute cap of a session's life, however much it is used")
+	dayDurationVar(f, &p.SessionIdleTimeout, "session-idle-timeout", p.SessionIdleTimeout, "how long a session lives after its last use (whole seconds)")
+	dayDurationVar(f, &p.SessionMaxLifetime, "session-max-lifetime", p.SessionMaxLifetime, "absolute cap of a session's life, however much it is used")
 	f.DurationVar(&p.SessionExtendStep, "session-extend-step", p.SessionExtendStep, "smallest move of a session's expiry worth recording (half the idle timeout for a session whose idle timeout is at most twice the step)")
 }
 

@@ -27,11 +27,12 @@ An event counts when its time is at or before --at. Uses older than the
 usage stream's retention are no longer known. In the table, "expires in",
 "last used ... ago" and the statuses are told as of --at.`,
 		Example: `  tokenledger state --at 2026-11-01T00:00:00Z
+  tokenledger state --at -2h
   tokenledger state --at 2026-11-01T00:00:00Z --owner alice --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !at.set {
-				return errors.New("--at TIME is required: an RFC 3339 time such as 2026-11-01T00:00:00Z")
+				return errors.New("--at TIME is required: " + timeHelp)
 			}
 			c, err := cf.client()
 			if err != nil {
@@ -39,14 +40,14 @@ usage stream's retention are no longer known. In the table, "expires in",
 			}
 			st, err := c.StateAt(cmd.Context(), at.t, owner)
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).stateAt(st)
 		},
 	}
 	bindClientFlags(cmd, &cf)
 	f := cmd.Flags()
-	f.Var(&at, "at", "the instant, RFC 3339 (2026-11-01T00:00:00Z)")
+	f.Var(&at, "at", "the instant: "+timeHelp)
 	f.StringVar(&owner, "owner", "", "only the tokens of this owner")
 	markOwnRequestFlags(cmd)
 	return cmd

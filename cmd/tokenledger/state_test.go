@@ -52,7 +52,7 @@ func TestStateCommand(t *testing.T) {
 			t.Fatalf("stdout\n%s\nwant a header naming %s and 1 token", r.stdout, at)
 		}
 		row := lines[3]
-		for _, want := range []string{a.ID, "alice", "ci", "active", "never used", "expires in 29 days"} {
+		for _, want := range []string{a.ID, "alice", "ci", "active", "never used", "expires in 30 days"} {
 			if !strings.Contains(row, want) {
 				t.Errorf("row %q lacks %q (statuses and times as of --at)", row, want)
 			}
@@ -108,7 +108,7 @@ func TestStateCommand(t *testing.T) {
 		}{
 			// TOKENLEDGER_AT must not reach --at: it is a request flag.
 			{"no instant", append(asAdmin, "TOKENLEDGER_AT=2026-01-01T00:00:00Z"), []string{"state"}, "--at TIME is required"},
-			{"not an instant", asAdmin, []string{"state", "--at", "yesterday"}, "want RFC 3339"},
+			{"not an instant", asAdmin, []string{"state", "--at", "yesterday"}, "want an RFC 3339 time"},
 			{"no caller's token", []string{server}, []string{"state", "--at", at}, tokenEnv + " is not set"},
 			{"a caller without ledger:admin", []string{server, tokenEnv + "=" + b.Secret}, []string{"state", "--at", at}, "forbidden"},
 		}

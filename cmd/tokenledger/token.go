@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 
@@ -59,7 +60,7 @@ func newTokenIssueCommand(cf *clientFlags) *cobra.Command {
 		Long: `issue asks the server for a new token and prints its secret once: store it
 now, it is never shown again. Without --expires-in, --expires-at or
 --never-expires the token gets the policy's default lifetime.`,
-		Example: `  tokenledger token issue --name ci --scope repo:read --scope repo:write --expires-in 720h`,
+		Example: `  tokenledger token issue --name ci --scope repo:read --scope repo:write --expires-in 30d`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if countTrue(expiresIn.set, expiresAt.set, neverExpires) > 1 {
@@ -96,7 +97,7 @@ now, it is never shown again. Without --expires-in, --expires-at or
 			}
 			issued, err := c.Issue(cmd.Context(), req)
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).issued(issued)
 		},
@@ -106,10 +107,10 @@ now, it is never shown again. Without --expires-in, --expires-at or
 	f.StringVar(&req.Name, "name", "", "name of the new token, for people")
 	f.StringSliceVar(&scopes, "scope", nil, "scope of the new token; repeat the flag or separate with commas for several")
 	f.Var(&kind, "kind", "kind of the new token: api or session (empty: api)")
-	f.Var(&expiresIn, "expires-in", `lifetime of the new token: a Go duration ("720h") or whole seconds`)
-	f.Var(&expiresAt, "expires-at", "expiry of the new token, RFC 3339 (2026-12-31T23:59:00Z)")
+	f.Var(&expiresIn, "expires-in", "lifetime of the new token: "+durationHelp)
+	f.Var(&expiresAt, "expires-at", "expiry of the new token: "+timeHelp)
 	f.BoolVar(&neverExpires, "never-expires", false, "issue a token that does not expire (if the policy allows it)")
-	f.Var(&idleTimeout, "idle-timeout", "idle timeout of a session: a Go duration or whole seconds (empty: the policy's)")
+	f.Var(&idleTimeout, "idle-timeout", "idle timeout of a session: "+durationHelp+" (empty: the policy's)")
 	return cmd
 }
 
@@ -123,8 +124,9 @@ func newTokenListCommand(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens, filtered, a page at a time or all of them",
-		Long: `list prints the tokens the caller may see, newest first, a page at a time:
-the last line names the --cursor of the next page. --all follows every page.`,
+		Long: `list prints the tokens the caller may see, oldest first (in the order they
+were issued), a page at a time: the last line names the --cursor of the next
+page. --all follows every page.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Limit < 0 {
@@ -141,14 +143,14 @@ the last line names the --cursor of the next page. --all follows every page.`,
 			if !all {
 				page, err := c.List(cmd.Context(), opts)
 				if err != nil {
-					return oneLine(err)
+					return cf.serverError(err)
 				}
 				return cf.printer(cmd).tokens(page.Items, page.NextCursor)
 			}
 			tokens := []sdk.Token{}
 			for t, err := range c.ListAll(cmd.Context(), opts) {
 				if err != nil {
-					return oneLine(err)
+					return cf.serverError(err)
 				}
 				tokens = append(tokens, t)
 			}
@@ -158,8 +160,8 @@ the last line names the --cursor of the next page. --all follows every page.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Owner, "owner", "", "only tokens of this owner (only ledger:admin may name another owner than the caller's)")
 	f.Var(&status, "status", "only tokens in this status: active, expired or revoked")
-	f.Var(&unusedFor, "unused-for", "only tokens not used for this long, never-used ones included: a Go duration or whole seconds")
-	f.Var(&expiringWithin, "expiring-within", "only tokens expiring within this long: a Go duration or whole seconds")
+	f.Var(&unusedFor, "unused-for", "only tokens not used for this long, never-used ones included: "+durationHelp)
+	f.Var(&expiringWithin, "expiring-within", "only tokens expiring within this long: "+durationHelp)
 	f.IntVar(&opts.Limit, "limit", 0, "most tokens per page (0: the server's default)")
 	f.StringVar(&opts.Cursor, "cursor", "", "start at this page, as named by the previous page")
 	f.BoolVar(&all, "all", false, "follow every page and print all tokens at once (JSON: one {\"items\": [...]} document)")
@@ -178,7 +180,7 @@ func newTokenShowCommand(cf *clientFlags) *cobra.Command {
 			}
 			t, err := c.Get(cmd.Context(), args[0])
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).token(t)
 		},
@@ -220,14 +222,14 @@ changed.`,
 			}
 			t, err := c.SetExpiry(cmd.Context(), args[0], expiry)
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).token(t)
 		},
 	}
 	f := cmd.Flags()
-	f.Var(&at, "at", "expire the token at this time, RFC 3339 (2026-12-31T23:59:00Z)")
-	f.Var(&in, "in", "expire the token this long from now: a Go duration or whole seconds")
+	f.Var(&at, "at", "expire the token at this time: "+timeHelp)
+	f.Var(&in, "in", "expire the token this long from now: "+durationHelp)
 	f.BoolVar(&never, "never", false, "remove the token's expiry (ledger:admin only)")
 	return cmd
 }
@@ -251,12 +253,12 @@ time to deploy the new secret.`,
 			}
 			r, err := c.Rotate(cmd.Context(), args[0], grace.d)
 			if err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).rotated(r)
 		},
 	}
-	cmd.Flags().Var(&grace, "grace", "how long the old token stays valid: a Go duration or whole seconds (empty: it expires at once)")
+	cmd.Flags().Var(&grace, "grace", "how long the old token stays valid: "+durationHelp+" (empty: it expires at once)")
 	return cmd
 }
 
@@ -287,12 +289,19 @@ that it does not land in shell history:
 				if err != nil {
 					return err
 				}
+				// The format carries a checksum: a typo or a stray word is
+				// caught here, not answered by the server's "recorded"
+				// (which it says alike for every string). The error never
+				// holds the input.
+				if _, _, err := domain.CheckSecret(secret); err != nil {
+					return fmt.Errorf("stdin does not hold a tokenledger secret (%w): nothing was sent", err)
+				}
 				c, err := cf.anonymousClient()
 				if err != nil {
 					return err
 				}
 				if err := c.RevokeSecret(cmd.Context(), secret); err != nil {
-					return oneLine(err)
+					return cf.serverError(err)
 				}
 				return cf.printer(cmd).secretRevoked()
 			}
@@ -304,7 +313,7 @@ that it does not land in shell history:
 				return err
 			}
 			if err := c.Revoke(cmd.Context(), args[0], reason); err != nil {
-				return oneLine(err)
+				return cf.serverError(err)
 			}
 			return cf.printer(cmd).revoked(args[0])
 		},
