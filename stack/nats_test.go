@@ -262,8 +262,17 @@ func TestStartNATSCluster(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	if _, err := js.Publish(ctx, "s.2", []byte("still replicated")); err != nil {
-		t.Fatalf("publish with one server down: %v", err)
+	// The server shut down may have led the stream: a publish then waits
+	// out the election, retried with the same id as any writer would.
+	for {
+		_, err := js.Publish(ctx, "s.2", []byte("still replicated"), jetstream.WithMsgID("still-replicated"))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("publish with one server down: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	c.Shutdown()
 	c.Shutdown()

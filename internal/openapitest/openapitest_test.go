@@ -449,7 +449,7 @@ func TestCheckerCountsAnswers(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/livez":
-			jsonAnswer(200, `{"status":"ok"}`).write(w)
+			jsonAnswer(200, `{"status":"ok","version":"v0.0.0-test"}`).write(w)
 		case "/readyz":
 			jsonAnswer(503, `{"status":"not ready","checks":{"x":"down"}}`).write(w)
 		default:
