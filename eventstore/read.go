@@ -270,7 +270,8 @@ func (s *Store) getPage(ctx context.Context, subject string, from uint64, batch 
 //
 // Read uses an ordered consumer, which streams the history in large
 // batches (Config.ReadBatch messages per pull) with flow control, rather
-// than request/response pages.
+// than request/response pages, and decodes on every core (see Scanner),
+// handing the events to fn in order on the calling goroutine.
 func (s *Store) Read(ctx context.Context, from uint64, fn func(domain.Envelope) error) (last uint64, err error) {
 	return s.read(ctx, from, time.Time{}, fn)
 }
@@ -301,11 +302,40 @@ func (s *Store) read(ctx context.Context, from uint64, until time.Time, fn func(
 	if from > end {
 		return last, nil
 	}
-	var untilNanos int64
-	if !until.IsZero() {
-		untilNanos = until.UnixNano()
+	if until.IsZero() {
+		return s.scanRange(ctx, s.stream, s.cfg.Stream, from, end, fn)
 	}
-	return s.consume(ctx, s.stream, s.cfg.Stream, "", from, end, untilNanos, fn)
+	return s.consume(ctx, s.stream, s.cfg.Stream, "", from, end, until.UnixNano(), fn)
+}
+
+// scanRange passes the events of stream (named name) from sequence from
+// through end to fn, in order, as consume does without a filter or an
+// instant, but decoding on every core with a Scanner: a long read is
+// mostly decoding. It returns the sequence of the last event fn accepted
+// (from-1 when none).
+func (s *Store) scanRange(ctx context.Context, stream jetstream.Stream, name string, from, end uint64, fn func(domain.Envelope) error) (uint64, error) {
+	last := from - 1
+	sc, err := s.scan(ctx, stream, name, from, end)
+	if err != nil {
+		return last, fmt.Errorf("read %s from %d: %w", name, from, err)
+	}
+	defer sc.Close()
+	for {
+		e, err := sc.Next(ctx)
+		if err != nil {
+			return last, err
+		}
+		if e == nil {
+			return last, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return last, fmt.Errorf("read %s after %d: %w", name, last, err)
+		}
+		if err := fn(*e); err != nil {
+			return last, fmt.Errorf("read %s: event at sequence %d: %w", name, e.Sequence, err)
+		}
+		last = e.Sequence
+	}
 }
 
 // ReadTokenEvents passes every lifecycle event of type t on any token, from

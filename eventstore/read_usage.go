@@ -33,27 +33,36 @@ func (s *Store) ReadUsage(ctx context.Context, from uint64, fn func(domain.Envel
 	if info.State.Msgs == 0 || from > end {
 		return last, nil
 	}
-	return s.consume(ctx, s.usage, s.cfg.UsageStream, "", from, end, 0, fn)
+	return s.scanRange(ctx, s.usage, s.cfg.UsageStream, from, end, fn)
 }
 
 // parseAckReplyPending extracts the stream sequence, the storage time and
 // the number of messages pending after this one from a JetStream ack reply
-// subject (either layout parseAckReply understands).
+// subject (either layout parseAckReply understands), without allocating.
 func parseAckReplyPending(reply string) (seq uint64, ts int64, pending uint64, ok bool) {
 	seq, ts, ok = parseAckReply(reply)
 	if !ok {
 		return 0, 0, 0, false
 	}
-	tokens := strings.Split(reply, ".")
-	var pendingTok string
+	// The pending count is the token after the timestamp: the ninth of the
+	// short layout, the eleventh of the long one, which parseAckReply
+	// told apart by the number of tokens.
+	n := strings.Count(reply, ".") + 1
+	var want int
 	switch {
-	case len(tokens) == 9:
-		pendingTok = tokens[8]
-	case len(tokens) >= 11:
-		pendingTok = tokens[10]
+	case n == 9:
+		want = 8
+	case n >= 11:
+		want = 10
 	default:
 		return 0, 0, 0, false
 	}
-	pending, ok = parseUint(pendingTok)
+	for range want {
+		reply = reply[strings.IndexByte(reply, '.')+1:]
+	}
+	if i := strings.IndexByte(reply, '.'); i >= 0 {
+		reply = reply[:i]
+	}
+	pending, ok = parseUint(reply)
 	return seq, ts, pending, ok
 }

@@ -54,28 +54,34 @@ type Scanner struct {
 // ScanLifecycle starts a Scanner of the lifecycle stream through sequence
 // through (0: nothing).
 func (s *Store) ScanLifecycle(ctx context.Context, through uint64) (*Scanner, error) {
-	return s.scan(ctx, s.stream, s.cfg.Stream, through)
+	return s.scan(ctx, s.stream, s.cfg.Stream, 1, through)
 }
 
 // ScanUsage starts a Scanner of the usage stream through sequence through
 // (0: nothing). Events that aged out are absent.
 func (s *Store) ScanUsage(ctx context.Context, through uint64) (*Scanner, error) {
-	return s.scan(ctx, s.usage, s.cfg.UsageStream, through)
+	return s.scan(ctx, s.usage, s.cfg.UsageStream, 1, through)
 }
 
-func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, through uint64) (*Scanner, error) {
+// scan starts a Scanner of stream (named name) from sequence from (at
+// least 1) through sequence through.
+func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, from, through uint64) (*Scanner, error) {
 	sc := &Scanner{name: name}
-	if through == 0 {
+	if through == 0 || from > through {
 		sc.done = true
 		return sc, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	sc.cancel = cancel
 	cctx, ccancel := s.withTimeout(ctx)
-	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+	cfg := jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: 30 * time.Second,
-	})
+	}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := stream.OrderedConsumer(cctx, cfg)
 	ccancel()
 	if err != nil {
 		cancel()
@@ -111,7 +117,7 @@ func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, 
 
 // Next returns the next event, or nil after the last. The event is valid
 // until the next call. A message that is not a valid event ends the scan
-// with a *DecodeError.
+// with a *DecodeError, returned once the events before it were.
 func (sc *Scanner) Next(ctx context.Context) (*domain.Envelope, error) {
 	for !sc.done {
 		if sc.cur != nil && sc.i < len(sc.cur.events) {
@@ -119,6 +125,11 @@ func (sc *Scanner) Next(ctx context.Context) (*domain.Envelope, error) {
 			sc.i++
 			sc.scanned++
 			return e, nil
+		}
+		if sc.cur != nil && sc.cur.err != nil {
+			// The events decoded before the invalid message were handed
+			// out first.
+			return nil, sc.cur.err
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -141,9 +152,6 @@ func (sc *Scanner) Next(ctx context.Context) (*domain.Envelope, error) {
 		case <-c.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		}
-		if c.err != nil {
-			return nil, c.err
 		}
 		sc.recycle()
 		sc.cur, sc.i = c, 0
@@ -195,17 +203,20 @@ func cutChunks(ctx context.Context, it jetstream.MessagesContext, end uint64, or
 			}
 			return err
 		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return err
+		seq, _, pending, ok := parseAckReplyPending(msg.Reply())
+		if !ok {
+			md, err := msg.Metadata()
+			if err != nil {
+				return err
+			}
+			seq, pending = md.Sequence.Stream, md.NumPending
 		}
-		seq := md.Sequence.Stream
 		if seq <= end {
 			c.msgs = append(c.msgs, msg)
 		}
 		// Nothing pending after this message means the stream holds
 		// nothing more: messages up to end aged out meanwhile.
-		last := seq >= end || md.NumPending == 0
+		last := seq >= end || pending == 0
 		if !last && len(c.msgs) < scanChunk {
 			continue
 		}
