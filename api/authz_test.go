@@ -107,7 +107,7 @@ func authzRoutes() map[string]authzRoute {
 				var got sdk.IssuedToken
 				res.decode(t, &got)
 				if got.Owner != tg.owner || !slices.Equal(got.Scopes, []string{"read"}) || got.Secret == "" {
-					t.Errorf("issued %+v, want a token of %s with scope read", got.Token, tg.owner)
+					t.Errorf("issued %+v, want a token of %s with scope read", got.TokenMetadata, tg.owner)
 				}
 			},
 		},
@@ -123,7 +123,7 @@ func authzRoutes() map[string]authzRoute {
 				res.decode(t, &got)
 				want := s.Clock.Now().Add(s.Policy.DefaultLifetime + time.Hour)
 				if got.Owner != tg.owner || got.ExpiresAt == nil || !got.ExpiresAt.Equal(want) {
-					t.Errorf("issued %+v, want a token of %s expiring at %v", got.Token, tg.owner, want)
+					t.Errorf("issued %+v, want a token of %s expiring at %v", got.TokenMetadata, tg.owner, want)
 				}
 			},
 		},
@@ -183,7 +183,7 @@ func authzRoutes() map[string]authzRoute {
 				var got sdk.RotatedToken
 				res.decode(t, &got)
 				if got.RotatedFrom == nil || *got.RotatedFrom != tg.id.String() || got.Owner != tg.owner {
-					t.Errorf("rotated %+v, want a successor of %s", got.Token, tg.id)
+					t.Errorf("rotated %+v, want a successor of %s", got.TokenMetadata, tg.id)
 				}
 			},
 		},

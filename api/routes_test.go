@@ -24,7 +24,7 @@ func TestEveryRoute(t *testing.T) {
 	alice := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Name: "alice's key", Scopes: []string{"repo:read", "repo:write"}})
 	if !strings.HasPrefix(alice.Secret, domain.SecretPrefix) || alice.Owner != "alice" || alice.Status != "active" ||
 		alice.ExpiresAt == nil || alice.LastUsedAt != nil || alice.UseCount != 0 || alice.Kind != "api" {
-		t.Fatalf("issued token: %+v", alice.Token)
+		t.Fatalf("issued token: %+v", alice.TokenMetadata)
 	}
 	if want := alice.CreatedAt.Add(s.Policy.DefaultLifetime); !alice.ExpiresAt.Equal(want) {
 		t.Errorf("default expiry %v, want %v (the policy's default lifetime)", alice.ExpiresAt, want)
@@ -33,13 +33,13 @@ func TestEveryRoute(t *testing.T) {
 	t.Run("POST /v1/tokens", func(t *testing.T) {
 		own := issue(t, s, alice.Secret, sdk.IssueRequest{Name: "ci", Scopes: []string{"repo:read"}, ExpiresIn: ptr(sdk.Duration(24 * time.Hour))})
 		if own.Owner != "alice" || !slices.Equal(own.Scopes, []string{"repo:read"}) {
-			t.Errorf("issue without owner: %+v, want alice's token with repo:read", own.Token)
+			t.Errorf("issue without owner: %+v, want alice's token with repo:read", own.TokenMetadata)
 		}
 		at := s.Clock.Now().Add(12 * time.Hour).Truncate(time.Second)
 		sess := issue(t, s, admin, sdk.IssueRequest{Owner: "alice", Kind: "session", ExpiresAt: &at, IdleTimeout: ptr(sdk.Duration(10 * time.Minute))})
 		if sess.Kind != "session" || sess.IdleTimeout == nil || time.Duration(*sess.IdleTimeout) != 10*time.Minute ||
 			sess.AbsoluteExpiresAt == nil || !sess.AbsoluteExpiresAt.Equal(at) {
-			t.Errorf("session: %+v", sess.Token)
+			t.Errorf("session: %+v", sess.TokenMetadata)
 		}
 		for _, c := range []struct {
 			name   string

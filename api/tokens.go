@@ -28,7 +28,7 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, c ledger.Caller) 
 	}
 	s.log.DebugContext(r.Context(), "token issued", "request_id", requestID(r.Context()),
 		"token_id", issued.Token.ID(), "owner", issued.Token.Owner(), "secret", issued.Secret)
-	writeJSON(w, http.StatusCreated, sdk.IssuedToken{Token: tokenFromView(issued.View), Secret: issued.Secret.Reveal()})
+	writeJSON(w, http.StatusCreated, sdk.IssuedToken{TokenMetadata: tokenFromView(issued.View), Secret: issued.Secret.Reveal()})
 	return nil
 }
 
@@ -201,7 +201,7 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, c ledger.Caller)
 	s.log.DebugContext(r.Context(), "token rotated", "request_id", requestID(r.Context()),
 		"token_id", rot.Token.ID(), "previous", id, "secret", rot.Secret)
 	writeJSON(w, http.StatusCreated, sdk.RotatedToken{
-		IssuedToken:       sdk.IssuedToken{Token: tokenFromView(rot.View), Secret: rot.Secret.Reveal()},
+		IssuedToken:       sdk.IssuedToken{TokenMetadata: tokenFromView(rot.View), Secret: rot.Secret.Reveal()},
 		PreviousExpiresAt: rot.PreviousExpiresAt,
 	})
 	return nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
 )
 
 // ErrNotEmpty: the ledger already holds events, so it was bootstrapped;
@@ -19,7 +20,7 @@ type BootstrapConfig struct {
 	NATSURL string
 	// NATSAuth holds the credentials and TLS settings of the NATS
 	// connections.
-	NATSAuth NATSAuth
+	NATSAuth natsconn.Auth
 	// Store names the streams; it must match the deployment's.
 	Store eventstore.Config
 	// Policy is the issuing policy: the token gets its default lifetime.
@@ -68,7 +69,7 @@ type StreamsConfig struct {
 	NATSURL string
 	// NATSAuth holds the credentials and TLS settings of the NATS
 	// connections.
-	NATSAuth NATSAuth
+	NATSAuth natsconn.Auth
 	// Store is the streams' configuration to create or apply.
 	Store eventstore.Config
 }
@@ -98,7 +99,7 @@ func InitStreams(ctx context.Context, cfg StreamsConfig) (uint64, error) {
 
 // validateStoreConnection reports every problem with how a set-up command
 // reaches the event store.
-func validateStoreConnection(natsURL string, auth NATSAuth, store eventstore.Config) []error {
+func validateStoreConnection(natsURL string, auth natsconn.Auth, store eventstore.Config) []error {
 	var errs []error
 	if err := validateNATSURL(natsURL); err != nil {
 		errs = append(errs, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
 )
 
 // Defaults shared by the commands that connect to a running system.
@@ -93,8 +94,8 @@ type storeOpener func(context.Context, jetstream.JetStream, *domain.Registry, ev
 // connectStore connects to NATS at natsURL with auth as client name and
 // opens the event store with cfg. The caller closes the returned
 // connection (after the store).
-func connectStore(ctx context.Context, open storeOpener, natsURL string, auth NATSAuth, name string, cfg eventstore.Config, opts ...nats.Option) (*nats.Conn, *eventstore.Store, error) {
-	nc, err := ConnectNATS(natsURL, auth, append([]nats.Option{nats.Name(name)}, opts...)...)
+func connectStore(ctx context.Context, open storeOpener, natsURL string, auth natsconn.Auth, name string, cfg eventstore.Config, opts ...nats.Option) (*nats.Conn, *eventstore.Store, error) {
+	nc, err := natsconn.Connect(natsURL, auth, append([]nats.Option{nats.Name(name)}, opts...)...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -133,7 +134,7 @@ func (s stopStack) stop(ctx context.Context) error {
 // cleanups. The connection is closed, not drained: whatever used it
 // (projector, validator) has finished with it by then, and a drain would
 // wait out its timeout whenever NATS is unreachable.
-func connectBoth(ctx context.Context, cleanups *stopStack, name, natsURL string, auth NATSAuth, storeCfg eventstore.Config,
+func connectBoth(ctx context.Context, cleanups *stopStack, name, natsURL string, auth natsconn.Auth, storeCfg eventstore.Config,
 	postgresURL string, maxConns int32) (*eventstore.Store, *pgxpool.Pool, error) {
 	nc, store, err := connectStore(ctx, eventstore.OpenExisting, natsURL, auth, name, storeCfg, nats.MaxReconnects(-1))
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
 )
@@ -244,7 +245,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, fmt.Errorf("open event store as the workers: %w", err)
 	}
 	var run *workerRun
-	d.Projector, run, err = startProjector(workerStore, d.NATS.ClientURL(), NATSAuth{}, d.Projections,
+	d.Projector, run, err = startProjector(workerStore, d.NATS.ClientURL(), natsconn.Auth{}, d.Projections,
 		consumers.LifecycleConfig{Name: DefaultProjectionName}, nil, log, nats.Name("tokenledger-dev-projector"), asWorker)
 	if err != nil {
 		return nil, nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/stack"
 	"github.com/tokenledger/tokenledger/stacktest"
 )
@@ -33,7 +34,7 @@ func TestNATSAuthValidateReportsEveryProblem(t *testing.T) {
 	}
 	missing := filepath.Join(dir, "missing")
 
-	err := app.NATSAuth{
+	err := natsconn.Auth{
 		NKeyFile:     garbage,
 		PasswordFile: passwordFile,
 		CAFile:       missing,
@@ -58,7 +59,7 @@ func TestNATSAuthValidateReportsEveryProblem(t *testing.T) {
 		t.Errorf("Validate's error shows a secret:\n%s", msg)
 	}
 
-	if err := (app.NATSAuth{}).Validate("nats://127.0.0.1:4222"); err != nil {
+	if err := (natsconn.Auth{}).Validate("nats://127.0.0.1:4222"); err != nil {
 		t.Errorf("no credentials, no TLS: %v", err)
 	}
 }
@@ -81,22 +82,22 @@ func TestNATSAuthConnectsWithEachCredentialKind(t *testing.T) {
 	}})
 	op := stacktest.NewOperator(t)
 	jwtSrv, jwtFiles := stacktest.NATSWithTLS(t, stack.NATSConfig{Operator: op.Config})
-	tlsAuth := func(f stacktest.TLSFiles) app.NATSAuth {
-		return app.NATSAuth{CAFile: f.CA, CertFile: f.Cert, KeyFile: f.Key, ServerName: "localhost"}
+	tlsAuth := func(f stacktest.TLSFiles) natsconn.Auth {
+		return natsconn.Auth{CAFile: f.CA, CertFile: f.Cert, KeyFile: f.Key, ServerName: "localhost"}
 	}
-	with := func(a app.NATSAuth, set func(*app.NATSAuth)) app.NATSAuth { set(&a); return a }
+	with := func(a natsconn.Auth, set func(*natsconn.Auth)) natsconn.Auth { set(&a); return a }
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, c := range []struct {
 		name string
 		url  string
-		auth app.NATSAuth
+		auth natsconn.Auth
 	}{
 		// The operator sets up the streams; the others open them as they are.
-		{"user and password file", srv.ClientURL(), with(tlsAuth(files), func(a *app.NATSAuth) { a.User, a.PasswordFile = "operator", passwordFile })},
-		{"nkey seed file", srv.ClientURL(), with(tlsAuth(files), func(a *app.NATSAuth) { a.NKeyFile = nkeyFile })},
-		{"creds file", jwtSrv.ClientURL(), with(tlsAuth(jwtFiles), func(a *app.NATSAuth) { a.CredsFile = op.Creds(t) })},
+		{"user and password file", srv.ClientURL(), with(tlsAuth(files), func(a *natsconn.Auth) { a.User, a.PasswordFile = "operator", passwordFile })},
+		{"nkey seed file", srv.ClientURL(), with(tlsAuth(files), func(a *natsconn.Auth) { a.NKeyFile = nkeyFile })},
+		{"creds file", jwtSrv.ClientURL(), with(tlsAuth(jwtFiles), func(a *natsconn.Auth) { a.CredsFile = op.Creds(t) })},
 	} {
 		n, err := app.InitStreams(ctx, app.StreamsConfig{NATSURL: c.url, NATSAuth: c.auth, Store: store})
 		if err != nil || n != 0 {
@@ -106,12 +107,12 @@ func TestNATSAuthConnectsWithEachCredentialKind(t *testing.T) {
 
 	for _, c := range []struct {
 		name string
-		auth app.NATSAuth
+		auth natsconn.Auth
 		want string
 	}{
 		{"no credentials", tlsAuth(files), "Authorization Violation"},
-		{"wrong password", with(tlsAuth(files), func(a *app.NATSAuth) { a.User, a.PasswordFile = "operator", nkeyFile }), "Authorization Violation"},
-		{"no client certificate", app.NATSAuth{CAFile: files.CA, User: "operator", PasswordFile: passwordFile}, "connect to nats"},
+		{"wrong password", with(tlsAuth(files), func(a *natsconn.Auth) { a.User, a.PasswordFile = "operator", nkeyFile }), "Authorization Violation"},
+		{"no client certificate", natsconn.Auth{CAFile: files.CA, User: "operator", PasswordFile: passwordFile}, "connect to nats"},
 	} {
 		_, err := app.InitStreams(ctx, app.StreamsConfig{NATSURL: srv.ClientURL(), NATSAuth: c.auth, Store: store})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -139,7 +140,7 @@ func TestNATSAuthRefusesAServerCertificateOfAnotherCA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err = app.InitStreams(ctx, app.StreamsConfig{NATSURL: srv.ClientURL(), Store: eventstore.DefaultConfig(),
-		NATSAuth: app.NATSAuth{CAFile: filepath.Join(dir, "ca.pem"), CertFile: files.Cert, KeyFile: files.Key}})
+		NATSAuth: natsconn.Auth{CAFile: filepath.Join(dir, "ca.pem"), CertFile: files.Cert, KeyFile: files.Key}})
 	if err == nil || !strings.Contains(err.Error(), "x509: certificate signed by unknown authority") {
 		t.Fatalf("streams init against a server of another CA: %v; want x509: certificate signed by unknown authority", err)
 	}
@@ -158,13 +159,13 @@ func TestAPINodeCredentialsCannotRemoveHistoryOrConsumers(t *testing.T) {
 		{NKey: apiPub, Permissions: app.APINodePermissions(store)},
 		{NKey: workerPub, Permissions: app.WorkerPermissions(store)},
 	}})
-	tlsAuth := app.NATSAuth{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key}
+	tlsAuth := natsconn.Auth{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	connect := func(seed string) jetstream.JetStream {
 		auth := tlsAuth
 		auth.NKeyFile = seed
-		nc, err := app.ConnectNATS(srv.ClientURL(), auth)
+		nc, err := natsconn.Connect(srv.ClientURL(), auth)
 		if err != nil {
 			t.Fatal(err)
 		}

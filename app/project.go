@@ -17,6 +17,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -50,7 +51,7 @@ type ProjectConfig struct {
 	NATSURL string
 	// NATSAuth holds the credentials and TLS settings of the NATS
 	// connections.
-	NATSAuth NATSAuth
+	NATSAuth natsconn.Auth
 	// PostgresURL is the database holding the read model; its schema must
 	// be current (see Migrate).
 	PostgresURL string
@@ -279,9 +280,9 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 // startProjector creates the lifecycle projector on a NATS connection of
 // its own and runs it (once gate, if not nil, leads) until the returned run
 // is stopped.
-func startProjector(store *eventstore.Store, natsURL string, auth NATSAuth, proj *projections.Store,
+func startProjector(store *eventstore.Store, natsURL string, auth natsconn.Auth, proj *projections.Store,
 	cfg consumers.LifecycleConfig, gate *leader, log *slog.Logger, opts ...nats.Option) (*consumers.LifecycleProjector, *workerRun, error) {
-	conn, err := ConnectNATS(natsURL, auth, opts...)
+	conn, err := natsconn.Connect(natsURL, auth, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

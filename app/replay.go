@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -28,7 +29,7 @@ type ReplayConfig struct {
 	NATSURL string
 	// NATSAuth holds the credentials and TLS settings of the NATS
 	// connections.
-	NATSAuth NATSAuth
+	NATSAuth natsconn.Auth
 	// PostgresURL is the database holding the read model; its schema must
 	// be current (see Migrate).
 	PostgresURL string

@@ -10,6 +10,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/metrics"
+	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -26,7 +27,7 @@ type ServeConfig struct {
 	NATSURL string
 	// NATSAuth holds the credentials and TLS settings of the NATS
 	// connections.
-	NATSAuth NATSAuth
+	NATSAuth natsconn.Auth
 	// PostgresURL is the database holding the read model, kept by
 	// `tokenledger project`.
 	PostgresURL string

@@ -28,8 +28,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/stack"
 )
 
@@ -254,7 +254,7 @@ func (c *Cluster) KillWorker(name string) bool {
 
 // Operator returns how the operator's processes connect to NATS: for
 // tests that inspect the streams or need the operator's rights.
-func (c *Cluster) Operator() app.NATSAuth { return c.secrets.operator }
+func (c *Cluster) Operator() natsconn.Auth { return c.secrets.operator }
 
 // Dir returns the cluster's directory (absolute).
 func (c *Cluster) Dir() string { return c.cfg.Dir }
@@ -330,7 +330,7 @@ func (c *Cluster) waitNATS(ctx context.Context) error {
 }
 
 func (c *Cluster) jetStreamAnswers(ctx context.Context) error {
-	nc, err := app.ConnectNATS(strings.Join(c.NATSURLs, ","), c.secrets.operator)
+	nc, err := natsconn.Connect(strings.Join(c.NATSURLs, ","), c.secrets.operator)
 	if err != nil {
 		return err
 	}
@@ -377,7 +377,7 @@ func (c *Cluster) setUp(ctx context.Context) error {
 // env is the environment of a tokenledger process connecting as auth:
 // the process's own environment without any TOKENLEDGER_ setting, then
 // the cluster's.
-func (c *Cluster) env(auth app.NATSAuth) []string {
+func (c *Cluster) env(auth natsconn.Auth) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TOKENLEDGER_") {
@@ -408,7 +408,7 @@ func (c *Cluster) env(auth app.NATSAuth) []string {
 
 // startWorker starts a long-running tokenledger process connecting as
 // auth.
-func (c *Cluster) startWorker(name string, auth app.NATSAuth, args ...string) (*process, error) {
+func (c *Cluster) startWorker(name string, auth natsconn.Auth, args ...string) (*process, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {

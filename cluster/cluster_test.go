@@ -26,6 +26,7 @@ import (
 	"github.com/tokenledger/tokenledger/cluster"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/projections/projectionstest"
 	"github.com/tokenledger/tokenledger/stacktest"
@@ -45,7 +46,7 @@ func TestClusterSurvivesTheStreamLeaderKilledUnderLoad(t *testing.T) {
 		t.Fatal("a fresh cluster printed no admin token")
 	}
 
-	nc, err := app.ConnectNATS(strings.Join(c.NATSURLs, ","), c.Operator())
+	nc, err := natsconn.Connect(strings.Join(c.NATSURLs, ","), c.Operator())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 		t.Errorf("%d client errors on the surviving API node, first: %v", len(failures), failures[:min(5, len(failures))])
 	}
 
-	nc, err := app.ConnectNATS(strings.Join(c.NATSURLs, ","), c.Operator())
+	nc, err := natsconn.Connect(strings.Join(c.NATSURLs, ","), c.Operator())
 	if err != nil {
 		t.Fatal(err)
 	}

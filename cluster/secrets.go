@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nkeys"
 
-	"github.com/tokenledger/tokenledger/app"
+	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/stack"
 )
 
@@ -27,7 +27,7 @@ type secrets struct {
 	// apiNKey and workerNKey are the roles' public keys.
 	apiNKey, workerNKey string
 	// auth is how each role connects.
-	operator, api, worker app.NATSAuth
+	operator, api, worker natsconn.Auth
 }
 
 // operatorUser is the NATS user of set-up (streams init, admin bootstrap).
@@ -61,14 +61,14 @@ func makeSecrets(dir string, servers []string) (*secrets, error) {
 	}
 	roles := []struct {
 		name string
-		auth *app.NATSAuth
+		auth *natsconn.Auth
 	}{{"operator", &s.operator}, {"api", &s.api}, {"worker", &s.worker}}
 	for _, r := range roles {
 		cert, key, err := issue("client-" + r.name)
 		if err != nil {
 			return nil, err
 		}
-		*r.auth = app.NATSAuth{CAFile: s.ca, CertFile: cert, KeyFile: key}
+		*r.auth = natsconn.Auth{CAFile: s.ca, CertFile: cert, KeyFile: key}
 	}
 	passwordFile := filepath.Join(dir, "operator-password")
 	if s.operatorPassword, err = keptPassword(passwordFile); err != nil {

@@ -117,7 +117,7 @@ func TestRequestEncoding(t *testing.T) {
 	t.Parallel()
 	const jsonType = "application/json"
 	const formType = "application/x-www-form-urlencoded"
-	issued := IssuedToken{Token: wantToken, Secret: leakedSecret}
+	issued := IssuedToken{TokenMetadata: wantToken, Secret: leakedSecret}
 	tests := []struct {
 		name  string
 		base  string // path appended to the server's URL

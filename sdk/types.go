@@ -78,12 +78,19 @@ type IssueRequest struct {
 }
 
 // IssuedToken is the answer to an issue: the secret, shown this once, and
-// the new token's metadata.
+// the new token's metadata. The metadata's fields are promoted (it.ID,
+// it.Owner) and on the wire they sit beside the secret's "token" field.
 type IssuedToken struct {
-	Token
+	// TokenMetadata is the new token: its id, owner, scopes, expiry.
+	TokenMetadata
 	// Secret is the token's secret. It is never shown again.
 	Secret string `json:"token"`
 }
+
+// TokenMetadata is a Token as IssuedToken holds it next to the secret: the
+// name says that it.TokenMetadata is the token's description while
+// it.Secret is its secret.
+type TokenMetadata = Token
 
 // RotatedToken is the answer to a rotation: the new token, as for an issue,
 // and the instant the old one expires.

@@ -22,6 +22,15 @@
 //	case errors.Is(err, validator.ErrRevoked): ...
 //	}
 //
+// # Embedding
+//
+// A program that is not tokenledger makes a running validator with one
+// call, Connect, from URLs and credentials: it connects to NATS and
+// PostgreSQL, opens the existing streams without ever creating or
+// changing them, loads the snapshot over a read-only pool it closes once
+// loaded, and starts; Close releases all of it. Embed lists the NATS
+// permissions it needs: read the streams, publish usage, nothing else.
+//
 // # The read path
 //
 // Validate checks the secret's format and checksum and hashes it

@@ -87,6 +87,11 @@ type Validator struct {
 	reuses       chan reuseReport
 	reuseHandler atomic.Pointer[ReuseHandler]
 
+	// release, when set (by Connect), closes the connections the
+	// validator was given; Close calls it once, last.
+	release     func()
+	releaseOnce sync.Once
+
 	// beforeApply, when set (by tests), is called by the tail before it
 	// applies each event.
 	beforeApply atomic.Pointer[func(domain.Envelope)]
@@ -379,8 +384,17 @@ func (v *Validator) LastUse(id domain.TokenID) (at time.Time, ok bool) {
 // then the unflushed uses are dropped (and counted in
 // Stats.UsageEventsDropped) and the error wraps ctx's. Validate returns
 // ErrClosed afterwards; validations racing with Close may go uncounted.
-// Close is idempotent.
+// Close is idempotent. A validator made by Connect closes its connections
+// last.
 func (v *Validator) Close(ctx context.Context) error {
+	err := v.close(ctx)
+	if v.release != nil {
+		v.releaseOnce.Do(v.release)
+	}
+	return err
+}
+
+func (v *Validator) close(ctx context.Context) error {
 	prev := v.run.Swap(runClosed)
 	switch prev {
 	case runClosed:

@@ -19,13 +19,14 @@ import (
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/export"
 	"github.com/tokenledger/tokenledger/internal/progress"
+	"github.com/tokenledger/tokenledger/natsconn"
 )
 
 // exportConnection is where export and export verify --against read the
 // streams: the NATS URL and the store settings, as for replay.
 type exportConnection struct {
 	natsURL string
-	auth    app.NATSAuth
+	auth    natsconn.Auth
 	store   eventstore.Config
 }
 
@@ -43,7 +44,7 @@ func (c *exportConnection) open(ctx context.Context, name string) (*eventstore.S
 	if err := c.auth.Validate(c.natsURL); err != nil {
 		return nil, nil, err
 	}
-	nc, err := app.ConnectNATS(c.natsURL, c.auth, nats.Name(name))
+	nc, err := natsconn.Connect(c.natsURL, c.auth, nats.Name(name))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -74,7 +74,7 @@ func (p printer) issued(t sdk.IssuedToken) error {
 	if _, err := fmt.Fprintf(p.w, "%s%s\n\n", secretBanner, t.Secret); err != nil {
 		return err
 	}
-	return writeTokenDetail(p.w, t.Token, p.now)
+	return writeTokenDetail(p.w, t.TokenMetadata, p.now)
 }
 
 // rotated prints a rotation: the new token as for an issue, and when the

@@ -301,8 +301,8 @@ var checkedSecret = func() string {
 // issue or rotation shows exactly once.
 func TestPrinter(t *testing.T) {
 	t.Parallel()
-	issued := sdk.IssuedToken{Token: sessionToken, Secret: testSecret}
-	rotated := sdk.RotatedToken{IssuedToken: sdk.IssuedToken{Token: activeToken, Secret: testSecret}, PreviousExpiresAt: now.Add(5 * time.Minute)}
+	issued := sdk.IssuedToken{TokenMetadata: sessionToken, Secret: testSecret}
+	rotated := sdk.RotatedToken{IssuedToken: sdk.IssuedToken{TokenMetadata: activeToken, Secret: testSecret}, PreviousExpiresAt: now.Add(5 * time.Minute)}
 	rotated.RotatedFrom = strPtr("01JDCCCCCCCCCCCCCCCCCCCCCC")
 	detail := func(tok sdk.Token) string {
 		var b bytes.Buffer
@@ -349,7 +349,7 @@ func TestPrinter(t *testing.T) {
 		{
 			name:  "rotated, table",
 			print: func(p printer) error { return p.rotated(rotated) },
-			want: "Token (shown once, store it now): " + testSecret + "\n\n" + detail(rotated.Token) +
+			want: "Token (shown once, store it now): " + testSecret + "\n\n" + detail(rotated.TokenMetadata) +
 				"\nThe previous token 01JDCCCCCCCCCCCCCCCCCCCCCC expires in 5 minutes (2026-11-15T12:05:00Z).\n",
 		},
 		{
@@ -478,7 +478,7 @@ func tokenJSON(t *testing.T, v any) string {
 func TestClientCommands(t *testing.T) {
 	t.Parallel()
 	const caller = "tlk_01JDEEEEEEEEEEEEEEEEEEEEEE_callercallercallercallercallercallercallercallercall"
-	issuedBody := tokenJSON(t, sdk.IssuedToken{Token: activeToken, Secret: testSecret})
+	issuedBody := tokenJSON(t, sdk.IssuedToken{TokenMetadata: activeToken, Secret: testSecret})
 	tests := []struct {
 		name   string
 		args   []string
@@ -529,7 +529,7 @@ func TestClientCommands(t *testing.T) {
 		{
 			name:   "rotate with grace",
 			args:   []string{"token", "rotate", "01JD8XK2M3N4P5Q6R7S8T9V0WX", "--grace", "10m"},
-			status: 201, body: tokenJSON(t, sdk.RotatedToken{IssuedToken: sdk.IssuedToken{Token: activeToken, Secret: testSecret}, PreviousExpiresAt: now}),
+			status: 201, body: tokenJSON(t, sdk.RotatedToken{IssuedToken: sdk.IssuedToken{TokenMetadata: activeToken, Secret: testSecret}, PreviousExpiresAt: now}),
 			want: &apiRequest{method: "POST", path: "/v1/tokens/01JD8XK2M3N4P5Q6R7S8T9V0WX/rotate", auth: "Bearer " + caller, contentType: "application/json",
 				body: `{"grace":"10m0s"}`},
 			wantStdout: "Token (shown once, store it now): " + testSecret + "\n",

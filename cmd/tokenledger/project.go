@@ -11,12 +11,13 @@ import (
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
 )
 
 // bindConnectFlags binds the flags of the commands that work on a running
 // system: where NATS and PostgreSQL are, how to connect to NATS, and the
 // stream layout.
-func bindConnectFlags(f *pflag.FlagSet, natsURL *string, auth *app.NATSAuth, postgresURL *string, store *eventstore.Config) {
+func bindConnectFlags(f *pflag.FlagSet, natsURL *string, auth *natsconn.Auth, postgresURL *string, store *eventstore.Config) {
 	bindNATSFlags(f, natsURL, auth)
 	f.StringVar(postgresURL, "postgres-url", *postgresURL, "PostgreSQL connection URL of the read model, e.g. postgres://user:pass@host:5432/db (required)")
 	bindStoreFlags(f, store)
@@ -24,7 +25,7 @@ func bindConnectFlags(f *pflag.FlagSet, natsURL *string, auth *app.NATSAuth, pos
 
 // bindNATSFlags binds where NATS is and how to connect to it: the
 // credentials (one kind at most) and TLS. Secrets are read from files.
-func bindNATSFlags(f *pflag.FlagSet, natsURL *string, auth *app.NATSAuth) {
+func bindNATSFlags(f *pflag.FlagSet, natsURL *string, auth *natsconn.Auth) {
 	f.StringVar(natsURL, "nats-url", *natsURL, "NATS server URL(s) holding the event streams, comma-separated; may carry user:password@")
 	f.StringVar(&auth.CredsFile, "nats-creds", auth.CredsFile, "NATS .creds file (user JWT and NKey seed) to connect with")
 	f.StringVar(&auth.NKeyFile, "nats-nkey", auth.NKeyFile, "file holding the NKey user seed to connect with")

@@ -1,4 +1,4 @@
-package app
+package natsconn
 
 import (
 	"crypto/tls"
@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
-// NATSAuth is how a process proves who it is to NATS and secures its
+// Auth is how a process proves who it is to NATS and secures its
 // connection: at most one kind of credentials (a .creds file, an NKey
 // seed file, or a user with a password file) and TLS. The zero value
 // connects without credentials and without TLS (or with a user:password@
@@ -22,7 +22,7 @@ import (
 //
 // Secrets are read from files when connecting, never taken as values, so
 // they appear in no command line, environment, log or error.
-type NATSAuth struct {
+type Auth struct {
 	// CredsFile is a NATS .creds file: a user JWT and its NKey seed
 	// (--nats-creds).
 	CredsFile string
@@ -47,7 +47,7 @@ type NATSAuth struct {
 
 // TLS reports whether a connects with TLS: any TLS setting asks for it (a
 // tls:// URL does too, with the system's roots).
-func (a NATSAuth) TLS() bool {
+func (a Auth) TLS() bool {
 	return a.CAFile != "" || a.CertFile != "" || a.KeyFile != "" || a.ServerName != ""
 }
 
@@ -56,7 +56,7 @@ func (a NATSAuth) TLS() bool {
 // kind of credentials, a user without a password file (or the reverse), a
 // certificate without its key, and files that cannot be read or parsed.
 // Each problem names its flag; no message carries a secret.
-func (a NATSAuth) Validate(natsURL string) error {
+func (a Auth) Validate(natsURL string) error {
 	var errs []error
 	var kinds []string
 	if a.CredsFile != "" {
@@ -117,7 +117,7 @@ func (a NATSAuth) Validate(natsURL string) error {
 // Options returns the nats.Options that connect with a's credentials and
 // TLS. It reads the files now (the .creds file is read again at every
 // reconnect, so a rotated file takes effect without a restart).
-func (a NATSAuth) Options() ([]nats.Option, error) {
+func (a Auth) Options() ([]nats.Option, error) {
 	var opts []nats.Option
 	switch {
 	case a.CredsFile != "":
@@ -156,11 +156,11 @@ func (a NATSAuth) Options() ([]nats.Option, error) {
 	return opts, nil
 }
 
-// ConnectNATS connects to natsURL with auth's credentials and TLS, then
+// Connect connects to natsURL with auth's credentials and TLS, then
 // opts (nats.Name, reconnect settings, ...). Its errors name the problem
 // (a refused certificate, an authorization violation) without a secret.
 // The caller closes the connection.
-func ConnectNATS(natsURL string, auth NATSAuth, opts ...nats.Option) (*nats.Conn, error) {
+func Connect(natsURL string, auth Auth, opts ...nats.Option) (*nats.Conn, error) {
 	all, err := auth.Options()
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
