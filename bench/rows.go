@@ -49,8 +49,11 @@ func (r results) liveProjectionRow() row {
 		return row
 	}
 	lp := r.LiveProjection[0]
-	row.Measured = fmt.Sprintf("**%s events/s** (%s events in %.2f s), best second %s events/s; %s events behind when the publish ended, caught up %.2f s later",
-		fmtInt(lp.Rate), fmtInt(float64(lp.Events)), lp.Seconds, fmtInt(lp.PeakRate), fmtInt(float64(lp.BehindAtEnd)), lp.CatchUp)
+	row.Measured = fmt.Sprintf("**%s events/s** (%s events in %.2f s)", fmtInt(lp.Rate), fmtInt(float64(lp.Events)), lp.Seconds)
+	if lp.PeakRate > 0 {
+		row.Measured += fmt.Sprintf(", best second %s events/s", fmtInt(lp.PeakRate))
+	}
+	row.Measured += fmt.Sprintf("; %s events behind when the publish ended, caught up %.2f s later", fmtInt(float64(lp.BehindAtEnd)), lp.CatchUp)
 	row.Ratio = fmt.Sprintf("published at %s events/s in the same run (%.0f%% of it projected in step)", fmtInt(lp.PublishRate), 100*lp.Rate/lp.PublishRate)
 	if lp.Rate < targetLiveProjection {
 		row.Misses = append(row.Misses, fmt.Sprintf("%s events/s < 20,000", fmtInt(lp.Rate)))
@@ -83,6 +86,13 @@ func (r results) lagRow() row {
 	if unseen > 0 {
 		row.Measured += fmt.Sprintf("; %d mutations not in the read model a minute later", unseen)
 	}
+	capped := 0
+	for _, x := range r.Lag {
+		capped += x.Capped
+	}
+	if capped > 0 {
+		row.Measured += fmt.Sprintf("; %d mutations waited for one of the %d connections", capped, lagInFlight)
+	}
 	if v := p99s.median(); v > targetLagP99US {
 		row.Misses = append(row.Misses, fmt.Sprintf("p99 %s > 250 ms", fmtUS(v)))
 	}
@@ -108,7 +118,7 @@ func (r results) restartRow() row {
 		return row
 	}
 	v := of(r.Restarts, func(x workerRestart) float64 { return x.Progress })
-	row.Measured = fmt.Sprintf("**%s** to first progress, over %d restarts", spread(v, fmtSeconds), len(v))
+	row.Measured = fmt.Sprintf("**%s** to first progress, over %d restart(s)", spread(v, fmtSeconds), len(v))
 	if m := v.max(); m > targetRestartSeconds {
 		row.Misses = append(row.Misses, fmt.Sprintf("worst %s > 1 s", fmtSeconds(m)))
 	}
@@ -125,7 +135,7 @@ func (r results) takeoverRow() row {
 		return row
 	}
 	v := of(r.Takeovers, func(x workerRestart) float64 { return x.Progress })
-	row.Measured = fmt.Sprintf("**%s** from the kill to the standby's first progress, over %d takeovers", spread(v, fmtSeconds), len(v))
+	row.Measured = fmt.Sprintf("**%s** from the kill to the standby's first progress, over %d takeover(s)", spread(v, fmtSeconds), len(v))
 	if m := v.max(); m > targetTakeoverSeconds {
 		row.Misses = append(row.Misses, fmt.Sprintf("worst %s > 2 s", fmtSeconds(m)))
 	}
