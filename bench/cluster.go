@@ -152,23 +152,34 @@ func waitProgress(ctx context.Context, pool *pgxpool.Pool, from uint64, timeout 
 	}
 }
 
-// killProjectors kills the `project` process with SIGKILL under the load
-// running, restarts restarts times and measures from each restart to the
-// checkpoint's next move; then starts a standby and, takeovers times,
-// kills whichever process is active and measures from the kill to the
-// checkpoint's next move (the standby's first batch), restarting the
-// killed one as the next standby.
+// killProjectors measures the projector's recovery under the load
+// running, on `project` processes of its own (the cluster's are killed
+// first): restarts times it kills the only one with SIGKILL, starts it
+// again and measures from the restart to the checkpoint's next move; then
+// it starts a standby and, takeovers times, kills whichever process is
+// active and measures from the kill to the checkpoint's next move (the
+// standby's first batch), restarting the killed one as the next standby.
 func killProjectors(ctx context.Context, c *cluster.Cluster, pool *pgxpool.Pool, restarts, takeovers int) ([]workerRestart, []workerRestart, error) {
-	health := map[string]string{"project-1": c.ProjectHealthURL}
+	// The bench runs project processes of its own, so that it knows
+	// which is which: the cluster's own are killed first.
+	for _, name := range []string{"project-1", "project-2"} {
+		c.KillWorker(name)
+	}
+	const first, second = "bench-project-a", "bench-project-b"
+	health := map[string]string{}
+	var err error
+	if health[first], err = c.StartProject(ctx, first); err != nil {
+		return nil, nil, fmt.Errorf("project: %w", err)
+	}
 	var rs, ts []workerRestart
 	for i := range restarts {
 		if _, err := waitProgress(ctx, pool, mustCheckpoint(ctx, pool), 30*time.Second); err != nil {
 			return nil, nil, fmt.Errorf("before restart %d: %w", i+1, err)
 		}
-		if err := c.KillWorker("project-1"); err != nil {
-			return nil, nil, err
+		if !c.KillWorker(first) {
+			return nil, nil, fmt.Errorf("restart %d: %s is not running", i+1, first)
 		}
-		cp, err := readCheckpoint(ctx, pool)
+		cp, err := settledCheckpoint(ctx, pool)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -180,7 +191,7 @@ func killProjectors(ctx context.Context, c *cluster.Cluster, pool *pgxpool.Pool,
 			at, err = waitProgress(ctx, pool, cp, time.Minute)
 			progressed <- err
 		}()
-		if health["project-1"], err = c.StartProject(ctx, "project-1"); err != nil {
+		if health[first], err = c.StartProject(ctx, first); err != nil {
 			return nil, nil, fmt.Errorf("restart project: %w", err)
 		}
 		if err := <-progressed; err != nil {
@@ -192,8 +203,7 @@ func killProjectors(ctx context.Context, c *cluster.Cluster, pool *pgxpool.Pool,
 	if takeovers == 0 {
 		return rs, ts, nil
 	}
-	var err error
-	if health["project-2"], err = c.StartProject(ctx, "project-2"); err != nil {
+	if health[second], err = c.StartProject(ctx, second); err != nil {
 		return nil, nil, fmt.Errorf("standby project: %w", err)
 	}
 	for i := range takeovers {
@@ -209,11 +219,11 @@ func killProjectors(ctx context.Context, c *cluster.Cluster, pool *pgxpool.Pool,
 		if _, err := waitProgress(ctx, pool, mustCheckpoint(ctx, pool), 30*time.Second); err != nil {
 			return nil, nil, fmt.Errorf("before takeover %d: %w", i+1, err)
 		}
-		if err := c.KillWorker(active); err != nil {
-			return nil, nil, err
+		if !c.KillWorker(active) {
+			return nil, nil, fmt.Errorf("takeover %d: %s is not running", i+1, active)
 		}
 		killed := time.Now()
-		cp, err := readCheckpoint(ctx, pool)
+		cp, err := settledCheckpoint(ctx, pool)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -228,6 +238,18 @@ func killProjectors(ctx context.Context, c *cluster.Cluster, pool *pgxpool.Pool,
 		}
 	}
 	return rs, ts, nil
+}
+
+// settledCheckpoint reads the checkpoint once a killed projector's last
+// commit, which PostgreSQL may still be finishing when the process is
+// gone, has landed: it must not count as the next process's progress. No
+// successor can commit that soon (a standby asks for the leadership every
+// 250 ms; a restarted process has to start first).
+func settledCheckpoint(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
+	if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		return 0, err
+	}
+	return readCheckpoint(ctx, pool)
 }
 
 func mustCheckpoint(ctx context.Context, pool *pgxpool.Pool) uint64 {
@@ -255,33 +277,28 @@ func projectRole(ctx context.Context, base string) (string, error) {
 // the clients saw.
 func (b *bench) electionWindow(ctx context.Context, c *cluster.Cluster) (electionRun, error) {
 	p := b.cfg.cluster
-	nc, err := app.ConnectNATS(strings.Join(c.NATSURLs, ","), c.Operator())
+	leaderOf, closeAll, err := streamLeader(ctx, c.NATSURLs, c)
 	if err != nil {
 		return electionRun{}, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return electionRun{}, err
-	}
-	leaderOf := func() string {
-		short, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		s, err := js.Stream(short, eventstore.DefaultConfig().Stream)
-		if err != nil {
-			return ""
-		}
-		info, err := s.Info(short)
-		if err != nil || info.Cluster == nil {
-			return ""
-		}
-		return info.Cluster.Leader
 	}
 	old := leaderOf()
+	closeAll()
 	idx := slices.Index(c.NATSNames(), old)
 	if idx < 0 {
 		return electionRun{}, fmt.Errorf("no leader of the lifecycle stream (%q)", old)
 	}
+	// Watch the election from the servers that stay up, so that the
+	// watcher's own reconnection does not delay what it sees.
+	var others []string
+	for i, u := range c.NATSURLs {
+		if i != idx {
+			others = append(others, u)
+		}
+	}
+	if leaderOf, closeAll, err = streamLeader(ctx, others, c); err != nil {
+		return electionRun{}, err
+	}
+	defer closeAll()
 	logf("election window: %d issues/s through 2 serve nodes; SIGKILL of the stream leader %s after %s, restart %s later",
 		p.loadRate, old, p.electionLead, p.electionAfter)
 	load := startIssueLoad(ctx, c.APIURLs[:2], c.AdminToken, p.loadRate, "election")
@@ -311,6 +328,34 @@ func (b *bench) electionWindow(ctx context.Context, c *cluster.Cluster) (electio
 	logf("election window: new leader after %.2f s; %d issues, %d errors, %d over 1 s, max %s",
 		res.Election, res.Requests, res.Errors, res.Slow, fmtUS(res.MaxLatency))
 	return res, ctx.Err()
+}
+
+// streamLeader connects to urls as the cluster's operator and returns a
+// function naming the lifecycle stream's leader ("" when none answers),
+// and one that closes the connection.
+func streamLeader(ctx context.Context, urls []string, c *cluster.Cluster) (func() string, func(), error) {
+	nc, err := app.ConnectNATS(strings.Join(urls, ","), c.Operator())
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return func() string {
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		s, err := js.Stream(short, eventstore.DefaultConfig().Stream)
+		if err != nil {
+			return ""
+		}
+		info, err := s.Info(short)
+		if err != nil || info.Cluster == nil {
+			return ""
+		}
+		return info.Cluster.Leader
+	}, nc.Close, nil
 }
 
 // issueLoad issues tokens at a steady rate, open loop, alternating

@@ -229,6 +229,25 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	return c, nil
 }
 
+// KillWorker kills the serve or project process of that name ("serve-2",
+// "project-1") with SIGKILL, as a crash would. It reports whether one
+// was running.
+func (c *Cluster) KillWorker(name string) bool {
+	c.mu.Lock()
+	var p *process
+	for _, w := range c.workers {
+		if w.name == name && w.running() {
+			p = w
+		}
+	}
+	c.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.kill()
+	return true
+}
+
 // Operator returns how the operator's processes connect to NATS: for
 // tests that inspect the streams or need the operator's rights.
 func (c *Cluster) Operator() app.NATSAuth { return c.secrets.operator }

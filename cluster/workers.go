@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"strconv"
 )
@@ -48,25 +47,6 @@ func (c *Cluster) StartProject(ctx context.Context, name string) (string, error)
 		return "", err
 	}
 	return url, nil
-}
-
-// KillWorker kills the running serve or project process named name with
-// SIGKILL, as a crash would, and waits for its exit. The project process
-// Start runs is named "project-1", the serve nodes "serve-1" and "serve-2".
-func (c *Cluster) KillWorker(name string) error {
-	c.mu.Lock()
-	var target *process
-	for _, p := range c.workers {
-		if p.name == name && p.running() {
-			target = p
-		}
-	}
-	c.mu.Unlock()
-	if target == nil {
-		return fmt.Errorf("no running process named %q", name)
-	}
-	target.kill()
-	return nil
 }
 
 // freePort returns a port that was free a moment ago.
