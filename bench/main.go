@@ -12,23 +12,32 @@
 //     GET /v1/auth with 1,000 tokens and, in turn, on a bare Go net/http
 //     handler (with PostgreSQL's statements counted meanwhile); revocation
 //     propagation across three `tokenledger serve` nodes; issue latency at
-//     1,000 issues/s, open loop;
+//     1,000 issues/s, open loop; the lifecycle
+//     projection lag at 5,000 mutations/s (issues and revokes) through the
+//     API, open loop, read back from PostgreSQL;
 //   - a million token.issued events published straight into the lifecycle
-//     stream and `tokenledger replay` over them; then a restart of the
-//     stack, `tokenledger export` and `export verify` over the stream
-//     (when the build has them), and wrk on /v1/auth with those million
-//     tokens.
+//     stream while the live projector follows them (its throughput), and
+//     `tokenledger replay` over them; then a restart of the stack,
+//     `tokenledger export` and `export verify` over the stream, `state
+//     --at` over it, and wrk on /v1/auth with those million tokens (and
+//     the usage projection's lag 5 s after each load);
+//   - make cluster's topology (package cluster: 3 nats-servers, R3
+//     streams, PostgreSQL, serve and project processes): revocation
+//     across 3 serve nodes, `project` SIGKILLed and restarted under load,
+//     a standby's takeover, and SIGKILL of the stream leader under 200
+//     issues/s (the election window).
 //
 // Every process it starts runs in a process group of its own and is
 // stopped at the end, on failure, and on SIGINT or SIGTERM. Every failure
 // exits non-zero with a message saying what failed.
 //
 // With --quick 1 (BENCH_QUICK=1 make bench) every scenario runs briefly
-// (one run, 2 s of wrk, 10,000 tokens instead of a million) and the table
+// (one run, 2 s of wrk and of the lag load, 10,000 tokens instead of a
+// million, one projector restart and takeover, a shorter election run) and the table
 // goes to a temporary file instead of BENCHMARKS.md; nothing is asserted
 // about the figures. Usage:
 //
-//	bench [--quick 1] [--tokenledger bin/tokenledger] [--peer ../shared/peers/drf]
+//	bench [--quick 1] [--tokenledger bin/tokenledger] [--peer ../shared/peers/drf] [--nats-server bin/nats-server]
 //	      [--benchmarks BENCHMARKS.md] [--out FILE] [--keep-data]
 //	bench bare-server [--addr 127.0.0.1:0]
 package main
@@ -55,6 +64,7 @@ type config struct {
 	peer        string // the DRF peer's directory
 	benchmarks  string // BENCHMARKS.md, rewritten unless quick
 	out         string // where a quick run writes the document instead
+	natsServer  string // the nats-server binary the cluster scenarios run
 	goTool      string
 	keepData    bool
 	skip        map[string]bool // scenarios left out (development only)
@@ -66,6 +76,9 @@ type config struct {
 	revocations int // per run
 	issueRate   int
 	issueFor    time.Duration
+	lagRate     int           // mutations per second asked of the lag scenario
+	lagFor      time.Duration // per run
+	cluster     clusterParams
 	goCount     int
 	goBenchtime string
 }
@@ -80,6 +93,10 @@ func defaultConfig(quick bool) config {
 		revocations: 200,
 		issueRate:   1_000,
 		issueFor:    10 * time.Second,
+		lagRate:     5_000,
+		lagFor:      10 * time.Second,
+		cluster: clusterParams{loadRate: 200, restarts: 5, takeovers: 3,
+			electionLead: 5 * time.Second, electionAfter: 20 * time.Second},
 		goCount:     3,
 		goBenchtime: "1s",
 	}
@@ -89,6 +106,9 @@ func defaultConfig(quick bool) config {
 		c.tokens = 10_000
 		c.revocations = 20
 		c.issueFor = 2 * time.Second
+		c.lagFor = 2 * time.Second
+		c.cluster.restarts, c.cluster.takeovers = 1, 1
+		c.cluster.electionLead, c.cluster.electionAfter = 2*time.Second, 10*time.Second
 		c.goCount = 1
 		c.goBenchtime = "100ms"
 	}
@@ -111,6 +131,7 @@ func parseConfig(args []string) (config, error) {
 	repo := fs.String("repo", ".", "the repository's root")
 	bin := fs.String("tokenledger", "bin/tokenledger", "the tokenledger binary")
 	peer := fs.String("peer", "../shared/peers/drf", "the DRF peer's directory (holding run.sh)")
+	natsServer := fs.String("nats-server", "bin/nats-server", "the nats-server binary of the cluster scenarios (make nats-server)")
 	benchmarks := fs.String("benchmarks", "BENCHMARKS.md", "the document whose table a full run rewrites")
 	out := fs.String("out", "", "where a quick run writes the document (default: a file in the temporary directory)")
 	goTool := fs.String("go", "go", "the go command")
@@ -119,7 +140,7 @@ func parseConfig(args []string) (config, error) {
 	duration := fs.String("duration", "", "wrk duration per run (default 10s, quick 2s)")
 	tokens := fs.Int("tokens", 0, "tokens of the large scenario (default 1,000,000, quick 10,000)")
 	issueFor := fs.Duration("issue-for", 0, "length of each open-loop issue run (default 10s, quick 2s)")
-	skip := fs.String("skip", "", "scenarios to leave out, comma-separated: go, drf (for working on the program; the table then lacks them)")
+	skip := fs.String("skip", "", "scenarios to leave out, comma-separated: go, drf, dev, cluster (for working on the program; the table then lacks them)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -132,10 +153,10 @@ func parseConfig(args []string) (config, error) {
 	for name := range strings.SplitSeq(*skip, ",") {
 		switch name = strings.TrimSpace(name); name {
 		case "":
-		case "go", "drf":
+		case "go", "drf", "dev", "cluster":
 			c.skip[name] = true
 		default:
-			return c, fmt.Errorf("--skip %q: want go or drf", name)
+			return c, fmt.Errorf("--skip %q: want go, drf, dev or cluster", name)
 		}
 	}
 	if *runs > 0 {
@@ -163,7 +184,7 @@ func parseConfig(args []string) (config, error) {
 		}
 		return filepath.Join(c.repo, p)
 	}
-	c.tokenledger, c.peer, c.benchmarks = abs(*bin), abs(*peer), abs(*benchmarks)
+	c.tokenledger, c.peer, c.benchmarks, c.natsServer = abs(*bin), abs(*peer), abs(*benchmarks), abs(*natsServer)
 	c.out = *out
 	if c.out == "" && c.quick {
 		c.out = filepath.Join(os.TempDir(), "tokenledger-bench-quick.md")
@@ -256,7 +277,8 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	b.machine = describeMachine(ctx, cfg.goTool)
 	b.res = results{Quick: cfg.quick, Runs: cfg.runs, Wrk: cfg.wrk, Tokens: cfg.tokens, SeedTokens: cfg.seedTokens,
-		IssueRate: cfg.issueRate, IssueFor: cfg.issueFor.String(), Revocations: cfg.revocations}
+		IssueRate: cfg.issueRate, IssueFor: cfg.issueFor.String(), Revocations: cfg.revocations,
+		LagRate: cfg.lagRate, LagFor: cfg.lagFor.String(), Cluster: cfg.cluster.String()}
 
 	if !cfg.skip["go"] {
 		if err := b.goBenchmarks(ctx); err != nil {
@@ -270,8 +292,15 @@ func run(ctx context.Context, cfg config) (err error) {
 		}
 		logf("DRF peer: %s req/s", spread(of(b.res.DRF.Runs, rps), fmtInt))
 	}
-	if err := b.stackScenarios(ctx); err != nil {
-		return err
+	if !cfg.skip["dev"] {
+		if err := b.stackScenarios(ctx); err != nil {
+			return err
+		}
+	}
+	if !cfg.skip["cluster"] {
+		if err := b.clusterScenarios(ctx); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
 	}
 	b.machine.OthersAvg, b.machine.OthersPeak = watch.result()
 	b.res.Machine = b.machine
@@ -282,11 +311,12 @@ func run(ctx context.Context, cfg config) (err error) {
 // ledger of throwaway tokens, gigabytes with a million of them) and the
 // token files, which hold secrets.
 func (b *bench) cleanup() {
-	for _, name := range []string{"tokens-1k.txt", "tokens-large.txt", "drfpeer"} {
+	for _, name := range []string{"tokens-1k.txt", "tokens-large.txt", "drfpeer", "cluster/secrets"} {
 		_ = os.RemoveAll(filepath.Join(b.work, name))
 	}
 	if !b.cfg.keepData {
 		_ = os.RemoveAll(filepath.Join(b.work, "data"))
+		_ = os.RemoveAll(filepath.Join(b.work, "cluster"))
 	}
 }
 

@@ -115,6 +115,9 @@ type pgLoad struct {
 	// applied meanwhile; UsageBehind how many it had not applied yet when
 	// the second snapshot was taken.
 	UsageApplied, UsageBehind int64
+	// UsageBehindLater is how many usage events the usage consumer had
+	// not applied 5 s after the load ended (usageLagAfter).
+	UsageBehindLater int64
 }
 
 var writeStatement = regexp.MustCompile(`(?is)^\s*(INSERT|UPDATE|DELETE|MERGE|COPY)\b`)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -21,6 +22,9 @@ type results struct {
 	IssueRate   int
 	IssueFor    string
 	Revocations int
+	LagRate     int
+	LagFor      string
+	Cluster     string // the cluster scenarios' parameters
 
 	// Secret, Validate, Memory and Append are the Go benchmarks' results;
 	// GoCommands the commands that produced them.
@@ -47,6 +51,20 @@ type results struct {
 	Export        []exportRun
 	Verify        []exportRun
 	ExportMissing string
+	// Lag, LiveProjection and StateAt are the projection-lag scenario's
+	// runs, the live projector's throughput during the large seed, and
+	// the runs of state --at over the large stream.
+	Lag            []lagRun
+	LiveProjection []liveProjection
+	StateAt        []stateRun
+	// ClusterRevocation, Restarts, Takeovers and Election are the cluster
+	// scenarios' runs; ClusterMissing why they were not measured, if they
+	// were not.
+	ClusterRevocation []revocationRun
+	Restarts          []workerRestart
+	Takeovers         []workerRestart
+	Election          []electionRun
+	ClusterMissing    string
 }
 
 // Targets of the product brief.
@@ -54,13 +72,19 @@ const (
 	targetValidatePerCore = 1_000_000
 	targetValidateP99NS   = 2_000
 	targetDRFRatio        = 20
-	targetBareShare       = 0.80
-	targetRevokeP99US     = 10_000
-	targetAppendRate      = 20_000
+	targetBareShare       = 0.90
+	targetRevokeP99US     = 5_000
+	targetAppendShare     = 0.80 // of a raw synchronous publish
 	targetIssueP99US      = 5_000
-	targetReplayRate      = 100_000
-	targetExportRate      = 200_000
-	targetBytesPerToken   = 150
+	targetReplayRate      = 300_000
+	targetExportRate      = 300_000
+	targetStateAtSeconds  = 3
+	targetBytesPerToken   = 64
+	targetLiveProjection  = 20_000
+	targetLagP99US        = 250_000
+	targetRestartSeconds  = 1
+	targetTakeoverSeconds = 2
+	targetElectionMargin  = 1 // s over the election
 )
 
 func rps(r wrkResult) float64  { return r.RPS }
@@ -102,11 +126,17 @@ func (r results) rows() []row {
 	rows = append(rows, r.httpRows()...)
 	rows = append(rows, r.pgRow(fmt.Sprintf("database writes during forward-auth load, %s tokens", fmtInt(float64(r.SeedTokens))), r.PG1k))
 	rows = append(rows, r.pgRow(fmt.Sprintf("database writes during forward-auth load, %s tokens", fmtInt(float64(r.Tokens))), r.PGLarge))
-	rows = append(rows, r.revocationRow())
+	rows = append(rows, r.usageLagRow())
+	rows = append(rows, r.revocationRow(fmt.Sprintf("revocation seen by the 2 other validators, 3 `tokenledger serve` processes on `tokenledger dev` (one nats-server), %d revocations per run", r.Revocations), r.Revocation))
+	rows = append(rows, r.revocationRow(fmt.Sprintf("revocation seen by the 2 other validators, 3 `tokenledger serve` processes on the 3-node R3 cluster (`tokenledger cluster`), %d revocations per run", r.Revocations), r.ClusterRevocation))
 	rows = append(rows, r.appendRows()...)
-	rows = append(rows, r.issueRow(), r.replayRow())
+	rows = append(rows, r.issueRow())
+	rows = append(rows, r.liveProjectionRow(), r.lagRow())
+	rows = append(rows, r.restartRow(), r.takeoverRow(), r.electionRow())
+	rows = append(rows, r.replayRow())
 	rows = append(rows, r.exportRows()...)
-	rows = append(rows, r.memoryRow())
+	rows = append(rows, r.stateAtRow())
+	rows = append(rows, r.memoryRows()...)
 	return rows
 }
 
@@ -196,7 +226,7 @@ func (r results) httpRows() []row {
 		v := of(runs, rps)
 		row := row{
 			Figure:   fmt.Sprintf("forward-auth over HTTP, `GET /v1/auth` on `tokenledger dev`, %s live tokens, random token per request", fmtInt(float64(tokens))),
-			Target:   "≥ 20× DRF TokenAuthentication in the same run; ≥ 80% of a bare Go net/http handler",
+			Target:   "≥ 20× DRF TokenAuthentication in the same run; ≥ 90% of a bare Go net/http handler",
 			Measured: fmt.Sprintf("**%s req/s**; %s", spread(v, fmtInt), latencies(runs)),
 			Ratio:    ratios(v.median(), drf, bare),
 			Command:  wrkCmd,
@@ -208,7 +238,7 @@ func (r results) httpRows() []row {
 			row.Misses = append(row.Misses, fmt.Sprintf("%.1f× DRF < 20×", q))
 		}
 		if q := v.median() / bare; q < targetBareShare {
-			row.Misses = append(row.Misses, fmt.Sprintf("%.0f%% of bare < 80%%", 100*q))
+			row.Misses = append(row.Misses, fmt.Sprintf("%.0f%% of bare < 90%%", 100*q))
 		}
 		return row
 	}
@@ -272,27 +302,27 @@ func (r results) pgRow(figure string, loads []pgLoad) row {
 	return row
 }
 
-func (r results) revocationRow() row {
-	p50s := of(r.Revocation, func(x revocationRun) float64 { return percentile(x.Samples, 50) })
-	p99s := of(r.Revocation, func(x revocationRun) float64 { return percentile(x.Samples, 99) })
-	maxs := of(r.Revocation, func(x revocationRun) float64 { return percentile(x.Samples, 100) })
+func (r results) revocationRow(figure string, runs []revocationRun) row {
+	p50s := of(runs, func(x revocationRun) float64 { return percentile(x.Samples, 50) })
+	p99s := of(runs, func(x revocationRun) float64 { return percentile(x.Samples, 99) })
+	maxs := of(runs, func(x revocationRun) float64 { return percentile(x.Samples, 100) })
 	immediate, total := 0, 0
-	for _, x := range r.Revocation {
+	for _, x := range runs {
 		immediate += x.OriginImmediate
 		total += x.Revocations
 	}
 	row := row{
-		Figure: fmt.Sprintf("revocation seen by the 2 other validators, 3 `tokenledger serve` processes on loopback, %d revocations per run", r.Revocations),
-		Target: "p99 ≤ 10 ms after the revoke call returns",
+		Figure: figure,
+		Target: "p99 ≤ 5 ms after the revoke call returns",
 		Measured: fmt.Sprintf("p50 %s, **p99 %s**, max %s (each sample: from `DELETE /v1/tokens/{id}` returning on node 1 until node 2 or 3 answers 401, polled back to back); node 1 refused at once %d of %d",
 			spread(p50s, fmtUS), spread(p99s, fmtUS), spread(maxs, fmtUS), immediate, total),
 		Command: "`make bench` (bench/revoke.go)",
 	}
-	if row, skipped := unmeasured(row, len(r.Revocation) > 0); skipped {
+	if row, skipped := unmeasured(row, len(runs) > 0); skipped {
 		return row
 	}
 	if v := p99s.median(); v > targetRevokeP99US {
-		row.Misses = append(row.Misses, fmt.Sprintf("p99 %s > 10 ms", fmtUS(v)))
+		row.Misses = append(row.Misses, fmt.Sprintf("p99 %s > 5 ms", fmtUS(v)))
 	}
 	if immediate < total {
 		row.Misses = append(row.Misses, fmt.Sprintf("the revoking node still accepted %d of %d tokens right after the call", total-immediate, total))
@@ -301,30 +331,54 @@ func (r results) revocationRow() row {
 }
 
 func (r results) appendRows() []row {
+	raw := r.goMetric(r.Append, "BenchmarkAppend/R1/raw-publish", 2, "events/s")
+	rawP50 := r.goMetric(r.Append, "BenchmarkAppend/R1/raw-publish", 2, "p50-µs")
+	rawP99 := r.goMetric(r.Append, "BenchmarkAppend/R1/raw-publish", 2, "p99-µs")
+	cmd := "`" + r.GoCommands["append"] + "`"
 	var rows []row
-	for _, c := range []struct{ name, figure string }{
-		{"BenchmarkAppend/R1/sequential", "lifecycle append, one writer, R1 (one `token.issued` with its concurrency check)"},
-		{"BenchmarkAppend/R1/concurrent-16", "lifecycle append, 16 writers, R1"},
+	for _, c := range []struct {
+		name, figure string
+		compare      bool
+	}{
+		{"BenchmarkAppend/R1/sequential", "lifecycle append, one writer, R1 (one `token.issued` with its concurrency check and event id)", true},
+		{"BenchmarkAppend/R1/concurrent-16", "lifecycle append, 16 writers, R1", false},
 	} {
 		rate := r.goMetric(r.Append, c.name, 2, "events/s")
 		p50s := r.goMetric(r.Append, c.name, 2, "p50-µs")
 		p99s := r.goMetric(r.Append, c.name, 2, "p99-µs")
 		row := row{
 			Figure:   c.figure,
-			Target:   "≥ 20,000 events/s",
+			Target:   "— (throughput)",
 			Measured: fmt.Sprintf("**%s events/s**; append p50 %s, p99 %s", spread(rate, fmtInt), spread(p50s, fmtUS), spread(p99s, fmtUS)),
-			Command:  "`" + r.GoCommands["append"] + "`",
+			Command:  cmd,
+		}
+		if c.compare {
+			row.Target = "≥ 80% of a raw JetStream synchronous publish in the same run"
 		}
 		if row, skipped := unmeasured(row, len(rate) > 0); skipped {
 			rows = append(rows, row)
 			continue
 		}
-		if v := rate.median(); v < targetAppendRate {
-			row.Misses = append(row.Misses, fmt.Sprintf("%s events/s < 20,000", fmtInt(v)))
+		if c.compare {
+			if len(raw) == 0 {
+				row.Ratio = "no raw publish measured"
+			} else {
+				q := rate.median() / raw.median()
+				row.Ratio = fmt.Sprintf("%.0f%% of the raw publish", 100*q)
+				if q < targetAppendShare {
+					row.Misses = append(row.Misses, fmt.Sprintf("%.0f%% of the raw publish < 80%%", 100*q))
+				}
+			}
 		}
 		rows = append(rows, row)
 	}
-	return rows
+	rawRow, _ := unmeasured(row{
+		Figure:   "raw JetStream synchronous publish, one writer, R1: the same encoded event, no expectation, no event id (the append's floor)",
+		Target:   "— (comparison)",
+		Measured: fmt.Sprintf("**%s events/s**; publish p50 %s, p99 %s", spread(raw, fmtInt), spread(rawP50, fmtUS), spread(rawP99, fmtUS)),
+		Command:  cmd + " (raw-publish)",
+	}, len(raw) > 0)
+	return append(rows, rawRow)
 }
 
 func (r results) issueRow() row {
@@ -356,8 +410,8 @@ func (r results) replayRow() row {
 		events = float64(r.Replay[0].Events)
 	}
 	row := row{
-		Figure:   fmt.Sprintf("projection rebuild from the stream (`tokenledger replay`), %s events (the live projector stopped)", fmtInt(events)),
-		Target:   "≥ 100,000 events/s (1 M events in under 10 s)",
+		Figure:   fmt.Sprintf("projection rebuild from the stream (`tokenledger replay`), %s events (the live projector running, caught up)", fmtInt(events)),
+		Target:   "≥ 300,000 events/s (1 M events in under 3.4 s)",
 		Measured: fmt.Sprintf("**%s events/s** = %s s", spread(rate, fmtInt), spread(secs, func(v float64) string { return fmt.Sprintf("%.2f", v) })),
 		Command:  "`tokenledger replay --nats-url … --postgres-url …` (its printed events/s)",
 	}
@@ -365,14 +419,14 @@ func (r results) replayRow() row {
 		return row
 	}
 	if v := rate.median(); v < targetReplayRate {
-		row.Misses = append(row.Misses, fmt.Sprintf("%s events/s < 100,000", fmtInt(v)))
+		row.Misses = append(row.Misses, fmt.Sprintf("%s events/s < 300,000", fmtInt(v)))
 	}
 	return row
 }
 
 func (r results) exportRows() []row {
 	mk := func(figure, command string, runs []exportRun) row {
-		row := row{Figure: figure, Target: "≥ 200,000 events/s", Command: command}
+		row := row{Figure: figure, Target: "≥ 300,000 events/s", Command: command}
 		if r.ExportMissing != "" {
 			row.Measured = "not yet measured: " + r.ExportMissing
 			return row
@@ -387,7 +441,7 @@ func (r results) exportRows() []row {
 		}
 		row.Measured = fmt.Sprintf("**%s events/s** over %s events", spread(rate, fmtInt), fmtInt(records))
 		if v := rate.median(); v < targetExportRate {
-			row.Misses = append(row.Misses, fmt.Sprintf("%s events/s < 200,000", fmtInt(v)))
+			row.Misses = append(row.Misses, fmt.Sprintf("%s events/s < 300,000", fmtInt(v)))
 		}
 		return row
 	}
@@ -397,19 +451,85 @@ func (r results) exportRows() []row {
 	}
 }
 
-func (r results) memoryRow() row {
-	bpt := r.goMetric(r.Memory, "BenchmarkMemoryPerToken", 2, "bytes/token")
-	row := row{
-		Figure:   "validator memory, 1,000,000 tokens (100,000 owners, 100 scope sets)",
-		Target:   "≤ 150 bytes per active token (1 M tokens ≤ 150 MB)",
-		Measured: fmt.Sprintf("**%s B/token**", spread(bpt, fmtFloat)),
-		Command:  "`" + r.GoCommands["memory"] + "`",
+// memoryRows reports every sub-benchmark of the validator's memory
+// benchmarks that prints bytes/token (1 M tokens, and 10 M where the
+// benchmark has that case), a row for a size it lacks, and the churn
+// benchmark's figures if there is one.
+func (r results) memoryRows() []row {
+	var names []string
+	for _, b := range r.Memory {
+		if _, ok := b.Metrics["bytes/token"]; ok && !slices.Contains(names, b.Name) {
+			names = append(names, b.Name)
+		}
 	}
-	if row, skipped := unmeasured(row, len(bpt) > 0); skipped {
-		return row
+	var rows []row
+	has10M := false
+	for _, name := range names {
+		bpt := r.goMetric(r.Memory, name, 2, "bytes/token")
+		figure := "validator memory, `" + name + "`"
+		if name == "BenchmarkMemoryPerToken" {
+			figure = "validator memory, 1,000,000 tokens (100,000 owners, 100 scope sets)"
+		}
+		if strings.Contains(name, "10M") || strings.Contains(name, "10000000") || strings.Contains(name, "10_000_000") {
+			has10M = true
+		}
+		row := row{
+			Figure:   figure,
+			Target:   "≤ 64 bytes per live token (live heap)",
+			Measured: fmt.Sprintf("**%s B/token**", spread(bpt, fmtFloat)),
+			Command:  "`" + r.GoCommands["memory"] + "`",
+		}
+		if v := bpt.median(); v > targetBytesPerToken {
+			row.Misses = append(row.Misses, fmt.Sprintf("%s B/token > 64", fmtFloat(v)))
+		}
+		rows = append(rows, row)
 	}
-	if v := bpt.median(); v > targetBytesPerToken {
-		row.Misses = append(row.Misses, fmt.Sprintf("%s B/token > 150", fmtFloat(v)))
+	if len(names) == 0 {
+		rows = append(rows, row{Figure: "validator memory, 1,000,000 tokens", Target: "≤ 64 bytes per live token (live heap)",
+			Measured: notMeasured, Command: "`" + r.GoCommands["memory"] + "`"})
 	}
-	return row
+	// A size or a benchmark the run's build lacks says so; a run that ran
+	// no memory benchmark at all says only that.
+	lacking := func(why string) string {
+		if len(r.Memory) == 0 {
+			return notMeasured
+		}
+		return "not measured: " + why
+	}
+	if !has10M {
+		rows = append(rows, row{Figure: "validator memory, 10,000,000 tokens", Target: "≤ 64 bytes per live token (live heap)",
+			Measured: lacking("the memory benchmark has no 10 M case in this build"), Command: "`" + r.GoCommands["memory"] + "`"})
+	}
+	var churn []string
+	for _, b := range r.Memory {
+		if strings.Contains(strings.ToLower(b.Name), "churn") && !slices.Contains(churn, b.Name) {
+			churn = append(churn, b.Name)
+		}
+	}
+	if len(churn) == 0 {
+		rows = append(rows, row{Figure: "validator heap under churn (a simulated year of issue/expire/revoke)", Target: "heap proportional to the live set, not to the history",
+			Measured: lacking("no churn benchmark in this build"), Command: "—"})
+	}
+	for _, name := range churn {
+		var metrics []string
+		for _, b := range r.Memory {
+			if b.Name != name {
+				continue
+			}
+			units := make([]string, 0, len(b.Metrics))
+			for u := range b.Metrics {
+				if u != "ns/op" && u != "B/op" && u != "allocs/op" {
+					units = append(units, u)
+				}
+			}
+			slices.Sort(units)
+			for _, u := range units {
+				metrics = append(metrics, fmt.Sprintf("%s %s", fmtFloat(b.Metrics[u]), u))
+			}
+			break
+		}
+		rows = append(rows, row{Figure: "validator heap under churn, `" + name + "`", Target: "heap proportional to the live set, not to the history",
+			Measured: strings.Join(metrics, "; "), Command: "`" + r.GoCommands["memory"] + "`"})
+	}
+	return rows
 }

@@ -42,13 +42,20 @@ func (b *bench) measureRevocation(ctx context.Context, d *devStack, runs, n int)
 		nodes = append(nodes, u)
 	}
 	logf("revocation: 3 serve nodes up: %v", nodes)
-	client, err := sdk.New(nodes[0], sdk.WithToken(d.Admin), sdk.WithHTTPClient(httpClient))
+	return revokeRounds(ctx, nodes, d.Admin, runs, n)
+}
+
+// revokeRounds runs the propagation scenario on nodes: for each of runs
+// rounds of n tokens issued through the first node, it revokes each
+// through the first node and polls the others until they answer 401.
+func revokeRounds(ctx context.Context, nodes []string, admin string, runs, n int) ([]revocationRun, error) {
+	client, err := sdk.New(nodes[0], sdk.WithToken(admin), sdk.WithHTTPClient(httpClient))
 	if err != nil {
 		return nil, fmt.Errorf("api client: %w", err)
 	}
 	var out []revocationRun
 	for r := range runs {
-		toks, err := issueTokens(ctx, nodes[0], d.Admin, fmt.Sprintf("revoke%d", r), n)
+		toks, err := issueTokens(ctx, nodes[0], admin, fmt.Sprintf("revoke%d", r), n)
 		if err != nil {
 			return nil, err
 		}
@@ -69,8 +76,8 @@ func (b *bench) measureRevocation(ctx context.Context, d *devStack, runs, n int)
 				run.OriginImmediate++
 			}
 			var wg sync.WaitGroup
-			lat := make([]time.Duration, 2)
-			errs := make([]error, 2)
+			lat := make([]time.Duration, len(nodes)-1)
+			errs := make([]error, len(nodes)-1)
 			for k, node := range nodes[1:] {
 				wg.Go(func() {
 					errs[k] = waitStatus(ctx, node, t.Secret, http.StatusUnauthorized, propagationTimeout)

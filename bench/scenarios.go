@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,18 +10,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/tokenledger/tokenledger/app"
-	"github.com/tokenledger/tokenledger/eventstore"
 )
 
 // The Go benchmarks run, with the GOMAXPROCS values they run at.
 var (
 	specSecret   = goBenchSpec{pkg: "./domain", pattern: "^(BenchmarkCheckSecret|BenchmarkParseSecret)$", cpus: []int{1}}
 	specValidate = goBenchSpec{pkg: "./validator", pattern: "^BenchmarkValidate$/^system-clock$", cpus: []int{1, 2}}
-	specMemory   = goBenchSpec{pkg: "./validator", pattern: "^BenchmarkMemoryPerToken$", cpus: []int{2}, benchtime: "1x"}
+	specMemory   = goBenchSpec{pkg: "./validator", pattern: "^(BenchmarkMemory.*|BenchmarkChurn.*)$", cpus: []int{2}, benchtime: "1x"}
 	specAppend   = goBenchSpec{pkg: "./eventstore", pattern: "^BenchmarkAppend$/^R1$", cpus: []int{2}}
 )
 
@@ -131,21 +125,33 @@ func (b *bench) stackScenarios(ctx context.Context) error {
 		}
 	}
 
-	// A million tokens: seed, replay, export, restart, forward-auth. The
-	// live projector is stopped first by deleting its durable consumer:
-	// it would take a transaction per seeded event (the reason for
-	// replay), competing with the seed and the replays for the two cores.
-	// It recreates the consumer at the rebuilt checkpoint when the stack
-	// restarts.
-	if err := d.deleteProjectorConsumer(ctx); err != nil {
+	// Projection lag at lagRate mutations/s through the API.
+	for i := range b.cfg.runs {
+		logf("projection lag: issues and revokes at %d/s for %s, run %d", b.cfg.lagRate, b.cfg.lagFor, i+1)
+		r, err := measureLag(ctx, d, b.cfg.lagRate, b.cfg.lagFor, strconv.Itoa(i))
+		if err != nil {
+			return fmt.Errorf("projection lag: %w", err)
+		}
+		b.res.Lag = append(b.res.Lag, r)
+		logf("projection lag, run %d: %s mutations/s answered (%d issues, %d revokes, %d errors, %d waited for a connection); lag p50 %s, p99 %s, max %s; %d not seen",
+			i+1, fmtInt(r.Rate), r.Issues, r.Revokes, r.Errors, r.Capped, fmtUS(percentile(r.Lags, 50)), fmtUS(percentile(r.Lags, 99)),
+			fmtUS(percentile(r.Lags, 100)), r.Unseen)
+		if err := d.waitProjected(ctx, 5*time.Minute); err != nil {
+			return err
+		}
+	}
+
+	// A million tokens: seed (while the live projector follows), replay,
+	// export, restart, state --at, forward-auth.
+	large := filepath.Join(b.work, "tokens-large.txt")
+	logf("publishing %s token.issued events into the lifecycle stream while the projector follows", fmtInt(float64(b.cfg.tokens)))
+	lp, err := b.seedWhileProjecting(ctx, d, large)
+	if err != nil {
 		return err
 	}
-	large := filepath.Join(b.work, "tokens-large.txt")
-	logf("publishing %s token.issued events into the lifecycle stream", fmtInt(float64(b.cfg.tokens)))
-	if b.res.SeedRate, err = seedTokens(ctx, d, b.cfg.tokens, large); err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	logf("published at %s events/s", fmtInt(b.res.SeedRate))
+	b.res.SeedRate, b.res.LiveProjection = lp.PublishRate, []liveProjection{lp}
+	logf("published at %s events/s; the projector applied %s events at %s events/s (peak %s/s), %s behind when the publish ended, caught up %.2f s later",
+		fmtInt(lp.PublishRate), fmtInt(float64(lp.Events)), fmtInt(lp.Rate), fmtInt(lp.PeakRate), fmtInt(float64(lp.BehindAtEnd)), lp.CatchUp)
 	// The seed leaves the stream's pages dirty; measure the replays, not
 	// the kernel's write-back.
 	syscall.Sync()
@@ -169,6 +175,14 @@ func (b *bench) stackScenarios(ctx context.Context) error {
 	}
 	if err := b.exportAndVerify(ctx, d); err != nil {
 		return err
+	}
+	for i := range b.cfg.runs {
+		r, err := b.stateAt(ctx, d, i+1)
+		if err != nil {
+			return fmt.Errorf("state --at: %w", err)
+		}
+		b.res.StateAt = append(b.res.StateAt, r)
+		logf("state --at, run %d: %s tokens at stream sequence %s in %.2f s", i+1, fmtInt(float64(r.Tokens)), fmtInt(float64(r.Events)), r.Seconds)
 	}
 	for i := range b.cfg.runs {
 		w, l, err := b.authLoad(ctx, d, fmt.Sprintf("wrk-tokenledger-large-run%d", i+1), large, b.cfg.tokens)
@@ -241,6 +255,7 @@ func (b *bench) authLoad(ctx context.Context, d *devStack, name, tokenFile strin
 	if w.Non2xx > 0 || w.SocketErrors > 0 {
 		return w, pgLoad{}, fmt.Errorf("%d answers were not 200 and %d socket errors: every token should be valid", w.Non2xx, w.SocketErrors)
 	}
+	stopped := time.Now()
 	if err := sleep(ctx, settle); err != nil {
 		return w, pgLoad{}, err
 	}
@@ -249,22 +264,23 @@ func (b *bench) authLoad(ctx context.Context, d *devStack, name, tokenFile strin
 		return w, pgLoad{}, err
 	}
 	dur, _ := time.ParseDuration(b.cfg.wrk.Duration)
-	return w, loadBetween(before, after, dur.Seconds(), w.Requests), nil
+	l := loadBetween(before, after, dur.Seconds(), w.Requests)
+	// The usage projection's lag once the load has been over for
+	// usageLagAfter.
+	if err := sleep(ctx, time.Until(stopped.Add(usageLagAfter))); err != nil {
+		return w, l, err
+	}
+	later, err := d.snapshot(ctx)
+	if err != nil {
+		return w, l, err
+	}
+	l.UsageBehindLater = int64(later.usageLast - min(later.usageApplied, later.usageLast))
+	return w, l, nil
 }
 
-// deleteProjectorConsumer deletes the live projector's durable consumer,
-// which stops the projector (it reports the consumer lost); it recreates
-// the consumer at its checkpoint on its next start.
-func (d *devStack) deleteProjectorConsumer(ctx context.Context) error {
-	s, err := d.js.Stream(ctx, eventstore.DefaultConfig().Stream)
-	if err != nil {
-		return fmt.Errorf("lifecycle stream: %w", err)
-	}
-	if err := s.DeleteConsumer(ctx, app.DefaultProjectionName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("delete the projector's consumer: %w", err)
-	}
-	return nil
-}
+// usageLagAfter is when, after a forward-auth load, the usage
+// projection's lag is reported: the target is none left by then.
+const usageLagAfter = 5 * time.Second
 
 // replayResult is one `tokenledger replay`.
 type replayResult struct {

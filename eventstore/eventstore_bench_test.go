@@ -18,6 +18,14 @@ import (
 // benchStore opens a store with fresh streams on srv.
 func benchStore(b *testing.B, srv stacktest.Connector, replicas int) *eventstore.Store {
 	b.Helper()
+	store, _ := benchStoreConfig(b, srv, replicas)
+	return store
+}
+
+// benchStoreConfig is benchStore that also returns the store's
+// configuration (its stream and subject prefix).
+func benchStoreConfig(b *testing.B, srv stacktest.Connector, replicas int) (*eventstore.Store, eventstore.Config) {
+	b.Helper()
 	n := storeSeq.Add(1)
 	cfg := eventstore.DefaultConfig()
 	cfg.Stream = fmt.Sprintf("BENCH%d", n)
@@ -30,7 +38,7 @@ func benchStore(b *testing.B, srv stacktest.Connector, replicas int) *eventstore
 	if err != nil {
 		b.Fatalf("open: %v", err)
 	}
-	return store
+	return store, cfg
 }
 
 // benchIssue builds the issue event of a fresh token, as an issue call
@@ -114,6 +122,38 @@ func BenchmarkAppend(b *testing.B) {
 					reportLatency(b, lat)
 				})
 			}
+			// The floor an append is compared with: the same encoded
+			// event published synchronously to the same kind of
+			// stream, one at a time, with no expectation and no
+			// message id.
+			b.Run("raw-publish", func(b *testing.B) {
+				_, cfg := benchStoreConfig(b, srv, bs.replicas)
+				js := stacktest.JetStream(b, srv)
+				subjects := eventstore.NewSubjects(cfg.SubjectPrefix)
+				reg := domain.NewDefaultRegistry()
+				ctx := context.Background()
+				lat := make([]time.Duration, b.N)
+				b.ResetTimer()
+				for i := range b.N {
+					_, e := benchIssue(b)
+					subject, err := subjects.Subject(e)
+					if err != nil {
+						b.Fatal(err)
+					}
+					data, err := reg.Marshal(e)
+					if err != nil {
+						b.Fatal(err)
+					}
+					start := time.Now()
+					if _, err := js.Publish(ctx, subject, data); err != nil {
+						b.Fatalf("publish: %v", err)
+					}
+					lat[i] = time.Since(start)
+				}
+				b.StopTimer()
+				reportRate(b, b.N)
+				reportLatency(b, lat)
+			})
 		})
 	}
 }
