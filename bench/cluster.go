@@ -19,6 +19,7 @@ import (
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/cluster"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
 )
 
 // workerRestart is one SIGKILL of the active `project` process under
@@ -334,7 +335,7 @@ func (b *bench) electionWindow(ctx context.Context, c *cluster.Cluster) (electio
 // function naming the lifecycle stream's leader ("" when none answers),
 // and one that closes the connection.
 func streamLeader(ctx context.Context, urls []string, c *cluster.Cluster) (func() string, func(), error) {
-	nc, err := app.ConnectNATS(strings.Join(urls, ","), c.Operator())
+	nc, err := natsconn.Connect(strings.Join(urls, ","), c.Operator())
 	if err != nil {
 		return nil, nil, err
 	}
