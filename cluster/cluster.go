@@ -204,31 +204,21 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 
 	for i, port := range ports.Serve {
-		addr := net.JoinHostPort(host, strconv.Itoa(port))
-		p, err := c.startWorker("serve-"+strconv.Itoa(i+1), c.secrets.api, "serve", "--http-addr", addr)
+		url, err := c.startReady(ctx, "serve-"+strconv.Itoa(i+1), c.secrets.api, port, "serve", "--http-addr")
 		if err != nil {
 			return nil, err
 		}
-		c.APIURLs = append(c.APIURLs, "http://"+addr)
-		if err := waitReady(ctx, p, "http://"+addr+"/readyz"); err != nil {
-			return nil, err
-		}
+		c.APIURLs = append(c.APIURLs, url)
 	}
 	// Two project processes: project-1 starts first and leads the
 	// projection; project-2 stands by and takes over when project-1 dies
 	// (a PostgreSQL advisory lock decides; see `tokenledger project`).
 	for i, port := range ports.Project {
-		name := "project-" + strconv.Itoa(i+1)
-		healthAddr := net.JoinHostPort(host, strconv.Itoa(port))
-		p, err := c.startWorker(name, c.secrets.worker, "project", "--health-listen", healthAddr)
+		url, err := c.startReady(ctx, "project-"+strconv.Itoa(i+1), c.secrets.worker, port, "project", "--health-listen")
 		if err != nil {
 			return nil, err
 		}
-		url := "http://" + healthAddr
 		c.ProjectHealthURLs = append(c.ProjectHealthURLs, url)
-		if err := waitReady(ctx, p, url+"/readyz"); err != nil {
-			return nil, err
-		}
 	}
 	return c, nil
 }
