@@ -156,7 +156,7 @@ func (p *LifecycleProjector) applyOnce(ctx context.Context, events []domain.Enve
 			err = fmt.Errorf("%w: %v", errPanicked, v)
 		}
 	}()
-	actx, cancel := boundContext(ctx, attemptTimeout)
+	actx, cancel := writeContext(ctx)
 	defer cancel()
 	return p.proj.ApplyNext(actx, p.cfg.Name, events)
 }

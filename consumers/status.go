@@ -172,6 +172,24 @@ func cloneHalt(h *Halt) *Halt {
 }
 
 // boundContext limits ctx to d unless it already ends earlier.
+// writeContext is the context of one batch write: it ends after
+// attemptTimeout, and at most stopGrace after ctx ends, but not at once
+// when ctx ends. A worker asked to stop thus finishes the transaction in
+// flight (whose commit the server may already have made) instead of
+// abandoning it with the outcome unknown to it.
+func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(stopGrace, cancel)
+		context.AfterFunc(wctx, func() { t.Stop() })
+	})
+	return wctx, func() { stop(); cancel() }
+}
+
+// stopGrace is how long a batch write in flight may go on once its worker
+// is asked to stop.
+const stopGrace = 5 * time.Second
+
 func boundContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
 		return context.WithCancel(ctx)

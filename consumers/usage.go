@@ -319,7 +319,7 @@ func (c *UsageConsumer) eventsOf(items []usageItem) (events []domain.Envelope, p
 func (c *UsageConsumer) apply(ctx context.Context, events []domain.Envelope) (projections.UsageResult, bool) {
 	retry := backoff{initial: c.cfg.RetryInitial, max: c.cfg.RetryMax}
 	for {
-		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		actx, cancel := writeContext(ctx)
 		res, err := c.proj.ApplyUsageBatch(actx, c.cfg.Name, events)
 		cancel()
 		if err == nil {
