@@ -10,6 +10,7 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/internal/apitest"
 	"github.com/tokenledger/tokenledger/sdk"
+	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // TestRotatedSecretReuseRevokesTheFamily checks reuse detection: a
@@ -158,13 +159,7 @@ func getToken(t *testing.T, s *apitest.Stack, id string) sdk.Token {
 // waitFor polls cond until it holds, failing the test after 10 seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	stacktest.Eventually(t, 10*time.Second, cond, "%s", what)
 }
 
 // countEvents returns how many events of type typ the lifecycle stream

@@ -271,17 +271,9 @@ func startCluster(ctx context.Context, t *testing.T) *cluster.Cluster {
 // the test with what check said last.
 func waitFor(t *testing.T, timeout time.Duration, what string, check func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		problem := check()
-		if problem == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %s", what, timeout, problem)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var problem string
+	stacktest.Eventually(t, timeout, func() bool { problem = check(); return problem == "" },
+		"%s: %v", what, stacktest.Lazy(func() string { return problem }))
 }
 
 // uuids turns ULID strings into the uuid text form of the read model.

@@ -458,13 +458,8 @@ func requireTableWrites(t *testing.T, pool *pgxpool.Pool, want int) {
 		err := pool.QueryRow(context.Background(),
 			`SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0)::int FROM pg_stat_user_tables WHERE relname = 'token_usage'`).Scan(&got)
 		return err == nil && got == want
-	}, "%v", lazyText(func() string { return fmt.Sprintf("token_usage rows inserted or updated: %d, want %d", got, want) }))
+	}, "%v", stacktest.Lazy(func() string { return fmt.Sprintf("token_usage rows inserted or updated: %d, want %d", got, want) }))
 }
-
-// lazyText formats as what its function returns when printed.
-type lazyText func() string
-
-func (f lazyText) String() string { return f() }
 
 // TestUsageConsumerCountsEveryUseOnceAcrossRestarts stops and restarts
 // consumers of the usage projection in the ways a deployment does, and

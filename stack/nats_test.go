@@ -3,6 +3,7 @@ package stack_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/stack"
+	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 func TestNATSConfigValidate(t *testing.T) {
@@ -264,16 +266,11 @@ func TestStartNATSCluster(t *testing.T) {
 	defer cancel()
 	// The server shut down may have led the stream: a publish then waits
 	// out the election, retried with the same id as any writer would.
-	for {
-		_, err := js.Publish(ctx, "s.2", []byte("still replicated"), jetstream.WithMsgID("still-replicated"))
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("publish with one server down: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var perr error
+	stacktest.Eventually(t, 20*time.Second, func() bool {
+		_, perr = js.Publish(ctx, "s.2", []byte("still replicated"), jetstream.WithMsgID("still-replicated"))
+		return perr == nil
+	}, "publish with one server down: %v", stacktest.Lazy(func() string { return fmt.Sprint(perr) }))
 	c.Shutdown()
 	c.Shutdown()
 }

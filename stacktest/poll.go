@@ -53,3 +53,11 @@ func describe(msgAndArgs []any) string {
 	}
 	return strings.TrimSuffix(fmt.Sprintln(msgAndArgs...), "\n")
 }
+
+// Lazy is a description for Eventually that is computed only when the
+// condition failed: it prints as what its function returns then (the last
+// state seen, a process's log).
+type Lazy func() string
+
+// String returns what f returns.
+func (f Lazy) String() string { return f() }

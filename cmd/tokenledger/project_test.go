@@ -699,16 +699,18 @@ func TestProjectStandbyTakesOver(t *testing.T) {
 	}
 	waitRole := func(p *proc, want string, timeout time.Duration) {
 		t.Helper()
-		for deadline := time.Now().Add(timeout); ; {
-			r := role(p)
-			if r == want {
-				return
+		var r string
+		stacktest.Eventually(t, timeout, func() bool {
+			if r = role(p); r == want {
+				return true
 			}
-			if !p.running() || time.Now().After(deadline) {
-				t.Fatalf("the process is %q (running %v), want %q; its stderr:\n%s", r, p.running(), want, p.stderr.String())
+			if !p.running() {
+				t.Fatalf("the process exited (%v) as %q, want %q; its stderr:\n%s", p.waitErr, r, want, p.stderr.String())
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return false
+		}, "%v", stacktest.Lazy(func() string {
+			return fmt.Sprintf("the process is %q, want %q; its stderr:\n%s", r, want, p.stderr.String())
+		}))
 	}
 	leaderProc := startBinary(t, s.env(), args...)
 	waitRole(leaderProc, "active", time.Minute)

@@ -81,13 +81,15 @@ func TestWorkersNeverCreateOrChangeStreams(t *testing.T) {
 		// Running means connected and past opening the store: serve
 		// prints its URL, project logs that it projects.
 		want := map[string]string{"serve": "listening on", "project": "projecting"}[args[0]]
-		deadline := time.Now().Add(time.Minute)
-		for !strings.Contains(p.stdout.String()+p.stderr.String(), want) {
-			if !p.running() || time.Now().After(deadline) {
-				t.Fatalf("%s against existing streams did not start (running %v): %s %s", args[0], p.running(), p.stdout.String(), p.stderr.String())
+		stacktest.Eventually(t, time.Minute, func() bool {
+			if strings.Contains(p.stdout.String()+p.stderr.String(), want) {
+				return true
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			if !p.running() {
+				t.Fatalf("%s against existing streams exited (%v): %s %s", args[0], p.waitErr, p.stdout.String(), p.stderr.String())
+			}
+			return false
+		}, "%s against existing streams starts: %v", args[0], stacktest.Lazy(func() string { return p.stdout.String() + p.stderr.String() }))
 		p.kill(t)
 	}
 	after := configs()
