@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/metrics"
 	"github.com/tokenledger/tokenledger/sdk"
@@ -60,6 +62,10 @@ type Config struct {
 	// so that a gateway whose configuration forgot the scope fails closed.
 	// By default such a check passes any valid token.
 	RequireAuthScope bool
+	// TracerProvider, if set, makes a server span of every request
+	// (named by its route) in the trace of the caller's traceparent
+	// header. Nil means no tracing: requests pass no tracing code.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the HTTP API. Build it with New and serve Handler.
@@ -80,6 +86,7 @@ type Server struct {
 	metricsHandler   http.Handler
 	requireAuthScope bool
 	refusals         *refusalLog
+	tracerProvider   trace.TracerProvider
 }
 
 // Route is one method and path pattern the server answers, in
@@ -110,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		openAPI:          cfg.OpenAPI,
 		audit:            cfg.Audit,
 		requireAuthScope: cfg.RequireAuthScope,
+		tracerProvider:   cfg.TracerProvider,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -245,7 +253,11 @@ func (s *Server) buildHandler() http.Handler {
 
 	// The metrics sit outside the request id and the log line, so they
 	// time everything; RecordRoute hands them the route matched.
-	return s.metrics.InstrumentHTTP(s.withRequest(metrics.RecordRoute(root)))
+	routed := metrics.RecordRoute(root)
+	if s.tracerProvider != nil {
+		routed = s.traced(routed)
+	}
+	return s.metrics.InstrumentHTTP(s.withRequest(routed))
 }
 
 // DefaultMutationTimeout is the default of Config.MutationTimeout: longer

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/audit"
 	"github.com/tokenledger/tokenledger/domain"
@@ -67,6 +69,9 @@ type APIConfig struct {
 	// Metrics receives the node's metrics and serves them at /metrics;
 	// nil means a new registry of the node's own.
 	Metrics *metrics.Metrics
+	// TracerProvider, if set, makes a server span of every request
+	// (api.Config.TracerProvider); nil means no HTTP tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultAPIConfig returns the API defaults.
@@ -240,6 +245,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Degraded:         parts,
 		OpenAPI:          openAPIDocument(),
 		RequireAuthScope: cfg.RequireAuthScope,
+		TracerProvider:   cfg.TracerProvider,
 	})
 	if err != nil {
 		return nil, nil, err

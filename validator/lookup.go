@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenledger/tokenledger/domain"
 )
 
@@ -88,7 +90,7 @@ func (l *lookups) resolve(ctx context.Context, id domain.TokenID, now int64) err
 	// The load runs on its own, bounded by LookupTimeout and the
 	// validator's life rather than by the first caller's ctx: callers that
 	// give up do not cancel it for the others.
-	go l.load(id, c)
+	go l.load(trace.SpanContextFromContext(ctx), id, c)
 	return l.wait(ctx, c)
 }
 
@@ -114,14 +116,19 @@ func (l *lookups) take(now int64) bool {
 	return true
 }
 
-// load loads id's history, applies it, and completes c.
-func (l *lookups) load(id domain.TokenID, c *lookupCall) {
+// load loads id's history, applies it, and completes c. Its span is a
+// child of parent, the span of the caller that started the load.
+func (l *lookups) load(parent trace.SpanContext, id domain.TokenID, c *lookupCall) {
 	defer l.wg.Done()
 	v := l.v
 	v.stats.lookups.Add(1)
-	ctx, cancel := context.WithTimeout(v.runCtx, v.cfg.LookupTimeout)
+	ctx, span := tracer().Start(trace.ContextWithSpanContext(v.runCtx, parent), SpanLookup,
+		trace.WithAttributes(AttrTokenID.String(id.String())))
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.LookupTimeout)
 	events, err := v.cfg.Store.LoadToken(ctx, id)
 	cancel()
+	span.SetAttributes(AttrFound.Bool(len(events) > 0))
+	endSpan(span, err)
 	found := false
 	switch {
 	case err != nil:

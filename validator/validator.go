@@ -156,10 +156,11 @@ func (v *Validator) start(ctx context.Context) error {
 	stop := context.AfterFunc(v.runCtx, cancel)
 	defer stop()
 
+	sctx, span := tracer().Start(ctx, SpanSnapshot)
 	v.st.mu.Lock()
 	now := v.clock.Now().UnixMicro()
 	keepAfter, youngAfter := now-v.cfg.EvictionGrace.Microseconds(), now-v.youngWindow
-	info, err := v.cfg.Projections.Snapshot(ctx, v.cfg.ProjectionName, func(r projections.TokenRow) error {
+	info, err := v.cfg.Projections.Snapshot(sctx, v.cfg.ProjectionName, func(r projections.TokenRow) error {
 		v.w.loadRow(&r, keepAfter, youngAfter)
 		return nil
 	})
@@ -171,6 +172,8 @@ func (v *Validator) start(ctx context.Context) error {
 	v.applied.Store(info.Sequence)
 	tokens := v.st.tokens()
 	v.st.mu.Unlock()
+	span.SetAttributes(AttrSequence.Int64(int64(info.Sequence)), AttrTokens.Int(tokens))
+	endSpan(span, err)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,12 @@ token once. All state lives under --data-dir; stop it with Ctrl-C.`,
 				return err
 			}
 			ctx := cmd.Context()
+			tp, stopTracing, err := startTracing(ctx, "dev", log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			cfg.API.TracerProvider = tp
 			dev, stop, err := app.StartDev(ctx, cfg, log)
 			if err != nil {
 				return err

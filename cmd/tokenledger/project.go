@@ -96,6 +96,11 @@ reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 				return fmt.Errorf("--shutdown-timeout %s must be positive", shutdownTimeout)
 			}
 			ctx := cmd.Context()
+			_, stopTracing, err := startTracing(ctx, "project", log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			p, stop, err := app.StartProject(ctx, cfg, log)
 			if err != nil {
 				return oneLine(err)

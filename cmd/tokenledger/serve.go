@@ -63,6 +63,12 @@ validator flushes the usage it counted.`,
 				return fmt.Errorf("--shutdown-timeout %s must be positive", shutdownTimeout)
 			}
 			ctx := cmd.Context()
+			tp, stopTracing, err := startTracing(ctx, "serve", log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			cfg.API.TracerProvider = tp
 			s, stop, err := app.StartServe(ctx, cfg, log)
 			if err != nil {
 				return oneLine(err)
