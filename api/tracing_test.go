@@ -12,10 +12,12 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/apitest"
 	"github.com/tokenledger/tokenledger/sdk"
 	"github.com/tokenledger/tokenledger/stacktest"
+	"github.com/tokenledger/tokenledger/validator"
 )
 
 // One issue call through the API of a real stack, with tracing on and a
@@ -153,4 +155,68 @@ func wantAttrs(t *testing.T, sp sdktrace.ReadOnlySpan, want map[attribute.Key]at
 			t.Errorf("span %s: %s = %v (set %v), want %v", sp.Name(), k, g.Emit(), ok, v.Emit())
 		}
 	}
+}
+
+// With tracing on, the work off the request path leaves spans too, each a
+// trace of its own: the validator's snapshot load and tail subscription
+// at start, a span per lifecycle projection batch naming its events and
+// sequences (one of them holds the issued token's event), and a span per
+// usage batch once the node's usage of a token reaches the usage consumer.
+func TestTracingBackgroundWork(t *testing.T) {
+	// Not parallel: it installs the global tracer provider.
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() {
+		otel.SetTracerProvider(prev)
+		_ = tp.Shutdown(context.Background())
+	})
+	s := apitest.Start(t, apitest.Options{TracerProvider: tp})
+	issued := issue(t, s, s.Admin, sdk.IssueRequest{Owner: "alice", Name: "ci", Scopes: []string{"read"}})
+	seq := s.LastSequence(t)
+	if st := authStatus(t, s, issued.Secret); st != http.StatusOK {
+		t.Fatalf("auth: %d", st)
+	}
+
+	attr := func(sp sdktrace.ReadOnlySpan, k attribute.Key) (attribute.Value, bool) {
+		for _, kv := range sp.Attributes() {
+			if kv.Key == k {
+				return kv.Value, true
+			}
+		}
+		return attribute.Value{}, false
+	}
+	find := func(name string, match func(sdktrace.ReadOnlySpan) bool) sdktrace.ReadOnlySpan {
+		t.Helper()
+		var found sdktrace.ReadOnlySpan
+		stacktest.Eventually(t, 20*time.Second, func() bool {
+			for _, sp := range rec.Ended() {
+				if sp.Name() == name && match(sp) {
+					found = sp
+					return true
+				}
+			}
+			return false
+		}, "no span "+name)
+		return found
+	}
+	anySpan := func(sdktrace.ReadOnlySpan) bool { return true }
+	find(validator.SpanSnapshot, func(sp sdktrace.ReadOnlySpan) bool { _, ok := attr(sp, validator.AttrSequence); return ok })
+	find(validator.SpanTail, anySpan)
+	batch := find(consumers.SpanLifecycleBatch, func(sp sdktrace.ReadOnlySpan) bool {
+		first, _ := attr(sp, consumers.AttrFirstSequence)
+		last, _ := attr(sp, consumers.AttrLastSequence)
+		return first.AsInt64() <= int64(seq) && int64(seq) <= last.AsInt64()
+	})
+	if n, _ := attr(batch, consumers.AttrEvents); n.AsInt64() < 1 {
+		t.Errorf("lifecycle batch span with %d events", n.AsInt64())
+	}
+	if batch.Parent().IsValid() {
+		t.Errorf("a projection batch span has a parent: %v", batch.Parent())
+	}
+	find(consumers.SpanUsageBatch, func(sp sdktrace.ReadOnlySpan) bool {
+		n, _ := attr(sp, consumers.AttrEvents)
+		return n.AsInt64() >= 1
+	})
 }
