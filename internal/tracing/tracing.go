@@ -65,7 +65,15 @@ type Config struct {
 	// Exporter is ExporterOTLP, ExporterConsole, or "" when tracing is
 	// off.
 	Exporter string
+	// DefaultEndpoint reports that no OTLP endpoint variable is set: the
+	// exporter then sends to DefaultEndpoint, as the specification says
+	// (the exporter's own default would be https).
+	DefaultEndpoint bool
 }
+
+// DefaultEndpoint is where OTLP spans go when no endpoint is set: a
+// collector on this host.
+const DefaultEndpoint = "http://localhost:4318/v1/traces"
 
 // Enabled reports whether c asks for traces.
 func (c Config) Enabled() bool { return c.Exporter != "" }
@@ -96,6 +104,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: want otlp, console or none", v))
 	}
 	if c.Exporter == ExporterOTLP {
+		c.DefaultEndpoint = !endpoint
 		for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
 			if v := get(k); v != "" {
 				if v != "http/protobuf" {
@@ -148,7 +157,11 @@ func Start(ctx context.Context, o Options) (trace.TracerProvider, func(context.C
 	default:
 		// Endpoint, headers, timeout, compression and TLS come from the
 		// OTEL_EXPORTER_OTLP_* variables, read by the exporter itself.
-		exp, err = otlptracehttp.New(ctx)
+		var opts []otlptracehttp.Option
+		if cfg.DefaultEndpoint {
+			opts = append(opts, otlptracehttp.WithEndpointURL(DefaultEndpoint))
+		}
+		exp, err = otlptracehttp.New(ctx, opts...)
 	}
 	if err != nil {
 		return nil, noop, fmt.Errorf("tracing: %s exporter: %w", cfg.Exporter, err)

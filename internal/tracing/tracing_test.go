@@ -104,6 +104,11 @@ func TestConfigFromEnv(t *testing.T) {
 			if cfg.Exporter != c.want || cfg.Enabled() != (c.want != "") {
 				t.Errorf("exporter %q (enabled %v), want %q", cfg.Exporter, cfg.Enabled(), c.want)
 			}
+			_, endpoint := c.env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+			_, tracesEndpoint := c.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+			if want := c.want == tracing.ExporterOTLP && !endpoint && !tracesEndpoint; cfg.DefaultEndpoint != want {
+				t.Errorf("default endpoint %v, want %v", cfg.DefaultEndpoint, want)
+			}
 		})
 	}
 }
