@@ -14,9 +14,9 @@ import (
 
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
-	"github.com/tokenledger/tokenledger/internal/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/sdk"
-	"github.com/tokenledger/tokenledger/stacktest"
 	"github.com/tokenledger/tokenledger/validator"
 )
 

@@ -14,7 +14,7 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tokenledger/tokenledger/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 )
 
 // A tracing setting the process cannot honour stops serve, project and dev
