@@ -6,8 +6,9 @@ import (
 )
 
 // When is an instant as a page shows it: Text in words relative to now
-// ("3 minutes ago", "in 12 days"), Exact for the hover title, ISO for the
-// <time> element's datetime. The zero When (Set false) is "no instant".
+// ("3 minutes ago", "in 12 days"), Exact for the hover title (UTC, to the
+// second: "2026-12-04 11:57:00 UTC"), ISO for the <time> element's
+// datetime (RFC 3339). The zero When (Set false) is "no instant".
 type When struct {
 	Set   bool
 	Text  string
@@ -15,17 +16,14 @@ type When struct {
 	ISO   string
 }
 
-// exactLayout is how an exact instant is written on a page: UTC, to the
-// second.
-const exactLayout = "2006-01-02 15:04:05 UTC"
-
 // at describes t relative to now; the zero t is the zero When.
 func at(t, now time.Time) When {
 	if t.IsZero() {
 		return When{}
 	}
-	u := t.UTC()
-	w := When{Set: true, Exact: u.Format(exactLayout), ISO: u.Format(time.RFC3339)}
+	// One Format for both forms: a token list formats thousands of them.
+	iso := t.UTC().Truncate(time.Second).Format(time.RFC3339)
+	w := When{Set: true, ISO: iso, Exact: iso[:10] + " " + iso[11:19] + " UTC"}
 	if d := t.Sub(now); d > 0 {
 		w.Text = "in " + span(d)
 	} else {

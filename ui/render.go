@@ -32,7 +32,7 @@ type pages struct {
 }
 
 func parsePages() (*pages, error) {
-	base, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html")
+	base, err := template.New("layout.html").Funcs(template.FuncMap{"rows": tableRows}).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("ui: parse layout: %w", err)
 	}

@@ -24,12 +24,12 @@ type row struct {
 	Active                        bool
 }
 
-// rowFromTokenRow is a read-model row as of now.
+// rowFromTokenRow is a read-model row as of now, for a token table
+// (which does not show the creation time).
 func rowFromTokenRow(t projections.TokenRow, now time.Time) row {
 	r := row{
 		ID: t.ID.String(), Owner: string(t.Owner), Name: t.Name, Kind: string(t.Kind), Status: string(t.Status),
 		Scopes:   t.Scopes,
-		Created:  Phrase{Text: "created", When: at(t.CreatedAt, now)},
 		LastUsed: lastUsed(t.LastUsedAt, now),
 		Expiry:   expiry(t.ExpiresAt, now),
 		UseCount: t.UseCount,
