@@ -16,10 +16,10 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/tokenledger/tokenledger/internal/apitest"
-	"github.com/tokenledger/tokenledger/internal/chromiumtest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/chromiumtest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/sdk"
-	"github.com/tokenledger/tokenledger/stacktest"
 	"github.com/tokenledger/tokenledger/ui"
 )
 

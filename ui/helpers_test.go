@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenledger/tokenledger/internal/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/sdk"
-	"github.com/tokenledger/tokenledger/stacktest"
 	"github.com/tokenledger/tokenledger/ui"
 )
 

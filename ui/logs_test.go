@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tokenledger/tokenledger/internal/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
 )
 
 // lockedBuffer is a log sink written from many goroutines.

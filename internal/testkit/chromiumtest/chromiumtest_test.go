@@ -6,7 +6,7 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/tokenledger/tokenledger/internal/chromiumtest"
+	"github.com/tokenledger/tokenledger/internal/testkit/chromiumtest"
 )
 
 // TestFindReturnsARunnableBrowser: Find gives a binary that answers
