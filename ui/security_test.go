@@ -43,6 +43,9 @@ func TestEveryAnswerCarriesTheCSP(t *testing.T) {
 			}
 		}
 	}
+	if root := stranger.get(t, "/"); root.status != http.StatusSeeOther || root.header.Get("Location") != "/ui/" {
+		t.Errorf("GET /: %d to %q, want 303 to /ui/", root.status, root.header.Get("Location"))
+	}
 	check("sign-in page", stranger.get(t, "/ui/signin"))
 	check("signed-out redirect", stranger.get(t, "/ui/tokens"))
 	check("stylesheet", stranger.get(t, "/ui/static/style.css"))
