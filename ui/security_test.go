@@ -51,6 +51,9 @@ func TestEveryAnswerCarriesTheCSP(t *testing.T) {
 	check("stylesheet", stranger.get(t, "/ui/static/style.css"))
 	check("script", stranger.get(t, "/ui/static/ui.js"))
 	check("unknown page", stranger.get(t, "/ui/nowhere"))
+	if p := stranger.get(t, "/ui/static/"); p.status != http.StatusNotFound {
+		t.Errorf("the assets' folder is listed: %d", p.status)
+	}
 	check("failed sign-in", stranger.post(t, "/ui/signin", url.Values{"token": {"tlk_garbage"}}, nil))
 	for _, path := range []string{"/ui/", "/ui/tokens", "/ui/tokens?status=active", "/ui/tokens/new", "/ui/tokens/" + tok.ID,
 		"/ui/owners/alice", "/ui/state", "/ui/state?at=now", "/ui/tokens/not-an-id", "/ui/tokens?status=bogus"} {

@@ -90,7 +90,7 @@ func (u *UI) Handler(auth api.Authenticator) http.Handler {
 	s := &server{UI: u, auth: auth, cop: http.NewCrossOriginProtection()}
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
-	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
+	mux.Handle("GET /ui/static/{file}", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /ui/{$}", s.session(s.home))
 	mux.HandleFunc("GET /ui/signin", s.signInPage)
 	mux.HandleFunc("POST /ui/signin", s.mutation(s.signIn))
