@@ -66,6 +66,10 @@ type Config struct {
 	// (named by its route) in the trace of the caller's traceparent
 	// header. Nil means no tracing: requests pass no tracing code.
 	TracerProvider trace.TracerProvider
+	// UI, if set, builds the web UI, served under UIPrefix (every method;
+	// the UI answers its own routes) with the request id, log line and
+	// metrics of every request; GET / then redirects to it.
+	UI UIHandler
 }
 
 // Server is the HTTP API. Build it with New and serve Handler.
@@ -87,6 +91,7 @@ type Server struct {
 	requireAuthScope bool
 	refusals         *refusalLog
 	tracerProvider   trace.TracerProvider
+	ui               UIHandler
 }
 
 // Route is one method and path pattern the server answers, in
@@ -118,6 +123,7 @@ func New(cfg Config) (*Server, error) {
 		audit:            cfg.Audit,
 		requireAuthScope: cfg.RequireAuthScope,
 		tracerProvider:   cfg.TracerProvider,
+		ui:               cfg.UI,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -218,6 +224,10 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, sdk.CodeNotFound, "no such route")
 	})
+	if s.ui != nil {
+		mux.Handle(UIPrefix, s.ui(s.authenticateSecret))
+		mux.Handle("GET /{$}", http.RedirectHandler(UIPrefix, http.StatusSeeOther))
+	}
 	slices.SortFunc(s.routes, func(a, b Route) int {
 		return strings.Compare(a.Path+" "+a.Method, b.Path+" "+b.Method)
 	})

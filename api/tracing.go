@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -47,9 +48,14 @@ func (s *Server) traced(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			if r.Pattern != "" {
-				span.SetName(r.Method + " " + r.Pattern)
-				span.SetAttributes(semconv.HTTPRoute(r.Pattern))
+			if route := r.Pattern; route != "" {
+				// A pattern may name its method ("GET /{$}"): the route
+				// is its path.
+				if i := strings.IndexByte(route, ' '); i >= 0 {
+					route = strings.TrimSpace(route[i+1:])
+				}
+				span.SetName(r.Method + " " + route)
+				span.SetAttributes(semconv.HTTPRoute(route))
 			}
 			span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 			if status >= http.StatusInternalServerError {
