@@ -59,10 +59,25 @@ type tokenWriter struct {
 	// out-of-band load and the tail's later delivery of the same events
 	// apply each event once.
 	ahead map[domain.TokenID]uint64
+	// watched holds, for the ids a store lookup is loading, the events of
+	// the id the tail applied meanwhile: applied to a token not in memory
+	// they change nothing, so the lookup applies them with the history it
+	// loaded, which may have been read before them.
+	watched map[domain.TokenID][]domain.Envelope
 }
 
 func newTokenWriter(s *state) *tokenWriter {
-	return &tokenWriter{s: s, ahead: make(map[domain.TokenID]uint64)}
+	return &tokenWriter{s: s, ahead: make(map[domain.TokenID]uint64), watched: make(map[domain.TokenID][]domain.Envelope)}
+}
+
+// watch starts collecting the events of id the tail applies.
+func (w *tokenWriter) watch(id domain.TokenID) { w.watched[id] = nil }
+
+// unwatch stops collecting the events of id and returns those collected.
+func (w *tokenWriter) unwatch(id domain.TokenID) []domain.Envelope {
+	seen := w.watched[id]
+	delete(w.watched, id)
+	return seen
 }
 
 // applyTail applies one lifecycle event delivered by the tail, in stream
@@ -74,6 +89,9 @@ func (w *tokenWriter) applyTail(e domain.Envelope) {
 		id, ok := e.TokenID()
 		if !ok {
 			return
+		}
+		if seen, ok := w.watched[id]; ok {
+			w.watched[id] = append(seen, e)
 		}
 		if last, ok := w.ahead[id]; ok {
 			if e.Sequence <= last {

@@ -293,6 +293,14 @@ type state struct {
 	members         map[domain.TokenID][]uint32
 	familyOf        map[uint32]domain.TokenID
 	revokedFamilies map[domain.TokenID]uint64
+
+	// The hot set of a validator with a capacity (hotset.go): the
+	// capacity (0: none), the clock hand, the start of its previous and
+	// current rounds (Unix µs), and the trimmer's signal.
+	capacity            int
+	hand                uint32
+	handSince, handWrap int64
+	overCapacity        chan struct{}
 }
 
 // limbo is a batch of evicted entry and cell numbers.
@@ -307,6 +315,7 @@ func newState() *state {
 		members:         make(map[domain.TokenID][]uint32),
 		familyOf:        make(map[uint32]domain.TokenID),
 		revokedFamilies: make(map[domain.TokenID]uint64),
+		overCapacity:    make(chan struct{}, 1),
 	}
 	s.idx.Store(newIndex(0))
 	s.pages.Store(&[]*page{})
@@ -436,6 +445,7 @@ func (s *state) insert(t newToken) {
 	}
 	ix.put(&t.id, n)
 	s.live.Add(1)
+	s.signalOverCapacity()
 }
 
 // takeNumber returns a free entry number, reused if one is, else fresh

@@ -105,6 +105,7 @@ func New(cfg Config) (*Validator, error) {
 	}
 	cfg = cfg.withDefaults()
 	st := newState()
+	st.capacity = cfg.Capacity
 	v := &Validator{
 		cfg:         cfg,
 		clock:       cfg.Clock,
@@ -159,7 +160,14 @@ func (v *Validator) start(ctx context.Context) error {
 	v.st.mu.Lock()
 	now := v.clock.Now().UnixMicro()
 	keepAfter, youngAfter := now-v.cfg.EvictionGrace.Microseconds(), now-v.youngWindow
+	cold := 0
 	info, err := v.cfg.Projections.Snapshot(ctx, v.cfg.ProjectionName, func(r projections.TokenRow) error {
+		if v.cfg.Capacity > 0 && v.st.tokens() >= v.cfg.Capacity {
+			// Beyond the capacity tokens stay cold: looked up when
+			// presented.
+			cold++
+			return nil
+		}
 		v.w.loadRow(&r, keepAfter, youngAfter)
 		return nil
 	})
@@ -183,12 +191,16 @@ func (v *Validator) start(ctx context.Context) error {
 		v.caughtOnce.Do(func() { close(v.caughtUp) })
 	}
 	v.log.Info("snapshot loaded", "sequence", info.Sequence, "tokens", tokens,
-		"owners", v.st.ownersLen(), "stream_last_sequence", target)
+		"owners", v.st.ownersLen(), "stream_last_sequence", target, "left_cold", cold)
 
 	if v.runCtx.Err() != nil {
 		return ErrClosed
 	}
 	v.workers.Add(5)
+	if v.cfg.Capacity > 0 {
+		v.workers.Add(1)
+		go v.runTrimmer()
+	}
 	go v.runEvictor()
 	go v.watchConnection()
 	go v.runTail()
@@ -217,11 +229,15 @@ func (v *Validator) start(ctx context.Context) error {
 // held for a slice append, to list the token for the next flush. A well-formed secret of a token not in memory is looked up in
 // the event store only if its id is young (see Config.YoungWindow); such
 // lookups are coalesced per id and rate limited, and ctx bounds the wait
-// for one. Every other unknown id is refused from memory.
+// for one. Every other unknown id is refused from memory, unless the
+// validator has a Config.Capacity: then it is looked up too (a cold
+// lookup), coalesced, rate limited and refused with ErrLookupLimited
+// beyond the limit.
 //
 // Errors match (errors.Is) exactly one of ErrMalformed, ErrUnknown,
 // ErrRevoked, ErrOwnerRevoked, ErrExpired, ErrStale, ErrNotStarted or
-// ErrClosed; they never contain the secret.
+// ErrClosed (ErrLookupLimited matches ErrUnknown too); they never contain
+// the secret.
 func (v *Validator) Validate(ctx context.Context, secret string) (Principal, error) {
 	return v.validate(ctx, secret, "", "")
 }
@@ -306,10 +322,12 @@ func (v *Validator) check(e *entry, n uint32, id *domain.TokenID, hash *domain.S
 }
 
 // validateUnknown decides for a well-formed secret whose id is not in
-// memory: refused at once unless the id is young, else looked up.
+// memory: refused at once unless the id is young or the validator has a
+// capacity (and the id is not in the future), else looked up.
 func (v *Validator) validateUnknown(ctx context.Context, id domain.TokenID, hash domain.SecretHash, now int64, addr, route string) (Principal, error) {
 	age := now - int64(ulid.ULID(id).Time())*1000
-	if age > v.youngWindow || -age > v.maxSkew {
+	cold := age > v.youngWindow
+	if -age > v.maxSkew || cold && v.cfg.Capacity == 0 {
 		v.stats.unknown.Add(1)
 		return Principal{}, ErrUnknown
 	}
@@ -317,9 +335,12 @@ func (v *Validator) validateUnknown(ctx context.Context, id domain.TokenID, hash
 		// The store is out of reach: answer from memory at once rather
 		// than after a lookup timeout.
 		v.stats.unknown.Add(1)
+		if cold {
+			return Principal{}, errColdDisconnected
+		}
 		return Principal{}, errLookupDisconnected
 	}
-	if err := v.lookups.resolve(ctx, id, now); err != nil {
+	if err := v.lookups.resolve(ctx, id, now, cold); err != nil {
 		v.stats.unknown.Add(1)
 		return Principal{}, err
 	}
