@@ -17,17 +17,20 @@ import "time"
 // nothing) and its load by a store lookup (stamped in the same cell, so
 // that the validation that asked for it finds it).
 //
-// A token with uses not flushed yet is never evicted (as for eviction).
-// Two rounds that find nothing to evict are followed by rounds that evict
-// every token not touched within forceAge, so a trim always ends.
+// A token with uses not flushed yet is never evicted (as for eviction),
+// nor one touched within minAge: the validation that loaded it must find
+// it, however fast the hand turns. Two rounds that find nothing to evict
+// are followed by one that evicts every other token, so the memory comes
+// back under the capacity; a trim turns the hand at most maxRounds times,
+// and the next insert or flush over the capacity starts another.
 // An evicted token can still validate: its next validation loads it
 // again, revocation included, as a cold lookup.
 
 const (
 	lowWaterNum, lowWaterDen = 15, 16
-	// forceAge is how recently a token must have been touched to be kept
-	// when the hand found nothing else to evict.
-	forceAge = int64(time.Second / time.Microsecond)
+	// minAge (µs): see above.
+	minAge    = int64(time.Second / time.Microsecond)
+	maxRounds = 4
 )
 
 // signalOverCapacity wakes the trimmer if the memory holds more than the
@@ -64,10 +67,10 @@ func (s *state) stampLoaded(e *entry, now int64) {
 }
 
 // trimChunk moves the clock hand over at most sweepChunk entries, at now
-// (Unix µs), evicting at most want of them; keepAfter is the touch time
-// from which a token is kept (the start of the hand's previous round, or
-// now less forceAge when forced). It returns how many it evicted and how
-// many rounds the hand began. The caller holds s.mu.
+// (Unix µs), evicting at most want of them: those not touched since the
+// start of the hand's previous round nor within minAge, or with force
+// only the latter. It returns how many it evicted and how many rounds
+// the hand began. The caller holds s.mu.
 func (s *state) trimChunk(want int, now int64, force bool) (evicted, rounds int) {
 	pages := *s.pages.Load()
 	for visited := uint32(0); visited < min(sweepChunk, s.hwm) && evicted < want; visited++ {
@@ -85,9 +88,9 @@ func (s *state) trimChunk(want int, now int64, force bool) (evicted, rounds int)
 		if u := s.cells.of(e); u != nil && u.uses.Load() != 0 {
 			continue
 		}
-		keepAfter := s.handSince
+		keepAfter := min(s.handSince, now-minAge)
 		if force {
-			keepAfter = now - forceAge
+			keepAfter = now - minAge
 		}
 		if s.touched(e) >= keepAfter {
 			continue
@@ -99,39 +102,35 @@ func (s *state) trimChunk(want int, now int64, force bool) (evicted, rounds int)
 }
 
 // trim evicts tokens until the memory holds the low water mark of the
-// capacity, one chunk per hold of the writer's lock.
+// capacity, one chunk per hold of the writer's lock, turning the hand at
+// most maxRounds times.
 func (v *Validator) trim() {
 	low := v.cfg.Capacity * lowWaterNum / lowWaterDen
-	force := false
+	defer func() {
+		v.st.mu.Lock()
+		v.st.settle()
+		v.st.mu.Unlock()
+	}()
 	// fruitless counts the rounds begun since the last eviction: two mean
 	// a whole round found nothing to evict.
-	fruitless := 0
-	for {
+	force, fruitless, rounds := false, 0, 0
+	for rounds < maxRounds {
 		v.st.mu.Lock()
 		want := v.st.tokens() - low
 		if want <= 0 {
-			v.st.settle()
 			v.st.mu.Unlock()
 			return
 		}
-		n, rounds := v.st.trimChunk(want, v.clock.Now().UnixMicro(), force)
+		n, r := v.st.trimChunk(want, v.clock.Now().UnixMicro(), force)
 		v.st.mu.Unlock()
 		v.stats.capacityEvicted.Add(uint64(n))
+		rounds += r
 		if n > 0 {
 			fruitless = 0
 			continue
 		}
-		fruitless += rounds
-		if fruitless >= 2 {
-			if force {
-				// Every token has uses not flushed yet: try again after
-				// the next flush, on the next insert.
-				v.st.mu.Lock()
-				v.st.settle()
-				v.st.mu.Unlock()
-				return
-			}
-			force, fruitless = true, 0
+		if fruitless += r; fruitless >= 2 {
+			force = true
 		}
 	}
 }

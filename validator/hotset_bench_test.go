@@ -51,7 +51,7 @@ func BenchmarkColdValidate(b *testing.B) {
 			_, err := v.Validate(ctx, secrets[i%coldBenchTokens])
 			samples = append(samples, time.Since(t0))
 			if err != nil {
-				b.Fatal(err)
+				b.Fatalf("token %d (held %v): %v; stats %+v", i%coldBenchTokens, validator.Holds(v, ids[i%coldBenchTokens]), err, v.Stats())
 			}
 			i++
 		}

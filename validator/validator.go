@@ -340,18 +340,26 @@ func (v *Validator) validateUnknown(ctx context.Context, id domain.TokenID, hash
 		}
 		return Principal{}, errLookupDisconnected
 	}
-	if err := v.lookups.resolve(ctx, id, now, cold); err != nil {
-		v.stats.unknown.Add(1)
-		return Principal{}, err
+	// A token loaded for this validation is kept in memory long enough
+	// for it to be found (see hotset.go); should the trimmer still have
+	// evicted it, it is loaded once more.
+	for attempt := 0; ; attempt++ {
+		if err := v.lookups.resolve(ctx, id, now, cold); err != nil {
+			v.stats.unknown.Add(1)
+			return Principal{}, err
+		}
+		e, n, ix := v.st.find(&id)
+		if e == nil {
+			if attempt == 0 && v.cfg.Capacity > 0 {
+				continue
+			}
+			v.stats.unknown.Add(1)
+			return Principal{}, ErrUnknown
+		}
+		p, err := v.check(e, n, &id, &hash, now, addr, route)
+		runtime.KeepAlive(ix)
+		return p, err
 	}
-	e, n, ix := v.st.find(&id)
-	if e == nil {
-		v.stats.unknown.Add(1)
-		return Principal{}, ErrUnknown
-	}
-	p, err := v.check(e, n, &id, &hash, now, addr, route)
-	runtime.KeepAlive(ix)
-	return p, err
 }
 
 // Observe applies events the caller has just appended to the lifecycle
