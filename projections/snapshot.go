@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -39,6 +40,32 @@ func (s *Store) Snapshot(ctx context.Context, name string, fn func(r TokenRow) e
 }
 
 func (s *Store) snapshot(ctx context.Context, name string, fn func(TokenRow) error) (SnapshotInfo, error) {
+	var owners map[domain.OwnerID]*OwnerRevocationRow
+	var now time.Time
+	sc := newTokenScan(false)
+	return s.readSnapshot(ctx, name, func(info *SnapshotInfo) {
+		owners = make(map[domain.OwnerID]*OwnerRevocationRow, len(info.Owners))
+		for i := range info.Owners {
+			owners[info.Owners[i].Owner] = &info.Owners[i]
+		}
+		now = domain.NormalizeTime(s.clock.Now())
+	}, s.live.allTokens, nil, func(rows pgx.Rows) error {
+		if err := sc.scan(rows); err != nil {
+			return fmt.Errorf("scan token: %w", err)
+		}
+		r := sc.row()
+		r.resolveStatus(owners[r.Owner], now)
+		if err := fn(r); err != nil {
+			return fmt.Errorf("token %s: %w", r.ID, err)
+		}
+		return nil
+	})
+}
+
+// readSnapshot reads the checkpoint and owner revocations of projection
+// name, calls begin with them, then runs query (with args) and calls each
+// for every row, all in one REPEATABLE READ, READ ONLY transaction.
+func (s *Store) readSnapshot(ctx context.Context, name string, begin func(*SnapshotInfo), query string, args []any, each func(pgx.Rows) error) (SnapshotInfo, error) {
 	var info SnapshotInfo
 	var seq int64
 	b := &pgx.Batch{}
@@ -66,26 +93,16 @@ func (s *Store) snapshot(ctx context.Context, name string, fn func(TokenRow) err
 		return SnapshotInfo{}, err
 	}
 	info.Sequence = uint64(seq)
+	begin(&info)
 
-	owners := make(map[domain.OwnerID]*OwnerRevocationRow, len(info.Owners))
-	for i := range info.Owners {
-		owners[info.Owners[i].Owner] = &info.Owners[i]
-	}
-	now := domain.NormalizeTime(s.clock.Now())
-	rows, err := tx.Query(ctx, s.live.allTokens)
+	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
 	defer rows.Close()
-	sc := newTokenScan(false)
 	for rows.Next() {
-		if err := sc.scan(rows); err != nil {
-			return SnapshotInfo{}, fmt.Errorf("scan token: %w", err)
-		}
-		r := sc.row()
-		r.resolveStatus(owners[r.Owner], now)
-		if err := fn(r); err != nil {
-			return SnapshotInfo{}, fmt.Errorf("token %s: %w", r.ID, err)
+		if err := each(rows); err != nil {
+			return SnapshotInfo{}, err
 		}
 	}
 	rows.Close()

@@ -269,6 +269,36 @@ func (w *tokenWriter) loadRow(r *projections.TokenRow, keepAfter, youngAfter int
 	})
 }
 
+// loadLiveRow inserts a token of the snapshot read by
+// projections.Store.ValidatorSnapshot (with the same keepAfter and
+// youngAfter; it leaves out most of what loadRow would): the rules are
+// loadRow's. Snapshot rows are distinct tokens, loaded into an empty
+// state: r is not looked for first.
+func (w *tokenWriter) loadLiveRow(r *projections.ValidatorRow, keepAfter, youngAfter int64) {
+	if (r.Revoked || r.OwnerRevoked) && idBase(&r.ID) <= youngAfter {
+		return
+	}
+	expires := int64(neverExpires)
+	if r.HasExpiry {
+		expires = r.ExpiresAt
+	}
+	if expires <= keepAfter && !r.Rotated {
+		return
+	}
+	w.s.insertInterned(newToken{
+		id:           r.ID,
+		hash:         r.SecretHash,
+		session:      r.Session,
+		created:      r.CreatedAt,
+		expires:      expires,
+		issuedSeq:    r.IssuedSeq,
+		revoked:      r.Revoked,
+		ownerRevoked: r.OwnerRevoked,
+		rotated:      r.Rotated,
+		family:       r.Family,
+	}, w.s.internOwnerBytes(r.Owner), w.s.internScopesText(r.Scopes))
+}
+
 // loadOwner records an owner's revocations from the snapshot, for the
 // tokens inserted later (the snapshot's rows it covers were left out).
 func (w *tokenWriter) loadOwner(r *projections.OwnerRevocationRow) {

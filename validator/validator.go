@@ -160,21 +160,25 @@ func (v *Validator) start(ctx context.Context) error {
 	v.st.mu.Lock()
 	now := v.clock.Now().UnixMicro()
 	keepAfter, youngAfter := now-v.cfg.EvictionGrace.Microseconds(), now-v.youngWindow
-	cold := 0
-	info, err := v.cfg.Projections.Snapshot(ctx, v.cfg.ProjectionName, func(r projections.TokenRow) error {
-		if v.cfg.Capacity > 0 && v.st.tokens() >= v.cfg.Capacity {
-			// Beyond the capacity tokens stay cold: looked up when
-			// presented.
-			cold++
-			return nil
+	// What can no longer validate stays in the database; with a capacity,
+	// so do the tokens beyond it, left cold.
+	keep := projections.ValidatorKeep{
+		ExpiredAfter: time.UnixMicro(keepAfter),
+		RevokedAfter: time.UnixMicro(youngAfter),
+		Limit:        v.cfg.Capacity,
+	}
+	begin := func(info *projections.SnapshotInfo) {
+		// The rows reflect every event up to the checkpoint: none is
+		// ahead of the tail.
+		v.st.advance(info.Sequence)
+		for i := range info.Owners {
+			v.w.loadOwner(&info.Owners[i])
 		}
-		v.w.loadRow(&r, keepAfter, youngAfter)
+	}
+	info, err := v.cfg.Projections.ValidatorSnapshot(ctx, v.cfg.ProjectionName, keep, begin, func(r *projections.ValidatorRow) error {
+		v.w.loadLiveRow(r, keepAfter, youngAfter)
 		return nil
 	})
-	for i := range info.Owners {
-		v.w.loadOwner(&info.Owners[i])
-	}
-	v.st.advance(info.Sequence)
 	v.snapshotSeq.Store(info.Sequence)
 	v.applied.Store(info.Sequence)
 	tokens := v.st.tokens()
@@ -191,7 +195,7 @@ func (v *Validator) start(ctx context.Context) error {
 		v.caughtOnce.Do(func() { close(v.caughtUp) })
 	}
 	v.log.Info("snapshot loaded", "sequence", info.Sequence, "tokens", tokens,
-		"owners", v.st.ownersLen(), "stream_last_sequence", target, "left_cold", cold)
+		"owners", v.st.ownersLen(), "stream_last_sequence", target)
 
 	if v.runCtx.Err() != nil {
 		return ErrClosed
