@@ -231,49 +231,16 @@ func (w *tokenWriter) prune(applied uint64) {
 	}
 }
 
-// loadRow inserts a token of the snapshot, unless it can no longer
+// loadLiveRow inserts a token of the snapshot, unless it can no longer
 // validate: revoked with an id older than youngAfter (Unix µs; a young
 // one is kept, or it would be looked up), or expired at or before
 // keepAfter (Unix µs: the snapshot's time less the eviction grace) and
 // not rotated out (a rotated-out token is kept for the reuse check, until
-// a sweep finds its family gone).
-func (w *tokenWriter) loadRow(r *projections.TokenRow, keepAfter, youngAfter int64) {
-	revoked := !r.RevokedAt.IsZero()
-	if (revoked || r.OwnerRevoked) && idBase(&r.ID) <= youngAfter {
-		return
-	}
-	expires := int64(neverExpires)
-	if !r.ExpiresAt.IsZero() {
-		expires = micros(r.ExpiresAt)
-	}
-	rotated := !r.RotatedTo.IsZero()
-	if expires <= keepAfter && !rotated {
-		return
-	}
-	if ent, _, _ := w.s.find(&r.ID); ent != nil {
-		return
-	}
-	w.s.insert(newToken{
-		id:           r.ID,
-		hash:         r.SecretHash,
-		owner:        r.Owner,
-		scopes:       r.Scopes,
-		session:      r.Kind == domain.KindSession,
-		created:      micros(r.CreatedAt),
-		expires:      expires,
-		issuedSeq:    r.IssuedSeq,
-		revoked:      revoked,
-		ownerRevoked: r.OwnerRevoked,
-		rotated:      rotated,
-		family:       r.Family,
-	})
-}
-
-// loadLiveRow inserts a token of the snapshot read by
-// projections.Store.ValidatorSnapshot (with the same keepAfter and
-// youngAfter; it leaves out most of what loadRow would): the rules are
-// loadRow's. Snapshot rows are distinct tokens, loaded into an empty
-// state: r is not looked for first.
+// a sweep finds its family gone). projections.Store.ValidatorSnapshot
+// leaves most of those in the database already; the rule here is the
+// precise one (an id's time is its millisecond, the row's creation time
+// has the microseconds). Snapshot rows are distinct tokens, loaded into
+// an empty state: r is not looked for first.
 func (w *tokenWriter) loadLiveRow(r *projections.ValidatorRow, keepAfter, youngAfter int64) {
 	if (r.Revoked || r.OwnerRevoked) && idBase(&r.ID) <= youngAfter {
 		return
