@@ -18,6 +18,10 @@ type SnapshotInfo struct {
 	Sequence uint64
 	// Owners are all owner revocations, in owner order.
 	Owners []OwnerRevocationRow
+	// EstimatedTokens is PostgreSQL's estimate of the number of token rows
+	// (its statistics, not a count; 0 when it has none), for a reader to
+	// size what it loads them into.
+	EstimatedTokens int64
 }
 
 // Snapshot reads the whole read model as projection name left it: it calls
@@ -76,6 +80,8 @@ func (s *Store) readSnapshot(ctx context.Context, name string, begin func(*Snaps
 	b.Queue(fmt.Sprintf(`LOCK TABLE %s, %s IN ACCESS SHARE MODE`, s.live.tokens.Sanitize(), s.live.owners.Sanitize()))
 	b.Queue(`SELECT coalesce((SELECT last_seq FROM projection_checkpoints WHERE name = $1), 0)`, name).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&seq) })
+	b.Queue(`SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass`, s.live.tokens.Sanitize()).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&info.EstimatedTokens) })
 	b.Queue(s.live.allOwners).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			o, err := scanOwner(rows)

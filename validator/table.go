@@ -779,6 +779,22 @@ func (s *state) advance(seq uint64) {
 	}
 }
 
+// reserve sizes the index for tokens tokens, if it is smaller: loading
+// that many then rebuilds it no more. The caller holds s.mu.
+func (s *state) reserve(tokens int) {
+	if ix := s.idx.Load(); newIndex(tokens).size > ix.size {
+		s.rebuild(tokens)
+	}
+}
+
+// fit rebuilds the index if it is much larger than the tokens need (after
+// a reserve for more than came). The caller holds s.mu.
+func (s *state) fit() {
+	if newIndex(s.tokens()).size*5/4 < s.idx.Load().size {
+		s.rebuild(s.tokens())
+	}
+}
+
 // tokens and ownersLen report the state's size.
 func (s *state) tokens() int    { return int(s.live.Load()) }
 func (s *state) ownersLen() int { return len(*s.owners.Load()) }

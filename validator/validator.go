@@ -174,11 +174,19 @@ func (v *Validator) start(ctx context.Context) error {
 		for i := range info.Owners {
 			v.w.loadOwner(&info.Owners[i])
 		}
+		// Sized once for the rows to come, the index is not rebuilt
+		// again and again as it fills.
+		est := int(info.EstimatedTokens)
+		if v.cfg.Capacity > 0 {
+			est = min(est, v.cfg.Capacity)
+		}
+		v.st.reserve(est)
 	}
 	info, err := v.cfg.Projections.ValidatorSnapshot(ctx, v.cfg.ProjectionName, keep, begin, func(r *projections.ValidatorRow) error {
 		v.w.loadLiveRow(r, keepAfter, youngAfter)
 		return nil
 	})
+	v.st.fit()
 	v.snapshotSeq.Store(info.Sequence)
 	v.applied.Store(info.Sequence)
 	tokens := v.st.tokens()
