@@ -72,6 +72,11 @@
 // reuse is still detected. BenchmarkChurn shows the heap following the
 // live set through a simulated year. See evict.go.
 //
+// The snapshot is read with only those tokens (projections.Store.
+// ValidatorSnapshot filters in SQL and hands rows decoded from the wire
+// without allocating); BenchmarkStartFromSnapshot measures a start's time
+// and peak memory.
+//
 // # More tokens than one node holds
 //
 // With Config.Capacity the validator keeps a hot set of about that many

@@ -25,7 +25,8 @@ const (
 )
 
 // Validator answers "is this secret a valid token, and whose is it?" from
-// memory. It holds every token of the read model and follows the
+// memory. It holds every token of the read model that can still validate
+// (with Config.Capacity, a hot set of them) and follows the
 // lifecycle stream, so a revocation appended anywhere is seen within the
 // stream's propagation delay; it counts uses in memory and writes them to
 // the usage stream once per Config.FlushInterval.
