@@ -28,6 +28,9 @@ const (
 	AttrTokens   = attribute.Key("tokenledger.tokens")
 	AttrTokenID  = attribute.Key("tokenledger.token_id")
 	AttrFound    = attribute.Key("tokenledger.found")
+	// AttrCold reports a lookup of a token left out of memory (beyond
+	// the validator's capacity) rather than of a young id.
+	AttrCold = attribute.Key("tokenledger.cold")
 	// AttrRestarts counts the tail's earlier failures: 0 on the first
 	// subscription.
 	AttrRestarts = attribute.Key("tokenledger.tail_restarts")
