@@ -29,7 +29,9 @@ type results struct {
 	// Secret, Validate, Memory and Append are the Go benchmarks' results;
 	// GoCommands the commands that produced them.
 	Secret, Validate, Memory, Append []goBench
-	GoCommands                       map[string]string
+	// UIList is the web UI's list page benchmark.
+	UIList     []goBench
+	GoCommands map[string]string
 
 	// DRF, TL1k, Bare and TLLarge are the wrk runs of the peer, of
 	// tokenledger with SeedTokens and with Tokens tokens, and of the bare
@@ -137,6 +139,7 @@ func (r results) rows() []row {
 	rows = append(rows, r.exportRows()...)
 	rows = append(rows, r.stateAtRow())
 	rows = append(rows, r.memoryRows()...)
+	rows = append(rows, r.uiListRow())
 	return rows
 }
 
@@ -221,7 +224,7 @@ func ratios(v, drf, bare float64) string {
 func (r results) httpRows() []row {
 	drf := of(r.DRF.Runs, rps).median()
 	bare := of(r.Bare, rps).median()
-	wrkCmd := fmt.Sprintf("`wrk -t%d -c%d -d%s --latency -s bench/random_token.lua URL -- TOKENS Authorization 'Bearer '`", r.Wrk.Threads, r.Wrk.Conns, r.Wrk.Duration)
+	wrkCmd := fmt.Sprintf("`wrk -t%d -c%d -d%s --latency -s cmd/bench/random_token.lua URL -- TOKENS Authorization 'Bearer '`", r.Wrk.Threads, r.Wrk.Conns, r.Wrk.Duration)
 	auth := func(tokens int, runs []wrkResult) row {
 		v := of(runs, rps)
 		row := row{
