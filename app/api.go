@@ -85,17 +85,17 @@ type APIConfig struct {
 // DefaultAPIConfig returns the API defaults.
 func DefaultAPIConfig() APIConfig {
 	return APIConfig{
-		HTTPAddr:        DefaultHTTPAddr,
-		Policy:          domain.DefaultPolicy(),
-		ProjectionName:  DefaultProjectionName,
-		MaxStaleness:    validator.DefaultMaxStaleness,
+		HTTPAddr:         DefaultHTTPAddr,
+		Policy:           domain.DefaultPolicy(),
+		ProjectionName:   DefaultProjectionName,
+		MaxStaleness:     validator.DefaultMaxStaleness,
 		EvictionGrace:    validator.DefaultEvictionGrace,
 		EvictionInterval: validator.DefaultEvictionInterval,
 		ColdLookupRate:   validator.DefaultColdLookupRate,
 		ColdLookupBurst:  validator.DefaultColdLookupBurst,
-		ReadyMaxLag:     DefaultReadyMaxLag,
-		MaxBodyBytes:    api.DefaultMaxBodyBytes,
-		MutationTimeout: api.DefaultMutationTimeout,
+		ReadyMaxLag:      DefaultReadyMaxLag,
+		MaxBodyBytes:     api.DefaultMaxBodyBytes,
+		MutationTimeout:  api.DefaultMutationTimeout,
 	}
 }
 
@@ -190,10 +190,10 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 	}()
 
 	v, err := validator.New(validator.Config{
-		Store:          store,
-		Projections:    read,
-		ProjectionName: cfg.ProjectionName,
-		Clock:          cfg.Clock,
+		Store:            store,
+		Projections:      read,
+		ProjectionName:   cfg.ProjectionName,
+		Clock:            cfg.Clock,
 		MaxStaleness:     cfg.MaxStaleness,
 		FailOpen:         cfg.FailOpen,
 		EvictionGrace:    cfg.EvictionGrace,
