@@ -172,7 +172,7 @@ func (f *ownerFilter) keep(e domain.Envelope) bool {
 		if mine, seen := f.mine[id]; seen {
 			return mine
 		}
-		d, ok := payload[domain.TokenIssued](e)
+		d, ok := domain.PayloadAs[domain.TokenIssued](e.Data)
 		if !ok {
 			// An event before its token's issue is ignored by the fold.
 			return false

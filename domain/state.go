@@ -58,8 +58,8 @@ func (s *State) Apply(e Envelope) {
 		id := OwnerID(e.AggregateID)
 		o := s.owners[id]
 		if o == nil {
-			_, revoked := payloadAs[OwnerTokensRevoked](e.Data)
-			_, family := payloadAs[OwnerFamilyRevoked](e.Data)
+			_, revoked := PayloadAs[OwnerTokensRevoked](e.Data)
+			_, family := PayloadAs[OwnerFamilyRevoked](e.Data)
 			if !revoked && !family {
 				return
 			}
@@ -67,7 +67,7 @@ func (s *State) Apply(e Envelope) {
 			s.owners[id] = o
 		}
 		o.Apply(e)
-		if d, ok := payloadAs[OwnerFamilyRevoked](e.Data); ok && e.Type == TypeOwnerFamilyRevoked {
+		if d, ok := PayloadAs[OwnerFamilyRevoked](e.Data); ok && e.Type == TypeOwnerFamilyRevoked {
 			s.applyFamilyRevoked(o, e, d)
 		}
 	}

@@ -411,7 +411,7 @@ func TokenFromHistory(events []Envelope) (*Token, error) {
 	if !ok {
 		return nil, fmt.Errorf("token history: %w: first event %s is not a token event", ErrCorruptEvent, events[0].ID)
 	}
-	if _, ok := payloadAs[TokenIssued](events[0].Data); !ok {
+	if _, ok := PayloadAs[TokenIssued](events[0].Data); !ok {
 		return nil, fmt.Errorf("token %s history: %w: first event is %q, not %q", id, ErrCorruptEvent, events[0].Type, TypeTokenIssued)
 	}
 	t := &Token{}
@@ -916,7 +916,7 @@ func (t *Token) Apply(e Envelope) {
 		return
 	}
 	if !t.st.issued {
-		d, ok := payloadAs[TokenIssued](e.Data)
+		d, ok := PayloadAs[TokenIssued](e.Data)
 		if !ok {
 			return
 		}
@@ -938,15 +938,15 @@ func (t *Token) Apply(e Envelope) {
 	}
 	switch e.Type {
 	case TypeTokenUsed:
-		if d, ok := payloadAs[TokenUsed](e.Data); ok {
+		if d, ok := PayloadAs[TokenUsed](e.Data); ok {
 			t.applyUsed(d)
 		}
 	case TypeTokenExpirySet:
-		if d, ok := payloadAs[TokenExpirySet](e.Data); ok {
+		if d, ok := PayloadAs[TokenExpirySet](e.Data); ok {
 			t.applyExpirySet(d)
 		}
 	case TypeTokenRevoked:
-		if d, ok := payloadAs[TokenRevoked](e.Data); ok {
+		if d, ok := PayloadAs[TokenRevoked](e.Data); ok {
 			t.applyRevoked(e, d)
 		}
 	}
@@ -1018,20 +1018,6 @@ func (t *Token) applyRevocation(e Envelope, reason string) {
 	t.st.revokedReason = reason
 	t.st.revokedBy = e.Actor
 	t.st.revokedSequence = e.Sequence
-}
-
-// payloadAs returns ev as a T, accepting a non-nil *T too.
-func payloadAs[T Event](ev Event) (T, bool) {
-	switch d := any(ev).(type) {
-	case T:
-		return d, true
-	case *T:
-		if d != nil {
-			return *d, true
-		}
-	}
-	var zero T
-	return zero, false
 }
 
 func derefTime(t *time.Time) time.Time {

@@ -269,7 +269,7 @@ func touched(events []domain.Envelope) (ids, families []pgtype.UUID, owners []st
 				seenOwners[e.AggregateID] = struct{}{}
 				owners = append(owners, e.AggregateID)
 			}
-			if d, ok := payloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked {
+			if d, ok := domain.PayloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked {
 				families = append(families, uuidArg(d.Family))
 			}
 		}

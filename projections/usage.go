@@ -216,11 +216,11 @@ func usageOf(e domain.Envelope) (usageInput, error) {
 		if _, ok := e.TokenID(); !ok {
 			return usageInput{}, fmt.Errorf("%w: event %s does not belong to a token", ErrUsageEvent, e.ID)
 		}
-		if _, ok := payloadAs[domain.TokenUsed](e.Data); !ok {
+		if _, ok := domain.PayloadAs[domain.TokenUsed](e.Data); !ok {
 			return usageInput{}, fmt.Errorf("%w: event %s carries no %s payload", ErrUsageEvent, e.ID, domain.TypeTokenUsed)
 		}
 	case domain.TypeUsageBatch:
-		if _, ok := payloadAs[domain.UsageBatch](e.Data); !ok {
+		if _, ok := domain.PayloadAs[domain.UsageBatch](e.Data); !ok {
 			return usageInput{}, fmt.Errorf("%w: event %s carries no %s payload", ErrUsageEvent, e.ID, domain.TypeUsageBatch)
 		}
 	default:
