@@ -74,7 +74,7 @@ func DefaultAPIConfig() APIConfig {
 	return APIConfig{
 		HTTPAddr:        DefaultHTTPAddr,
 		Policy:          domain.DefaultPolicy(),
-		ProjectionName:  DefaultProjectionName,
+		ProjectionName:  projections.LifecycleName,
 		MaxStaleness:    validator.DefaultMaxStaleness,
 		ReadyMaxLag:     DefaultReadyMaxLag,
 		MaxBodyBytes:    api.DefaultMaxBodyBytes,

@@ -18,6 +18,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
@@ -246,7 +247,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	}
 	var run *workerRun
 	d.Projector, run, err = startProjector(workerStore, d.NATS.ClientURL(), natsconn.Auth{}, d.Projections,
-		consumers.LifecycleConfig{Name: DefaultProjectionName}, nil, log, nats.Name("tokenledger-dev-projector"), asWorker)
+		consumers.LifecycleConfig{Name: projections.LifecycleName}, nil, log, nats.Name("tokenledger-dev-projector"), asWorker)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -343,11 +344,9 @@ func devPassword(path string) (string, error) {
 	return strings.TrimSpace(string(password)), nil
 }
 
-// Admin is the owner and scope of the bootstrap token.
-const (
-	AdminOwner domain.OwnerID = "admin"
-	AdminScope                = "ledger:admin"
-)
+// AdminOwner is the owner of the bootstrap token; its scope is
+// ledger.ScopeAdmin.
+const AdminOwner domain.OwnerID = "admin"
 
 // BootstrapAdmin issues the first admin token of a ledger: owner "admin",
 // scope ledger:admin, the policy's default lifetime. The issue expects the
@@ -357,7 +356,7 @@ func BootstrapAdmin(ctx context.Context, store *eventstore.Store, p domain.Polic
 	tok, secret, err := domain.IssueToken(p, nil, domain.IssueRequest{
 		Owner:  AdminOwner,
 		Name:   "bootstrap admin",
-		Scopes: []string{AdminScope},
+		Scopes: []string{ledger.ScopeAdmin},
 	}, domain.Meta{Actor: "system:bootstrap"}, clock.Now(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap admin token: %w", err)

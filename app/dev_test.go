@@ -18,6 +18,8 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/ledger"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 func TestMain(m *testing.M) { stacktest.Main(m) }
@@ -75,7 +77,7 @@ func TestDevStreamsAreProtectedFromTheApplicationUser(t *testing.T) {
 	// workers' names (the workers read through consumers of their own,
 	// from their checkpoints).
 	for _, c := range []struct{ stream, durable string }{
-		{cfg.Store.Stream, app.DefaultProjectionName},
+		{cfg.Store.Stream, projections.LifecycleName},
 		{cfg.Store.UsageStream, consumers.DefaultUsageName},
 	} {
 		short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
@@ -141,8 +143,8 @@ func TestDevBootstrapsOnce(t *testing.T) {
 	if dev.Bootstrapped == nil {
 		t.Fatal("a fresh ledger issued no admin token")
 	}
-	if !dev.Bootstrapped.Token.HasScope(app.AdminScope) {
-		t.Fatalf("bootstrap token scopes %v lack %s", dev.Bootstrapped.Token.Scopes(), app.AdminScope)
+	if !dev.Bootstrapped.Token.HasScope(ledger.ScopeAdmin) {
+		t.Fatalf("bootstrap token scopes %v lack %s", dev.Bootstrapped.Token.Scopes(), ledger.ScopeAdmin)
 	}
 	events, err := dev.Store.LoadToken(context.Background(), dev.Bootstrapped.Token.ID())
 	if err != nil || len(events) != 1 {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // APINodePermissions are the NATS permissions of the API nodes' (and
@@ -17,7 +18,7 @@ func APINodePermissions(store eventstore.Config) *server.Permissions {
 	streams := []string{store.Stream, store.UsageStream}
 	return &server.Permissions{Publish: &server.SubjectPermission{
 		Allow: []string{">"},
-		Deny:  eventstore.APINodeDeniedAPISubjects(streams, []string{DefaultProjectionName, consumers.DefaultUsageName}),
+		Deny:  eventstore.APINodeDeniedAPISubjects(streams, []string{projections.LifecycleName, consumers.DefaultUsageName}),
 	}}
 }
 

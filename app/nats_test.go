@@ -15,6 +15,7 @@ import (
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/natsconn"
+	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
 )
 
@@ -186,7 +187,7 @@ func TestAPINodeCredentialsCannotRemoveHistoryOrConsumers(t *testing.T) {
 	}
 	worker, api := connect(workerSeed), connect(apiSeed)
 	durables := []struct{ stream, name string }{
-		{store.Stream, app.DefaultProjectionName},
+		{store.Stream, projections.LifecycleName},
 		{store.UsageStream, consumers.DefaultUsageName},
 	}
 	for _, d := range durables {

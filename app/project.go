@@ -88,7 +88,7 @@ func DefaultProjectConfig() ProjectConfig {
 		PostgresMaxConns: DefaultProjectPostgresConns,
 		Store:            eventstore.DefaultConfig(),
 		Lifecycle: consumers.LifecycleConfig{
-			Name:         DefaultProjectionName,
+			Name:         projections.LifecycleName,
 			RetryInitial: consumers.DefaultRetryInitial,
 			RetryMax:     consumers.DefaultRetryMax,
 		},

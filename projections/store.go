@@ -65,3 +65,8 @@ func readCheckpoint(ctx context.Context, q queryRower, name string) (uint64, err
 	}
 	return uint64(seq), nil
 }
+
+// LifecycleName is the name of the lifecycle projection: the key of its
+// checkpoint row. The live projector, a replay and the validators' snapshot
+// use it unless configured otherwise.
+const LifecycleName = "lifecycle"

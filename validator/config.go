@@ -13,9 +13,6 @@ import (
 
 // Defaults of Config, used for its zero fields.
 const (
-	// DefaultProjectionName is the projection whose snapshot a validator
-	// loads: the lifecycle projector's default name.
-	DefaultProjectionName = "lifecycle"
 	// DefaultMaxStaleness outlasts a client reconnect and a JetStream
 	// leader election (a few seconds), so routine failovers do not turn
 	// into refusals, while bounding how long a revocation can go unseen.
@@ -139,7 +136,7 @@ type Config struct {
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
 	if c.ProjectionName == "" {
-		c.ProjectionName = DefaultProjectionName
+		c.ProjectionName = projections.LifecycleName
 	}
 	if c.Clock == nil {
 		c.Clock = domain.SystemClock{}

@@ -21,7 +21,7 @@ import (
 func TestMain(m *testing.M) { stacktest.Main(m) }
 
 // projection is the projection the tests fill and the validators load.
-const projection = validator.DefaultProjectionName
+const projection = projections.LifecycleName
 
 var meta = domain.Meta{Actor: "test"}
 

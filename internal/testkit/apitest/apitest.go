@@ -136,7 +136,7 @@ func Start(tb testing.TB, o Options) *Stack {
 		go func() { ch <- f(runCtx) }()
 	}
 	s.Projector, err = consumers.NewLifecycleProjector(s.Store, stacktest.Conn(tb, s.NATS, nats.Name("apitest-projector")), s.Projections,
-		consumers.LifecycleConfig{Name: app.DefaultProjectionName, Logger: log})
+		consumers.LifecycleConfig{Name: projections.LifecycleName, Logger: log})
 	if err != nil {
 		tb.Fatalf("projector: %v", err)
 	}
@@ -202,7 +202,7 @@ func (s *Stack) waitProjected(tb testing.TB) {
 		if err != nil {
 			return false
 		}
-		cp, err := s.Projections.Checkpoint(ctx, app.DefaultProjectionName)
+		cp, err := s.Projections.Checkpoint(ctx, projections.LifecycleName)
 		return err == nil && cp >= last
 	}, "the projection did not catch up with the stream")
 }
