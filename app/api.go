@@ -139,7 +139,7 @@ func (a *API) URL() string { return "http://" + a.Addr.String() }
 //
 // The returned stop shuts the HTTP server down (letting requests in flight
 // finish), then closes the validator, which flushes the usage it counted.
-func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read *projections.Store,
+func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read *projections.ReadModel,
 	degraded map[string]api.Check, log *slog.Logger) (_ *API, _ func(context.Context) error, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
@@ -287,7 +287,7 @@ func listen(addr string, preferFree bool) (net.Listener, error) {
 
 // projectionLag fails when the projection is more than maxLag events behind
 // the lifecycle stream, or either cannot be read.
-func projectionLag(ctx context.Context, store *eventstore.Store, read *projections.Store, name string, maxLag uint64) error {
+func projectionLag(ctx context.Context, store *eventstore.Store, read *projections.ReadModel, name string, maxLag uint64) error {
 	last, err := store.StreamLastSequence(ctx)
 	if err != nil {
 		return fmt.Errorf("event store: %w", err)

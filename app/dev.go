@@ -114,7 +114,7 @@ type Dev struct {
 	// Projector, the lifecycle projector, and Usage, the usage consumer
 	// (which slides sessions by the dev policy), both running in the
 	// process.
-	Projections *projections.Store
+	Projections *projections.ReadModel
 	Projector   *consumers.LifecycleProjector
 	Usage       *consumers.UsageConsumer
 	// API is the API node: validator, ledger and HTTP server.

@@ -288,7 +288,7 @@ type HistorySource interface {
 	ReadTokenEvents(ctx context.Context, t domain.EventType, from, through uint64, fn func(domain.Envelope) error) (last uint64, err error)
 }
 
-// TokenLister lists tokens of the read model; *projections.Store
+// TokenLister lists tokens of the read model; *projections.ReadModel
 // implements it.
 type TokenLister interface {
 	List(ctx context.Context, f projections.ListFilter) (projections.Page, error)
@@ -296,7 +296,7 @@ type TokenLister interface {
 
 // ReadModel is the read model as OwnerHistory reads it: the tokens it
 // lists and the checkpoint of the projection that wrote them.
-// *projections.Store implements it.
+// *projections.ReadModel implements it.
 type ReadModel interface {
 	TokenLister
 	// Checkpoint returns the sequence of the last event projection name

@@ -23,7 +23,7 @@ import (
 // own (an ordered consumer: no acknowledgements, no delivery state on the
 // server; see the package documentation). It takes up to BatchSize events
 // at a time, waiting at most MaxWait after the first for the batch to
-// fill, decodes them, and hands them to projections.Store.ApplyUsageBatch,
+// fill, decodes them, and hands them to projections.ReadModel.ApplyUsageBatch,
 // which folds them per token and writes them with ONE statement (rows ≤
 // distinct tokens) in the transaction that advances the checkpoint. A
 // failed write (PostgreSQL down) is retried with the same batch, with
@@ -71,7 +71,7 @@ import (
 // deciding again on a conflict up to four times. api tokens are never
 // extended: their kind is cached (tokens never change kind). A session's
 // history is loaded only if the newer of the read model's row
-// (projections.Store.TokenLifetimes, one query per batch) and the
+// (projections.ReadModel.TokenLifetimes, one query per batch) and the
 // consumer's last load of it says the use may move it. A session whose
 // expiry has passed is never revived.
 //
@@ -85,7 +85,7 @@ import (
 // The methods are safe for concurrent use; Run may be called once.
 type UsageConsumer struct {
 	store  *eventstore.Store
-	proj   *projections.Store
+	proj   *projections.ReadModel
 	cfg    UsageConfig
 	log    *slog.Logger
 	tokens *tokenCache
@@ -109,7 +109,7 @@ type UsageConsumer struct {
 // NewUsageConsumer returns a consumer of store's usage stream that writes
 // into proj, configured by cfg (defaults for zero fields). It uses the
 // store's JetStream connection.
-func NewUsageConsumer(store *eventstore.Store, proj *projections.Store, cfg UsageConfig) (*UsageConsumer, error) {
+func NewUsageConsumer(store *eventstore.Store, proj *projections.ReadModel, cfg UsageConfig) (*UsageConsumer, error) {
 	var errs []error
 	if store == nil {
 		errs = append(errs, errors.New("event store is required"))

@@ -113,7 +113,7 @@ func (s *State) Check(id TokenID, now time.Time) error {
 
 // Status returns token id's status at now, taking its owner's revocations
 // into account; ok is false if the token was never issued.
-func (s *State) Status(id TokenID, now time.Time) (status Status, ok bool) {
+func (s *State) Status(id TokenID, now time.Time) (status TokenStatus, ok bool) {
 	t, ok := s.tokens[id]
 	if !ok {
 		return "", false

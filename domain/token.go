@@ -22,17 +22,17 @@ const (
 	MaxRouteLen = 200
 )
 
-// Status is what a token is at a given instant.
-type Status string
+// TokenStatus is what a token is at a given instant.
+type TokenStatus string
 
 const (
 	// StatusActive: the token is neither revoked nor expired.
-	StatusActive Status = "active"
+	StatusActive TokenStatus = "active"
 	// StatusExpired: the token's expiry has passed.
-	StatusExpired Status = "expired"
+	StatusExpired TokenStatus = "expired"
 	// StatusRevoked: the token was revoked, by itself or with all tokens of
 	// its owner. Revocation is terminal.
-	StatusRevoked Status = "revoked"
+	StatusRevoked TokenStatus = "revoked"
 )
 
 // Token is the aggregate of one token's history. Its state is changed only
@@ -159,7 +159,7 @@ func checkStored(pending int, version uint64, sequences []uint64) error {
 // given) an owner-wide revocation covering it revoked it, else expired if
 // now is at or after its expiry, else active. A token not issued has no
 // status ("").
-func (t *Token) Status(now time.Time, owner *Owner) Status {
+func (t *Token) Status(now time.Time, owner *Owner) TokenStatus {
 	switch t.Check(now, owner) {
 	case nil:
 		return StatusActive

@@ -40,7 +40,7 @@ type LocalUsage interface {
 // Config configures a Service.
 type Config struct {
 	Store       *eventstore.Store
-	Projections *projections.Store
+	Projections *projections.ReadModel
 	// Policy bounds every lifetime the service decides.
 	Policy domain.Policy
 	// Clock tells the time; nil means domain.SystemClock.

@@ -220,8 +220,8 @@ func TestNilMetrics(t *testing.T) {
 	m.ObserveAppend(OpIssue, time.Millisecond, eventstore.ErrConflict)
 	m.ObserveRetry(OpIssue)
 	m.WatchValidator(nil)
-	m.WatchProjection(KindLifecycle, "lifecycle", func(context.Context) (consumers.Status, error) {
-		return consumers.Status{}, errors.New("never called")
+	m.WatchProjection(KindLifecycle, "lifecycle", func(context.Context) (consumers.Progress, error) {
+		return consumers.Progress{}, errors.New("never called")
 	})
 	m.WatchLifecycle(nil)
 	m.WatchUsage(nil)

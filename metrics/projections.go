@@ -33,14 +33,14 @@ var errStatusBusy = errors.New("previous status call still running")
 // *consumers.LifecycleProjector implements it.
 type LifecycleProjection interface {
 	Name() string
-	Status(ctx context.Context) (consumers.Status, error)
+	Progress(ctx context.Context) (consumers.Progress, error)
 }
 
 // UsageProjection is what WatchUsage reads. *consumers.UsageConsumer
 // implements it.
 type UsageProjection interface {
 	Name() string
-	Status(ctx context.Context) (consumers.UsageStatus, error)
+	Progress(ctx context.Context) (consumers.UsageProgress, error)
 	Stats() consumers.UsageStats
 }
 
@@ -57,7 +57,7 @@ type UsageProjection interface {
 // Any number of projections may be watched. Watching a kind and name again
 // replaces the earlier watch (its error count carries over); a nil status
 // stops watching it.
-func (m *Metrics) WatchProjection(kind, name string, status func(context.Context) (consumers.Status, error)) {
+func (m *Metrics) WatchProjection(kind, name string, status func(context.Context) (consumers.Progress, error)) {
 	if m == nil {
 		return
 	}
@@ -82,7 +82,7 @@ func (m *Metrics) WatchLifecycle(p LifecycleProjection) {
 	if m == nil || p == nil {
 		return
 	}
-	m.WatchProjection(KindLifecycle, p.Name(), p.Status)
+	m.WatchProjection(KindLifecycle, p.Name(), p.Progress)
 }
 
 // WatchUsage is WatchProjection of c's status, of kind KindUsage and named
@@ -96,7 +96,7 @@ func (m *Metrics) WatchUsage(c UsageProjection) {
 		return
 	}
 	m.projections.watch(KindUsage, c.Name(), func(ctx context.Context) (projectionStatus, error) {
-		st, err := c.Status(ctx)
+		st, err := c.Progress(ctx)
 		return projectionStatus{
 			checkpoint: st.Checkpoint,
 			lagEvents:  st.LagEvents,

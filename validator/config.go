@@ -68,7 +68,7 @@ type Config struct {
 	Store *eventstore.Store
 	// Projections is the read model the validator loads its initial state
 	// from (a consistent snapshot and the stream sequence it reflects).
-	Projections *projections.Store
+	Projections *projections.ReadModel
 	// ProjectionName is the projection whose snapshot is loaded.
 	ProjectionName string
 	// Clock tells "now" for expiry, for the age of token ids, for

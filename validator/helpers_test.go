@@ -39,7 +39,7 @@ type env struct {
 	opts  []nats.Option // of every connection
 	reg   *domain.Registry
 	store *eventstore.Store
-	read  *projections.Store
+	read  *projections.ReadModel
 }
 
 func newEnv(tb testing.TB) *env {

@@ -47,7 +47,7 @@ type Stack struct {
 	NATS        *stack.NATS
 	Store       *eventstore.Store
 	Pool        *pgxpool.Pool
-	Projections *projections.Store
+	Projections *projections.ReadModel
 	Projector   *consumers.LifecycleProjector
 	Usage       *consumers.UsageConsumer
 	API         *app.API

@@ -69,8 +69,8 @@ func (c *UsageConsumer) Stats() UsageStats {
 	}
 }
 
-// UsageStatus is where the usage projection stands.
-type UsageStatus struct {
+// UsageProgress is where the usage projection stands.
+type UsageProgress struct {
 	// Name is the projection's name.
 	Name string
 	// Checkpoint is the usage-stream sequence of the last event applied:
@@ -103,18 +103,18 @@ type UsageStatus struct {
 // not Run is running. When PostgreSQL cannot be reached it still answers,
 // with the last checkpoint the consumer knows and LastError saying why; it
 // fails only when the stream cannot be read. Safe for concurrent use.
-func (c *UsageConsumer) Status(ctx context.Context) (UsageStatus, error) {
+func (c *UsageConsumer) Progress(ctx context.Context) (UsageProgress, error) {
 	ctx, cancel := boundContext(ctx, statusTimeout)
 	defer cancel()
 	info, err := c.store.UsageStream().Info(ctx)
 	if err != nil {
-		return UsageStatus{}, fmt.Errorf("status of usage projection %q: %w", c.cfg.Name, err)
+		return UsageProgress{}, fmt.Errorf("status of usage projection %q: %w", c.cfg.Name, err)
 	}
 	// The halt is recorded after the commit of the events before it, so
 	// reading it before the checkpoint never shows a halt next to an older
 	// checkpoint than the one it follows.
 	c.mu.Lock()
-	st := UsageStatus{
+	st := UsageProgress{
 		Name:        c.cfg.Name,
 		StreamFirst: info.State.FirstSeq,
 		StreamLast:  info.State.LastSeq,
@@ -141,7 +141,7 @@ func (c *UsageConsumer) Status(ctx context.Context) (UsageStatus, error) {
 		st.LagEvents = st.StreamLast - next + 1
 		age, err := eventAge(ctx, c.store.UsageStream(), next)
 		if err != nil {
-			return UsageStatus{}, fmt.Errorf("status of usage projection %q: oldest unapplied event %d: %w", c.cfg.Name, next, err)
+			return UsageProgress{}, fmt.Errorf("status of usage projection %q: oldest unapplied event %d: %w", c.cfg.Name, next, err)
 		}
 		st.LagSeconds = age
 	}
@@ -157,7 +157,7 @@ func (c *UsageConsumer) Ready(ctx context.Context, maxLag uint64) error {
 	if !c.consuming.Load() {
 		return fmt.Errorf("usage projection %q: %w", c.cfg.Name, ErrNotRunning)
 	}
-	st, err := c.Status(ctx)
+	st, err := c.Progress(ctx)
 	if err != nil {
 		return err
 	}

@@ -26,8 +26,8 @@ var (
 // deadline, so that a readiness probe answers while a server hangs.
 const statusTimeout = 2 * time.Second
 
-// Status is where a projection stands.
-type Status struct {
+// Progress is where a projection stands.
+type Progress struct {
 	// Name is the projection's name.
 	Name string
 	// Checkpoint is the sequence of the last event applied (or explicitly
@@ -70,18 +70,18 @@ type Halt struct {
 // store. When PostgreSQL cannot be reached it still answers, with the last
 // checkpoint the projector knows and LastError saying why; it fails only
 // when the stream cannot be read. Safe for concurrent use.
-func (p *LifecycleProjector) Status(ctx context.Context) (Status, error) {
+func (p *LifecycleProjector) Progress(ctx context.Context) (Progress, error) {
 	ctx, cancel := boundContext(ctx, statusTimeout)
 	defer cancel()
 	last, err := p.store.StreamLastSequence(ctx)
 	if err != nil {
-		return Status{}, fmt.Errorf("status of projection %q: %w", p.cfg.Name, err)
+		return Progress{}, fmt.Errorf("status of projection %q: %w", p.cfg.Name, err)
 	}
 	// The halt is recorded after the commit of the events before it, so
 	// reading it before the checkpoint never shows a halt next to an older
 	// checkpoint than the one it follows.
 	p.mu.Lock()
-	st := Status{
+	st := Progress{
 		Name:       p.cfg.Name,
 		StreamLast: last,
 		Halted:     cloneHalt(p.halt),
@@ -105,7 +105,7 @@ func (p *LifecycleProjector) Status(ctx context.Context) (Status, error) {
 		st.LagEvents = last - st.Checkpoint
 		age, err := eventAge(ctx, p.store.Stream(), st.Checkpoint+1)
 		if err != nil {
-			return Status{}, fmt.Errorf("status of projection %q: oldest unapplied event %d: %w", p.cfg.Name, st.Checkpoint+1, err)
+			return Progress{}, fmt.Errorf("status of projection %q: oldest unapplied event %d: %w", p.cfg.Name, st.Checkpoint+1, err)
 		}
 		st.LagSeconds = age
 	}
@@ -121,7 +121,7 @@ func (p *LifecycleProjector) Ready(ctx context.Context, maxLag uint64) error {
 	if !p.consuming.Load() {
 		return fmt.Errorf("projection %q: %w", p.cfg.Name, ErrNotRunning)
 	}
-	st, err := p.Status(ctx)
+	st, err := p.Progress(ctx)
 	if err != nil {
 		return err
 	}
