@@ -255,7 +255,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	// server.
 	cleanups.push(run.stop)
 	d.Usage, run, err = startUsage(workerStore, d.Projections, consumers.UsageConfig{
-		Name:   consumers.DefaultUsageName,
+		Name:   projections.UsageName,
 		Policy: cfg.Policy,
 		Clock:  cfg.Clock,
 	}, nil, log)
@@ -318,8 +318,8 @@ func devNATSUsers(cfg DevConfig) (devUsers, error) {
 	}
 	return devUsers{
 		users: []stack.NATSUser{
-			{Name: devAppUser, Permissions: APINodePermissions(cfg.Store)},
-			{Name: devWorkerUser, Password: worker, Permissions: WorkerPermissions(cfg.Store)},
+			{Name: devAppUser, Permissions: stack.APINodePermissions(cfg.Store)},
+			{Name: devWorkerUser, Password: worker, Permissions: stack.WorkerPermissions(cfg.Store)},
 			{Name: devOperatorUser, Password: operator},
 		},
 		workerPassword: worker,

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/app"
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
@@ -78,7 +77,7 @@ func TestDevStreamsAreProtectedFromTheApplicationUser(t *testing.T) {
 	// from their checkpoints).
 	for _, c := range []struct{ stream, durable string }{
 		{cfg.Store.Stream, projections.LifecycleName},
-		{cfg.Store.UsageStream, consumers.DefaultUsageName},
+		{cfg.Store.UsageStream, projections.UsageName},
 	} {
 		short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
 		err := js.DeleteConsumer(short, c.stream, c.durable)

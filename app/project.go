@@ -93,7 +93,7 @@ func DefaultProjectConfig() ProjectConfig {
 			RetryMax:     consumers.DefaultRetryMax,
 		},
 		Usage: consumers.UsageConfig{
-			Name:         consumers.DefaultUsageName,
+			Name:         projections.UsageName,
 			BatchSize:    consumers.DefaultUsageBatchSize,
 			MaxWait:      consumers.DefaultUsageMaxWait,
 			Policy:       domain.DefaultPolicy(),

@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
 )
@@ -33,7 +32,7 @@ func TestNATSConfigDenyLists(t *testing.T) {
 		t.Fatalf("parse %s: %v", natsConfig, err)
 	}
 	streams := []string{eventstore.DefaultStream, eventstore.DefaultUsageStream}
-	apiDenied := eventstore.APINodeDeniedAPISubjects(streams, []string{projections.LifecycleName, consumers.DefaultUsageName})
+	apiDenied := eventstore.APINodeDeniedAPISubjects(streams, []string{projections.LifecycleName, projections.UsageName})
 	want := map[string][]string{
 		"api":       apiDenied,
 		"validator": apiDenied,

@@ -66,7 +66,11 @@ func readCheckpoint(ctx context.Context, q queryRower, name string) (uint64, err
 	return uint64(seq), nil
 }
 
-// LifecycleName is the name of the lifecycle projection: the key of its
-// checkpoint row. The live projector, a replay and the validators' snapshot
-// use it unless configured otherwise.
-const LifecycleName = "lifecycle"
+// The projections' names: the keys of their checkpoint rows, and the names
+// of the workers' consumers. The live projector, a replay and the
+// validators' snapshot use LifecycleName unless configured otherwise; the
+// usage consumer uses UsageName.
+const (
+	LifecycleName = "lifecycle"
+	UsageName     = "usage"
+)

@@ -148,7 +148,7 @@ func Start(tb testing.TB, o Options) *Stack {
 		return <-projDone
 	})
 	s.Usage, err = consumers.NewUsageConsumer(s.Store, s.Projections, consumers.UsageConfig{
-		Name: consumers.DefaultUsageName, Policy: s.Policy, Clock: s.Clock, Logger: log, MaxWait: 50 * time.Millisecond,
+		Name: projections.UsageName, Policy: s.Policy, Clock: s.Clock, Logger: log, MaxWait: 50 * time.Millisecond,
 	})
 	if err != nil {
 		tb.Fatalf("usage consumer: %v", err)

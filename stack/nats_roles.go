@@ -1,9 +1,8 @@
-package app
+package stack
 
 import (
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
 )
@@ -18,7 +17,7 @@ func APINodePermissions(store eventstore.Config) *server.Permissions {
 	streams := []string{store.Stream, store.UsageStream}
 	return &server.Permissions{Publish: &server.SubjectPermission{
 		Allow: []string{">"},
-		Deny:  eventstore.APINodeDeniedAPISubjects(streams, []string{projections.LifecycleName, consumers.DefaultUsageName}),
+		Deny:  eventstore.APINodeDeniedAPISubjects(streams, []string{projections.LifecycleName, projections.UsageName}),
 	}}
 }
 
