@@ -24,7 +24,7 @@ func TestAdminBootstrap(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bootstrap an empty ledger: %v", err)
 	}
-	if first.Token.Owner() != app.AdminOwner || !first.Token.HasScope(ledger.ScopeAdmin) {
+	if first.Token.Owner() != ledger.AdminOwner || !first.Token.HasScope(ledger.ScopeAdmin) {
 		t.Errorf("bootstrap token: owner %s scopes %v", first.Token.Owner(), first.Token.Scopes())
 	}
 	if _, err := domain.ParseSecret(first.Secret.Reveal()); err != nil {

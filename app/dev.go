@@ -106,7 +106,7 @@ type Dev struct {
 	Store       *eventstore.Store
 	// Bootstrapped is set when this start issued the first admin token:
 	// its secret is shown once, here, and never again.
-	Bootstrapped *Bootstrap
+	Bootstrapped *ledger.Bootstrapped
 	// Events is the number of events in the lifecycle stream at start-up
 	// (after any bootstrap).
 	Events uint64
@@ -121,12 +121,6 @@ type Dev struct {
 	API *API
 
 	conn *nats.Conn
-}
-
-// Bootstrap is the first admin token of a fresh ledger.
-type Bootstrap struct {
-	Token  *domain.Token
-	Secret domain.Secret
 }
 
 // StartDev starts the embedded nats-server and, unless cfg.PostgresURL is
@@ -214,7 +208,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, err
 	}
 	if d.Events == 0 {
-		d.Bootstrapped, err = BootstrapAdmin(ctx, d.Store, cfg.Policy, cfg.Clock)
+		d.Bootstrapped, err = ledger.BootstrapAdmin(ctx, d.Store, cfg.Policy, cfg.Clock)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -342,27 +336,4 @@ func devPassword(path string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(password)), nil
-}
-
-// AdminOwner is the owner of the bootstrap token; its scope is
-// ledger.ScopeAdmin.
-const AdminOwner domain.OwnerID = "admin"
-
-// BootstrapAdmin issues the first admin token of a ledger: owner "admin",
-// scope ledger:admin, the policy's default lifetime. The issue expects the
-// admin owner to have no owner-wide events yet, so two instances
-// bootstrapping one ledger at once cannot both succeed.
-func BootstrapAdmin(ctx context.Context, store *eventstore.Store, p domain.Policy, clock domain.Clock) (*Bootstrap, error) {
-	tok, secret, err := domain.IssueToken(p, nil, domain.IssueRequest{
-		Owner:  AdminOwner,
-		Name:   "bootstrap admin",
-		Scopes: []string{ledger.ScopeAdmin},
-	}, domain.Meta{Actor: "system:bootstrap"}, clock.Now(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("bootstrap admin token: %w", err)
-	}
-	if _, err := store.Append(ctx, eventstore.ExpectOwner(AdminOwner, 0), tok.Changes()...); err != nil {
-		return nil, fmt.Errorf("bootstrap admin token: %w", err)
-	}
-	return &Bootstrap{Token: tok, Secret: secret}, nil
 }

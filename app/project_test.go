@@ -19,6 +19,7 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/ledger"
 )
 
 func projectConfig(natsURL, postgresURL string) app.ProjectConfig {
@@ -450,7 +451,7 @@ func TestDevProjectsTheLedger(t *testing.T) {
 	id := dev.Bootstrapped.Token.ID()
 	stacktest.Eventually(t, time.Minute, func() bool {
 		row, err := dev.Projections.Get(context.Background(), id)
-		return err == nil && row.Owner == app.AdminOwner && row.Status == domain.StatusActive
+		return err == nil && row.Owner == ledger.AdminOwner && row.Status == domain.StatusActive
 	}, "the bootstrap token %s in the read model", id)
 	if err := dev.Projector.Ready(context.Background(), 0); err != nil {
 		t.Errorf("dev projector not ready: %v", err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
-	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -39,7 +38,8 @@ type LocalUsage interface {
 
 // Config configures a Service.
 type Config struct {
-	Store       *eventstore.Store
+	// Store is the event store; *eventstore.Store implements it.
+	Store       EventStore
 	Projections *projections.ReadModel
 	// Policy bounds every lifetime the service decides.
 	Policy domain.Policy

@@ -24,6 +24,7 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/migrations"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
@@ -122,7 +123,7 @@ func Start(tb testing.TB, o Options) *Stack {
 	}
 	s.Projections = projections.New(s.Pool, projections.WithClock(s.Clock))
 
-	boot, err := app.BootstrapAdmin(ctx, s.Store, s.Policy, s.Clock)
+	boot, err := ledger.BootstrapAdmin(ctx, s.Store, s.Policy, s.Clock)
 	if err != nil {
 		tb.Fatalf("bootstrap: %v", err)
 	}
