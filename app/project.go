@@ -422,7 +422,7 @@ type HealthHalt struct {
 	Since    time.Time `json:"since"`
 }
 
-func healthHalt(h *consumers.Halt) *HealthHalt {
+func healthHalt(h *projections.Halt) *HealthHalt {
 	if h == nil {
 		return nil
 	}
@@ -433,14 +433,14 @@ func healthHalt(h *consumers.Halt) *HealthHalt {
 // status, and whether it is ready within a lag bound.
 // *consumers.LifecycleProjector implements it.
 type Readiness interface {
-	Progress(ctx context.Context) (consumers.Progress, error)
+	Progress(ctx context.Context) (projections.Progress, error)
 	Ready(ctx context.Context, maxLag uint64) error
 }
 
 // UsageReadiness is what the health endpoint asks the usage consumer.
 // *consumers.UsageConsumer implements it.
 type UsageReadiness interface {
-	Progress(ctx context.Context) (consumers.UsageProgress, error)
+	Progress(ctx context.Context) (projections.UsageProgress, error)
 	Ready(ctx context.Context, maxLag uint64) error
 }
 
@@ -459,7 +459,7 @@ func HealthHandler(p Readiness, maxLag uint64, usage UsageReadiness, usageMaxLag
 		defer cancel()
 		body := HealthStatus{MaxLagEvents: maxLag}
 		var reasons []string
-		st, reason := readiness(ctx, p.Ready, p.Progress, func(s consumers.Progress) bool { return s.Halted != nil }, maxLag)
+		st, reason := readiness(ctx, p.Ready, p.Progress, func(s projections.Progress) bool { return s.Halted != nil }, maxLag)
 		if reason != "" {
 			reasons = append(reasons, reason)
 		}
@@ -470,7 +470,7 @@ func HealthHandler(p Readiness, maxLag uint64, usage UsageReadiness, usageMaxLag
 		}
 		if usage != nil {
 			u := &UsageHealth{MaxLagEvents: usageMaxLag}
-			ust, reason := readiness(ctx, usage.Ready, usage.Progress, func(s consumers.UsageProgress) bool { return s.Halted != nil }, usageMaxLag)
+			ust, reason := readiness(ctx, usage.Ready, usage.Progress, func(s projections.UsageProgress) bool { return s.Halted != nil }, usageMaxLag)
 			u.Ready, u.Reason = reason == "", reason
 			if reason != "" {
 				reasons = append(reasons, reason)

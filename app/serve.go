@@ -7,7 +7,6 @@ import (
 	"log/slog"
 
 	"github.com/tokenledger/tokenledger/api"
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/metrics"
 	"github.com/tokenledger/tokenledger/natsconn"
@@ -108,16 +107,16 @@ func StartServe(ctx context.Context, cfg ServeConfig, log *slog.Logger) (_ *Serv
 	}
 	cleanups.push(stopAPI)
 	name := cfg.API.ProjectionName
-	s.API.Metrics.WatchProjection(metrics.KindLifecycle, name, func(ctx context.Context) (consumers.Progress, error) {
+	s.API.Metrics.WatchProjection(metrics.KindLifecycle, name, func(ctx context.Context) (projections.Progress, error) {
 		last, err := store.StreamLastSequence(ctx)
 		if err != nil {
-			return consumers.Progress{}, err
+			return projections.Progress{}, err
 		}
 		cp, err := s.Projections.Checkpoint(ctx, name)
 		if err != nil {
-			return consumers.Progress{}, err
+			return projections.Progress{}, err
 		}
-		st := consumers.Progress{Name: name, Checkpoint: cp, StreamLast: last}
+		st := projections.Progress{Name: name, Checkpoint: cp, StreamLast: last}
 		if last > cp {
 			st.LagEvents = last - cp
 		}

@@ -46,9 +46,9 @@ type LifecycleProjector struct {
 	// known is the highest checkpoint this projector has read or
 	// committed.
 	known   uint64
-	halt    *Halt
+	halt    *projections.Halt
 	haltErr error
-	skipped *Halt
+	skipped *projections.Halt
 	lastErr string
 }
 

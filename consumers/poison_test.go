@@ -13,6 +13,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // TestLifecycleProjectorHaltsAtPoison stores messages the registry cannot
@@ -160,9 +161,9 @@ func TestLifecycleProjectorHaltsAtPoison(t *testing.T) {
 }
 
 // waitHalted waits until p reports a halt at seq and returns its status.
-func waitHalted(t *testing.T, p *consumers.LifecycleProjector, seq uint64) consumers.Progress {
+func waitHalted(t *testing.T, p *consumers.LifecycleProjector, seq uint64) projections.Progress {
 	t.Helper()
-	var st consumers.Progress
+	var st projections.Progress
 	stacktest.Eventually(t, 30*time.Second, func() bool {
 		s, err := p.Progress(context.Background())
 		st = s

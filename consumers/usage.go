@@ -97,9 +97,9 @@ type UsageConsumer struct {
 	mu sync.Mutex
 	// known is the highest checkpoint this consumer has read or written.
 	known   uint64
-	halt    *Halt
+	halt    *projections.Halt
 	haltErr error
-	skipped *Halt
+	skipped *projections.Halt
 	lastErr string
 	// waitingFor is the sequence a gap is waiting for, to log the wait
 	// once.

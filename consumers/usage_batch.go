@@ -206,7 +206,7 @@ func (c *UsageConsumer) record(items []usageItem, res projections.UsageResult, p
 				c.log.Error("SKIPPED an undecodable usage event by operator request (skip sequence): its uses will never be projected",
 					"sequence", s, "subject", it.msg.Subject(), "reason", it.err.Error())
 				c.mu.Lock()
-				c.skipped = &Halt{Sequence: s, Subject: it.msg.Subject(), Reason: it.err.Error(), Since: time.Now().UTC()}
+				c.skipped = &projections.Halt{Sequence: s, Subject: it.msg.Subject(), Reason: it.err.Error(), Since: time.Now().UTC()}
 				c.mu.Unlock()
 			}
 		}
@@ -252,7 +252,7 @@ func (c *UsageConsumer) halted(it usageItem, cause error) {
 	c.mu.Lock()
 	fresh := c.halt == nil || c.halt.Sequence != it.seq || c.halt.Reason != reason
 	if fresh {
-		c.halt = &Halt{Sequence: it.seq, Subject: subject, Reason: reason, Since: time.Now().UTC()}
+		c.halt = &projections.Halt{Sequence: it.seq, Subject: subject, Reason: reason, Since: time.Now().UTC()}
 		c.haltErr = cause
 	}
 	c.lastErr = reason

@@ -14,6 +14,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // TestUsageConsumerHaltsAtPoison stores a message the registry cannot
@@ -104,7 +105,7 @@ func TestUsageConsumerHaltsAtPoison(t *testing.T) {
 			cfg := e.config()
 			cfg.BatchSize = 20
 			r := e.start(cfg)
-			var st consumers.UsageProgress
+			var st projections.UsageProgress
 			stacktest.Eventually(t, time.Minute, func() bool {
 				st, err = r.w.Progress(ctx)
 				return err == nil && st.Halted != nil
