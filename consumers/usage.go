@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -84,11 +85,13 @@ import (
 //
 // The methods are safe for concurrent use; Run may be called once.
 type UsageConsumer struct {
-	store  *eventstore.Store
-	proj   *projections.ReadModel
-	cfg    UsageConfig
-	log    *slog.Logger
-	tokens *tokenCache
+	store *eventstore.Store
+	// sessions slides the sessions a batch used.
+	sessions ledger.SessionSlider
+	proj     *projections.ReadModel
+	cfg      UsageConfig
+	log      *slog.Logger
+	tokens   *tokenCache
 
 	started   atomic.Bool
 	consuming atomic.Bool
@@ -124,13 +127,21 @@ func NewUsageConsumer(store *eventstore.Store, proj *projections.ReadModel, cfg 
 		return nil, fmt.Errorf("new usage consumer: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	return &UsageConsumer{
+	c := &UsageConsumer{
 		store:  store,
 		proj:   proj,
 		cfg:    cfg,
 		log:    cfg.Logger.With("projection", cfg.Name),
 		tokens: newTokenCache(tokenCacheSize),
-	}, nil
+	}
+	c.sessions = ledger.SessionSlider{
+		Store:       store,
+		Step:        cfg.Policy.SessionExtendStep,
+		Clock:       cfg.Clock,
+		MaxAttempts: slideAttempts,
+		OnConflict:  func() { c.stats.extensionConflicts.Add(1) },
+	}
+	return c, nil
 }
 
 // Name returns the projection's name.
