@@ -17,6 +17,7 @@ import (
 	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/metrics"
 	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/ui"
 	"github.com/tokenledger/tokenledger/validator"
 )
 
@@ -228,6 +229,11 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 	for name, c := range parts {
 		m.WatchDegraded(name, c)
 	}
+	auditReader := audit.NewReader(store, read, cfg.ProjectionName)
+	pages, err := ui.New(ui.Config{Ledger: a.Ledger, Audit: auditReader, Clock: cfg.Clock, Log: log, MutationTimeout: cfg.MutationTimeout})
+	if err != nil {
+		return nil, nil, err
+	}
 	a.Server, err = api.New(api.Config{
 		Ledger:           a.Ledger,
 		Validator:        v,
@@ -235,11 +241,12 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Log:              log,
 		MaxBodyBytes:     cfg.MaxBodyBytes,
 		MutationTimeout:  cfg.MutationTimeout,
-		Audit:            audit.NewReader(store, read, cfg.ProjectionName),
+		Audit:            auditReader,
 		Ready:            ready,
 		Degraded:         parts,
 		OpenAPI:          openAPIDocument(),
 		RequireAuthScope: cfg.RequireAuthScope,
+		UI:               pages.Handler,
 	})
 	if err != nil {
 		return nil, nil, err
