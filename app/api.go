@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/audit"
 	"github.com/tokenledger/tokenledger/domain"
@@ -53,6 +55,13 @@ type APIConfig struct {
 	// MaxStaleness and FailOpen: see validator.Config.
 	MaxStaleness time.Duration
 	FailOpen     bool
+	// EvictionGrace and EvictionInterval: see validator.Config.
+	EvictionGrace    time.Duration
+	EvictionInterval time.Duration
+	// Capacity, ColdLookupRate and ColdLookupBurst: see validator.Config.
+	Capacity        int
+	ColdLookupRate  float64
+	ColdLookupBurst int
 	// ReadyMaxLag is how many events the lifecycle projection may be
 	// behind the stream before /readyz names it a degraded part (the node
 	// stays ready: it validates from memory and appends to the store).
@@ -68,18 +77,25 @@ type APIConfig struct {
 	// Metrics receives the node's metrics and serves them at /metrics;
 	// nil means a new registry of the node's own.
 	Metrics *metrics.Metrics
+	// TracerProvider, if set, makes a server span of every request
+	// (api.Config.TracerProvider); nil means no HTTP tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultAPIConfig returns the API defaults.
 func DefaultAPIConfig() APIConfig {
 	return APIConfig{
-		HTTPAddr:        DefaultHTTPAddr,
-		Policy:          domain.DefaultPolicy(),
-		ProjectionName:  projections.LifecycleName,
-		MaxStaleness:    validator.DefaultMaxStaleness,
-		ReadyMaxLag:     DefaultReadyMaxLag,
-		MaxBodyBytes:    api.DefaultMaxBodyBytes,
-		MutationTimeout: api.DefaultMutationTimeout,
+		HTTPAddr:         DefaultHTTPAddr,
+		Policy:           domain.DefaultPolicy(),
+		ProjectionName:   projections.LifecycleName,
+		MaxStaleness:     validator.DefaultMaxStaleness,
+		EvictionGrace:    validator.DefaultEvictionGrace,
+		EvictionInterval: validator.DefaultEvictionInterval,
+		ColdLookupRate:   validator.DefaultColdLookupRate,
+		ColdLookupBurst:  validator.DefaultColdLookupBurst,
+		ReadyMaxLag:      DefaultReadyMaxLag,
+		MaxBodyBytes:     api.DefaultMaxBodyBytes,
+		MutationTimeout:  api.DefaultMutationTimeout,
 	}
 }
 
@@ -99,6 +115,21 @@ func (c APIConfig) Validate() error {
 	}
 	if c.MaxStaleness <= 0 {
 		errs = append(errs, fmt.Errorf("max staleness %s must be positive", c.MaxStaleness))
+	}
+	if c.EvictionGrace <= 0 {
+		errs = append(errs, fmt.Errorf("eviction grace %s must be positive", c.EvictionGrace))
+	}
+	if c.EvictionInterval <= 0 {
+		errs = append(errs, fmt.Errorf("eviction interval %s must be positive", c.EvictionInterval))
+	}
+	if c.Capacity < 0 {
+		errs = append(errs, fmt.Errorf("validator capacity %d must not be negative", c.Capacity))
+	}
+	if c.ColdLookupRate <= 0 {
+		errs = append(errs, fmt.Errorf("cold lookup rate %g must be positive", c.ColdLookupRate))
+	}
+	if c.ColdLookupBurst <= 0 {
+		errs = append(errs, fmt.Errorf("cold lookup burst %d must be positive", c.ColdLookupBurst))
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max body bytes %d must be positive", c.MaxBodyBytes))
@@ -159,13 +190,18 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 	}()
 
 	v, err := validator.New(validator.Config{
-		Store:          store,
-		Projections:    read,
-		ProjectionName: cfg.ProjectionName,
-		Clock:          cfg.Clock,
-		MaxStaleness:   cfg.MaxStaleness,
-		FailOpen:       cfg.FailOpen,
-		Logger:         log,
+		Store:            store,
+		Projections:      read,
+		ProjectionName:   cfg.ProjectionName,
+		Clock:            cfg.Clock,
+		MaxStaleness:     cfg.MaxStaleness,
+		FailOpen:         cfg.FailOpen,
+		EvictionGrace:    cfg.EvictionGrace,
+		EvictionInterval: cfg.EvictionInterval,
+		Capacity:         cfg.Capacity,
+		ColdLookupRate:   cfg.ColdLookupRate,
+		ColdLookupBurst:  cfg.ColdLookupBurst,
+		Logger:           log,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -246,6 +282,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Degraded:         parts,
 		OpenAPI:          openAPIDocument(),
 		RequireAuthScope: cfg.RequireAuthScope,
+		TracerProvider:   cfg.TracerProvider,
 		UI:               pages.Handler,
 	})
 	if err != nil {

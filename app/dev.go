@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/api"
+	"github.com/tokenledger/tokenledger/cluster"
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -312,8 +313,8 @@ func devNATSUsers(cfg DevConfig) (devUsers, error) {
 	}
 	return devUsers{
 		users: []stack.NATSUser{
-			{Name: devAppUser, Permissions: stack.APINodePermissions(cfg.Store)},
-			{Name: devWorkerUser, Password: worker, Permissions: stack.WorkerPermissions(cfg.Store)},
+			{Name: devAppUser, Permissions: cluster.APINodePermissions(cfg.Store)},
+			{Name: devWorkerUser, Password: worker, Permissions: cluster.WorkerPermissions(cfg.Store)},
 			{Name: devOperatorUser, Password: operator},
 		},
 		workerPassword: worker,

@@ -27,6 +27,11 @@ func bindAPIFlags(f *pflag.FlagSet, c *app.APIConfig) {
 	f.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "host:port the HTTP API listens on")
 	f.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "how long the validator answers after losing the lifecycle stream before it refuses every token")
 	f.BoolVar(&c.FailOpen, "fail-open", c.FailOpen, "keep answering from memory when stale instead of refusing (revocations may then be missed)")
+	dayDurationVar(f, &c.EvictionGrace, "eviction-grace", c.EvictionGrace, "how long after its expiry a token stays in the validator's memory, refused as expired; then it is refused as unknown")
+	f.DurationVar(&c.EvictionInterval, "eviction-interval", c.EvictionInterval, "how often the validator evicts revoked tokens and tokens expired beyond the eviction grace from its memory")
+	f.IntVar(&c.Capacity, "validator-capacity", c.Capacity, "most tokens the validator keeps in memory (about 61 bytes each), least recently validated evicted first; others are looked up in the event store by id when presented. 0: every token that can validate")
+	f.Float64Var(&c.ColdLookupRate, "cold-lookup-rate", c.ColdLookupRate, "with --validator-capacity: event store lookups per second of tokens not in memory; beyond it they are refused")
+	f.IntVar(&c.ColdLookupBurst, "cold-lookup-burst", c.ColdLookupBurst, "with --validator-capacity: event store lookups of tokens not in memory that may happen at once")
 	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body the API accepts")
 	f.DurationVar(&c.MutationTimeout, "mutation-timeout", c.MutationTimeout, "longest a request that appends may take: it answers success by then, or 503 with Retry-After")
 	f.BoolVar(&c.RequireAuthScope, "require-auth-scope", c.RequireAuthScope, "answer 400 scope_required to a forward-auth check (/v1/auth) that names no scope, so a gateway configured without one fails closed")
@@ -52,7 +57,13 @@ tokenledger_degraded{part}, not in the status, so a load balancer keeps every
 node while the shared database is away.
 
 SIGINT or SIGTERM stops it gracefully: requests in flight finish, then the
-validator flushes the usage it counted.`,
+validator flushes the usage it counted.
+
+OpenTelemetry traces are exported when the standard OTEL_* variables ask
+for them: OTEL_EXPORTER_OTLP_ENDPOINT (OTLP over HTTP/protobuf) or
+OTEL_TRACES_EXPORTER=otlp|console|none, with OTEL_SERVICE_NAME,
+OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER; see the README's Tracing
+section.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.newLogger()
@@ -63,6 +74,12 @@ validator flushes the usage it counted.`,
 				return fmt.Errorf("--shutdown-timeout %s must be positive", shutdownTimeout)
 			}
 			ctx := cmd.Context()
+			tp, stopTracing, err := startTracing(ctx, "serve", log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			cfg.API.TracerProvider = tp
 			s, stop, err := app.StartServe(ctx, cfg, log)
 			if err != nil {
 				return oneLine(err)

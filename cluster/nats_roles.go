@@ -1,4 +1,4 @@
-package stack
+package cluster
 
 import (
 	"github.com/nats-io/nats-server/v2/server"
