@@ -26,24 +26,33 @@ func TestBulkReceiveChecksTheBatch(t *testing.T) {
 		}
 		return m
 	}
-	data := func(reply string) *nats.Msg { return &nats.Msg{Subject: reply, Data: []byte(`{}`)} }
-	withHeader := func(reply string) *nats.Msg {
-		m := data(reply)
-		m.Header = nats.Header{"Nats-Sequence": []string{"10"}}
+	// msg is the message of sequence seq on subject subj.
+	msg := func(reply string, seq uint64, subj string) *nats.Msg {
+		m := nats.NewMsg(reply)
+		m.Data = []byte(`{}`)
+		m.Header.Set("Nats-Sequence", strconv.FormatUint(seq, 10))
+		if subj != "" {
+			m.Header.Set("Nats-Subject", subj)
+		}
 		return m
 	}
+	data := func(reply string, seq uint64) *nats.Msg { return msg(reply, seq, "tl.token.x.issued_v1") }
 	cases := []struct {
 		name     string
 		answer   func(reply string) []*nats.Msg
 		wantSlow bool
 	}{
-		{"complete", func(r string) []*nats.Msg { return []*nats.Msg{data(r), data(r), data(r), eob(r, "204", 12)} }, false},
-		{"a message missing", func(r string) []*nats.Msg { return []*nats.Msg{data(r), data(r), eob(r, "204", 12)} }, true},
-		{"short: a replica behind", func(r string) []*nats.Msg { return []*nats.Msg{data(r), data(r), eob(r, "204", 11)} }, true},
-		{"no last sequence", func(r string) []*nats.Msg { return []*nats.Msg{data(r), data(r), data(r), eob(r, "204", 0)} }, true},
+		{"complete", func(r string) []*nats.Msg {
+			return []*nats.Msg{data(r, 10), data(r, 11), data(r, 12), eob(r, "204", 12)}
+		}, false},
+		{"a message missing", func(r string) []*nats.Msg { return []*nats.Msg{data(r, 10), data(r, 12), eob(r, "204", 12)} }, true},
+		{"short: a replica behind", func(r string) []*nats.Msg { return []*nats.Msg{data(r, 10), data(r, 11), eob(r, "204", 11)} }, true},
+		{"no last sequence", func(r string) []*nats.Msg {
+			return []*nats.Msg{data(r, 10), data(r, 11), data(r, 12), eob(r, "204", 0)}
+		}, true},
 		{"not found", func(r string) []*nats.Msg { return []*nats.Msg{eob(r, "404", 0)} }, true},
-		{"headers despite no_hdr", func(r string) []*nats.Msg {
-			return []*nats.Msg{withHeader(r), data(r), data(r), eob(r, "204", 12)}
+		{"a message without its subject", func(r string) []*nats.Msg {
+			return []*nats.Msg{msg(r, 10, ""), data(r, 11), data(r, 12), eob(r, "204", 12)}
 		}, true},
 	}
 	for _, tc := range cases {
@@ -55,7 +64,7 @@ func TestBulkReceiveChecksTheBatch(t *testing.T) {
 			b.pending[5%2] = c
 			b.slots <- struct{}{}
 			// An answer to another request is dropped.
-			b.receive(data(b.prefix + strconv.FormatUint(3, 36)))
+			b.receive(data(b.prefix+strconv.FormatUint(3, 36), 10))
 			for _, m := range tc.answer(b.prefix + strconv.FormatUint(5, 36)) {
 				b.receive(m)
 			}

@@ -269,11 +269,10 @@ func (s *Store) getPage(ctx context.Context, subject string, from uint64, batch 
 // valid event. Events appended after Read started are not delivered.
 //
 // Read asks for the history in batches of consecutive sequences, several
-// at once, without the messages' headers, and decodes on every core (see
-// Scanner and bulkRead), handing the events to fn in order on the calling
-// goroutine. It checks every event's content and that no sequence is
-// missing, but not that an event is stored on its aggregate's subject
-// (Load does).
+// at once, and decodes on every core (see Scanner and bulkRead), handing
+// the events to fn in order on the calling goroutine. It checks every
+// event's content, that no sequence is missing, and that every event is
+// stored on its aggregate's subject, as Load and the projector do.
 func (s *Store) Read(ctx context.Context, from uint64, fn func(domain.Envelope) error) (last uint64, err error) {
 	return s.read(ctx, from, time.Time{}, fn)
 }

@@ -30,9 +30,9 @@ type chunk struct {
 	done   chan struct{}
 
 	// A chunk of a bulk read (see bulkRead) is the count messages from
-	// sequence from, asked for by request number request at asked. Its
-	// items have no sequences and subjects unless slow is set: then they
-	// are fetched again, with them, by the decoder.
+	// sequence from, asked for by request number request at asked. When
+	// its answer did not add up, slow is set and the decoder fetches it
+	// again.
 	from, count uint64
 	request     uint64
 	asked       time.Time
