@@ -238,8 +238,14 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		}
 		p.health = ln.Addr()
 		cleanups.push(func(ctx context.Context) error {
+			// Shutdown closes the listener once Serve took it. Closed
+			// first, it raced Serve's return: Shutdown closed it again
+			// and failed the stop with "use of closed network
+			// connection". Closing it after covers a listener Serve
+			// never took.
+			err := health.Shutdown(ctx)
 			_ = ln.Close()
-			return health.Shutdown(ctx)
+			return err
 		})
 	}
 	// The workers run only while this process leads the projection;
