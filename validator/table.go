@@ -537,13 +537,21 @@ func (s *state) release(l limbo) {
 
 // internTable maps keys to the numbers of interned values by linear
 // probing, for the writer only. It stores no key: the caller compares
-// the value a number stands for.
+// the value a number stands for. Beside each slot it keeps eight bits of
+// the key's hash, so that a probe past another key's slot is almost
+// never a comparison (a random read of the value) but a look at the
+// byte beside: inserting a new key probes several slots of a table three
+// quarters full, and at millions of values each comparison would be a
+// cache miss.
 type internTable struct {
 	slots []uint32 // number plus one; 0: empty
+	tags  []uint8  // the top eight bits of the hash of the slot's key
 	n     int
 }
 
 var internSeed = maphash.MakeSeed()
+
+func internTag(h uint64) uint8 { return uint8(h >> 56) }
 
 // lookup returns the number whose value eq accepts among those stored
 // under hash h.
@@ -552,12 +560,13 @@ func (t *internTable) lookup(h uint64, eq func(uint32) bool) (uint32, bool) {
 		return 0, false
 	}
 	mask := uint64(len(t.slots) - 1)
+	tag := internTag(h)
 	for i := h & mask; ; i = (i + 1) & mask {
 		v := t.slots[i]
 		if v == 0 {
 			return 0, false
 		}
-		if eq(v - 1) {
+		if t.tags[i] == tag && eq(v-1) {
 			return v - 1, true
 		}
 	}
@@ -568,7 +577,8 @@ func (t *internTable) lookup(h uint64, eq func(uint32) bool) (uint32, bool) {
 func (t *internTable) add(h uint64, num uint32, hashOf func(uint32) uint64) {
 	if (t.n+1)*4 > len(t.slots)*3 {
 		old := t.slots
-		t.slots = make([]uint32, max(2*len(old), 64))
+		size := max(2*len(old), 64)
+		t.slots, t.tags = make([]uint32, size), make([]uint8, size)
 		for _, v := range old {
 			if v != 0 {
 				t.place(hashOf(v-1), v-1)
@@ -584,6 +594,7 @@ func (t *internTable) place(h uint64, num uint32) {
 	for i := h & mask; ; i = (i + 1) & mask {
 		if t.slots[i] == 0 {
 			t.slots[i] = num + 1
+			t.tags[i] = internTag(h)
 			return
 		}
 	}
