@@ -269,10 +269,12 @@ type state struct {
 	freeMu sync.Mutex
 	free   []uint32
 
-	ownerNum  internTable
-	grantNum  internTable
-	scopeNum  map[string]uint32
-	ownerRevs map[uint32]ownerRevocation
+	ownerNum internTable
+	grantNum internTable
+	// grantCount is the number of grants: the grant array may be longer.
+	grantCount uint32
+	scopeNum   map[string]uint32
+	ownerRevs  map[uint32]ownerRevocation
 
 	// through is the stream sequence up to which every event is reflected
 	// (the tail's position); pending holds the issue sequence of the
@@ -652,11 +654,32 @@ func (s *state) internGrant(g grant) uint32 {
 	if n, ok := s.grantNum.lookup(h, func(n uint32) bool { return grants[n] == g }); ok {
 		return n
 	}
-	grown := append(grants, g)
-	s.grants.Store(&grown)
-	n := uint32(len(grown) - 1)
-	s.grantNum.add(h, n, func(n uint32) uint64 { return grantHash(grown[n]) })
+	// The published array is used to its full length, the grants past
+	// s.grantCount unused yet: a new grant is written there and published
+	// by the entry that names it, so that only a grown array is stored
+	// (a new slice header per grant was garbage for the collector, and
+	// append's growth by a quarter copied the array over and over).
+	n := s.grantCount
+	if int(n) == len(grants) {
+		grants = slices.Grow(grants[:n:n], max(int(n), 1024))
+		grants = grants[:cap(grants)]
+		s.grants.Store(&grants)
+	}
+	grants[n] = g
+	s.grantCount++
+	s.grantNum.add(h, n, func(n uint32) uint64 { return grantHash(grants[n]) })
 	return n
+}
+
+// fitGrants shrinks the grant array to little more than the grants hold,
+// after a load that grew it by doubling. The caller holds s.mu.
+func (s *state) fitGrants() {
+	grants := *s.grants.Load()
+	if want := int(s.grantCount) + int(s.grantCount)/8; len(grants) > want+1024 {
+		fitted := make([]grant, want)
+		copy(fitted, grants[:s.grantCount])
+		s.grants.Store(&fitted)
+	}
 }
 
 // internScopes returns the number of the scope set, adding it if new.
@@ -801,6 +824,7 @@ func (s *state) reserve(tokens int) {
 // fit rebuilds the index if it is much larger than the tokens need (after
 // a reserve for more than came). The caller holds s.mu.
 func (s *state) fit() {
+	s.fitGrants()
 	if newIndex(s.tokens()).size*5/4 < s.idx.Load().size {
 		s.rebuild(s.tokens())
 	}
