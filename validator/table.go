@@ -574,17 +574,15 @@ func (t *internTable) lookup(h uint64, eq func(uint32) bool) (uint32, bool) {
 	}
 }
 
-// add stores number num under hash h; hashOf rehashes the stored numbers
-// when the table grows.
+// add stores number num, the next one (numbers are 0, 1, 2, ...), under
+// hash h; hashOf rehashes the stored numbers when the table grows. They
+// are rehashed in order, which reads the values in order.
 func (t *internTable) add(h uint64, num uint32, hashOf func(uint32) uint64) {
 	if (t.n+1)*4 > len(t.slots)*3 {
-		old := t.slots
-		size := max(2*len(old), 64)
+		size := max(2*len(t.slots), 64)
 		t.slots, t.tags = make([]uint32, size), make([]uint8, size)
-		for _, v := range old {
-			if v != 0 {
-				t.place(hashOf(v-1), v-1)
-			}
+		for k := range uint32(t.n) {
+			t.place(hashOf(k), k)
 		}
 	}
 	t.place(h, num)
