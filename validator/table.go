@@ -655,18 +655,25 @@ func (s *state) internGrant(g grant) uint32 {
 	// The published array is used to its full length, the grants past
 	// s.grantCount unused yet: a new grant is written there and published
 	// by the entry that names it, so that only a grown array is stored
-	// (a new slice header per grant was garbage for the collector, and
-	// append's growth by a quarter copied the array over and over).
+	// (a new slice header per grant was garbage for the collector).
 	n := s.grantCount
 	if int(n) == len(grants) {
-		grants = slices.Grow(grants[:n:n], max(int(n), 1024))
-		grants = grants[:cap(grants)]
-		s.grants.Store(&grants)
+		s.growGrants()
 	}
-	grants[n] = g
+	all := *s.grants.Load()
+	all[n] = g
 	s.grantCount++
-	s.grantNum.add(h, n, func(n uint32) uint64 { return grantHash(grants[n]) })
+	s.grantNum.add(h, n, func(n uint32) uint64 { return grantHash(all[n]) })
 	return n
+}
+
+// growGrants publishes a grant array half again as long, holding the
+// grants. The caller holds s.mu.
+func (s *state) growGrants() {
+	n := int(s.grantCount)
+	grown := slices.Grow((*s.grants.Load())[:n:n], max(n/2, 1024))
+	grown = grown[:cap(grown)]
+	s.grants.Store(&grown)
 }
 
 // fitGrants shrinks the grant array to little more than the grants hold,
