@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/audit"
 	"github.com/tokenledger/tokenledger/domain"
@@ -75,22 +77,25 @@ type APIConfig struct {
 	// Metrics receives the node's metrics and serves them at /metrics;
 	// nil means a new registry of the node's own.
 	Metrics *metrics.Metrics
+	// TracerProvider, if set, makes a server span of every request
+	// (api.Config.TracerProvider); nil means no HTTP tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultAPIConfig returns the API defaults.
 func DefaultAPIConfig() APIConfig {
 	return APIConfig{
-		HTTPAddr:        DefaultHTTPAddr,
-		Policy:          domain.DefaultPolicy(),
-		ProjectionName:  DefaultProjectionName,
-		MaxStaleness:    validator.DefaultMaxStaleness,
+		HTTPAddr:         DefaultHTTPAddr,
+		Policy:           domain.DefaultPolicy(),
+		ProjectionName:   DefaultProjectionName,
+		MaxStaleness:     validator.DefaultMaxStaleness,
 		EvictionGrace:    validator.DefaultEvictionGrace,
 		EvictionInterval: validator.DefaultEvictionInterval,
 		ColdLookupRate:   validator.DefaultColdLookupRate,
 		ColdLookupBurst:  validator.DefaultColdLookupBurst,
-		ReadyMaxLag:     DefaultReadyMaxLag,
-		MaxBodyBytes:    api.DefaultMaxBodyBytes,
-		MutationTimeout: api.DefaultMutationTimeout,
+		ReadyMaxLag:      DefaultReadyMaxLag,
+		MaxBodyBytes:     api.DefaultMaxBodyBytes,
+		MutationTimeout:  api.DefaultMutationTimeout,
 	}
 }
 
@@ -185,10 +190,10 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 	}()
 
 	v, err := validator.New(validator.Config{
-		Store:          store,
-		Projections:    read,
-		ProjectionName: cfg.ProjectionName,
-		Clock:          cfg.Clock,
+		Store:            store,
+		Projections:      read,
+		ProjectionName:   cfg.ProjectionName,
+		Clock:            cfg.Clock,
 		MaxStaleness:     cfg.MaxStaleness,
 		FailOpen:         cfg.FailOpen,
 		EvictionGrace:    cfg.EvictionGrace,
@@ -277,6 +282,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Degraded:         parts,
 		OpenAPI:          openAPIDocument(),
 		RequireAuthScope: cfg.RequireAuthScope,
+		TracerProvider:   cfg.TracerProvider,
 		UI:               pages.Handler,
 	})
 	if err != nil {

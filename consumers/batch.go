@@ -103,11 +103,14 @@ func (p *LifecycleProjector) apply(ctx context.Context, b *pending, retry *backo
 		defer p.mu.Unlock()
 		return projections.ApplyResult{Checkpoint: p.known}, true
 	}
+	ctx, span := startBatchSpan(ctx, SpanLifecycleBatch, p.cfg.Name, b.events)
+	defer span.End()
 	failures := backoff{initial: p.cfg.RetryInitial, max: p.cfg.RetryMax}
 	for {
 		res, err := p.applyOnce(ctx, b.events)
 		switch {
 		case err == nil:
+			span.SetAttributes(AttrApplied.Int(res.Applied), AttrCheckpoint.Int64(int64(res.Checkpoint)))
 			p.applied(res, b)
 			if res.Applied > 0 {
 				retry.reset()
@@ -121,6 +124,7 @@ func (p *LifecycleProjector) apply(ctx context.Context, b *pending, retry *backo
 			p.noteCheckpoint(res.Checkpoint)
 			return res, false
 		case projections.Permanent(err) || errors.Is(err, errPanicked):
+			batchFailed(span, err)
 			if len(b.events) == 1 {
 				p.halted(deliveryOf(b.from[0], nil), err)
 				return res, false
@@ -140,6 +144,7 @@ func (p *LifecycleProjector) apply(ctx context.Context, b *pending, retry *backo
 			return projections.ApplyResult{Checkpoint: p.known}, true
 		}
 		p.setLastError(err)
+		batchRetry(span, err)
 		wait := failures.next()
 		p.log.Warn("applying a batch failed; retrying", "first_sequence", b.events[0].Sequence, "events", len(b.events), "error", err, "retry_in", wait)
 		if !sleep(ctx, wait) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -240,9 +241,18 @@ type usageItem struct {
 func (c *UsageConsumer) handle(ctx context.Context, msgs []jetstream.Msg) (progressed, goOn bool) {
 	items := c.decode(msgs)
 	events, poison := c.eventsOf(items)
+	if len(events) > 0 {
+		// The span covers the write and the session extensions it causes.
+		var span trace.Span
+		ctx, span = startBatchSpan(ctx, SpanUsageBatch, c.cfg.Name, events)
+		defer span.End()
+	}
 	res, ok := c.apply(ctx, events)
 	if !ok {
 		return false, false
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(AttrApplied.Int(res.Applied), AttrCheckpoint.Int64(int64(res.Checkpoint)))
 	}
 	gap := false
 	if next, above := nextAfter(items, res.Checkpoint); above && next > res.Checkpoint+1 {
@@ -330,8 +340,10 @@ func (c *UsageConsumer) apply(ctx context.Context, events []domain.Envelope) (pr
 		}
 		if projections.Permanent(err) && len(events) > 0 {
 			first := events[0].Sequence
+			batchFailed(trace.SpanFromContext(ctx), err)
 			c.halted(usageItem{seq: first}, fmt.Errorf("the batch from sequence %d cannot be written: %w", first, err))
 		} else {
+			batchRetry(trace.SpanFromContext(ctx), err)
 			c.setLastError(err)
 			c.log.Warn("writing a usage batch failed; retrying", "error", err, "events", len(events))
 		}

@@ -10,6 +10,9 @@ import (
 	mrand "math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenledger/tokenledger/audit"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -475,6 +478,10 @@ func (s *Service) retry(ctx context.Context, op string, decide func(now time.Tim
 		if attempt > 0 {
 			if s.cfg.Metrics != nil {
 				s.cfg.Metrics.ObserveRetry(op)
+			}
+			if span := trace.SpanFromContext(ctx); span.IsRecording() {
+				span.AddEvent("conflict retry", trace.WithAttributes(
+					attribute.String("tokenledger.op", op), attribute.Int("tokenledger.attempt", attempt+1)))
 			}
 			if werr := sleep(ctx, mrand.N(backoff)+1); werr != nil {
 				return fmt.Errorf("%w: %w", ErrUnavailable, werr)

@@ -353,7 +353,7 @@ func (r *Rebuild) buildIndexes(ctx context.Context, plan indexPlan) error {
 	for range workers {
 		wg.Go(func() {
 			for stmt := range work {
-				if _, err := r.store.pool.Exec(ctx, stmt); err != nil {
+				if err := r.buildIndex(ctx, stmt); err != nil {
 					errs <- fmt.Errorf("%s: %w", stmt, err)
 					cancel()
 					return
@@ -388,6 +388,31 @@ feed:
 		}
 	}
 	return nil
+}
+
+// indexBuildMemory is the maintenance_work_mem, in kB, an index build of
+// Load runs with at least: the sort of a million rows' keys then fits in
+// memory (PostgreSQL's default of 64 MB spills the larger ones to disk).
+// A larger setting of the server's is kept.
+const indexBuildMemory = 256 << 10
+
+// buildIndex runs one index build in a transaction of its own, with
+// maintenance_work_mem raised to indexBuildMemory for it.
+func (r *Rebuild) buildIndex(ctx context.Context, stmt string) error {
+	tx, err := r.store.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT set_config('maintenance_work_mem', $1, true)
+WHERE (SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem') < $2`,
+		fmt.Sprintf("%dkB", indexBuildMemory), int64(indexBuildMemory)); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, stmt); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // ApplyBatch applies events to the shadow tables, exactly as

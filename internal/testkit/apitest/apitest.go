@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/consumers"
@@ -85,6 +86,9 @@ type Options struct {
 	// RequireAuthScope starts the API node with the setting of that name
 	// (app.APIConfig.RequireAuthScope).
 	RequireAuthScope bool
+	// TracerProvider starts the API node with HTTP server spans
+	// (app.APIConfig.TracerProvider).
+	TracerProvider trace.TracerProvider
 }
 
 // Start starts a stack for tb and stops it at cleanup: the API first (so
@@ -162,6 +166,7 @@ func Start(tb testing.TB, o Options) *Stack {
 		cfg.MutationTimeout = o.MutationTimeout
 	}
 	cfg.RequireAuthScope = o.RequireAuthScope
+	cfg.TracerProvider = o.TracerProvider
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
 	if err != nil {
