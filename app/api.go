@@ -87,7 +87,7 @@ func DefaultAPIConfig() APIConfig {
 	return APIConfig{
 		HTTPAddr:         DefaultHTTPAddr,
 		Policy:           domain.DefaultPolicy(),
-		ProjectionName:   DefaultProjectionName,
+		ProjectionName:   projections.LifecycleName,
 		MaxStaleness:     validator.DefaultMaxStaleness,
 		EvictionGrace:    validator.DefaultEvictionGrace,
 		EvictionInterval: validator.DefaultEvictionInterval,
@@ -171,7 +171,7 @@ func (a *API) URL() string { return "http://" + a.Addr.String() }
 //
 // The returned stop shuts the HTTP server down (letting requests in flight
 // finish), then closes the validator, which flushes the usage it counted.
-func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read *projections.Store,
+func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read *projections.ReadModel,
 	degraded map[string]api.Check, log *slog.Logger) (_ *API, _ func(context.Context) error, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
@@ -331,7 +331,7 @@ func listen(addr string, preferFree bool) (net.Listener, error) {
 
 // projectionLag fails when the projection is more than maxLag events behind
 // the lifecycle stream, or either cannot be read.
-func projectionLag(ctx context.Context, store *eventstore.Store, read *projections.Store, name string, maxLag uint64) error {
+func projectionLag(ctx context.Context, store *eventstore.Store, read *projections.ReadModel, name string, maxLag uint64) error {
 	last, err := store.StreamLastSequence(ctx)
 	if err != nil {
 		return fmt.Errorf("event store: %w", err)

@@ -42,7 +42,7 @@ const shadowSuffix = "_rebuild"
 // tables. A Rebuild is safe for concurrent use, but its steps are meant to
 // run in order.
 type Rebuild struct {
-	store *Store
+	store *ReadModel
 	name  string
 	// LockTimeout bounds how long Swap waits for each lock it needs (the
 	// live checkpoint row, held by a running ApplyBatch, and the live
@@ -57,7 +57,7 @@ type Rebuild struct {
 
 // NewRebuild returns a Rebuild of projection name (the name its live
 // ApplyBatch calls use).
-func (s *Store) NewRebuild(name string) *Rebuild { return &Rebuild{store: s, name: name} }
+func (s *ReadModel) NewRebuild(name string) *Rebuild { return &Rebuild{store: s, name: name} }
 
 // CheckpointName is the name of the shadow tables' checkpoint row.
 func (r *Rebuild) CheckpointName() string { return r.name + shadowSuffix }
@@ -416,7 +416,7 @@ WHERE (SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_me
 }
 
 // ApplyBatch applies events to the shadow tables, exactly as
-// Store.ApplyBatch applies them to the live ones, against the rebuild's
+// ReadModel.ApplyBatch applies them to the live ones, against the rebuild's
 // checkpoint. Before a successful Load the error wraps ErrNoRebuild.
 func (r *Rebuild) ApplyBatch(ctx context.Context, events []domain.Envelope) (applied int, err error) {
 	n, err := r.store.apply(ctx, nil, r.store.rebuild, r.CheckpointName(), events)

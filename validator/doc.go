@@ -3,7 +3,7 @@
 // that embeds it (tokenledger serve does).
 //
 // A Validator loads a consistent snapshot of the read model from
-// PostgreSQL (projections.Store.Snapshot) together with the stream
+// PostgreSQL (projections.ReadModel.Snapshot) together with the stream
 // sequence it reflects, then follows the lifecycle stream from the next
 // sequence with an ordered consumer, applying every token.issued,
 // token.expiry_set, token.revoked and owner.tokens_revoked event with the
@@ -72,7 +72,7 @@
 // reuse is still detected. BenchmarkChurn shows the heap following the
 // live set through a simulated year. See evict.go.
 //
-// The snapshot is read with only those tokens (projections.Store.
+// The snapshot is read with only those tokens (projections.ReadModel.
 // ValidatorSnapshot filters in SQL and hands rows decoded from the wire
 // without allocating); BenchmarkStartFromSnapshot measures a start's time
 // and peak memory.

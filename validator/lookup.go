@@ -231,14 +231,14 @@ func (l *lookups) loadHistory(ctx context.Context, id domain.TokenID) (events, f
 	for _, e := range events {
 		switch e.Type {
 		case domain.TypeTokenIssued:
-			if d, ok := payloadAs[domain.TokenIssued](e.Data); ok {
+			if d, ok := domain.PayloadAs[domain.TokenIssued](e.Data); ok {
 				owner = d.Owner
 				if d.Family != nil && !d.Family.IsZero() {
 					family, rotation = *d.Family, true
 				}
 			}
 		case domain.TypeTokenExpirySet:
-			if d, ok := payloadAs[domain.TokenExpirySet](e.Data); ok && d.RotatedTo != nil {
+			if d, ok := domain.PayloadAs[domain.TokenExpirySet](e.Data); ok && d.RotatedTo != nil {
 				rotation = true
 			}
 		}
@@ -251,7 +251,7 @@ func (l *lookups) loadHistory(ctx context.Context, id domain.TokenID) (events, f
 		return nil, nil, err
 	}
 	for _, e := range ownerEvents {
-		if d, ok := payloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked && d.Family == family {
+		if d, ok := domain.PayloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked && d.Family == family {
 			families = append(families, e)
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/migrations"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
@@ -48,7 +49,7 @@ type Stack struct {
 	NATS        *stack.NATS
 	Store       *eventstore.Store
 	Pool        *pgxpool.Pool
-	Projections *projections.Store
+	Projections *projections.ReadModel
 	Projector   *consumers.LifecycleProjector
 	Usage       *consumers.UsageConsumer
 	API         *app.API
@@ -126,7 +127,7 @@ func Start(tb testing.TB, o Options) *Stack {
 	}
 	s.Projections = projections.New(s.Pool, projections.WithClock(s.Clock))
 
-	boot, err := app.BootstrapAdmin(ctx, s.Store, s.Policy, s.Clock)
+	boot, err := ledger.BootstrapAdmin(ctx, s.Store, s.Policy, s.Clock)
 	if err != nil {
 		tb.Fatalf("bootstrap: %v", err)
 	}
@@ -140,7 +141,7 @@ func Start(tb testing.TB, o Options) *Stack {
 		go func() { ch <- f(runCtx) }()
 	}
 	s.Projector, err = consumers.NewLifecycleProjector(s.Store, stacktest.Conn(tb, s.NATS, nats.Name("apitest-projector")), s.Projections,
-		consumers.LifecycleConfig{Name: app.DefaultProjectionName, Logger: log})
+		consumers.LifecycleConfig{Name: projections.LifecycleName, Logger: log})
 	if err != nil {
 		tb.Fatalf("projector: %v", err)
 	}
@@ -152,7 +153,7 @@ func Start(tb testing.TB, o Options) *Stack {
 		return <-projDone
 	})
 	s.Usage, err = consumers.NewUsageConsumer(s.Store, s.Projections, consumers.UsageConfig{
-		Name: consumers.DefaultUsageName, Policy: s.Policy, Clock: s.Clock, Logger: log, MaxWait: 50 * time.Millisecond,
+		Name: projections.UsageName, Policy: s.Policy, Clock: s.Clock, Logger: log, MaxWait: 50 * time.Millisecond,
 	})
 	if err != nil {
 		tb.Fatalf("usage consumer: %v", err)
@@ -207,7 +208,7 @@ func (s *Stack) waitProjected(tb testing.TB) {
 		if err != nil {
 			return false
 		}
-		cp, err := s.Projections.Checkpoint(ctx, app.DefaultProjectionName)
+		cp, err := s.Projections.Checkpoint(ctx, projections.LifecycleName)
 		return err == nil && cp >= last
 	}, "the projection did not catch up with the stream")
 }

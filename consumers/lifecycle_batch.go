@@ -38,7 +38,7 @@ type pending struct {
 	from   []jetstream.Msg
 	// skip is the undecodable event the operator named in SkipSequence,
 	// if the batch holds it (as a placeholder event).
-	skip *Halt
+	skip *projections.Halt
 }
 
 func (b *pending) add(e domain.Envelope, m jetstream.Msg) {
@@ -71,7 +71,7 @@ func (p *LifecycleProjector) handle(ctx context.Context, msgs []jetstream.Msg, r
 			// as durable as an applied event. ApplyNext applies it only
 			// if it is the next event to apply.
 			b.add(domain.Envelope{Sequence: d.seq}, m)
-			b.skip = &Halt{Sequence: d.seq, Subject: d.subject, Reason: err.Error()}
+			b.skip = &projections.Halt{Sequence: d.seq, Subject: d.subject, Reason: err.Error()}
 			continue
 		}
 		// The events before it are applied first.
@@ -189,7 +189,7 @@ func (p *LifecycleProjector) halted(d delivery, cause error) {
 	p.mu.Lock()
 	fresh := p.halt == nil || p.halt.Sequence != d.seq || p.halt.Reason != reason
 	if fresh {
-		p.halt = &Halt{Sequence: d.seq, Subject: d.subject, Reason: reason, Since: time.Now().UTC()}
+		p.halt = &projections.Halt{Sequence: d.seq, Subject: d.subject, Reason: reason, Since: time.Now().UTC()}
 		p.haltErr = cause
 	}
 	p.lastErr = reason

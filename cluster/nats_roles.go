@@ -1,10 +1,10 @@
-package app
+package cluster
 
 import (
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // APINodePermissions are the NATS permissions of the API nodes' (and
@@ -17,7 +17,7 @@ func APINodePermissions(store eventstore.Config) *server.Permissions {
 	streams := []string{store.Stream, store.UsageStream}
 	return &server.Permissions{Publish: &server.SubjectPermission{
 		Allow: []string{">"},
-		Deny:  eventstore.APINodeDeniedAPISubjects(streams, []string{DefaultProjectionName, consumers.DefaultUsageName}),
+		Deny:  eventstore.APINodeDeniedAPISubjects(streams, []string{projections.LifecycleName, projections.UsageName}),
 	}}
 }
 
