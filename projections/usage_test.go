@@ -329,8 +329,9 @@ func TestConcurrentUsageAppliersCountEachEventOnce(t *testing.T) {
 					return
 				}
 				// Windows start up to 20 events back (redelivered) or up to
-				// 3 ahead (the events between held by another applier).
-				from := max(1, int(cp)+1+rng.IntN(24)-20)
+				// 3 ahead (the events between held by another applier),
+				// never past the last event.
+				from := min(events, max(1, int(cp)+1+rng.IntN(24)-20))
 				through := min(events, from+rng.IntN(150))
 				res, err := s.ApplyUsageBatch(context.Background(), usageName, u.slice(uint64(from), uint64(through)))
 				if err != nil {
