@@ -387,17 +387,26 @@ func testLoadInOrder(t *testing.T, h *harness, _ backend) {
 		t.Fatalf("stream last sequence = %d, %v; want %d", got, err, last)
 	}
 
-	// A consumer of the stream decodes what it receives with Decode.
-	cons, err := h.store.Stream().OrderedConsumer(h.ctx(), jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: all[3].Sequence,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A consumer of the stream decodes what it receives with Decode. In a
+	// cluster its creation may find nobody answering for a moment (a
+	// stream or meta leader moving, on a loaded machine); it is asked again
+	// then, as a worker would.
+	var msg jetstream.Msg
+	stacktest.Eventually(t, 30*time.Second, func() bool {
+		cons, err := h.store.Stream().OrderedConsumer(h.ctx(), jetstream.OrderedConsumerConfig{
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: all[3].Sequence,
+		})
+		if err == nil {
+			msg, err = cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		}
+		if err != nil && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal(err)
+		}
+		if err != nil {
+			t.Logf("ordered consumer: %v; asking again", err)
+		}
+		return err == nil
+	}, "an ordered consumer received the stream's fourth event")
 	decoded, err := h.store.Decode(msg)
 	if err != nil || !equalEnvelope(decoded, all[3]) {
 		t.Fatalf("Decode = %+v, %v; want %+v", decoded, err, all[3])
