@@ -18,6 +18,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/expiry"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
@@ -50,6 +51,10 @@ type DevConfig struct {
 	// API configures the API node; its Policy and Clock are the dev
 	// config's.
 	API APIConfig
+	// Expiry configures the expiry scheduler; its Clock is the dev
+	// config's. ExpiryOff disables it.
+	Expiry    expiry.Config
+	ExpiryOff bool
 }
 
 // DefaultDevConfig returns the defaults `make run` uses.
@@ -62,6 +67,7 @@ func DefaultDevConfig() DevConfig {
 		Store:        eventstore.DefaultConfig(),
 		Policy:       domain.DefaultPolicy(),
 		API:          devAPIConfig(),
+		Expiry:       expiry.DefaultConfig(),
 	}
 }
 
@@ -88,6 +94,9 @@ func (c DevConfig) Validate() error {
 	}
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("policy: %w", err))
+	}
+	if err := c.Expiry.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	apiCfg := c.API
 	apiCfg.Policy = c.Policy
@@ -262,6 +271,12 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, err
 	}
 	cleanups.push(run.stop)
+	if !cfg.ExpiryOff {
+		if run, err = startExpiry(workerStore, pool, d.Projections, cfg.Policy, cfg.Clock, cfg.Expiry, nil, log); err != nil {
+			return nil, nil, err
+		}
+		cleanups.push(run.stop)
+	}
 
 	apiCfg := cfg.API
 	apiCfg.Policy, apiCfg.Clock = cfg.Policy, cfg.Clock

@@ -17,6 +17,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/expiry"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 )
@@ -79,6 +80,10 @@ type ProjectConfig struct {
 	// UsageReadyMaxLag is how many events behind the usage stream the usage
 	// projection may be while /readyz still answers ready.
 	UsageReadyMaxLag uint64
+	// Expiry configures the expiry scheduler, which records the expiry
+	// notices with the ledger (under Usage.Policy); ExpiryOff disables it.
+	Expiry    expiry.Config
+	ExpiryOff bool
 }
 
 // DefaultProjectConfig returns the defaults of `tokenledger project`.
@@ -103,6 +108,7 @@ func DefaultProjectConfig() ProjectConfig {
 		HealthListen:     DefaultHealthListen,
 		ReadyMaxLag:      DefaultReadyMaxLag,
 		UsageReadyMaxLag: DefaultUsageReadyMaxLag,
+		Expiry:           expiry.DefaultConfig(),
 	}
 }
 
@@ -146,6 +152,9 @@ func (c ProjectConfig) Validate() error {
 	}
 	if err := c.Usage.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("usage consumer: %w", err))
+	}
+	if err := c.Expiry.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.HealthListen != "" {
 		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
@@ -258,6 +267,13 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		return nil, nil, err
 	}
 	cleanups.push(p.usageRun.stop)
+	if !cfg.ExpiryOff {
+		run, err := startExpiry(store, pool, p.Projections, cfg.Usage.Policy, cfg.Usage.Clock, cfg.Expiry, p.leader, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		cleanups.push(run.stop)
+	}
 	go p.leader.acquire()
 	p.done = make(chan struct{})
 	go func() {

@@ -115,6 +115,9 @@ type tokenState struct {
 	rotatedFrom     TokenID
 	rotatedTo       TokenID
 	family          TokenID
+	// notices are the ids of the expiry notices recorded (see
+	// AnnounceExpiry); they decide nothing else.
+	notices []EventID
 }
 
 // IssueToken issues a new token for req.Owner under policy p and returns it
@@ -948,6 +951,10 @@ func (t *Token) Apply(e Envelope) {
 	case TypeTokenRevoked:
 		if d, ok := payloadAs[TokenRevoked](e.Data); ok {
 			t.applyRevoked(e, d)
+		}
+	case TypeTokenExpiring, TypeTokenExpired:
+		if !slices.Contains(t.st.notices, e.ID) {
+			t.st.notices = append(t.st.notices, e.ID)
 		}
 	}
 }

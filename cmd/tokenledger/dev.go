@@ -17,6 +17,7 @@ const stopTimeout = 5 * time.Second
 
 func newDevCommand(g *globalFlags) *cobra.Command {
 	cfg := app.DefaultDevConfig()
+	var expiryOn bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole system in one process on embedded defaults",
@@ -31,6 +32,7 @@ token once. All state lives under --data-dir; stop it with Ctrl-C.`,
 				return err
 			}
 			ctx := cmd.Context()
+			cfg.ExpiryOff = !expiryOn
 			dev, stop, err := app.StartDev(ctx, cfg, log)
 			if err != nil {
 				return err
@@ -56,6 +58,7 @@ token once. All state lives under --data-dir; stop it with Ctrl-C.`,
 	f.IntVar(&cfg.PostgresPort, "postgres-port", cfg.PostgresPort, "preferred port of the local PostgreSQL cluster (a taken port is replaced by a free one)")
 	bindAPIFlags(f, &cfg.API)
 	bindPolicyFlags(f, &cfg.Policy)
+	bindExpiryFlags(f, &cfg.Expiry, &expiryOn)
 	return cmd
 }
 

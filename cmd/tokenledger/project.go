@@ -55,6 +55,7 @@ func newProjectCommand(g *globalFlags) *cobra.Command {
 	cfg := app.DefaultProjectConfig()
 	healthListen := cfg.HealthListen
 	shutdownTimeout := defaultShutdownTimeout
+	var expiryOn bool
 	cmd := &cobra.Command{
 		Use:   "project",
 		Short: "Run the projection workers: keep the PostgreSQL read model up to date",
@@ -88,6 +89,7 @@ reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 				return err
 			}
 			cfg.HealthListen = healthListen
+			cfg.ExpiryOff = !expiryOn
 			cfg.Usage.RetryInitial, cfg.Usage.RetryMax = cfg.Lifecycle.RetryInitial, cfg.Lifecycle.RetryMax
 			if healthListen == "off" {
 				cfg.HealthListen = ""
@@ -134,6 +136,7 @@ reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 	f.Uint64Var(&cfg.UsageReadyMaxLag, "usage-ready-max-lag", cfg.UsageReadyMaxLag, "most events the usage projection may be behind the usage stream while /readyz answers ready")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "longest graceful stop after SIGINT or SIGTERM")
 	bindPolicyFlags(f, &cfg.Usage.Policy)
+	bindExpiryFlags(f, &cfg.Expiry, &expiryOn)
 	return cmd
 }
 
