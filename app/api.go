@@ -67,6 +67,11 @@ type APIConfig struct {
 	// Metrics receives the node's metrics and serves them at /metrics;
 	// nil means a new registry of the node's own.
 	Metrics *metrics.Metrics
+	// Webhooks answers the webhook routes (StartServe and StartDev set
+	// it); WebhookAllowPrivate lets endpoints name loopback, private and
+	// link-local addresses.
+	Webhooks            api.Webhooks
+	WebhookAllowPrivate bool
 }
 
 // DefaultAPIConfig returns the API defaults.
@@ -240,6 +245,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Degraded:         parts,
 		OpenAPI:          openAPIDocument(),
 		RequireAuthScope: cfg.RequireAuthScope,
+		Webhooks:         cfg.Webhooks,
 	})
 	if err != nil {
 		return nil, nil, err

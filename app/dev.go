@@ -22,6 +22,7 @@ import (
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
+	"github.com/tokenledger/tokenledger/webhooks"
 )
 
 // DevConfig configures `tokenledger dev`: the whole system in one process,
@@ -55,6 +56,9 @@ type DevConfig struct {
 	// config's. ExpiryOff disables it.
 	Expiry    expiry.Config
 	ExpiryOff bool
+	// Webhooks configures the webhook dispatcher; its Clock is the dev
+	// config's, and its AllowPrivateTargets applies to registrations too.
+	Webhooks webhooks.Config
 }
 
 // DefaultDevConfig returns the defaults `make run` uses.
@@ -68,6 +72,7 @@ func DefaultDevConfig() DevConfig {
 		Policy:       domain.DefaultPolicy(),
 		API:          devAPIConfig(),
 		Expiry:       expiry.DefaultConfig(),
+		Webhooks:     webhooks.DefaultConfig(),
 	}
 }
 
@@ -96,6 +101,9 @@ func (c DevConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("policy: %w", err))
 	}
 	if err := c.Expiry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Webhooks.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	apiCfg := c.API
@@ -278,8 +286,17 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		cleanups.push(run.stop)
 	}
 
+	hooks := cfg.Webhooks
+	hooks.Clock = cfg.Clock
+	if run, err = startWebhooks(workerStore, d.NATS.ClientURL(), natsconn.Auth{}, pool, hooks, nil, log,
+		nats.Name("tokenledger-dev-webhooks"), asWorker); err != nil {
+		return nil, nil, err
+	}
+	cleanups.push(run.stop)
+
 	apiCfg := cfg.API
 	apiCfg.Policy, apiCfg.Clock = cfg.Policy, cfg.Clock
+	apiCfg.Webhooks = webhooks.NewManager(pool, d.Store, cfg.Webhooks.AllowPrivateTargets, cfg.Clock)
 	var stopAPI func(context.Context) error
 	// The workers are parts the API serves without: their trouble is a
 	// degraded part of /readyz, not a reason to stop taking requests.

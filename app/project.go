@@ -20,6 +20,7 @@ import (
 	"github.com/tokenledger/tokenledger/expiry"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/webhooks"
 )
 
 // Defaults of ProjectConfig.
@@ -84,6 +85,9 @@ type ProjectConfig struct {
 	// notices with the ledger (under Usage.Policy); ExpiryOff disables it.
 	Expiry    expiry.Config
 	ExpiryOff bool
+	// Webhooks configures the webhook dispatcher, which runs while this
+	// process leads the projection.
+	Webhooks webhooks.Config
 }
 
 // DefaultProjectConfig returns the defaults of `tokenledger project`.
@@ -109,6 +113,7 @@ func DefaultProjectConfig() ProjectConfig {
 		ReadyMaxLag:      DefaultReadyMaxLag,
 		UsageReadyMaxLag: DefaultUsageReadyMaxLag,
 		Expiry:           expiry.DefaultConfig(),
+		Webhooks:         webhooks.DefaultConfig(),
 	}
 }
 
@@ -154,6 +159,9 @@ func (c ProjectConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("usage consumer: %w", err))
 	}
 	if err := c.Expiry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Webhooks.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.HealthListen != "" {
@@ -274,6 +282,12 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		}
 		cleanups.push(run.stop)
 	}
+	hooks, err := startWebhooks(store, cfg.NATSURL, cfg.NATSAuth, pool, cfg.Webhooks, p.leader, log,
+		nats.Name("tokenledger-project-webhooks"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanups.push(hooks.stop)
 	go p.leader.acquire()
 	p.done = make(chan struct{})
 	go func() {

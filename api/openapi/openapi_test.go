@@ -100,6 +100,10 @@ func TestOperationsMatchTheAPI(t *testing.T) {
 		{openapi.Operation{Method: "PATCH", Path: "/v1/tokens/{id}", ID: "setTokenExpiry"}, []int{200, 400, 401, 403, 404, 409, 413, 415, 503}},
 		{openapi.Operation{Method: "GET", Path: "/v1/tokens/{id}/events", ID: "listTokenEvents"}, []int{200, 400, 401, 404, 503}},
 		{openapi.Operation{Method: "POST", Path: "/v1/tokens/{id}/rotate", ID: "rotateToken"}, []int{201, 400, 401, 403, 404, 409, 413, 415, 503}},
+		{openapi.Operation{Method: "GET", Path: "/v1/webhooks", ID: "listWebhooks"}, []int{200, 400, 401, 503}},
+		{openapi.Operation{Method: "POST", Path: "/v1/webhooks", ID: "createWebhook"}, []int{201, 400, 401, 403, 413, 415, 503}},
+		{openapi.Operation{Method: "DELETE", Path: "/v1/webhooks/{id}", ID: "removeWebhook"}, []int{204, 400, 401, 404, 503}},
+		{openapi.Operation{Method: "GET", Path: "/v1/webhooks/{id}/deliveries", ID: "listWebhookDeliveries"}, []int{200, 400, 401, 404, 503}},
 	}
 	var wantOps []openapi.Operation
 	for _, w := range want {
@@ -234,6 +238,11 @@ var wireTypes = []struct {
 }{
 	{sdk.Token{}, "Token", false},
 	{sdk.IssueRequest{}, "IssueRequest", true},
+	{sdk.WebhookRequest{}, "WebhookRequest", true},
+	{sdk.Webhook{}, "Webhook", false},
+	{sdk.WebhookList{}, "WebhookList", false},
+	{sdk.WebhookDelivery{}, "WebhookDelivery", false},
+	{sdk.WebhookDeliveries{}, "WebhookDeliveries", false},
 	{sdk.IssuedToken{}, "IssuedToken", false},
 	{sdk.RotatedToken{}, "RotatedToken", false},
 	{sdk.SetExpiryRequest{}, "SetExpiryRequest", true},

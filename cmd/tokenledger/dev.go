@@ -59,6 +59,7 @@ token once. All state lives under --data-dir; stop it with Ctrl-C.`,
 	bindAPIFlags(f, &cfg.API)
 	bindPolicyFlags(f, &cfg.Policy)
 	bindExpiryFlags(f, &cfg.Expiry, &expiryOn)
+	bindWebhookFlags(f, &cfg.Webhooks)
 	return cmd
 }
 

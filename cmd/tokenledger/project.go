@@ -137,6 +137,7 @@ reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "longest graceful stop after SIGINT or SIGTERM")
 	bindPolicyFlags(f, &cfg.Usage.Policy)
 	bindExpiryFlags(f, &cfg.Expiry, &expiryOn)
+	bindWebhookFlags(f, &cfg.Webhooks)
 	return cmd
 }
 

@@ -83,6 +83,7 @@ validator flushes the usage it counted.`,
 	bindConnectFlags(f, &cfg.NATSURL, &cfg.NATSAuth, &cfg.PostgresURL, &cfg.Store)
 	f.Int32Var(&cfg.PostgresMaxConns, "postgres-max-conns", cfg.PostgresMaxConns, "size of the PostgreSQL connection pool")
 	bindAPIFlags(f, &cfg.API)
+	f.BoolVar(&cfg.API.WebhookAllowPrivate, "webhook-allow-private", cfg.API.WebhookAllowPrivate, webhookAllowPrivateUsage)
 	bindPolicyFlags(f, &cfg.API.Policy)
 	f.StringVar(&cfg.API.ProjectionName, "projection", cfg.API.ProjectionName, "lifecycle projection the validator loads its snapshot from")
 	f.Uint64Var(&cfg.API.ReadyMaxLag, "ready-max-lag", cfg.API.ReadyMaxLag, "most events the projection may be behind the stream before /readyz names it degraded (the node stays ready)")

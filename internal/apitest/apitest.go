@@ -27,6 +27,7 @@ import (
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
 	"github.com/tokenledger/tokenledger/stacktest"
+	"github.com/tokenledger/tokenledger/webhooks"
 )
 
 // Stack is a running API node and everything behind it.
@@ -162,6 +163,7 @@ func Start(tb testing.TB, o Options) *Stack {
 		cfg.MutationTimeout = o.MutationTimeout
 	}
 	cfg.RequireAuthScope = o.RequireAuthScope
+	cfg.Webhooks = webhooks.NewManager(s.Pool, s.Store, false, s.Clock)
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
 	if err != nil {
