@@ -79,10 +79,10 @@ vet:
 # bench measures every target figure of PRODUCT.md on the local stack, next
 # to the DRF peer and a bare net/http handler, and on make cluster's
 # topology (3 nats-servers: hence nats-server), and rewrites the table of
-# BENCHMARKS.md (see bench/main.go). Everything it starts is stopped at the
+# BENCHMARKS.md (see cmd/bench/main.go). Everything it starts is stopped at the
 # end; it needs wrk (installed with apt-get when missing).
 bench: build nats-server
-	$(GO) build -o $(BENCH_BIN) ./bench
+	$(GO) build -o $(BENCH_BIN) ./cmd/bench
 	$(BENCH_BIN) --quick '$(BENCH_QUICK)' --tokenledger $(BIN) --nats-server $(NATS_SERVER_BIN) --peer $(DRF_PEER) --go $(GO)
 
 # images builds the images deploy/compose.yaml runs: static binaries

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenledger/tokenledger/internal/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 

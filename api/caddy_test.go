@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenledger/tokenledger/internal/apitest"
-	"github.com/tokenledger/tokenledger/internal/caddytest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/caddytest"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/domain"
-	"github.com/tokenledger/tokenledger/internal/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 

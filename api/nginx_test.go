@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenledger/tokenledger/internal/apitest"
-	"github.com/tokenledger/tokenledger/internal/nginxtest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/nginxtest"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 

@@ -12,8 +12,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/tokenledger/tokenledger/internal/apitest"
-	"github.com/tokenledger/tokenledger/internal/authlibtest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/authlibtest"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 

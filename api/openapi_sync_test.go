@@ -17,10 +17,10 @@ import (
 	"github.com/tokenledger/tokenledger/api/openapi"
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/domain"
-	"github.com/tokenledger/tokenledger/internal/apitest"
-	"github.com/tokenledger/tokenledger/internal/openapitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/openapitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/sdk"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // fetchDocument gets /v1/openapi.json from the running stack, and loads and

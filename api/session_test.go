@@ -8,9 +8,9 @@ import (
 
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
-	"github.com/tokenledger/tokenledger/internal/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/sdk"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // TestShortIdleSessionKeepsSlidingWhileUsed is the end-to-end regression

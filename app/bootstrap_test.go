@@ -8,7 +8,7 @@ import (
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
-	"github.com/tokenledger/tokenledger/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 )
 
 // Bootstrap issues the first admin token of an empty ledger, refuses a

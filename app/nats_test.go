@@ -13,9 +13,9 @@ import (
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/stack"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // Validate names every problem at once, each with its flag, and never the

@@ -10,9 +10,9 @@ import (
 
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/projections"
-	"github.com/tokenledger/tokenledger/projections/projectionstest"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // TestReplayOnARunningSystem rebuilds the projection while the lifecycle

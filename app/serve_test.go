@@ -9,7 +9,7 @@ import (
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
-	"github.com/tokenledger/tokenledger/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 )
 
 // A graceful stop of serve flushes the usage its validator counted: every

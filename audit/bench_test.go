@@ -8,8 +8,8 @@ import (
 	"github.com/tokenledger/tokenledger/audit"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
-	"github.com/tokenledger/tokenledger/projections/projectionstest"
-	"github.com/tokenledger/tokenledger/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 )
 
 // BenchmarkStateAt100k measures StateAt over 100,000 lifecycle events and

@@ -7,9 +7,9 @@ import (
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/migrations"
 	"github.com/tokenledger/tokenledger/projections"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 func TestMain(m *testing.M) { stacktest.Main(m) }

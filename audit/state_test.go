@@ -12,8 +12,8 @@ import (
 
 	"github.com/tokenledger/tokenledger/audit"
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
 	"github.com/tokenledger/tokenledger/projections"
-	"github.com/tokenledger/tokenledger/projections/projectionstest"
 )
 
 // simulation runs random commands of the real domain over simulated time

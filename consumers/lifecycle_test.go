@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/projections"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // TestLifecycleProjectorMatchesFold projects 10,000 random lifecycle

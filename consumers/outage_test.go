@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/stack"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // outage is how long PostgreSQL is down in TestLifecycleProjectorRidesOutPostgresOutage.

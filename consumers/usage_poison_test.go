@@ -13,7 +13,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
-	"github.com/tokenledger/tokenledger/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 )
 
 // TestUsageConsumerHaltsAtPoison stores a message the registry cannot

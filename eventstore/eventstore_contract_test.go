@@ -20,8 +20,8 @@ import (
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/stack"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // Users of the test servers: the operator may do anything; the

@@ -15,7 +15,6 @@ import (
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/export"
-	"github.com/tokenledger/tokenledger/internal/progress"
 )
 
 var millionEvents = flag.Int("export.events", 0, "events in TestExportOfAMillionEventsVerifies (0: 1,000,000, or 200,000 under the race detector)")
@@ -30,7 +29,7 @@ func acceptanceEvents(t *testing.T) int {
 		return *millionEvents
 	case raceEnabled:
 		t.Logf("race detector on: %s events instead of 1,000,000 (run without -race, or with -export.events 1000000, for the full size)",
-			progress.Count(raceEvents))
+			export.Count(raceEvents))
 		return raceEvents
 	}
 	return 1_000_000
@@ -53,7 +52,7 @@ func TestExportOfAMillionEventsVerifies(t *testing.T) {
 	start := time.Now()
 	h := newHistory(1, false)
 	publish(t, store, n, h.next)
-	t.Logf("published %s events in %v", progress.Count(uint64(n)), time.Since(start).Round(time.Millisecond))
+	t.Logf("published %s events in %v", export.Count(uint64(n)), time.Since(start).Round(time.Millisecond))
 
 	pub, priv := signingKey(t)
 	dir := t.TempDir()
@@ -65,8 +64,8 @@ func TestExportOfAMillionEventsVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := res.Manifest
-	t.Logf("exported %s events in %v (%s events/s; owners: %d cache hits, %d loads)", progress.Count(m.Records),
-		res.Elapsed.Round(time.Millisecond), progress.Count(uint64(res.Rate())), res.Owners.Hits, res.Owners.Loads)
+	t.Logf("exported %s events in %v (%s events/s; owners: %d cache hits, %d loads)", export.Count(m.Records),
+		res.Elapsed.Round(time.Millisecond), export.Count(uint64(res.Rate())), res.Owners.Hits, res.Owners.Loads)
 	if m.Records != uint64(n) || m.Lifecycle.First != 1 || m.Lifecycle.Last != uint64(n) {
 		t.Fatalf("manifest: %d records, sequences %d..%d; want %d, 1..%d", m.Records, m.Lifecycle.First, m.Lifecycle.Last, n, n)
 	}
@@ -90,7 +89,7 @@ func TestExportOfAMillionEventsVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("exported %s events as CSV in %v", progress.Count(res.Manifest.Records), res.Elapsed.Round(time.Millisecond))
+		t.Logf("exported %s events as CSV in %v", export.Count(res.Manifest.Records), res.Elapsed.Round(time.Millisecond))
 		if res.Manifest.Records != uint64(n) || !maps.Equal(res.Manifest.Counts, m.Counts) {
 			t.Fatalf("CSV export: %d records %v, JSONL: %d records %v", res.Manifest.Records, res.Manifest.Counts, m.Records, m.Counts)
 		}
@@ -150,7 +149,7 @@ func TestExportOfAMillionEventsVerifies(t *testing.T) {
 			},
 			want: func(t *testing.T, rep export.Report) {
 				requireProblem(t, rep, export.ProblemChain, lineNo(mid)+"hash chain broken", "does not continue line "+itoa(mid-1))
-				requireProblem(t, rep, export.ProblemCount, "records removed: "+progress.Count(uint64(n-1))+" records, manifest says "+progress.Count(uint64(n)))
+				requireProblem(t, rep, export.ProblemCount, "records removed: "+export.Count(uint64(n-1))+" records, manifest says "+export.Count(uint64(n)))
 				requireProblem(t, rep, export.ProblemCount, "counts: ", "manifest says")
 			},
 		},
@@ -175,7 +174,7 @@ func TestExportOfAMillionEventsVerifies(t *testing.T) {
 				copyManifest(t, path, dst, nil)
 			},
 			want: func(t *testing.T, rep export.Report) {
-				requireProblem(t, rep, export.ProblemCount, "file truncated: "+progress.Count(uint64(mid-1))+" records, manifest says "+progress.Count(uint64(n)))
+				requireProblem(t, rep, export.ProblemCount, "file truncated: "+export.Count(uint64(mid-1))+" records, manifest says "+export.Count(uint64(n)))
 				requireProblem(t, rep, export.ProblemRecord, lineNo(mid)+"the file ends inside this record")
 				requireProblem(t, rep, export.ProblemChain, "hash chain head")
 			},
@@ -188,7 +187,7 @@ func TestExportOfAMillionEventsVerifies(t *testing.T) {
 			},
 			want: func(t *testing.T, rep export.Report) {
 				requireProblem(t, rep, export.ProblemSignature, "manifest signature invalid")
-				requireProblem(t, rep, export.ProblemCount, "counts: token.revoked.v1 has "+progress.Count(m.Counts[revoked])+" records, manifest says "+progress.Count(m.Counts[revoked]+1))
+				requireProblem(t, rep, export.ProblemCount, "counts: token.revoked.v1 has "+export.Count(m.Counts[revoked])+" records, manifest says "+export.Count(m.Counts[revoked]+1))
 			},
 		},
 		{

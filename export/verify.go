@@ -16,7 +16,6 @@ import (
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
-	"github.com/tokenledger/tokenledger/internal/progress"
 )
 
 // ProblemKind classifies what Verify found wrong.
@@ -270,7 +269,7 @@ func checkManifest(p *problems, m Manifest) {
 		sum += n
 	}
 	if sum != m.Records {
-		p.fileProblem(ProblemManifest, "manifest: the counts add up to %s records, the manifest says %s", progress.Count(sum), progress.Count(m.Records))
+		p.fileProblem(ProblemManifest, "manifest: the counts add up to %s records, the manifest says %s", Count(sum), Count(m.Records))
 	}
 	switch {
 	case m.Filter.IncludeUsage && m.Usage == nil:
@@ -399,11 +398,11 @@ func (c *checker) finish(sum [32]byte) {
 	}
 	switch {
 	case c.records < m.Records && c.breaks == 0:
-		p.fileProblem(ProblemCount, "file truncated: %s records, manifest says %s", progress.Count(c.records), progress.Count(m.Records))
+		p.fileProblem(ProblemCount, "file truncated: %s records, manifest says %s", Count(c.records), Count(m.Records))
 	case c.records < m.Records:
-		p.fileProblem(ProblemCount, "records removed: %s records, manifest says %s", progress.Count(c.records), progress.Count(m.Records))
+		p.fileProblem(ProblemCount, "records removed: %s records, manifest says %s", Count(c.records), Count(m.Records))
 	case c.records > m.Records:
-		p.fileProblem(ProblemCount, "records added: %s records, manifest says %s", progress.Count(c.records), progress.Count(m.Records))
+		p.fileProblem(ProblemCount, "records added: %s records, manifest says %s", Count(c.records), Count(m.Records))
 	}
 	types := slices.Sorted(maps.Keys(c.counts))
 	for t := range maps.Keys(m.Counts) {
@@ -414,7 +413,7 @@ func (c *checker) finish(sum [32]byte) {
 	slices.Sort(types)
 	for _, t := range types {
 		if got, want := c.counts[t], m.Counts[t]; got != want {
-			p.fileProblem(ProblemCount, "counts: %s has %s records, manifest says %s", t, progress.Count(got), progress.Count(want))
+			p.fileProblem(ProblemCount, "counts: %s has %s records, manifest says %s", t, Count(got), Count(want))
 		}
 	}
 	c.checkSpan("lifecycle", *c.spans[Lifecycle], m.Lifecycle.SequenceSpan)

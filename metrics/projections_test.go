@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/consumers"
-	"github.com/tokenledger/tokenledger/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 )
 
 // fixedStatus returns a status func answering st.

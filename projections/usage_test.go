@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
 	"github.com/tokenledger/tokenledger/projections"
-	"github.com/tokenledger/tokenledger/projections/projectionstest"
 )
 
 const usageName = "usage"

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
-	"github.com/tokenledger/tokenledger/internal/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/sdk"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // secretPattern finds the secrets a command printed.

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
-	"github.com/tokenledger/tokenledger/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 )
 
 // buildBinary compiles tokenledger once per test binary.

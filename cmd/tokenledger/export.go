@@ -15,10 +15,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tokenledger/tokenledger/app"
+	"github.com/tokenledger/tokenledger/cmd/tokenledger/internal/progress"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/export"
-	"github.com/tokenledger/tokenledger/internal/progress"
 	"github.com/tokenledger/tokenledger/natsconn"
 )
 
@@ -139,8 +139,8 @@ otherwise); the summary goes to stdout.`,
 				signed = "UNSIGNED"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "exported %s records to %s (%s events read in %.2f s: %s events/s); manifest %s, %s\n",
-				progress.Count(m.Records), out, progress.Count(res.Scanned), res.Elapsed.Seconds(),
-				progress.Count(uint64(res.Rate())), export.ManifestPath(out), signed)
+				export.Count(m.Records), out, export.Count(res.Scanned), res.Elapsed.Seconds(),
+				export.Count(uint64(res.Rate())), export.ManifestPath(out), signed)
 			return nil
 		},
 	}
@@ -255,7 +255,7 @@ records and a count of the rest), and exits non-zero if there is any.`,
 				fmt.Fprintln(w, p.Message)
 			}
 			if n := rep.Omitted(); n > 0 {
-				fmt.Fprintf(w, "... and %s more problems\n", progress.Count(uint64(n)))
+				fmt.Fprintf(w, "... and %s more problems\n", export.Count(uint64(n)))
 			}
 			if err != nil {
 				return oneLine(err)
@@ -268,7 +268,7 @@ records and a count of the rest), and exits non-zero if there is any.`,
 			if rep.Unsigned {
 				how = "UNSIGNED (accepted by --allow-unsigned)"
 			}
-			fmt.Fprintf(w, "OK: %s, %s records, chain head %s, %s", args[0], progress.Count(rep.Records), m.Chain.Head, how)
+			fmt.Fprintf(w, "OK: %s, %s records, chain head %s, %s", args[0], export.Count(rep.Records), m.Chain.Head, how)
 			if rep.Compared {
 				fmt.Fprintf(w, "; matches the %s stream through sequence %d", m.Lifecycle.Stream, m.Lifecycle.ScannedThrough)
 				if m.Usage != nil {
@@ -353,7 +353,7 @@ func exportPlural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}
-	return progress.Count(uint64(n)) + " " + what + "s"
+	return export.Count(uint64(n)) + " " + what + "s"
 }
 
 // exportProgress shows an export's or a verification's progress on stderr.

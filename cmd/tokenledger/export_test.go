@@ -18,7 +18,7 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/export"
-	"github.com/tokenledger/tokenledger/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 )
 
 // exportRootCommand is the root command with the export commands, as

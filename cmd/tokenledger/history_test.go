@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/audit"
-	"github.com/tokenledger/tokenledger/internal/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 

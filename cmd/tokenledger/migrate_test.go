@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/migrations"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 func TestMain(m *testing.M) { stacktest.Main(m) }

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/stack"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // Every command that connects to NATS takes the credentials and TLS

@@ -21,9 +21,9 @@ import (
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/projections"
-	"github.com/tokenledger/tokenledger/projections/projectionstest"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 // proc is a running tokenledger process.

@@ -10,7 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokenledger/tokenledger/app"
-	"github.com/tokenledger/tokenledger/internal/progress"
+	"github.com/tokenledger/tokenledger/cmd/tokenledger/internal/progress"
+	"github.com/tokenledger/tokenledger/export"
 )
 
 func newReplayCommand(g *globalFlags) *cobra.Command {
@@ -54,8 +55,8 @@ every five seconds otherwise); the summary goes to stdout.`,
 				return oneLine(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "replayed %s events in %.2f s: %s events/s (%s tokens, %s owner revocations; projection %q at sequence %d)\n",
-				progress.Count(res.Events), res.Elapsed.Seconds(), progress.Count(uint64(res.Rate())),
-				progress.Count(uint64(res.Tokens)), progress.Count(uint64(res.Owners)), cfg.Rebuild.Name, res.Sequence)
+				export.Count(res.Events), res.Elapsed.Seconds(), export.Count(uint64(res.Rate())),
+				export.Count(uint64(res.Tokens)), export.Count(uint64(res.Owners)), cfg.Rebuild.Name, res.Sequence)
 			return nil
 		},
 	}

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/projections"
-	"github.com/tokenledger/tokenledger/projections/projectionstest"
-	"github.com/tokenledger/tokenledger/stacktest"
 )
 
 var replaySummary = regexp.MustCompile(`^replayed ([\d,]+) events in [\d.]+ s: [\d,]+ events/s \(([\d,]+) tokens, [\d,]+ owner revocations; projection "lifecycle" at sequence (\d+)\)\n$`)

@@ -53,7 +53,7 @@ func Start(tb testing.TB, cfg Config) *Caddy {
 		tb.Fatal(err)
 	}
 	_, self, _, _ := runtime.Caller(0)
-	caddyfile := filepath.Join(filepath.Dir(self), "..", "..", "deploy", "caddy", "Caddyfile")
+	caddyfile := filepath.Join(filepath.Dir(self), "..", "..", "..", "deploy", "caddy", "Caddyfile")
 	snippet, err := os.ReadFile(caddyfile)
 	if err != nil {
 		tb.Fatalf("read %s: %v", caddyfile, err)

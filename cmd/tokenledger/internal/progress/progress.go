@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tokenledger/tokenledger/export"
 )
 
 // Meter counts work done towards a total. Its methods are safe for
@@ -282,14 +284,14 @@ func Line(s Sample, opts Options) string {
 		b.WriteString(": ")
 	}
 	fmt.Fprintf(&b, "%s/%s %s (%.0f%%), %s %s/s, ETA %s",
-		Count(s.Done), Count(s.Total), unit(opts.Unit), 100*s.Fraction(),
-		Count(uint64(s.Rate)), unit(opts.Unit), eta(s.Left))
+		export.Count(s.Done), export.Count(s.Total), unit(opts.Unit), 100*s.Fraction(),
+		export.Count(uint64(s.Rate)), unit(opts.Unit), eta(s.Left))
 	return b.String()
 }
 
 func counts(s Sample, u string) string {
-	return fmt.Sprintf("%s/%s %s  %s %s/s  ETA %s", Count(s.Done), Count(s.Total), unit(u),
-		Count(uint64(s.Rate)), unit(u), eta(s.Left))
+	return fmt.Sprintf("%s/%s %s  %s %s/s  ETA %s", export.Count(s.Done), export.Count(s.Total), unit(u),
+		export.Count(uint64(s.Rate)), unit(u), eta(s.Left))
 }
 
 func unit(u string) string {
@@ -304,26 +306,6 @@ func eta(d time.Duration) string {
 		return "?"
 	}
 	return d.Round(time.Second).String()
-}
-
-// Count renders n with thousands separators: 1234567 → "1,234,567".
-func Count(n uint64) string {
-	s := fmt.Sprint(n)
-	if len(s) <= 3 {
-		return s
-	}
-	var b strings.Builder
-	lead := len(s) % 3
-	if lead > 0 {
-		b.WriteString(s[:lead])
-	}
-	for i := lead; i < len(s); i += 3 {
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(s[i : i+3])
-	}
-	return b.String()
 }
 
 // IsTerminal reports whether f is a terminal (a character device), on

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/tokenledger/tokenledger/api/openapi"
-	"github.com/tokenledger/tokenledger/internal/openapitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/openapitest"
 )
 
 // recorder stands in for the testing.TB a Checker reports to, so a test can

@@ -221,7 +221,7 @@ func ratios(v, drf, bare float64) string {
 func (r results) httpRows() []row {
 	drf := of(r.DRF.Runs, rps).median()
 	bare := of(r.Bare, rps).median()
-	wrkCmd := fmt.Sprintf("`wrk -t%d -c%d -d%s --latency -s bench/random_token.lua URL -- TOKENS Authorization 'Bearer '`", r.Wrk.Threads, r.Wrk.Conns, r.Wrk.Duration)
+	wrkCmd := fmt.Sprintf("`wrk -t%d -c%d -d%s --latency -s cmd/bench/random_token.lua URL -- TOKENS Authorization 'Bearer '`", r.Wrk.Threads, r.Wrk.Conns, r.Wrk.Duration)
 	auth := func(tokens int, runs []wrkResult) row {
 		v := of(runs, rps)
 		row := row{
