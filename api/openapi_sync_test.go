@@ -238,9 +238,14 @@ var envoyAuthMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTION
 // staleness bound) for every authenticated operation.
 func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{})
+	scanKeys := newScanKeys(t)
+	scanKey := scanKeys.publish(t, "key-1")
+	s := apitest.Start(t, apitest.Options{SecretScanningKeysURL: scanKeys.srv.URL})
 	served, _ := fetchDocument(t, s)
 	chk := openapitest.New(t, served)
+	signed := func(body []byte) http.Header {
+		return http.Header{"Github-Public-Key-Identifier": {"key-1"}, "Github-Public-Key-Signature": {sign(t, scanKey, body)}}
+	}
 	c := chk.Client()
 	c.Timeout = 30 * time.Second
 	// A redirect is an answer to check, not to follow.
@@ -389,6 +394,20 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 		tr.call(t, conforming(req{method: "GET", path: "/v1/owners/bob/events", secret: alice.Secret}), 403)
 	})
 
+	t.Run("reportLeakedSecrets", func(t *testing.T) {
+		leaked := issueVia(t, admin, sdk.IssueRequest{Owner: "alice", Name: "leaked"})
+		body := reportBody(t, sdk.SecretScanningReport{Token: leaked.Secret, Type: "tokenledger_token", URL: "https://github.com/o/r/blob/1/f", Source: "content"},
+			sdk.SecretScanningReport{Token: "tlk_nothing", Type: "tokenledger_token", URL: "https://github.com/o/r", Source: "commit"})
+		tr.call(t, conforming(req{method: "POST", path: "/v1/secret-scanning/github", body: body, header: signed(body)}), 200)
+		bad := []byte(`[{"token": 7}]`)
+		tr.call(t, req{method: "POST", path: "/v1/secret-scanning/github", body: bad, header: signed(bad)}, 400)
+		h := signed(body)
+		h.Set("Github-Public-Key-Signature", sign(t, scanKeys.publish(t, "unpublished"), body))
+		tr.call(t, conforming(req{method: "POST", path: "/v1/secret-scanning/github", body: body, header: h}), 401)
+		large := []byte(`[` + strings.Repeat(`{"token":"x","type":"t","url":"u","source":"s"},`, 2000) + `{}]`)
+		tr.call(t, req{method: "POST", path: "/v1/secret-scanning/github", body: large, header: signed(large)}, 413)
+	})
+
 	t.Run("webhooks", func(t *testing.T) {
 		res := tr.call(t, conforming(req{method: "POST", path: "/v1/webhooks", secret: admin,
 			body: sdk.WebhookRequest{URL: "https://hooks.example.com/tokenledger", Events: []string{"token.expiring", "token.leaked"}}}), 201)
@@ -520,6 +539,11 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 
 	t.Run("unavailable", func(t *testing.T) {
 		s.StopNATS(t)
+		scan := reportBody(t, sdk.SecretScanningReport{Token: unlucky.Secret, Type: "tokenledger_token", URL: "https://github.com/o/r", Source: "content"})
+		res := tr.call(t, conforming(req{method: "POST", path: "/v1/secret-scanning/github", body: scan, header: signed(scan)}), 503)
+		if res.header.Get("Retry-After") == "" {
+			t.Error("secret scanning: 503 without Retry-After")
+		}
 		tr.call(t, conforming(req{method: "POST", path: "/v1/revoke", body: "token=" + url.QueryEscape(unlucky.Secret), contentType: "application/x-www-form-urlencoded"}), 503)
 
 		v := s.API.Validator

@@ -57,6 +57,9 @@ type Config struct {
 	Audit AuditReader
 	// Webhooks answers the webhook routes; without it they answer 501.
 	Webhooks Webhooks
+	// SecretScanning verifies the reports of GitHub's secret scanning
+	// (POST /v1/secret-scanning/github); without it the route answers 501.
+	SecretScanning SecretScanVerifier
 	// RequireAuthScope makes a forward-auth check that names no scope (in
 	// ?scope= or the ScopeHeader) a 400 scope_required, whatever the token,
 	// so that a gateway whose configuration forgot the scope fails closed.
@@ -77,6 +80,7 @@ type Server struct {
 	openAPI         []byte
 	audit           AuditReader
 	webhooks        Webhooks
+	secretScanning  SecretScanVerifier
 	routes          []Route
 	handler         http.Handler
 
@@ -113,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		openAPI:          cfg.OpenAPI,
 		audit:            cfg.Audit,
 		webhooks:         cfg.Webhooks,
+		secretScanning:   cfg.SecretScanning,
 		requireAuthScope: cfg.RequireAuthScope,
 	}
 	if s.log == nil {
@@ -170,6 +175,7 @@ func (s *Server) buildHandler() http.Handler {
 	add(http.MethodGet, "/v1/state", s.authed(s.stateAt))
 	add(http.MethodPost, "/v1/revoke", s.mutation(s.plain(s.revokeSecret)))
 	add(http.MethodPost, "/v1/introspect", s.mutation(s.authed(s.introspect)))
+	add(http.MethodPost, "/v1/secret-scanning/github", s.mutation(s.plain(s.githubSecretScanning)))
 	add(http.MethodPost, "/v1/webhooks", s.authed(s.createWebhook))
 	add(http.MethodGet, "/v1/webhooks", s.authed(s.listWebhooks))
 	add(http.MethodDelete, "/v1/webhooks/{id}", s.authed(s.removeWebhook))

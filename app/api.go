@@ -17,6 +17,7 @@ import (
 	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/metrics"
 	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/secretscan"
 	"github.com/tokenledger/tokenledger/validator"
 )
 
@@ -72,6 +73,9 @@ type APIConfig struct {
 	// link-local addresses.
 	Webhooks            api.Webhooks
 	WebhookAllowPrivate bool
+	// SecretScanningKeysURL is where GitHub's secret scanning keys are
+	// published (JSON); empty turns POST /v1/secret-scanning/github off.
+	SecretScanningKeysURL string
 }
 
 // DefaultAPIConfig returns the API defaults.
@@ -84,7 +88,18 @@ func DefaultAPIConfig() APIConfig {
 		ReadyMaxLag:     DefaultReadyMaxLag,
 		MaxBodyBytes:    api.DefaultMaxBodyBytes,
 		MutationTimeout: api.DefaultMutationTimeout,
+
+		SecretScanningKeysURL: secretscan.DefaultKeysURL,
 	}
+}
+
+// secretScanner returns the verifier of secret scanning reports, or nil
+// when url is empty.
+func secretScanner(url string) api.SecretScanVerifier {
+	if url == "" {
+		return nil
+	}
+	return secretscan.NewVerifier(url, nil)
 }
 
 // Validate reports every problem with c at once.
@@ -246,6 +261,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		OpenAPI:          openAPIDocument(),
 		RequireAuthScope: cfg.RequireAuthScope,
 		Webhooks:         cfg.Webhooks,
+		SecretScanning:   secretScanner(cfg.SecretScanningKeysURL),
 	})
 	if err != nil {
 		return nil, nil, err

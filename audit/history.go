@@ -156,6 +156,13 @@ func sentence(e domain.Envelope, actor string) string {
 		if d.Reason != "" {
 			b.WriteString(", reason: " + text(d.Reason))
 		}
+		if r := d.Report; r != nil {
+			b.WriteString(" (found in " + text(r.Source))
+			if r.URL != "" {
+				b.WriteString(" at " + text(r.URL))
+			}
+			b.WriteString(")")
+		}
 		writeReuse(&b, d.Reuse)
 		return b.String()
 	case domain.TypeOwnerTokensRevoked:

@@ -329,10 +329,10 @@ func (*TokenExpirySet) decodeEvent(data []byte) (Event, bool) {
 	return e, true
 }
 
-// A revocation with a reuse (rare: a rotation family's) is left to
-// encoding/json both ways.
+// A revocation with a reuse (rare: a rotation family's) or a leak report
+// is left to encoding/json both ways.
 func (*TokenRevoked) codecFields() string {
-	return `Reason string "reason,omitempty";Reuse *domain.SecretReuse "reuse,omitempty";`
+	return `Reason string "reason,omitempty";Reuse *domain.SecretReuse "reuse,omitempty";Report *domain.LeakReport "report,omitempty";`
 }
 
 func (*TokenRevoked) decodeEvent(data []byte) (Event, bool) {
@@ -832,7 +832,7 @@ func (e TokenExpirySet) appendJSON(b []byte) ([]byte, bool) {
 }
 
 func (e TokenRevoked) appendJSON(b []byte) ([]byte, bool) {
-	if e.Reuse != nil {
+	if e.Reuse != nil || e.Report != nil {
 		return nil, false
 	}
 	if e.Reason == "" {

@@ -134,6 +134,7 @@ func TestCodecFixturesCoverEveryType(t *testing.T) {
 // encoding/json on purpose: rare ones with nested objects.
 var reflectiveFixtures = map[string]bool{
 	"token.revoked.v1.schema1.reuse":  true,
+	"token.revoked.v1.schema1.leaked": true,
 	"owner.family_revoked.v1.schema1": true,
 }
 

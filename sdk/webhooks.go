@@ -123,3 +123,21 @@ func (c *Client) WebhookDeliveries(ctx context.Context, id string, limit int, be
 	}
 	return out, nil
 }
+
+// SecretScanningReport is one finding of GitHub's secret scanning
+// partner program (POST /v1/secret-scanning/github takes an array of
+// them).
+type SecretScanningReport struct {
+	Token  string `json:"token"`
+	Type   string `json:"type"`
+	URL    string `json:"url"`
+	Source string `json:"source"`
+}
+
+// SecretScanningLabel is the answer for one finding: true_positive for a
+// token's secret (revoked now or before), false_positive otherwise.
+type SecretScanningLabel struct {
+	TokenRaw  string `json:"token_raw"`
+	TokenType string `json:"token_type"`
+	Label     string `json:"label"`
+}

@@ -38,7 +38,7 @@ var EventTypes = []EventType{EventIssued, EventExpiring, EventExpired, EventRevo
 
 // Revocation reasons that have a webhook event type of their own.
 const (
-	ReasonLeaked   = "leaked"
+	ReasonLeaked   = domain.ReasonLeaked
 	ReasonInactive = "inactive"
 )
 

@@ -29,6 +29,7 @@ func bindAPIFlags(f *pflag.FlagSet, c *app.APIConfig) {
 	f.BoolVar(&c.FailOpen, "fail-open", c.FailOpen, "keep answering from memory when stale instead of refusing (revocations may then be missed)")
 	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body the API accepts")
 	f.DurationVar(&c.MutationTimeout, "mutation-timeout", c.MutationTimeout, "longest a request that appends may take: it answers success by then, or 503 with Retry-After")
+	f.StringVar(&c.SecretScanningKeysURL, "secret-scanning-keys-url", c.SecretScanningKeysURL, "URL of GitHub's secret scanning public keys (JSON) that POST /v1/secret-scanning/github verifies reports with; empty turns the route off")
 	f.BoolVar(&c.RequireAuthScope, "require-auth-scope", c.RequireAuthScope, "answer 400 scope_required to a forward-auth check (/v1/auth) that names no scope, so a gateway configured without one fails closed")
 }
 

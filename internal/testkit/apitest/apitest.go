@@ -86,6 +86,9 @@ type Options struct {
 	// RequireAuthScope starts the API node with the setting of that name
 	// (app.APIConfig.RequireAuthScope).
 	RequireAuthScope bool
+	// SecretScanningKeysURL is where the API node fetches the keys of
+	// secret scanning reports; empty leaves the route off.
+	SecretScanningKeysURL string
 }
 
 // Start starts a stack for tb and stops it at cleanup: the API first (so
@@ -164,6 +167,7 @@ func Start(tb testing.TB, o Options) *Stack {
 	}
 	cfg.RequireAuthScope = o.RequireAuthScope
 	cfg.Webhooks = webhooks.NewManager(s.Pool, s.Store, false, s.Clock)
+	cfg.SecretScanningKeysURL = o.SecretScanningKeysURL
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
 	if err != nil {
