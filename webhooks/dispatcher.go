@@ -72,16 +72,24 @@ func NewDispatcher(pool *pgxpool.Pool, es *eventstore.Store, nc *nats.Conn, cfg 
 }
 
 // EnsureConsumer creates the dispatcher's durable consumer of the
-// lifecycle stream if it does not exist: it starts with the events
-// appended from then on, and lets one event at a time be unacknowledged,
-// so events are fanned out in stream order.
+// lifecycle stream if it does not exist, starting with the events
+// appended from then on. It lets one event at a time be unacknowledged,
+// so events are fanned out in stream order. Run creates it by itself when
+// the first endpoint is registered; EnsureConsumer is for a deployment
+// that wants it before.
 func EnsureConsumer(ctx context.Context, es *eventstore.Store, name string, ackWait time.Duration) error {
+	return ensureConsumer(ctx, es, name, ackWait, 0)
+}
+
+// ensureConsumer creates the consumer if it does not exist, starting at
+// stream sequence from (0: with the events appended from then on).
+func ensureConsumer(ctx context.Context, es *eventstore.Store, name string, ackWait time.Duration, from uint64) error {
 	if _, err := es.Stream().Consumer(ctx, name); err == nil {
 		return nil
 	} else if !errors.Is(err, njs.ErrConsumerNotFound) {
 		return fmt.Errorf("webhook consumer %s: %w", name, err)
 	}
-	_, err := es.Stream().CreateConsumer(ctx, njs.ConsumerConfig{
+	cfg := njs.ConsumerConfig{
 		Durable:        name,
 		Description:    "tokenledger webhook dispatcher: fans lifecycle events out into deliveries",
 		AckPolicy:      njs.AckExplicitPolicy,
@@ -89,19 +97,65 @@ func EnsureConsumer(ctx context.Context, es *eventstore.Store, name string, ackW
 		MaxAckPending:  1,
 		DeliverPolicy:  njs.DeliverNewPolicy,
 		FilterSubjects: es.Subjects().Lifecycle(),
-	})
+	}
+	if from > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = njs.DeliverByStartSequencePolicy, from
+	}
+	_, err := es.Stream().CreateConsumer(ctx, cfg)
 	if err != nil && !errors.Is(err, njs.ErrConsumerExists) {
 		return fmt.Errorf("create webhook consumer %s: %w", name, err)
 	}
 	return nil
 }
 
+// awaitConsumer returns once the dispatcher's consumer exists: at once if
+// it does, else when the first endpoint is registered, creating it to
+// start right after the stream sequence that endpoint was registered at
+// (so a deployment without endpoints spends nothing on fan-out, and the
+// first endpoint misses nothing).
+func (d *Dispatcher) awaitConsumer(ctx context.Context) error {
+	t := time.NewTicker(d.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		_, err := d.es.Stream().Consumer(ctx, d.cfg.Consumer)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, njs.ErrConsumerNotFound):
+			if ctx.Err() == nil {
+				d.log.Warn("webhook consumer: cannot look it up; trying again", "error", err)
+			}
+		default:
+			first, ok, err := d.st.firstEndpointSeq(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				d.log.Warn("webhook endpoints: cannot read them; trying again", "error", err)
+			case ok:
+				return ensureConsumer(ctx, d.es, d.cfg.Consumer, d.cfg.AckWait, first+1)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 // Run fans events out and sends deliveries until ctx ends, then closes
 // the dispatcher's connection. It returns nil when ctx ends, or the error
 // that stopped the fan-out.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	if err := EnsureConsumer(ctx, d.es, d.cfg.Consumer, d.cfg.AckWait); err != nil {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // before the Wait: the sender stops with ctx
+	wg.Go(func() { d.send(ctx) })
+	if err := d.awaitConsumer(ctx); err != nil {
 		d.nc.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	wlog := watermill.NewSlogLoggerWithLevelMapping(d.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
@@ -140,13 +194,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	)
 	router.AddConsumerHandler("webhook_fan_out", d.es.Config().Stream, sub, d.fanOut)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { d.send(ctx) })
 	err = router.Run(ctx)
 	cancel()
-	wg.Wait()
 	_ = sub.Close()
 	if ctx.Err() != nil {
 		return nil

@@ -92,6 +92,9 @@ func TestRetriesWithGrowingDelays(t *testing.T) {
 	h := newHarness(t)
 	r := newReceiver(t)
 	cfg := testConfig()
+	// Pauses that double from 400 ms grow by far more than a loaded
+	// machine's scheduling noise.
+	cfg.BackoffInitial = 400 * time.Millisecond
 	r.answer = func(a arrival, attempt int) (int, time.Duration) {
 		switch {
 		case attempt <= 4:

@@ -16,7 +16,10 @@
 // that makes the server deliver the event again (after Config.AckWait),
 // and the insert skips deliveries made already. The consumer lets one
 // message at a time be unacknowledged, so events are fanned out in stream
-// order.
+// order. The dispatcher creates it when it first sees an endpoint
+// registered, starting right after the stream sequence the endpoint was
+// registered at: a deployment without endpoints spends nothing on
+// fan-out.
 //
 // # Delivery
 //

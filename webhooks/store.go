@@ -210,6 +210,19 @@ func (s store) fanOut(ctx context.Context, eventID string, seq uint64, orderKey 
 	return tag.RowsAffected(), nil
 }
 
+// firstEndpointSeq returns the stream sequence the oldest registered
+// endpoint was registered at; ok is false when there is none.
+func (s store) firstEndpointSeq(ctx context.Context) (seq uint64, ok bool, err error) {
+	var first *int64
+	if err := s.pool.QueryRow(ctx, `SELECT min(created_seq) FROM webhook_endpoints`).Scan(&first); err != nil {
+		return 0, false, fmt.Errorf("read the webhook endpoints: %w", err)
+	}
+	if first == nil {
+		return 0, false, nil
+	}
+	return uint64(*first), true, nil
+}
+
 // poison keeps a message the dispatcher cannot read.
 func (s store) poison(ctx context.Context, msgID string, payload []byte, metadata map[string]string) error {
 	md, err := json.Marshal(metadata)
