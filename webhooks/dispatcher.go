@@ -160,9 +160,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	wlog := watermill.NewSlogLoggerWithLevelMapping(d.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	sub, err := jetstream.NewSubscriber(jetstream.SubscriberConfig{
-		Conn:                d.nc,
-		Logger:              wlog,
-		AckWaitTimeout:      d.cfg.AckWait,
+		Conn:           d.nc,
+		Logger:         wlog,
+		AckWaitTimeout: d.cfg.AckWait,
+		// The acknowledgement is not waited for: one that is lost only
+		// makes the server deliver the event again, and the fan-out
+		// skips the deliveries it made already.
+		AckAsync:            true,
 		Unmarshaler:         consumers.Unmarshaler{},
 		ResourceInitializer: jetstream.ExistingConsumer(func(string, string) njs.ConsumerConfig { return njs.ConsumerConfig{Name: d.cfg.Consumer} }, ""),
 	})

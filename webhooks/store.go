@@ -290,13 +290,9 @@ type attempt struct {
 }
 
 // record stores an attempt of delivery h, and, when it gave up, disables
-// the endpoint with reason.
+// the endpoint with reason: one statement, so one round trip and all or
+// nothing.
 func (s store) record(ctx context.Context, h head, a attempt, disableReason string) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("record delivery attempt: %w", err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
 	var status *int
 	if a.status != 0 {
 		status = &a.status
@@ -305,30 +301,24 @@ func (s store) record(ctx context.Context, h head, a attempt, disableReason stri
 	if a.err != "" {
 		errText = &a.err
 	}
-	n := h.attempts + 1
-	if _, err := tx.Exec(ctx, `INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT DO NOTHING`, h.id, n, a.at, status, errText); err != nil {
-		return fmt.Errorf("record delivery attempt: %w", err)
-	}
+	const attemptCTE = `WITH a AS (INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING)`
+	var err error
 	switch {
 	case a.ok:
-		_, err = tx.Exec(ctx, `UPDATE webhook_deliveries SET status = 'delivered', attempts = $2, first_attempt_at = COALESCE(first_attempt_at, $3),
-  last_attempt_at = $3, last_status = $4, last_error = NULL, done_at = $3 WHERE id = $1`, h.id, n, a.at, status)
+		_, err = s.pool.Exec(ctx, attemptCTE+`
+UPDATE webhook_deliveries SET status = 'delivered', attempts = $2, first_attempt_at = COALESCE(first_attempt_at, $3),
+  last_attempt_at = $3, last_status = $4, last_error = $5, done_at = $3 WHERE id = $1`, h.id, h.attempts+1, a.at, status, errText)
 	case a.next.IsZero():
-		_, err = tx.Exec(ctx, `UPDATE webhook_deliveries SET status = 'failed', attempts = $2, first_attempt_at = COALESCE(first_attempt_at, $3),
-  last_attempt_at = $3, last_status = $4, last_error = $5, done_at = $3 WHERE id = $1`, h.id, n, a.at, status, errText)
-		if err == nil {
-			_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET disabled_at = $2, disabled_reason = $3 WHERE id = $1 AND disabled_at IS NULL`,
-				h.endpointID, a.at, disableReason)
-		}
+		_, err = s.pool.Exec(ctx, attemptCTE+`,
+e AS (UPDATE webhook_endpoints SET disabled_at = $3, disabled_reason = $7 WHERE id = $6 AND disabled_at IS NULL)
+UPDATE webhook_deliveries SET status = 'failed', attempts = $2, first_attempt_at = COALESCE(first_attempt_at, $3),
+  last_attempt_at = $3, last_status = $4, last_error = $5, done_at = $3 WHERE id = $1`, h.id, h.attempts+1, a.at, status, errText, h.endpointID, disableReason)
 	default:
-		_, err = tx.Exec(ctx, `UPDATE webhook_deliveries SET attempts = $2, first_attempt_at = COALESCE(first_attempt_at, $3),
-  last_attempt_at = $3, last_status = $4, last_error = $5, next_attempt_at = $6 WHERE id = $1`, h.id, n, a.at, status, errText, a.next)
+		_, err = s.pool.Exec(ctx, attemptCTE+`
+UPDATE webhook_deliveries SET attempts = $2, first_attempt_at = COALESCE(first_attempt_at, $3),
+  last_attempt_at = $3, last_status = $4, last_error = $5, next_attempt_at = $6 WHERE id = $1`, h.id, h.attempts+1, a.at, status, errText, a.next)
 	}
 	if err != nil {
-		return fmt.Errorf("record delivery attempt: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("record delivery attempt: %w", err)
 	}
 	return nil
