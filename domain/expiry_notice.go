@@ -138,9 +138,11 @@ func ExpiryNoticeID(t EventType, id TokenID, reason ExpiringReason, lead time.Du
 //   - token.expired once the expiry has passed (the token expired by
 //     itself, not revoked);
 //   - otherwise token.expiring for the shortest of leads that has come
-//     (expiry - lead <= now); a longer lead whose instant has also passed
-//     is skipped, never announced late after a shorter one. A token
-//     rotated out announces no expiring notice.
+//     (expiry - lead <= now) after the token was issued; a longer lead
+//     whose instant has also passed is skipped, never announced late after
+//     a shorter one, and a lead not shorter than the token's life at
+//     issue (whose instant came before the issue) is never announced. A
+//     token rotated out announces no expiring notice.
 //
 // It records at most one event, with the id ExpiryNoticeID gives, and
 // reports whether it did. Nothing is recorded for a token that does not
@@ -191,7 +193,9 @@ func (t *Token) announceExpiry(owner *Owner, leads []time.Duration, m Meta, now 
 	slices.Sort(sorted)
 	remaining := exp.Sub(now)
 	for _, lead := range sorted {
-		if lead < remaining {
+		if lead < remaining || !exp.Add(-lead).After(t.st.createdAt) {
+			// Not due yet, or due before the token was issued: a notice
+			// never goes out at issue.
 			continue
 		}
 		id := ExpiryNoticeID(TypeTokenExpiring, t.st.id, ExpiringByExpiry, lead, exp)

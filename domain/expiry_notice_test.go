@@ -142,6 +142,29 @@ func TestAnnounceExpiryNothingToAnnounce(t *testing.T) {
 	}
 }
 
+func TestAnnounceExpiryNeverAtIssue(t *testing.T) {
+	t.Parallel()
+	// Lives as long as a lead time or shorter: the leads that had come
+	// before the issue are never announced, the shorter ones are.
+	for life, want := range map[time.Duration][]time.Duration{
+		30 * Day:       {7 * Day, Day},
+		5 * Day:        {Day},
+		Day:            nil,
+		12 * time.Hour: nil,
+	} {
+		tok, _ := issue(t, DefaultPolicy(), nil, IssueRequest{Owner: "alice", ExpiresIn: life}, t0)
+		var got []time.Duration
+		for now := t0; now.Before(t0.Add(life)); now = now.Add(time.Hour) {
+			if e := announceAt(t, tok, nil, now); e != nil {
+				got = append(got, e.Data.(TokenExpiring).Lead.Duration())
+			}
+		}
+		if len(got) != len(want) || (len(got) > 0 && (got[0] != want[0] || got[len(got)-1] != want[len(want)-1])) {
+			t.Errorf("life %s: announced %v, want %v", life, got, want)
+		}
+	}
+}
+
 func TestAnnounceExpiryChangesNoDecision(t *testing.T) {
 	t.Parallel()
 	tok, _ := issue(t, DefaultPolicy(), nil, IssueRequest{Owner: "alice", ExpiresIn: 2 * Day}, t0)
@@ -162,15 +185,16 @@ func TestAnnounceExpiryChangesNoDecision(t *testing.T) {
 func TestAnnounceExpiryNewExpiryNewNotices(t *testing.T) {
 	t.Parallel()
 	p := DefaultPolicy()
-	tok, _ := issue(t, p, nil, IssueRequest{Owner: "alice", ExpiresIn: 5 * Day}, t0)
-	first := announceAt(t, tok, nil, t0)
+	tok, _ := issue(t, p, nil, IssueRequest{Owner: "alice", ExpiresIn: 10 * Day}, t0)
+	now := t0.Add(4 * Day)
+	first := announceAt(t, tok, nil, now)
 	if first == nil {
 		t.Fatal("nothing announced")
 	}
-	if err := tok.SetExpiry(p, ptr(t0.Add(6*Day)), noticeMeta, t0.Add(time.Minute)); err != nil {
+	if err := tok.SetExpiry(p, ptr(t0.Add(9*Day)), noticeMeta, now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	second := announceAt(t, tok, nil, t0.Add(2*time.Minute))
+	second := announceAt(t, tok, nil, now.Add(2*time.Minute))
 	if second == nil || second.ID == first.ID {
 		t.Fatalf("the new expiry was not announced on its own: %+v", second)
 	}

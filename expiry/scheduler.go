@@ -133,14 +133,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce makes one pass over every lead time, the expiry itself and the
-// tokens issued since the last pass. An error leaves the watermark of the
+// RunOnce makes one pass over every lead time and the expiry itself. An
+// error leaves the watermark of the
 // look it concerns where it was.
 func (s *Scheduler) RunOnce(ctx context.Context) (Pass, error) {
 	now := s.cfg.Clock.Now()
 	var total Pass
 	var errs []error
-	looks := []look{{name: "issued", issued: true, lead: slices.Max(s.cfg.Leads)}, {name: "lead:0"}}
+	looks := []look{{name: "lead:0"}}
 	for _, l := range s.cfg.Leads {
 		looks = append(looks, look{name: fmt.Sprintf("lead:%d", int64(l/time.Second)), lead: l})
 	}
@@ -156,12 +156,10 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Pass, error) {
 }
 
 // look is one kind of query a pass makes: the tokens whose notice of lead
-// fell due (lead 0: the expiry), or, when issued, the tokens issued with
-// less than lead to live, whose notice fell due at their issue.
+// fell due (lead 0: the expiry).
 type look struct {
-	name   string
-	lead   time.Duration
-	issued bool
+	name string
+	lead time.Duration
 }
 
 // pass deals with the tokens of look l that fell due since its watermark
@@ -220,25 +218,8 @@ WHERE revoked_at IS NULL AND kind = 'api' AND expires_at > $1 AND expires_at <= 
 ORDER BY expires_at, id
 LIMIT $5`
 
-// issuedSQL selects the live api tokens with an id from $1 on (issued
-// since the instant the id starts with) and after $2, expiring in
-// ($3, $4], in id order: those issued with less life than a lead time,
-// whose notice fell due at their issue.
-const issuedSQL = `SELECT id, expires_at FROM tokens
-WHERE revoked_at IS NULL AND kind = 'api' AND id >= $1 AND id > $2 AND expires_at > $3 AND expires_at <= $4
-ORDER BY id
-LIMIT $5`
-
 func (s *Scheduler) due(ctx context.Context, l look, since, now time.Time, after dueToken) ([]dueToken, error) {
-	var rows pgx.Rows
-	var err error
-	if l.issued {
-		var first ulid.ULID
-		_ = first.SetTime(ulid.Timestamp(since))
-		rows, err = s.pool.Query(ctx, issuedSQL, [16]byte(first), [16]byte(after.id), since, now.Add(l.lead), s.cfg.PageSize)
-	} else {
-		rows, err = s.pool.Query(ctx, dueSQL, since.Add(l.lead), now.Add(l.lead), after.expiresAt, [16]byte(after.id), s.cfg.PageSize)
-	}
+	rows, err := s.pool.Query(ctx, dueSQL, since.Add(l.lead), now.Add(l.lead), after.expiresAt, [16]byte(after.id), s.cfg.PageSize)
 	if err != nil {
 		return nil, fmt.Errorf("read the tokens due: %w", err)
 	}
