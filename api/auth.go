@@ -98,6 +98,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (ledger.Ca
 		return ledger.Caller{}, &apiError{status: http.StatusUnauthorized, code: sdk.CodeUnauthorized,
 			message: "this route needs an Authorization: Bearer token", wwwAuthenticate: bearerRealm}
 	}
+	return s.authenticateSecret(r, secret)
+}
+
+// authenticateSecret finds the caller presenting secret in r; it is the
+// server's Authenticator.
+func (s *Server) authenticateSecret(r *http.Request, secret string) (ledger.Caller, error) {
 	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
 	if err != nil {
 		if errors.Is(err, validator.ErrStale) {

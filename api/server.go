@@ -65,6 +65,10 @@ type Config struct {
 	// so that a gateway whose configuration forgot the scope fails closed.
 	// By default such a check passes any valid token.
 	RequireAuthScope bool
+	// UI, if set, builds the web UI, served under UIPrefix (every method;
+	// the UI answers its own routes) with the request id, log line and
+	// metrics of every request; GET / then redirects to it.
+	UI UIHandler
 }
 
 // Server is the HTTP API. Build it with New and serve Handler.
@@ -87,6 +91,7 @@ type Server struct {
 	metricsHandler   http.Handler
 	requireAuthScope bool
 	refusals         *refusalLog
+	ui               UIHandler
 }
 
 // Route is one method and path pattern the server answers, in
@@ -119,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 		webhooks:         cfg.Webhooks,
 		secretScanning:   cfg.SecretScanning,
 		requireAuthScope: cfg.RequireAuthScope,
+		ui:               cfg.UI,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -224,6 +230,10 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, sdk.CodeNotFound, "no such route")
 	})
+	if s.ui != nil {
+		mux.Handle(UIPrefix, s.ui(s.authenticateSecret))
+		mux.Handle("GET /{$}", http.RedirectHandler(UIPrefix, http.StatusSeeOther))
+	}
 	slices.SortFunc(s.routes, func(a, b Route) int {
 		return strings.Compare(a.Path+" "+a.Method, b.Path+" "+b.Method)
 	})

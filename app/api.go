@@ -18,6 +18,7 @@ import (
 	"github.com/tokenledger/tokenledger/metrics"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/secretscan"
+	"github.com/tokenledger/tokenledger/ui"
 	"github.com/tokenledger/tokenledger/validator"
 )
 
@@ -53,6 +54,13 @@ type APIConfig struct {
 	// MaxStaleness and FailOpen: see validator.Config.
 	MaxStaleness time.Duration
 	FailOpen     bool
+	// EvictionGrace and EvictionInterval: see validator.Config.
+	EvictionGrace    time.Duration
+	EvictionInterval time.Duration
+	// Capacity, ColdLookupRate and ColdLookupBurst: see validator.Config.
+	Capacity        int
+	ColdLookupRate  float64
+	ColdLookupBurst int
 	// ReadyMaxLag is how many events the lifecycle projection may be
 	// behind the stream before /readyz names it a degraded part (the node
 	// stays ready: it validates from memory and appends to the store).
@@ -81,13 +89,17 @@ type APIConfig struct {
 // DefaultAPIConfig returns the API defaults.
 func DefaultAPIConfig() APIConfig {
 	return APIConfig{
-		HTTPAddr:        DefaultHTTPAddr,
-		Policy:          domain.DefaultPolicy(),
-		ProjectionName:  DefaultProjectionName,
-		MaxStaleness:    validator.DefaultMaxStaleness,
-		ReadyMaxLag:     DefaultReadyMaxLag,
-		MaxBodyBytes:    api.DefaultMaxBodyBytes,
-		MutationTimeout: api.DefaultMutationTimeout,
+		HTTPAddr:         DefaultHTTPAddr,
+		Policy:           domain.DefaultPolicy(),
+		ProjectionName:   DefaultProjectionName,
+		MaxStaleness:     validator.DefaultMaxStaleness,
+		EvictionGrace:    validator.DefaultEvictionGrace,
+		EvictionInterval: validator.DefaultEvictionInterval,
+		ColdLookupRate:   validator.DefaultColdLookupRate,
+		ColdLookupBurst:  validator.DefaultColdLookupBurst,
+		ReadyMaxLag:      DefaultReadyMaxLag,
+		MaxBodyBytes:     api.DefaultMaxBodyBytes,
+		MutationTimeout:  api.DefaultMutationTimeout,
 
 		SecretScanningKeysURL: secretscan.DefaultKeysURL,
 	}
@@ -118,6 +130,21 @@ func (c APIConfig) Validate() error {
 	}
 	if c.MaxStaleness <= 0 {
 		errs = append(errs, fmt.Errorf("max staleness %s must be positive", c.MaxStaleness))
+	}
+	if c.EvictionGrace <= 0 {
+		errs = append(errs, fmt.Errorf("eviction grace %s must be positive", c.EvictionGrace))
+	}
+	if c.EvictionInterval <= 0 {
+		errs = append(errs, fmt.Errorf("eviction interval %s must be positive", c.EvictionInterval))
+	}
+	if c.Capacity < 0 {
+		errs = append(errs, fmt.Errorf("validator capacity %d must not be negative", c.Capacity))
+	}
+	if c.ColdLookupRate <= 0 {
+		errs = append(errs, fmt.Errorf("cold lookup rate %g must be positive", c.ColdLookupRate))
+	}
+	if c.ColdLookupBurst <= 0 {
+		errs = append(errs, fmt.Errorf("cold lookup burst %d must be positive", c.ColdLookupBurst))
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max body bytes %d must be positive", c.MaxBodyBytes))
@@ -178,13 +205,18 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 	}()
 
 	v, err := validator.New(validator.Config{
-		Store:          store,
-		Projections:    read,
-		ProjectionName: cfg.ProjectionName,
-		Clock:          cfg.Clock,
-		MaxStaleness:   cfg.MaxStaleness,
-		FailOpen:       cfg.FailOpen,
-		Logger:         log,
+		Store:            store,
+		Projections:      read,
+		ProjectionName:   cfg.ProjectionName,
+		Clock:            cfg.Clock,
+		MaxStaleness:     cfg.MaxStaleness,
+		FailOpen:         cfg.FailOpen,
+		EvictionGrace:    cfg.EvictionGrace,
+		EvictionInterval: cfg.EvictionInterval,
+		Capacity:         cfg.Capacity,
+		ColdLookupRate:   cfg.ColdLookupRate,
+		ColdLookupBurst:  cfg.ColdLookupBurst,
+		Logger:           log,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -248,6 +280,11 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 	for name, c := range parts {
 		m.WatchDegraded(name, c)
 	}
+	auditReader := audit.NewReader(store, read, cfg.ProjectionName)
+	pages, err := ui.New(ui.Config{Ledger: a.Ledger, Audit: auditReader, Clock: cfg.Clock, Log: log, MutationTimeout: cfg.MutationTimeout})
+	if err != nil {
+		return nil, nil, err
+	}
 	a.Server, err = api.New(api.Config{
 		Ledger:           a.Ledger,
 		Validator:        v,
@@ -255,13 +292,14 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Log:              log,
 		MaxBodyBytes:     cfg.MaxBodyBytes,
 		MutationTimeout:  cfg.MutationTimeout,
-		Audit:            audit.NewReader(store, read, cfg.ProjectionName),
+		Audit:            auditReader,
 		Ready:            ready,
 		Degraded:         parts,
 		OpenAPI:          openAPIDocument(),
 		RequireAuthScope: cfg.RequireAuthScope,
 		Webhooks:         cfg.Webhooks,
 		SecretScanning:   secretScanner(cfg.SecretScanningKeysURL),
+		UI:               pages.Handler,
 	})
 	if err != nil {
 		return nil, nil, err

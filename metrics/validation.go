@@ -109,6 +109,7 @@ type validatorCollector struct {
 	validations, lookups, lookupErrors                                 *prometheus.Desc
 	usageEvents, usageDropped, usesPublished, usesDropped, usageErrors *prometheus.Desc
 	eventsApplied, tailRestarts                                        *prometheus.Desc
+	evicted, coldLookups                                               *prometheus.Desc
 	running, tokens, owners, appliedSequence, stale, staleSeconds      *prometheus.Desc
 }
 
@@ -127,6 +128,8 @@ func newValidatorCollector() *validatorCollector {
 		usageErrors:     d("usage_publish_errors_total", "Failed attempts to store a batch of token.used events (each is retried until stored or dropped)."),
 		eventsApplied:   d("validator_events_applied_total", "Lifecycle events the validator's tail applied."),
 		tailRestarts:    d("validator_tail_restarts_total", "Times following the lifecycle stream failed and was started again."),
+		evicted:         d("validator_evicted_total", "Tokens evicted from the validator's memory, by reason: dead (revoked, or expired beyond the eviction grace) or capacity (could still validate, evicted least recently validated first to keep the memory within the configured capacity).", "reason"),
+		coldLookups:     d("validator_cold_lookups_total", "Token ids neither young nor in memory of a validator with a capacity, by how they were resolved: loaded from the store, coalesced with another caller's load, or limited by the cold lookup rate limit (refused).", "outcome"),
 		running:         d("validator_running", "1 between the validator's successful start and its close, else 0."),
 		tokens:          d("validator_tokens", "Tokens in the validator's memory."),
 		owners:          d("validator_owners", "Owners in the validator's memory."),
@@ -151,7 +154,7 @@ func (c *validatorCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.validations, c.lookups, c.lookupErrors,
 		c.usageEvents, c.usageDropped, c.usesPublished, c.usesDropped, c.usageErrors,
-		c.eventsApplied, c.tailRestarts,
+		c.eventsApplied, c.tailRestarts, c.evicted, c.coldLookups,
 		c.running, c.tokens, c.owners, c.appliedSequence, c.stale, c.staleSeconds,
 	} {
 		ch <- d
@@ -190,6 +193,11 @@ func (c *validatorCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.usageErrors, s.UsagePublishErrors)
 	counter(c.eventsApplied, s.EventsApplied)
 	counter(c.tailRestarts, s.TailRestarts)
+	counter(c.evicted, s.Evicted, "dead")
+	counter(c.evicted, s.CapacityEvicted, "capacity")
+	counter(c.coldLookups, s.ColdLookups, "loaded")
+	counter(c.coldLookups, s.ColdLookupsCoalesced, "coalesced")
+	counter(c.coldLookups, s.ColdLookupsLimited, "limited")
 	gauge(c.running, bool01(st.Running))
 	gauge(c.tokens, float64(st.Tokens))
 	gauge(c.owners, float64(st.Owners))

@@ -73,6 +73,7 @@ func TestValidatorCollector(t *testing.T) {
 		Lookups: 201, LookupsCoalesced: 202, LookupsLimited: 203, NegativeHits: 204, LookupErrors: 205,
 		UsageEventsPublished: 301, UsageEventsDropped: 302, UsesPublished: 303, UsesDropped: 304, UsagePublishErrors: 305,
 		EventsApplied: 401, TailRestarts: 402,
+		Evicted: 501, CapacityEvicted: 502, ColdLookups: 503, ColdLookupsCoalesced: 504, ColdLookupsLimited: 505,
 	}
 	cases := []struct {
 		name   string
@@ -132,6 +133,12 @@ func TestValidatorCollector(t *testing.T) {
 			}
 			for outcome, want := range map[string]float64{"loaded": 201, "coalesced": 202, "limited": 203, "negative_hit": 204} {
 				f.wantValue(t, "tokenledger_validator_lookups_total", labels{"outcome": outcome}, want)
+			}
+			for reason, want := range map[string]float64{"dead": 501, "capacity": 502} {
+				f.wantValue(t, "tokenledger_validator_evicted_total", labels{"reason": reason}, want)
+			}
+			for outcome, want := range map[string]float64{"loaded": 503, "coalesced": 504, "limited": 505} {
+				f.wantValue(t, "tokenledger_validator_cold_lookups_total", labels{"outcome": outcome}, want)
 			}
 			for name, want := range map[string]float64{
 				"tokenledger_validator_lookup_errors_total":  205,

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,6 +18,10 @@ type SnapshotInfo struct {
 	Sequence uint64
 	// Owners are all owner revocations, in owner order.
 	Owners []OwnerRevocationRow
+	// EstimatedTokens is PostgreSQL's estimate of the number of token rows
+	// (its statistics, not a count; 0 when it has none), for a reader to
+	// size what it loads them into.
+	EstimatedTokens int64
 }
 
 // Snapshot reads the whole read model as projection name left it: it calls
@@ -39,6 +44,32 @@ func (s *Store) Snapshot(ctx context.Context, name string, fn func(r TokenRow) e
 }
 
 func (s *Store) snapshot(ctx context.Context, name string, fn func(TokenRow) error) (SnapshotInfo, error) {
+	var owners map[domain.OwnerID]*OwnerRevocationRow
+	var now time.Time
+	sc := newTokenScan(false)
+	return s.readSnapshot(ctx, name, func(info *SnapshotInfo) {
+		owners = make(map[domain.OwnerID]*OwnerRevocationRow, len(info.Owners))
+		for i := range info.Owners {
+			owners[info.Owners[i].Owner] = &info.Owners[i]
+		}
+		now = domain.NormalizeTime(s.clock.Now())
+	}, s.live.allTokens, nil, func(rows pgx.Rows) error {
+		if err := sc.scan(rows); err != nil {
+			return fmt.Errorf("scan token: %w", err)
+		}
+		r := sc.row()
+		r.resolveStatus(owners[r.Owner], now)
+		if err := fn(r); err != nil {
+			return fmt.Errorf("token %s: %w", r.ID, err)
+		}
+		return nil
+	})
+}
+
+// readSnapshot reads the checkpoint and owner revocations of projection
+// name, calls begin with them, then runs query (with args) and calls each
+// for every row, all in one REPEATABLE READ, READ ONLY transaction.
+func (s *Store) readSnapshot(ctx context.Context, name string, begin func(*SnapshotInfo), query string, args []any, each func(pgx.Rows) error) (SnapshotInfo, error) {
 	var info SnapshotInfo
 	var seq int64
 	b := &pgx.Batch{}
@@ -49,6 +80,8 @@ func (s *Store) snapshot(ctx context.Context, name string, fn func(TokenRow) err
 	b.Queue(fmt.Sprintf(`LOCK TABLE %s, %s IN ACCESS SHARE MODE`, s.live.tokens.Sanitize(), s.live.owners.Sanitize()))
 	b.Queue(`SELECT coalesce((SELECT last_seq FROM projection_checkpoints WHERE name = $1), 0)`, name).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&seq) })
+	b.Queue(`SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass`, s.live.tokens.Sanitize()).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&info.EstimatedTokens) })
 	b.Queue(s.live.allOwners).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			o, err := scanOwner(rows)
@@ -66,26 +99,16 @@ func (s *Store) snapshot(ctx context.Context, name string, fn func(TokenRow) err
 		return SnapshotInfo{}, err
 	}
 	info.Sequence = uint64(seq)
+	begin(&info)
 
-	owners := make(map[domain.OwnerID]*OwnerRevocationRow, len(info.Owners))
-	for i := range info.Owners {
-		owners[info.Owners[i].Owner] = &info.Owners[i]
-	}
-	now := domain.NormalizeTime(s.clock.Now())
-	rows, err := tx.Query(ctx, s.live.allTokens)
+	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
 	defer rows.Close()
-	sc := newTokenScan(false)
 	for rows.Next() {
-		if err := sc.scan(rows); err != nil {
-			return SnapshotInfo{}, fmt.Errorf("scan token: %w", err)
-		}
-		r := sc.row()
-		r.resolveStatus(owners[r.Owner], now)
-		if err := fn(r); err != nil {
-			return SnapshotInfo{}, fmt.Errorf("token %s: %w", r.ID, err)
+		if err := each(rows); err != nil {
+			return SnapshotInfo{}, err
 		}
 	}
 	rows.Close()

@@ -50,6 +50,8 @@ type tableSet struct {
 	selectOwner  string
 	allOwners    string
 	allTokens    string
+	// liveTokens is ValidatorSnapshot's query (snapshot_validator.go).
+	liveTokens string
 }
 
 func newTableSet(tokens, owners string, createCheckpoint bool) *tableSet {
@@ -87,6 +89,7 @@ FROM %s AS t LEFT JOIN %s AS o ON o.owner = t.owner %s`, rcols, tq, oq, usageJoi
 	ts.selectOwner = fmt.Sprintf(`SELECT %s FROM %s WHERE owner = $1`, ocols, oq)
 	ts.allOwners = fmt.Sprintf(`SELECT %s FROM %s ORDER BY owner`, ocols, oq)
 	ts.allTokens = fmt.Sprintf(`SELECT %s FROM %s AS t %s`, rcols, tq, usageJoinSQL)
+	ts.liveTokens = fmt.Sprintf(liveTokensSQL, tq, oq)
 	return ts
 }
 

@@ -59,10 +59,25 @@ type tokenWriter struct {
 	// out-of-band load and the tail's later delivery of the same events
 	// apply each event once.
 	ahead map[domain.TokenID]uint64
+	// watched holds, for the ids a store lookup is loading, the events of
+	// the id the tail applied meanwhile: applied to a token not in memory
+	// they change nothing, so the lookup applies them with the history it
+	// loaded, which may have been read before them.
+	watched map[domain.TokenID][]domain.Envelope
 }
 
 func newTokenWriter(s *state) *tokenWriter {
-	return &tokenWriter{s: s, ahead: make(map[domain.TokenID]uint64)}
+	return &tokenWriter{s: s, ahead: make(map[domain.TokenID]uint64), watched: make(map[domain.TokenID][]domain.Envelope)}
+}
+
+// watch starts collecting the events of id the tail applies.
+func (w *tokenWriter) watch(id domain.TokenID) { w.watched[id] = nil }
+
+// unwatch stops collecting the events of id and returns those collected.
+func (w *tokenWriter) unwatch(id domain.TokenID) []domain.Envelope {
+	seen := w.watched[id]
+	delete(w.watched, id)
+	return seen
 }
 
 // applyTail applies one lifecycle event delivered by the tail, in stream
@@ -74,6 +89,9 @@ func (w *tokenWriter) applyTail(e domain.Envelope) {
 		id, ok := e.TokenID()
 		if !ok {
 			return
+		}
+		if seen, ok := w.watched[id]; ok {
+			w.watched[id] = append(seen, e)
 		}
 		if last, ok := w.ahead[id]; ok {
 			if e.Sequence <= last {
@@ -213,42 +231,39 @@ func (w *tokenWriter) prune(applied uint64) {
 	}
 }
 
-// loadRow inserts a token of the snapshot, unless it can no longer
+// loadLiveRow inserts a token of the snapshot, unless it can no longer
 // validate: revoked with an id older than youngAfter (Unix µs; a young
 // one is kept, or it would be looked up), or expired at or before
 // keepAfter (Unix µs: the snapshot's time less the eviction grace) and
 // not rotated out (a rotated-out token is kept for the reuse check, until
-// a sweep finds its family gone).
-func (w *tokenWriter) loadRow(r *projections.TokenRow, keepAfter, youngAfter int64) {
-	revoked := !r.RevokedAt.IsZero()
-	if (revoked || r.OwnerRevoked) && idBase(&r.ID) <= youngAfter {
+// a sweep finds its family gone). projections.Store.ValidatorSnapshot
+// leaves most of those in the database already; the rule here is the
+// precise one (an id's time is its millisecond, the row's creation time
+// has the microseconds). Snapshot rows are distinct tokens, loaded into
+// an empty state: r is not looked for first.
+func (w *tokenWriter) loadLiveRow(r *projections.ValidatorRow, keepAfter, youngAfter int64) {
+	if (r.Revoked || r.OwnerRevoked) && idBase(&r.ID) <= youngAfter {
 		return
 	}
 	expires := int64(neverExpires)
-	if !r.ExpiresAt.IsZero() {
-		expires = micros(r.ExpiresAt)
+	if r.HasExpiry {
+		expires = r.ExpiresAt
 	}
-	rotated := !r.RotatedTo.IsZero()
-	if expires <= keepAfter && !rotated {
+	if expires <= keepAfter && !r.Rotated {
 		return
 	}
-	if ent, _, _ := w.s.find(&r.ID); ent != nil {
-		return
-	}
-	w.s.insert(newToken{
+	w.s.insertInterned(newToken{
 		id:           r.ID,
 		hash:         r.SecretHash,
-		owner:        r.Owner,
-		scopes:       r.Scopes,
-		session:      r.Kind == domain.KindSession,
-		created:      micros(r.CreatedAt),
+		session:      r.Session,
+		created:      r.CreatedAt,
 		expires:      expires,
 		issuedSeq:    r.IssuedSeq,
-		revoked:      revoked,
+		revoked:      r.Revoked,
 		ownerRevoked: r.OwnerRevoked,
-		rotated:      rotated,
+		rotated:      r.Rotated,
 		family:       r.Family,
-	})
+	}, w.s.internOwnerBytes(r.Owner), w.s.internScopesText(r.Scopes))
 }
 
 // loadOwner records an owner's revocations from the snapshot, for the

@@ -56,6 +56,14 @@ const (
 	// DefaultEvictionInterval is how often a validator sweeps its memory
 	// for tokens that can no longer validate.
 	DefaultEvictionInterval = time.Minute
+	// DefaultColdLookupRate and DefaultColdLookupBurst bound the store
+	// lookups of tokens not in memory of a validator with a Capacity (cold
+	// lookups), apart from those of young ids: at most
+	// DefaultColdLookupBurst at once, refilled at DefaultColdLookupRate
+	// per second. A cold lookup is one JetStream round trip, about 0.3 ms
+	// on one host.
+	DefaultColdLookupRate  = 1000
+	DefaultColdLookupBurst = 100
 	// DefaultUsageActor is the actor of the usage batches a validator
 	// records.
 	DefaultUsageActor = "system:validator"
@@ -132,6 +140,30 @@ type Config struct {
 	// EvictionInterval is how often the memory is swept for tokens to
 	// evict.
 	EvictionInterval time.Duration
+	// Capacity bounds how many tokens the validator keeps in memory, for
+	// deployments whose live set does not fit one node; 0 (the default)
+	// keeps every token that can still validate, and refuses any other
+	// id older than YoungWindow from memory.
+	//
+	// With a Capacity the memory holds a hot set: the snapshot is loaded
+	// up to Capacity tokens, the tail inserts the tokens it sees issued,
+	// and when the memory holds more than Capacity a clock sweep evicts
+	// the tokens least recently validated until it holds 15/16 of it.
+	// A well-formed secret whose token is not in memory is then looked up
+	// in the event store by its id whatever its age (a cold lookup): its
+	// events, and its owner's family revocations if it belongs to a
+	// rotation family, so that a cold token's revocation is seen however
+	// old. Cold lookups are coalesced per id, a miss is remembered for
+	// NegativeTTL, and they are rate limited by ColdLookupRate and
+	// ColdLookupBurst; beyond the limit a cold token is refused with
+	// ErrLookupLimited. See docs/validator-memory.md.
+	Capacity int
+	// ColdLookupRate is the sustained number of cold lookups per second,
+	// for the whole validator; ColdLookupBurst how many may happen at
+	// once. They are counted apart from the lookups of young ids
+	// (LookupRate), so that cold tokens cannot starve new ones.
+	ColdLookupRate  float64
+	ColdLookupBurst int
 	// Logger receives the validator's logs. The default is slog.Default.
 	Logger *slog.Logger
 }
@@ -183,6 +215,12 @@ func (c Config) withDefaults() Config {
 	if c.EvictionInterval == 0 {
 		c.EvictionInterval = DefaultEvictionInterval
 	}
+	if c.ColdLookupRate == 0 {
+		c.ColdLookupRate = DefaultColdLookupRate
+	}
+	if c.ColdLookupBurst == 0 {
+		c.ColdLookupBurst = DefaultColdLookupBurst
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -222,6 +260,15 @@ func (c Config) Validate() error {
 	}
 	if c.LookupBurst < 0 {
 		errs = append(errs, fmt.Errorf("lookup burst %d must not be negative", c.LookupBurst))
+	}
+	if c.Capacity < 0 {
+		errs = append(errs, fmt.Errorf("capacity %d must not be negative", c.Capacity))
+	}
+	if c.ColdLookupRate < 0 {
+		errs = append(errs, fmt.Errorf("cold lookup rate %g must not be negative", c.ColdLookupRate))
+	}
+	if c.ColdLookupBurst < 0 {
+		errs = append(errs, fmt.Errorf("cold lookup burst %d must not be negative", c.ColdLookupBurst))
 	}
 	if c.NegativeCacheSize < 0 {
 		errs = append(errs, fmt.Errorf("negative cache size %d must not be negative", c.NegativeCacheSize))

@@ -70,9 +70,24 @@
 // refused from memory like any unknown old id. A rotated-out token stays
 // while its rotation family has a token that can validate, so that its
 // reuse is still detected. BenchmarkChurn shows the heap following the
-// live set through a simulated year. See evict.go, and
-// docs/validator-memory.md for deployments whose live set does not fit
-// one node.
+// live set through a simulated year. See evict.go.
+//
+// The snapshot is read with only those tokens (projections.Store.
+// ValidatorSnapshot filters in SQL and hands rows decoded from the wire
+// without allocating); BenchmarkStartFromSnapshot measures a start's time
+// and peak memory.
+//
+// # More tokens than one node holds
+//
+// With Config.Capacity the validator keeps a hot set of about that many
+// tokens, the least recently validated evicted first by a clock sweep
+// that reads the use times Validate writes anyway (hotset.go), and looks
+// any other token up in the event store by id when it is presented: its
+// events from the lifecycle stream, so a cold token's revocation is seen
+// as soon as it is stored. Such cold lookups are coalesced per id, a miss
+// is remembered, and they are rate limited: beyond the limit a cold token
+// is refused with ErrLookupLimited. docs/validator-memory.md has the
+// design and its numbers.
 //
 // # Staleness
 //

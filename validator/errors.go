@@ -36,6 +36,13 @@ var (
 	// for longer than Config.MaxStaleness, so it cannot tell whether the
 	// token was revoked meanwhile, and Config.FailOpen is off.
 	ErrStale = errors.New("validator is stale: the lifecycle stream has not been followed within the staleness bound")
+	// ErrLookupLimited: the token is not in memory of a validator with a
+	// Config.Capacity, and the cold-lookup rate limit is reached, so the
+	// validator cannot tell now whether the token is valid, and refuses
+	// it (fails closed). It also matches ErrUnknown, so a caller that
+	// knows only ErrUnknown refuses it as such; a later attempt may
+	// succeed.
+	ErrLookupLimited error = &limitedError{}
 	// ErrNotStarted: Validate was called before Start returned
 	// successfully.
 	ErrNotStarted = errors.New("validator not started")
@@ -51,12 +58,23 @@ func (*unknownError) Error() string { return "unknown token" }
 // Unwrap makes ErrUnknown match domain.ErrNotFound.
 func (*unknownError) Unwrap() error { return domain.ErrNotFound }
 
+// limitedError is ErrLookupLimited: its own value, wrapping ErrUnknown.
+type limitedError struct{}
+
+func (*limitedError) Error() string {
+	return "unknown token: not in memory, and the cold lookup rate limit is reached"
+}
+
+// Unwrap makes ErrLookupLimited match ErrUnknown.
+func (*limitedError) Unwrap() error { return ErrUnknown }
+
 // Preallocated refusals of young unknown ids, so that an attacker sending
 // forged ids makes the validator allocate nothing to say no.
 var (
 	errLookupLimited      = wrapUnknown("young token id not in memory, and the store lookup rate limit is reached")
 	errLookupNegative     = wrapUnknown("young token id looked up recently and not found")
 	errLookupDisconnected = wrapUnknown("young token id not in memory, and the event store is unreachable")
+	errColdDisconnected   = wrapUnknown("token not in memory, and the event store is unreachable")
 )
 
 // detailError is ErrUnknown with a detail.

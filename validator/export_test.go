@@ -39,3 +39,29 @@ func (s *state) peekNumber() (n uint32, fresh bool) {
 	}
 	return s.hwm, true
 }
+
+// Holds reports whether v holds token id in memory.
+func Holds(v *Validator, id domain.TokenID) bool {
+	e, _, _ := v.st.find(&id)
+	return e != nil
+}
+
+// PauseLookups makes v's store lookups wait, between reading the store
+// and applying what they read, until the returned release function is
+// called.
+func PauseLookups(v *Validator) (release func()) {
+	gate := make(chan struct{})
+	v.lookups.gate.Store(&gate)
+	return sync.OnceFunc(func() {
+		v.lookups.gate.Store(nil)
+		close(gate)
+	})
+}
+
+// Trim trims v's hot set now, as its trimmer does when an insert takes it
+// past its capacity.
+func Trim(v *Validator) { v.trim() }
+
+// PausedLookups is how many of v's store lookups wait for the release of
+// PauseLookups.
+func PausedLookups(v *Validator) int { return int(v.lookups.paused.Load()) }

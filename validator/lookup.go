@@ -1,18 +1,25 @@
 package validator
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tokenledger/tokenledger/domain"
 )
 
-// lookups resolves young token ids that are not in memory by loading
-// their history from the event store. It is what keeps unknown ids from
-// turning into load on the store:
-//   - only young ids get here (Validator.validateUnknown);
+// lookups resolves token ids that are not in memory by loading their
+// history from the event store: young ids (the tail may not have
+// delivered them yet) and, with a Config.Capacity, any other id (cold
+// ones, evicted from or never loaded into the hot set). It is what keeps
+// unknown ids from turning into load on the store:
+//   - without a Capacity only young ids get here
+//     (Validator.validateUnknown);
 //   - concurrent lookups of one id share a single load;
-//   - loads are rate limited for the whole validator by a token bucket;
+//   - loads are rate limited for the whole validator by a token bucket,
+//     one for young ids and one for cold ones;
 //   - an id a load did not find is refused from memory for NegativeTTL,
 //     in a cache of bounded size.
 type lookups struct {
@@ -27,12 +34,40 @@ type lookups struct {
 	neg     map[domain.TokenID]int64
 	ring    []domain.TokenID
 	next    int
-	tokens  float64 // token bucket level
-	refill  int64   // Unix µs of the last refill
-	rate    float64 // tokens per µs
-	burst   float64
+	young   bucket
+	cold    bucket
 	negTTL  int64
 	negSize int
+	// gate, when set (by tests), is received from by each load between
+	// reading the store and applying what it read; paused counts the
+	// loads waiting there.
+	gate   atomic.Pointer[chan struct{}]
+	paused atomic.Int32
+}
+
+// bucket is a token bucket: burst tokens, refilled at rate per µs.
+type bucket struct {
+	tokens float64
+	refill int64 // Unix µs of the last refill
+	rate   float64
+	burst  float64
+}
+
+func newBucket(perSecond float64, burst int, now int64) bucket {
+	return bucket{tokens: float64(burst), refill: now, rate: perSecond / 1e6, burst: float64(burst)}
+}
+
+// take takes one token from the bucket, refilled up to now.
+func (b *bucket) take(now int64) bool {
+	if now > b.refill {
+		b.tokens = min(b.burst, b.tokens+float64(now-b.refill)*b.rate)
+		b.refill = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // lookupCall is one load shared by every caller asking for its id.
@@ -42,22 +77,24 @@ type lookupCall struct {
 }
 
 func newLookups(v *Validator) *lookups {
+	now := v.clock.Now().UnixMicro()
 	return &lookups{
 		v:       v,
 		calls:   make(map[domain.TokenID]*lookupCall),
 		neg:     make(map[domain.TokenID]int64),
-		tokens:  float64(v.cfg.LookupBurst),
-		refill:  v.clock.Now().UnixMicro(),
-		rate:    v.cfg.LookupRate / 1e6,
-		burst:   float64(v.cfg.LookupBurst),
+		young:   newBucket(v.cfg.LookupRate, v.cfg.LookupBurst, now),
+		cold:    newBucket(v.cfg.ColdLookupRate, v.cfg.ColdLookupBurst, now),
 		negTTL:  v.cfg.NegativeTTL.Microseconds(),
 		negSize: v.cfg.NegativeCacheSize,
 	}
 }
 
 // resolve makes sure id is in memory if the store has it: nil means it
-// now is. Otherwise the error matches ErrUnknown.
-func (l *lookups) resolve(ctx context.Context, id domain.TokenID, now int64) error {
+// now is. Otherwise the error matches ErrUnknown. cold tells a cold
+// lookup (an id that is not young) from a young one: they are limited
+// and counted apart, and a cold one beyond its limit is refused with
+// ErrLookupLimited.
+func (l *lookups) resolve(ctx context.Context, id domain.TokenID, now int64, cold bool) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -71,14 +108,24 @@ func (l *lookups) resolve(ctx context.Context, id domain.TokenID, now int64) err
 		}
 		delete(l.neg, id)
 	}
+	st := &l.v.stats
 	if c, ok := l.calls[id]; ok {
 		l.mu.Unlock()
-		l.v.stats.lookupsCoalesced.Add(1)
+		if cold {
+			st.coldCoalesced.Add(1)
+		} else {
+			st.lookupsCoalesced.Add(1)
+		}
 		return l.wait(ctx, c)
 	}
-	if !l.take(now) {
+	if cold && !l.cold.take(now) {
 		l.mu.Unlock()
-		l.v.stats.lookupsLimited.Add(1)
+		st.coldLimited.Add(1)
+		return ErrLookupLimited
+	}
+	if !cold && !l.young.take(now) {
+		l.mu.Unlock()
+		st.lookupsLimited.Add(1)
 		return errLookupLimited
 	}
 	c := &lookupCall{done: make(chan struct{})}
@@ -88,7 +135,7 @@ func (l *lookups) resolve(ctx context.Context, id domain.TokenID, now int64) err
 	// The load runs on its own, bounded by LookupTimeout and the
 	// validator's life rather than by the first caller's ctx: callers that
 	// give up do not cancel it for the others.
-	go l.load(id, c)
+	go l.load(id, c, cold)
 	return l.wait(ctx, c)
 }
 
@@ -101,37 +148,52 @@ func (l *lookups) wait(ctx context.Context, c *lookupCall) error {
 	}
 }
 
-// take takes one token from the bucket, refilled up to now.
-func (l *lookups) take(now int64) bool {
-	if now > l.refill {
-		l.tokens = min(l.burst, l.tokens+float64(now-l.refill)*l.rate)
-		l.refill = now
-	}
-	if l.tokens < 1 {
-		return false
-	}
-	l.tokens--
-	return true
-}
-
-// load loads id's history, applies it, and completes c.
-func (l *lookups) load(id domain.TokenID, c *lookupCall) {
+// load loads id's history, applies it, and completes c. While it reads
+// the store, the tail hands the events of id it applies to the writer
+// (tokenWriter.watch), so that an event the tail passed while the token
+// was not in memory (a revocation of a cold token, say) is applied with
+// the history even if the store read missed it.
+func (l *lookups) load(id domain.TokenID, c *lookupCall, cold bool) {
 	defer l.wg.Done()
 	v := l.v
-	v.stats.lookups.Add(1)
+	if cold {
+		v.stats.coldLookups.Add(1)
+	} else {
+		v.stats.lookups.Add(1)
+	}
+	v.st.mu.Lock()
+	v.w.watch(id)
+	v.st.mu.Unlock()
 	ctx, cancel := context.WithTimeout(v.runCtx, v.cfg.LookupTimeout)
-	events, err := v.cfg.Store.LoadToken(ctx, id)
+	events, families, err := l.loadHistory(ctx, id)
 	cancel()
+	if gate := l.gate.Load(); gate != nil {
+		l.paused.Add(1)
+		select {
+		case <-*gate:
+		case <-v.runCtx.Done():
+		}
+		l.paused.Add(-1)
+	}
+	v.st.mu.Lock()
+	seen := v.w.unwatch(id)
 	found := false
-	switch {
-	case err != nil:
+	if err == nil {
+		for _, e := range families {
+			v.w.applyOwner(e)
+		}
+		if len(events) > 0 || len(seen) > 0 {
+			found = v.w.applyHistory(id, mergeEvents(events, seen), v.applied.Load())
+		}
+		if e, _, _ := v.st.find(&id); e != nil {
+			v.st.stampLoaded(e, v.clock.Now().UnixMicro())
+		}
+	}
+	v.st.mu.Unlock()
+	if err != nil {
 		v.stats.lookupErrors.Add(1)
-		v.log.Warn("store lookup of a young token id failed", "token", id.String(), "error", err)
+		v.log.Warn("store lookup of a token id not in memory failed", "token", id.String(), "cold", cold, "error", err)
 		c.err = &detailError{msg: "unknown token: store lookup failed", cause: err}
-	case len(events) > 0:
-		v.st.mu.Lock()
-		found = v.w.applyHistory(id, events, v.applied.Load())
-		v.st.mu.Unlock()
 	}
 	l.mu.Lock()
 	if err == nil && !found {
@@ -141,6 +203,63 @@ func (l *lookups) load(id domain.TokenID, c *lookupCall) {
 	delete(l.calls, id)
 	l.mu.Unlock()
 	close(c.done)
+}
+
+// loadHistory loads the events of token id and, if the token belongs to a
+// rotation family (issued by a rotation, or rotated), its owner's
+// revocations of that family: they are owner events, which the tail
+// applies to the tokens in memory only, so a cold token's history needs
+// them, else a family revoked before the snapshot would be missed.
+func (l *lookups) loadHistory(ctx context.Context, id domain.TokenID) (events, families []domain.Envelope, err error) {
+	store := l.v.cfg.Store
+	events, err = store.LoadToken(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		owner    domain.OwnerID
+		family   = id
+		rotation bool
+	)
+	for _, e := range events {
+		switch e.Type {
+		case domain.TypeTokenIssued:
+			if d, ok := payloadAs[domain.TokenIssued](e.Data); ok {
+				owner = d.Owner
+				if d.Family != nil && !d.Family.IsZero() {
+					family, rotation = *d.Family, true
+				}
+			}
+		case domain.TypeTokenExpirySet:
+			if d, ok := payloadAs[domain.TokenExpirySet](e.Data); ok && d.RotatedTo != nil {
+				rotation = true
+			}
+		}
+	}
+	if !rotation || owner == "" {
+		return events, nil, nil
+	}
+	ownerEvents, err := store.LoadOwner(ctx, owner)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range ownerEvents {
+		if d, ok := payloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked && d.Family == family {
+			families = append(families, e)
+		}
+	}
+	return events, families, nil
+}
+
+// mergeEvents returns the events of loaded and seen (each in stream
+// order) in stream order, each once.
+func mergeEvents(loaded, seen []domain.Envelope) []domain.Envelope {
+	if len(seen) == 0 {
+		return loaded
+	}
+	all := append(slices.Clone(loaded), seen...)
+	slices.SortStableFunc(all, func(a, b domain.Envelope) int { return cmp.Compare(a.Sequence, b.Sequence) })
+	return slices.CompactFunc(all, func(a, b domain.Envelope) bool { return a.Sequence == b.Sequence })
 }
 
 // remember adds id to the negative cache, forgetting the oldest entry

@@ -14,7 +14,9 @@ type counters struct {
 	usagePublished, usageDropped, usesPublished, usesDropped, usagePublishErrors atomic.Uint64
 
 	eventsApplied, tailRestarts atomic.Uint64
-	evicted                     atomic.Uint64
+	evicted, capacityEvicted    atomic.Uint64
+
+	coldLookups, coldCoalesced, coldLimited atomic.Uint64
 }
 
 // Stats are a validator's counters since New. Every field only grows.
@@ -46,6 +48,16 @@ type Stats struct {
 	// Evicted is the number of tokens evicted from memory as they can no
 	// longer validate (see Config.EvictionGrace).
 	Evicted uint64
+
+	// ColdLookups is the number of event store loads of tokens not in
+	// memory whose id is not young (cold lookups: only with a
+	// Config.Capacity); ColdLookupsCoalesced the callers that shared
+	// another caller's load; ColdLookupsLimited the cold tokens refused
+	// with ErrLookupLimited. CapacityEvicted is the number of tokens that
+	// could still validate, evicted because the memory held more than
+	// Capacity tokens. Failed cold loads count in LookupErrors, cold ids
+	// found nowhere in NegativeHits once remembered.
+	ColdLookups, ColdLookupsCoalesced, ColdLookupsLimited, CapacityEvicted uint64
 }
 
 // Stats returns the validator's counters. It is cheap and safe for
@@ -73,6 +85,10 @@ func (v *Validator) Stats() Stats {
 		EventsApplied:        c.eventsApplied.Load(),
 		TailRestarts:         c.tailRestarts.Load(),
 		Evicted:              c.evicted.Load(),
+		ColdLookups:          c.coldLookups.Load(),
+		ColdLookupsCoalesced: c.coldCoalesced.Load(),
+		ColdLookupsLimited:   c.coldLimited.Load(),
+		CapacityEvicted:      c.capacityEvicted.Load(),
 	}
 }
 

@@ -293,6 +293,14 @@ type state struct {
 	members         map[domain.TokenID][]uint32
 	familyOf        map[uint32]domain.TokenID
 	revokedFamilies map[domain.TokenID]uint64
+
+	// The hot set of a validator with a capacity (hotset.go): the
+	// capacity (0: none), the clock hand, the start of its previous and
+	// current rounds (Unix µs), and the trimmer's signal.
+	capacity            int
+	hand                uint32
+	handSince, handWrap int64
+	overCapacity        chan struct{}
 }
 
 // limbo is a batch of evicted entry and cell numbers.
@@ -307,6 +315,7 @@ func newState() *state {
 		members:         make(map[domain.TokenID][]uint32),
 		familyOf:        make(map[uint32]domain.TokenID),
 		revokedFamilies: make(map[domain.TokenID]uint64),
+		overCapacity:    make(chan struct{}, 1),
 	}
 	s.idx.Store(newIndex(0))
 	s.pages.Store(&[]*page{})
@@ -381,6 +390,13 @@ type newToken struct {
 // insert adds a token that is not in the state yet. The caller holds
 // s.mu.
 func (s *state) insert(t newToken) {
+	s.insertInterned(t, s.internOwner(t.owner), s.internScopes(t.scopes))
+}
+
+// insertInterned is insert for a token whose owner and scope set are
+// interned already as numbers owner and scopes (t.owner and t.scopes are
+// not read).
+func (s *state) insertInterned(t newToken, owner, scopes uint32) {
 	n, fresh := s.takeNumber()
 	pages := *s.pages.Load()
 	if fresh && int(n>>pageBits) == len(pages) {
@@ -395,8 +411,7 @@ func (s *state) insert(t newToken) {
 	lo, hi = hashWords(&t.hash)
 	e.hash[0].Store(lo)
 	e.hash[1].Store(hi)
-	owner := s.internOwner(t.owner)
-	e.grant.Store(s.internGrant(grant{owner: owner, scopes: s.internScopes(t.scopes), session: t.session}))
+	e.grant.Store(s.internGrant(grant{owner: owner, scopes: scopes, session: t.session}))
 	e.cell.Store(0)
 
 	base := idBase(&t.id)
@@ -436,6 +451,7 @@ func (s *state) insert(t newToken) {
 	}
 	ix.put(&t.id, n)
 	s.live.Add(1)
+	s.signalOverCapacity()
 }
 
 // takeNumber returns a free entry number, reused if one is, else fresh
@@ -590,18 +606,31 @@ func (s *state) internOwner(id domain.OwnerID) uint32 {
 	return n
 }
 
+// internOwnerBytes is internOwner for an owner id given as bytes, which it
+// copies only if the owner is new.
+func (s *state) internOwnerBytes(b []byte) uint32 {
+	owners := *s.owners.Load()
+	if n, ok := s.ownerNum.lookup(maphash.Bytes(internSeed, b), func(n uint32) bool { return string(owners[n]) == string(b) }); ok {
+		return n
+	}
+	return s.internOwner(domain.OwnerID(b))
+}
+
 // ownerNumber returns the number of owner id, if it is interned.
 func (s *state) ownerNumber(id domain.OwnerID) (uint32, bool) {
 	owners := *s.owners.Load()
 	return s.ownerNum.lookup(maphash.String(internSeed, string(id)), func(n uint32) bool { return owners[n] == id })
 }
 
+// grantHash mixes the grant's numbers: they are small integers, for which
+// a multiplicative hash spreads well and costs far less than maphash.
 func grantHash(g grant) uint64 {
 	k := uint64(g.owner)<<32 | uint64(g.scopes)
 	if g.session {
 		k ^= 1 << 63
 	}
-	return maphash.Comparable(internSeed, k)
+	k *= 0x9E3779B97F4A7C15
+	return k ^ k>>29
 }
 
 // internGrant returns the number of the interned grant g, adding it if
@@ -636,6 +665,22 @@ func (s *state) internScopes(scopes []string) uint32 {
 	s.scopeSet.Store(&grown)
 	n := uint32(len(grown) - 1)
 	s.scopeNum[key] = n
+	return n
+}
+
+// internScopesText is internScopes for a scope set given as its scopes
+// separated by single spaces, which it copies only if the set is new.
+func (s *state) internScopesText(b []byte) uint32 {
+	if n, ok := s.scopeNum[string(b)]; ok {
+		return n
+	}
+	var scopes []string
+	if len(b) > 0 {
+		scopes = strings.Split(string(b), " ")
+	}
+	n := s.internScopes(scopes)
+	// The stored order may not be the sorted one internScopes keys by.
+	s.scopeNum[string(b)] = n
 	return n
 }
 
@@ -731,6 +776,22 @@ func (s *state) advance(seq uint64) {
 		if p <= seq {
 			delete(s.pending, n)
 		}
+	}
+}
+
+// reserve sizes the index for tokens tokens, if it is smaller: loading
+// that many then rebuilds it no more. The caller holds s.mu.
+func (s *state) reserve(tokens int) {
+	if ix := s.idx.Load(); newIndex(tokens).size > ix.size {
+		s.rebuild(tokens)
+	}
+}
+
+// fit rebuilds the index if it is much larger than the tokens need (after
+// a reserve for more than came). The caller holds s.mu.
+func (s *state) fit() {
+	if newIndex(s.tokens()).size*5/4 < s.idx.Load().size {
+		s.rebuild(s.tokens())
 	}
 }
 

@@ -157,6 +157,9 @@ func (v *Validator) flush(done chan struct{}) {
 	b := v.collect(v.clock.Now())
 	b.done = done
 	v.stats.valid.Add(b.uses)
+	// Tokens with uses not flushed are not trimmed from the hot set: the
+	// memory may have stayed past the capacity for them.
+	v.st.signalOverCapacity()
 	if len(b.events) == 0 {
 		if done != nil {
 			close(done)

@@ -25,7 +25,8 @@ const (
 )
 
 // Validator answers "is this secret a valid token, and whose is it?" from
-// memory. It holds every token of the read model and follows the
+// memory. It holds every token of the read model that can still validate
+// (with Config.Capacity, a hot set of them) and follows the
 // lifecycle stream, so a revocation appended anywhere is seen within the
 // stream's propagation delay; it counts uses in memory and writes them to
 // the usage stream once per Config.FlushInterval.
@@ -105,6 +106,7 @@ func New(cfg Config) (*Validator, error) {
 	}
 	cfg = cfg.withDefaults()
 	st := newState()
+	st.capacity = cfg.Capacity
 	v := &Validator{
 		cfg:         cfg,
 		clock:       cfg.Clock,
@@ -159,14 +161,33 @@ func (v *Validator) start(ctx context.Context) error {
 	v.st.mu.Lock()
 	now := v.clock.Now().UnixMicro()
 	keepAfter, youngAfter := now-v.cfg.EvictionGrace.Microseconds(), now-v.youngWindow
-	info, err := v.cfg.Projections.Snapshot(ctx, v.cfg.ProjectionName, func(r projections.TokenRow) error {
-		v.w.loadRow(&r, keepAfter, youngAfter)
+	// What can no longer validate stays in the database; with a capacity,
+	// so do the tokens beyond it, left cold.
+	keep := projections.ValidatorKeep{
+		ExpiredAfter: time.UnixMicro(keepAfter),
+		RevokedAfter: time.UnixMicro(youngAfter),
+		Limit:        v.cfg.Capacity,
+	}
+	begin := func(info *projections.SnapshotInfo) {
+		// The rows reflect every event up to the checkpoint: none is
+		// ahead of the tail.
+		v.st.advance(info.Sequence)
+		for i := range info.Owners {
+			v.w.loadOwner(&info.Owners[i])
+		}
+		// Sized once for the rows to come, the index is not rebuilt
+		// again and again as it fills.
+		est := int(info.EstimatedTokens)
+		if v.cfg.Capacity > 0 {
+			est = min(est, v.cfg.Capacity)
+		}
+		v.st.reserve(est)
+	}
+	info, err := v.cfg.Projections.ValidatorSnapshot(ctx, v.cfg.ProjectionName, keep, begin, func(r *projections.ValidatorRow) error {
+		v.w.loadLiveRow(r, keepAfter, youngAfter)
 		return nil
 	})
-	for i := range info.Owners {
-		v.w.loadOwner(&info.Owners[i])
-	}
-	v.st.advance(info.Sequence)
+	v.st.fit()
 	v.snapshotSeq.Store(info.Sequence)
 	v.applied.Store(info.Sequence)
 	tokens := v.st.tokens()
@@ -189,6 +210,10 @@ func (v *Validator) start(ctx context.Context) error {
 		return ErrClosed
 	}
 	v.workers.Add(5)
+	if v.cfg.Capacity > 0 {
+		v.workers.Add(1)
+		go v.runTrimmer()
+	}
 	go v.runEvictor()
 	go v.watchConnection()
 	go v.runTail()
@@ -217,11 +242,15 @@ func (v *Validator) start(ctx context.Context) error {
 // held for a slice append, to list the token for the next flush. A well-formed secret of a token not in memory is looked up in
 // the event store only if its id is young (see Config.YoungWindow); such
 // lookups are coalesced per id and rate limited, and ctx bounds the wait
-// for one. Every other unknown id is refused from memory.
+// for one. Every other unknown id is refused from memory, unless the
+// validator has a Config.Capacity: then it is looked up too (a cold
+// lookup), coalesced, rate limited and refused with ErrLookupLimited
+// beyond the limit.
 //
 // Errors match (errors.Is) exactly one of ErrMalformed, ErrUnknown,
 // ErrRevoked, ErrOwnerRevoked, ErrExpired, ErrStale, ErrNotStarted or
-// ErrClosed; they never contain the secret.
+// ErrClosed (ErrLookupLimited matches ErrUnknown too); they never contain
+// the secret.
 func (v *Validator) Validate(ctx context.Context, secret string) (Principal, error) {
 	return v.validate(ctx, secret, "", "")
 }
@@ -306,10 +335,12 @@ func (v *Validator) check(e *entry, n uint32, id *domain.TokenID, hash *domain.S
 }
 
 // validateUnknown decides for a well-formed secret whose id is not in
-// memory: refused at once unless the id is young, else looked up.
+// memory: refused at once unless the id is young or the validator has a
+// capacity (and the id is not in the future), else looked up.
 func (v *Validator) validateUnknown(ctx context.Context, id domain.TokenID, hash domain.SecretHash, now int64, addr, route string) (Principal, error) {
 	age := now - int64(ulid.ULID(id).Time())*1000
-	if age > v.youngWindow || -age > v.maxSkew {
+	cold := age > v.youngWindow
+	if -age > v.maxSkew || cold && v.cfg.Capacity == 0 {
 		v.stats.unknown.Add(1)
 		return Principal{}, ErrUnknown
 	}
@@ -317,20 +348,31 @@ func (v *Validator) validateUnknown(ctx context.Context, id domain.TokenID, hash
 		// The store is out of reach: answer from memory at once rather
 		// than after a lookup timeout.
 		v.stats.unknown.Add(1)
+		if cold {
+			return Principal{}, errColdDisconnected
+		}
 		return Principal{}, errLookupDisconnected
 	}
-	if err := v.lookups.resolve(ctx, id, now); err != nil {
-		v.stats.unknown.Add(1)
-		return Principal{}, err
+	// A token loaded for this validation is kept in memory long enough
+	// for it to be found (see hotset.go); should the trimmer still have
+	// evicted it, it is loaded once more.
+	for attempt := 0; ; attempt++ {
+		if err := v.lookups.resolve(ctx, id, now, cold); err != nil {
+			v.stats.unknown.Add(1)
+			return Principal{}, err
+		}
+		e, n, ix := v.st.find(&id)
+		if e == nil {
+			if attempt == 0 && v.cfg.Capacity > 0 {
+				continue
+			}
+			v.stats.unknown.Add(1)
+			return Principal{}, ErrUnknown
+		}
+		p, err := v.check(e, n, &id, &hash, now, addr, route)
+		runtime.KeepAlive(ix)
+		return p, err
 	}
-	e, n, ix := v.st.find(&id)
-	if e == nil {
-		v.stats.unknown.Add(1)
-		return Principal{}, ErrUnknown
-	}
-	p, err := v.check(e, n, &id, &hash, now, addr, route)
-	runtime.KeepAlive(ix)
-	return p, err
 }
 
 // Observe applies events the caller has just appended to the lifecycle

@@ -31,7 +31,9 @@ type results struct {
 	// Secret, Validate, Memory and Append are the Go benchmarks' results;
 	// GoCommands the commands that produced them.
 	Secret, Validate, Memory, Append []goBench
-	GoCommands                       map[string]string
+	// UIList is the web UI's list page benchmark.
+	UIList     []goBench
+	GoCommands map[string]string
 
 	// DRF, TL1k, Bare and TLLarge are the wrk runs of the peer, of
 	// tokenledger with SeedTokens and with Tokens tokens, and of the bare
@@ -142,6 +144,7 @@ func (r results) rows() []row {
 	rows = append(rows, r.stateAtRow())
 	rows = append(rows, r.webhookRow())
 	rows = append(rows, r.memoryRows()...)
+	rows = append(rows, r.uiListRow())
 	return rows
 }
 

@@ -29,6 +29,7 @@ func (b *bench) goBenchmarks(ctx context.Context) error {
 		{specValidate, &b.res.Validate},
 		{specMemory, &b.res.Memory},
 		{specAppend, &b.res.Append},
+		{specUIList, &b.res.UIList},
 	} {
 		logf("go benchmarks: %s", step.spec.command(b.cfg.goCount, b.cfg.goBenchtime))
 		res, err := b.runGoBench(ctx, step.spec)
@@ -38,7 +39,7 @@ func (b *bench) goBenchmarks(ctx context.Context) error {
 		*step.into = res
 	}
 	b.res.GoCommands = map[string]string{}
-	for k, s := range map[string]goBenchSpec{"secret": specSecret, "validate": specValidate, "memory": specMemory, "append": specAppend} {
+	for k, s := range map[string]goBenchSpec{"secret": specSecret, "validate": specValidate, "memory": specMemory, "append": specAppend, "ui_list": specUIList} {
 		b.res.GoCommands[k] = s.command(b.cfg.goCount, b.cfg.goBenchtime)
 	}
 	return nil

@@ -69,6 +69,7 @@ func printDevBanner(w io.Writer, dev *app.Dev) {
 	fmt.Fprintf(w, "  PostgreSQL        %s\n", dev.PostgresURL)
 	fmt.Fprintf(w, "  event stream      %s: %s\n", dev.Store.Config().Stream, plural(dev.Events, "event"))
 	fmt.Fprintf(w, "  API               %s  (OpenAPI: %s/v1/openapi.json)\n", dev.API.URL(), dev.API.URL())
+	fmt.Fprintf(w, "  web UI            %s/ui/  (sign in with the admin token)\n", dev.API.URL())
 	// The ports change when the default ones are taken: the CLI must be
 	// told which instance to call, or it calls another one.
 	fmt.Fprintf(w, "\nPoint the tokenledger CLI at this instance (paste into a shell):\n\n")
