@@ -37,8 +37,11 @@ const (
 	// the bound is far larger than the lifecycle projection's.
 	DefaultUsageReadyMaxLag = 100_000
 	// DefaultProjectPostgresConns bounds the projector's PostgreSQL pool:
-	// it applies one event at a time, and status reads take one more.
-	DefaultProjectPostgresConns = 4
+	// the leadership holds one connection, the projector and the usage
+	// consumer one each and status reads another; the expiry scheduler and
+	// the webhook dispatcher need theirs, so that they never make the
+	// projector wait for a connection.
+	DefaultProjectPostgresConns = 8
 	// readyTimeout bounds one readiness check, so a probe gets an answer
 	// while a server hangs.
 	readyTimeout = 2 * time.Second
