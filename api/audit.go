@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tokenledger/tokenledger/audit"
@@ -96,12 +97,48 @@ func (s *Server) stateAt(w http.ResponseWriter, r *http.Request, c ledger.Caller
 	if err != nil {
 		return auditError(err)
 	}
-	out := sdk.StateAt{At: snap.At, Sequence: snap.Sequence, Items: make([]sdk.Token, len(snap.Tokens))}
-	for i, row := range snap.Tokens {
-		out.Items[i] = tokenFromRow(row)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeState(w, snap)
 	return nil
+}
+
+// stateFlushBytes is how much of a state answer is written at a time.
+const stateFlushBytes = 64 << 10
+
+// stateWriteTimeout is how long the writing of each part of a state
+// answer may take: the server's write timeout covers a whole answer, and
+// the state of a large ledger is hundreds of megabytes.
+const stateWriteTimeout = 30 * time.Second
+
+// writeState answers a state: the document sdk.StateAt, its tokens encoded
+// by hand (appendTokenJSON) and written as they are encoded, rather than
+// marshalled whole into memory first.
+func writeState(w http.ResponseWriter, snap audit.Snapshot) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(stateWriteTimeout))
+	w.Header().Set("Content-Type", contentJSON)
+	w.WriteHeader(http.StatusOK)
+	b := make([]byte, 0, stateFlushBytes+4096)
+	b = append(b, `{"at":`...)
+	b = appendJSONTime(b, snap.At)
+	b = append(b, `,"sequence":`...)
+	b = strconv.AppendUint(b, snap.Sequence, 10)
+	b = append(b, `,"items":[`...)
+	for i := range snap.Tokens {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		t := tokenFromRow(snap.Tokens[i])
+		b = appendTokenJSON(b, &t)
+		if len(b) >= stateFlushBytes {
+			if _, err := w.Write(b); err != nil {
+				return
+			}
+			_ = rc.SetWriteDeadline(time.Now().Add(stateWriteTimeout))
+			b = b[:0]
+		}
+	}
+	b = append(b, "]}\n"...)
+	_, _ = w.Write(b)
 }
 
 // auditError marks a failure to read the stream or the read model as the

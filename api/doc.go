@@ -9,4 +9,9 @@
 // to the event store. Every answer is JSON (errors are
 // {"error": {"code", "message"}} with a code from package sdk), carries an
 // X-Request-Id, and a bad request is always a 4xx, never a 5xx.
+//
+// Given a tracer provider (Config.TracerProvider), the server makes an
+// OpenTelemetry server span of every request, named by its route and a
+// child of the caller's W3C traceparent; without one, requests run no
+// tracing code at all.
 package api

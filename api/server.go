@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/metrics"
 	"github.com/tokenledger/tokenledger/sdk"
@@ -65,6 +67,10 @@ type Config struct {
 	// so that a gateway whose configuration forgot the scope fails closed.
 	// By default such a check passes any valid token.
 	RequireAuthScope bool
+	// TracerProvider, if set, makes a server span of every request
+	// (named by its route) in the trace of the caller's traceparent
+	// header. Nil means no tracing: requests pass no tracing code.
+	TracerProvider trace.TracerProvider
 	// UI, if set, builds the web UI, served under UIPrefix (every method;
 	// the UI answers its own routes) with the request id, log line and
 	// metrics of every request; GET / then redirects to it.
@@ -91,6 +97,7 @@ type Server struct {
 	metricsHandler   http.Handler
 	requireAuthScope bool
 	refusals         *refusalLog
+	tracerProvider   trace.TracerProvider
 	ui               UIHandler
 }
 
@@ -124,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 		webhooks:         cfg.Webhooks,
 		secretScanning:   cfg.SecretScanning,
 		requireAuthScope: cfg.RequireAuthScope,
+		tracerProvider:   cfg.TracerProvider,
 		ui:               cfg.UI,
 	}
 	if s.log == nil {
@@ -269,7 +277,11 @@ func (s *Server) buildHandler() http.Handler {
 
 	// The metrics sit outside the request id and the log line, so they
 	// time everything; RecordRoute hands them the route matched.
-	return s.metrics.InstrumentHTTP(s.withRequest(metrics.RecordRoute(root)))
+	routed := metrics.RecordRoute(root)
+	if s.tracerProvider != nil {
+		routed = s.traced(routed)
+	}
+	return s.metrics.InstrumentHTTP(s.withRequest(routed))
 }
 
 // DefaultMutationTimeout is the default of Config.MutationTimeout: longer

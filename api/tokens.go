@@ -88,7 +88,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, c ledger.Caller) e
 		owner := domain.OwnerID(o)
 		f.Owner = &owner
 	}
-	switch st := domain.Status(q.Get("status")); st {
+	switch st := domain.TokenStatus(q.Get("status")); st {
 	case "", domain.StatusActive, domain.StatusExpired, domain.StatusRevoked:
 		f.Status = st
 	default:

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/audit"
 	"github.com/tokenledger/tokenledger/domain"
@@ -84,6 +86,9 @@ type APIConfig struct {
 	// SecretScanningKeysURL is where GitHub's secret scanning keys are
 	// published (JSON); empty turns POST /v1/secret-scanning/github off.
 	SecretScanningKeysURL string
+	// TracerProvider, if set, makes a server span of every request
+	// (api.Config.TracerProvider); nil means no HTTP tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultAPIConfig returns the API defaults.
@@ -91,7 +96,7 @@ func DefaultAPIConfig() APIConfig {
 	return APIConfig{
 		HTTPAddr:         DefaultHTTPAddr,
 		Policy:           domain.DefaultPolicy(),
-		ProjectionName:   DefaultProjectionName,
+		ProjectionName:   projections.LifecycleName,
 		MaxStaleness:     validator.DefaultMaxStaleness,
 		EvictionGrace:    validator.DefaultEvictionGrace,
 		EvictionInterval: validator.DefaultEvictionInterval,
@@ -186,7 +191,7 @@ func (a *API) URL() string { return "http://" + a.Addr.String() }
 //
 // The returned stop shuts the HTTP server down (letting requests in flight
 // finish), then closes the validator, which flushes the usage it counted.
-func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read *projections.Store,
+func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read *projections.ReadModel,
 	degraded map[string]api.Check, log *slog.Logger) (_ *API, _ func(context.Context) error, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
@@ -299,6 +304,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		RequireAuthScope: cfg.RequireAuthScope,
 		Webhooks:         cfg.Webhooks,
 		SecretScanning:   secretScanner(cfg.SecretScanningKeysURL),
+		TracerProvider:   cfg.TracerProvider,
 		UI:               pages.Handler,
 	})
 	if err != nil {
@@ -347,7 +353,7 @@ func listen(addr string, preferFree bool) (net.Listener, error) {
 
 // projectionLag fails when the projection is more than maxLag events behind
 // the lifecycle stream, or either cannot be read.
-func projectionLag(ctx context.Context, store *eventstore.Store, read *projections.Store, name string, maxLag uint64) error {
+func projectionLag(ctx context.Context, store *eventstore.Store, read *projections.ReadModel, name string, maxLag uint64) error {
 	last, err := store.StreamLastSequence(ctx)
 	if err != nil {
 		return fmt.Errorf("event store: %w", err)

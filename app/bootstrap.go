@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/natsconn"
 )
 
@@ -43,7 +44,7 @@ func (c BootstrapConfig) Validate() error {
 // AdminBootstrap issues an admin token into the ledger at cfg.NATSURL: on an
 // empty ledger, or on any ledger with cfg.Force. The secret is in the result
 // only.
-func AdminBootstrap(ctx context.Context, cfg BootstrapConfig) (*Bootstrap, error) {
+func AdminBootstrap(ctx context.Context, cfg BootstrapConfig) (*ledger.Bootstrapped, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -60,7 +61,7 @@ func AdminBootstrap(ctx context.Context, cfg BootstrapConfig) (*Bootstrap, error
 	if n > 0 && !cfg.Force {
 		return nil, fmt.Errorf("%w: it holds %d events, so it was bootstrapped already; --force issues another admin token (break-glass)", ErrNotEmpty, n)
 	}
-	return BootstrapAdmin(ctx, store, cfg.Policy, domain.SystemClock{})
+	return ledger.BootstrapAdmin(ctx, store, cfg.Policy, domain.SystemClock{})
 }
 
 // StreamsConfig configures `tokenledger streams init`.

@@ -9,6 +9,7 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/ledger"
 )
 
 // Bootstrap issues the first admin token of an empty ledger, refuses a
@@ -23,7 +24,7 @@ func TestAdminBootstrap(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bootstrap an empty ledger: %v", err)
 	}
-	if first.Token.Owner() != app.AdminOwner || !first.Token.HasScope(app.AdminScope) {
+	if first.Token.Owner() != ledger.AdminOwner || !first.Token.HasScope(ledger.ScopeAdmin) {
 		t.Errorf("bootstrap token: owner %s scopes %v", first.Token.Owner(), first.Token.Scopes())
 	}
 	if _, err := domain.ParseSecret(first.Secret.Reveal()); err != nil {

@@ -22,10 +22,6 @@ import (
 const (
 	// DefaultNATSURL is where project and replay find NATS unless told.
 	DefaultNATSURL = nats.DefaultURL
-	// DefaultProjectionName is the name of the lifecycle projection: the
-	// key of its checkpoint row. The live projector and a replay must use
-	// the same name.
-	DefaultProjectionName = "lifecycle"
 )
 
 // validateNATSURL checks a comma-separated list of nats:// (or tls://,

@@ -15,10 +15,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/api"
+	"github.com/tokenledger/tokenledger/cluster"
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/expiry"
+	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
@@ -122,7 +124,7 @@ type Dev struct {
 	Store       *eventstore.Store
 	// Bootstrapped is set when this start issued the first admin token:
 	// its secret is shown once, here, and never again.
-	Bootstrapped *Bootstrap
+	Bootstrapped *ledger.Bootstrapped
 	// Events is the number of events in the lifecycle stream at start-up
 	// (after any bootstrap).
 	Events uint64
@@ -130,19 +132,13 @@ type Dev struct {
 	// Projector, the lifecycle projector, and Usage, the usage consumer
 	// (which slides sessions by the dev policy), both running in the
 	// process.
-	Projections *projections.Store
+	Projections *projections.ReadModel
 	Projector   *consumers.LifecycleProjector
 	Usage       *consumers.UsageConsumer
 	// API is the API node: validator, ledger and HTTP server.
 	API *API
 
 	conn *nats.Conn
-}
-
-// Bootstrap is the first admin token of a fresh ledger.
-type Bootstrap struct {
-	Token  *domain.Token
-	Secret domain.Secret
 }
 
 // StartDev starts the embedded nats-server and, unless cfg.PostgresURL is
@@ -230,7 +226,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, err
 	}
 	if d.Events == 0 {
-		d.Bootstrapped, err = BootstrapAdmin(ctx, d.Store, cfg.Policy, cfg.Clock)
+		d.Bootstrapped, err = ledger.BootstrapAdmin(ctx, d.Store, cfg.Policy, cfg.Clock)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -263,7 +259,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	}
 	var run *workerRun
 	d.Projector, run, err = startProjector(workerStore, d.NATS.ClientURL(), natsconn.Auth{}, d.Projections,
-		consumers.LifecycleConfig{Name: DefaultProjectionName}, nil, log, nats.Name("tokenledger-dev-projector"), asWorker)
+		consumers.LifecycleConfig{Name: projections.LifecycleName}, nil, log, nats.Name("tokenledger-dev-projector"), asWorker)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -271,7 +267,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 	// server.
 	cleanups.push(run.stop)
 	d.Usage, run, err = startUsage(workerStore, d.Projections, consumers.UsageConfig{
-		Name:   consumers.DefaultUsageName,
+		Name:   projections.UsageName,
 		Policy: cfg.Policy,
 		Clock:  cfg.Clock,
 	}, nil, log)
@@ -349,8 +345,8 @@ func devNATSUsers(cfg DevConfig) (devUsers, error) {
 	}
 	return devUsers{
 		users: []stack.NATSUser{
-			{Name: devAppUser, Permissions: APINodePermissions(cfg.Store)},
-			{Name: devWorkerUser, Password: worker, Permissions: WorkerPermissions(cfg.Store)},
+			{Name: devAppUser, Permissions: cluster.APINodePermissions(cfg.Store)},
+			{Name: devWorkerUser, Password: worker, Permissions: cluster.WorkerPermissions(cfg.Store)},
 			{Name: devOperatorUser, Password: operator},
 		},
 		workerPassword: worker,
@@ -373,29 +369,4 @@ func devPassword(path string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(password)), nil
-}
-
-// Admin is the owner and scope of the bootstrap token.
-const (
-	AdminOwner domain.OwnerID = "admin"
-	AdminScope                = "ledger:admin"
-)
-
-// BootstrapAdmin issues the first admin token of a ledger: owner "admin",
-// scope ledger:admin, the policy's default lifetime. The issue expects the
-// admin owner to have no owner-wide events yet, so two instances
-// bootstrapping one ledger at once cannot both succeed.
-func BootstrapAdmin(ctx context.Context, store *eventstore.Store, p domain.Policy, clock domain.Clock) (*Bootstrap, error) {
-	tok, secret, err := domain.IssueToken(p, nil, domain.IssueRequest{
-		Owner:  AdminOwner,
-		Name:   "bootstrap admin",
-		Scopes: []string{AdminScope},
-	}, domain.Meta{Actor: "system:bootstrap"}, clock.Now(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("bootstrap admin token: %w", err)
-	}
-	if _, err := store.Append(ctx, eventstore.ExpectOwner(AdminOwner, 0), tok.Changes()...); err != nil {
-		return nil, fmt.Errorf("bootstrap admin token: %w", err)
-	}
-	return &Bootstrap{Token: tok, Secret: secret}, nil
 }

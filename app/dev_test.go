@@ -14,10 +14,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/app"
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/ledger"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 func TestMain(m *testing.M) { stacktest.Main(m) }
@@ -75,8 +76,8 @@ func TestDevStreamsAreProtectedFromTheApplicationUser(t *testing.T) {
 	// workers' names (the workers read through consumers of their own,
 	// from their checkpoints).
 	for _, c := range []struct{ stream, durable string }{
-		{cfg.Store.Stream, app.DefaultProjectionName},
-		{cfg.Store.UsageStream, consumers.DefaultUsageName},
+		{cfg.Store.Stream, projections.LifecycleName},
+		{cfg.Store.UsageStream, projections.UsageName},
 	} {
 		short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
 		err := js.DeleteConsumer(short, c.stream, c.durable)
@@ -141,8 +142,8 @@ func TestDevBootstrapsOnce(t *testing.T) {
 	if dev.Bootstrapped == nil {
 		t.Fatal("a fresh ledger issued no admin token")
 	}
-	if !dev.Bootstrapped.Token.HasScope(app.AdminScope) {
-		t.Fatalf("bootstrap token scopes %v lack %s", dev.Bootstrapped.Token.Scopes(), app.AdminScope)
+	if !dev.Bootstrapped.Token.HasScope(ledger.ScopeAdmin) {
+		t.Fatalf("bootstrap token scopes %v lack %s", dev.Bootstrapped.Token.Scopes(), ledger.ScopeAdmin)
 	}
 	events, err := dev.Store.LoadToken(context.Background(), dev.Bootstrapped.Token.ID())
 	if err != nil || len(events) != 1 {

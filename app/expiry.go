@@ -14,7 +14,7 @@ import (
 
 // startExpiry runs the expiry scheduler (once gate, if not nil, leads)
 // with a ledger of its own on store, until the returned run is stopped.
-func startExpiry(store *eventstore.Store, pool *pgxpool.Pool, proj *projections.Store, policy domain.Policy,
+func startExpiry(store *eventstore.Store, pool *pgxpool.Pool, proj *projections.ReadModel, policy domain.Policy,
 	clock domain.Clock, cfg expiry.Config, gate *leader, log *slog.Logger) (*workerRun, error) {
 	svc, err := ledger.New(ledger.Config{Store: store, Projections: proj, Policy: policy, Clock: clock})
 	if err != nil {

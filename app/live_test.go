@@ -14,7 +14,7 @@ import (
 // startLive runs the lifecycle projector of projection name while the test
 // needs it, on a NATS connection of its own, as `tokenledger project` does.
 // It stops when the test ends; an error of its own fails the test then.
-func startLive(t *testing.T, store *eventstore.Store, proj *projections.Store, name string) *consumers.LifecycleProjector {
+func startLive(t *testing.T, store *eventstore.Store, proj *projections.ReadModel, name string) *consumers.LifecycleProjector {
 	t.Helper()
 	conn, err := nats.Connect(store.JetStream().Conn().ConnectedUrl(), nats.Name("live-"+name))
 	if err != nil {

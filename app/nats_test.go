@@ -11,11 +11,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/app"
-	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/cluster"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/natsconn"
+	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
+	"github.com/tokenledger/tokenledger/webhooks"
 )
 
 // Validate names every problem at once, each with its flag, and never the
@@ -78,7 +80,7 @@ func TestNATSAuthConnectsWithEachCredentialKind(t *testing.T) {
 	store := eventstore.DefaultConfig()
 	srv, files := stacktest.NATSWithTLS(t, stack.NATSConfig{Users: []stack.NATSUser{
 		{Name: "operator", Password: "operator-secret"},
-		{NKey: nkeyPub, Permissions: app.APINodePermissions(store)},
+		{NKey: nkeyPub, Permissions: cluster.APINodePermissions(store)},
 	}})
 	op := stacktest.NewOperator(t)
 	jwtSrv, jwtFiles := stacktest.NATSWithTLS(t, stack.NATSConfig{Operator: op.Config})
@@ -156,8 +158,8 @@ func TestAPINodeCredentialsCannotRemoveHistoryOrConsumers(t *testing.T) {
 	store := eventstore.DefaultConfig()
 	srv, files := stacktest.NATSWithTLS(t, stack.NATSConfig{Users: []stack.NATSUser{
 		{Name: "operator", Password: "operator-secret"},
-		{NKey: apiPub, Permissions: app.APINodePermissions(store)},
-		{NKey: workerPub, Permissions: app.WorkerPermissions(store)},
+		{NKey: apiPub, Permissions: cluster.APINodePermissions(store)},
+		{NKey: workerPub, Permissions: cluster.WorkerPermissions(store)},
 	}})
 	tlsAuth := natsconn.Auth{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -186,8 +188,9 @@ func TestAPINodeCredentialsCannotRemoveHistoryOrConsumers(t *testing.T) {
 	}
 	worker, api := connect(workerSeed), connect(apiSeed)
 	durables := []struct{ stream, name string }{
-		{store.Stream, app.DefaultProjectionName},
-		{store.UsageStream, consumers.DefaultUsageName},
+		{store.Stream, projections.LifecycleName},
+		{store.UsageStream, projections.UsageName},
+		{store.Stream, webhooks.DefaultConsumer},
 	}
 	for _, d := range durables {
 		if _, err := worker.CreateOrUpdateConsumer(ctx, d.stream, jetstream.ConsumerConfig{Durable: d.name, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {

@@ -100,12 +100,12 @@ func DefaultProjectConfig() ProjectConfig {
 		PostgresMaxConns: DefaultProjectPostgresConns,
 		Store:            eventstore.DefaultConfig(),
 		Lifecycle: consumers.LifecycleConfig{
-			Name:         DefaultProjectionName,
+			Name:         projections.LifecycleName,
 			RetryInitial: consumers.DefaultRetryInitial,
 			RetryMax:     consumers.DefaultRetryMax,
 		},
 		Usage: consumers.UsageConfig{
-			Name:         consumers.DefaultUsageName,
+			Name:         projections.UsageName,
 			BatchSize:    consumers.DefaultUsageBatchSize,
 			MaxWait:      consumers.DefaultUsageMaxWait,
 			Policy:       domain.DefaultPolicy(),
@@ -178,14 +178,14 @@ func (c ProjectConfig) Validate() error {
 // Project is a running `tokenledger project`: the lifecycle projector, the
 // usage consumer and their health endpoint.
 type Project struct {
-	// Projector is the lifecycle projector; its Status and Ready are safe
+	// Projector is the lifecycle projector; its Progress and Ready are safe
 	// to call at any time.
 	Projector *consumers.LifecycleProjector
-	// Usage is the usage consumer; its Status and Ready are safe to call
+	// Usage is the usage consumer; its Progress and Ready are safe to call
 	// at any time.
 	Usage *consumers.UsageConsumer
 	// Projections is the read model both write.
-	Projections *projections.Store
+	Projections *projections.ReadModel
 
 	run, usageRun *workerRun
 	leader        *leader
@@ -258,8 +258,14 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		}
 		p.health = ln.Addr()
 		cleanups.push(func(ctx context.Context) error {
+			// Shutdown closes the listener once Serve took it. Closed
+			// first, it raced Serve's return: Shutdown closed it again
+			// and failed the stop with "use of closed network
+			// connection". Closing it after covers a listener Serve
+			// never took.
+			err := health.Shutdown(ctx)
 			_ = ln.Close()
-			return health.Shutdown(ctx)
+			return err
 		})
 	}
 	// The workers run only while this process leads the projection;
@@ -313,7 +319,7 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 // startProjector creates the lifecycle projector on a NATS connection of
 // its own and runs it (once gate, if not nil, leads) until the returned run
 // is stopped.
-func startProjector(store *eventstore.Store, natsURL string, auth natsconn.Auth, proj *projections.Store,
+func startProjector(store *eventstore.Store, natsURL string, auth natsconn.Auth, proj *projections.ReadModel,
 	cfg consumers.LifecycleConfig, gate *leader, log *slog.Logger, opts ...nats.Option) (*consumers.LifecycleProjector, *workerRun, error) {
 	conn, err := natsconn.Connect(natsURL, auth, opts...)
 	if err != nil {
@@ -333,7 +339,7 @@ func startProjector(store *eventstore.Store, natsURL string, auth natsconn.Auth,
 
 // startUsage creates the usage consumer, on the store's connection, and
 // runs it (once gate, if not nil, leads) until the returned run is stopped.
-func startUsage(store *eventstore.Store, proj *projections.Store, cfg consumers.UsageConfig,
+func startUsage(store *eventstore.Store, proj *projections.ReadModel, cfg consumers.UsageConfig,
 	gate *leader, log *slog.Logger) (*consumers.UsageConsumer, *workerRun, error) {
 	cfg.Logger = log
 	c, err := consumers.NewUsageConsumer(store, proj, cfg)
@@ -455,7 +461,7 @@ type HealthHalt struct {
 	Since    time.Time `json:"since"`
 }
 
-func healthHalt(h *consumers.Halt) *HealthHalt {
+func healthHalt(h *projections.Halt) *HealthHalt {
 	if h == nil {
 		return nil
 	}
@@ -466,14 +472,14 @@ func healthHalt(h *consumers.Halt) *HealthHalt {
 // status, and whether it is ready within a lag bound.
 // *consumers.LifecycleProjector implements it.
 type Readiness interface {
-	Status(ctx context.Context) (consumers.Status, error)
+	Progress(ctx context.Context) (projections.Progress, error)
 	Ready(ctx context.Context, maxLag uint64) error
 }
 
 // UsageReadiness is what the health endpoint asks the usage consumer.
 // *consumers.UsageConsumer implements it.
 type UsageReadiness interface {
-	Status(ctx context.Context) (consumers.UsageStatus, error)
+	Progress(ctx context.Context) (projections.UsageProgress, error)
 	Ready(ctx context.Context, maxLag uint64) error
 }
 
@@ -492,7 +498,7 @@ func HealthHandler(p Readiness, maxLag uint64, usage UsageReadiness, usageMaxLag
 		defer cancel()
 		body := HealthStatus{MaxLagEvents: maxLag}
 		var reasons []string
-		st, reason := readiness(ctx, p.Ready, p.Status, func(s consumers.Status) bool { return s.Halted != nil }, maxLag)
+		st, reason := readiness(ctx, p.Ready, p.Progress, func(s projections.Progress) bool { return s.Halted != nil }, maxLag)
 		if reason != "" {
 			reasons = append(reasons, reason)
 		}
@@ -503,7 +509,7 @@ func HealthHandler(p Readiness, maxLag uint64, usage UsageReadiness, usageMaxLag
 		}
 		if usage != nil {
 			u := &UsageHealth{MaxLagEvents: usageMaxLag}
-			ust, reason := readiness(ctx, usage.Ready, usage.Status, func(s consumers.UsageStatus) bool { return s.Halted != nil }, usageMaxLag)
+			ust, reason := readiness(ctx, usage.Ready, usage.Progress, func(s projections.UsageProgress) bool { return s.Halted != nil }, usageMaxLag)
 			u.Ready, u.Reason = reason == "", reason
 			if reason != "" {
 				reasons = append(reasons, reason)

@@ -19,6 +19,8 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/ledger"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 func projectConfig(natsURL, postgresURL string) app.ProjectConfig {
@@ -292,24 +294,26 @@ func TestStartProjectNeedsTheSchema(t *testing.T) {
 
 // stubUsage answers the health handler for the usage consumer.
 type stubUsage struct {
-	status   consumers.UsageStatus
+	status   projections.UsageProgress
 	readyErr error
 }
 
-func (s *stubUsage) Status(context.Context) (consumers.UsageStatus, error) { return s.status, nil }
+func (s *stubUsage) Progress(context.Context) (projections.UsageProgress, error) {
+	return s.status, nil
+}
 
 func (s *stubUsage) Ready(context.Context, uint64) error { return s.readyErr }
 
 // stubReadiness answers the health handler with fixed values; when
 // readyErrs is set, Ready answers them in turn.
 type stubReadiness struct {
-	status    consumers.Status
+	status    projections.Progress
 	statusErr error
 	readyErr  error
 	readyErrs []error
 }
 
-func (s *stubReadiness) Status(context.Context) (consumers.Status, error) {
+func (s *stubReadiness) Progress(context.Context) (projections.Progress, error) {
 	return s.status, s.statusErr
 }
 
@@ -335,42 +339,42 @@ func TestHealthHandler(t *testing.T) {
 	}{
 		{"live whatever the projector says", &stubReadiness{readyErr: consumers.ErrNotRunning, statusErr: errors.New("down")}, nil,
 			"/livez", 200, []string{`"status":"ok"`}},
-		{"ready", &stubReadiness{status: consumers.Status{Name: "lifecycle", Checkpoint: 7, StreamLast: 7}}, nil,
+		{"ready", &stubReadiness{status: projections.Progress{Name: "lifecycle", Checkpoint: 7, StreamLast: 7}}, nil,
 			"/readyz", 200, []string{`"ready":true`, `"checkpoint":7`, `"stream_last":7`, `"lag_events":0`, `"max_lag_events":5`}},
 		{"lagging", &stubReadiness{
-			status:   consumers.Status{Name: "lifecycle", Checkpoint: 3, StreamLast: 10, LagEvents: 7, LagSeconds: 1.5},
+			status:   projections.Progress{Name: "lifecycle", Checkpoint: 3, StreamLast: 10, LagEvents: 7, LagSeconds: 1.5},
 			readyErr: fmt.Errorf("%w: 7 events behind", consumers.ErrLagging),
 		}, nil, "/readyz", 503, []string{`"ready":false`, `"reason":"projection lagging: 7 events behind"`, `"lag_events":7`, `"lag_seconds":1.5`}},
 		{"halted between the readiness check and the status", &stubReadiness{
-			status: consumers.Status{Name: "lifecycle", Checkpoint: 3, StreamLast: 4, LagEvents: 1,
-				Halted: &consumers.Halt{Sequence: 4, Subject: "tl.token.X.issued_v1", Reason: "corrupt", Since: since}},
+			status: projections.Progress{Name: "lifecycle", Checkpoint: 3, StreamLast: 4, LagEvents: 1,
+				Halted: &projections.Halt{Sequence: 4, Subject: "tl.token.X.issued_v1", Reason: "corrupt", Since: since}},
 			readyErrs: []error{fmt.Errorf("%w: 1 events behind", consumers.ErrLagging), fmt.Errorf("%w at sequence 4", consumers.ErrHalted)},
 		}, nil, "/readyz", 503, []string{`"reason":"projection halted at sequence 4"`, `"halted":{"sequence":4`}},
 		{"halted", &stubReadiness{
-			status: consumers.Status{Name: "lifecycle", Checkpoint: 3, StreamLast: 4, LagEvents: 1,
-				Halted: &consumers.Halt{Sequence: 4, Subject: "tl.token.X.issued_v1", Reason: "corrupt", Since: since}},
+			status: projections.Progress{Name: "lifecycle", Checkpoint: 3, StreamLast: 4, LagEvents: 1,
+				Halted: &projections.Halt{Sequence: 4, Subject: "tl.token.X.issued_v1", Reason: "corrupt", Since: since}},
 			readyErr: fmt.Errorf("%w at sequence 4", consumers.ErrHalted),
 		}, nil, "/readyz", 503, []string{`"halted":{"sequence":4,"subject":"tl.token.X.issued_v1","reason":"corrupt","since":"2030-01-01T00:00:00Z"}`}},
 		{"status unreadable", &stubReadiness{statusErr: errors.New("stream unreachable")}, nil,
 			"/readyz", 503, []string{`"ready":false`, `"reason":"stream unreachable"`}},
-		{"not running", &stubReadiness{readyErr: consumers.ErrNotRunning, status: consumers.Status{Name: "lifecycle"}}, nil,
+		{"not running", &stubReadiness{readyErr: consumers.ErrNotRunning, status: projections.Progress{Name: "lifecycle"}}, nil,
 			"/readyz", 503, []string{`"reason":"projector not running"`}},
-		{"both ready", &stubReadiness{status: consumers.Status{Name: "lifecycle", Checkpoint: 7, StreamLast: 7}},
-			&stubUsage{status: consumers.UsageStatus{Name: "usage", Checkpoint: 9, StreamFirst: 2, StreamLast: 9}},
+		{"both ready", &stubReadiness{status: projections.Progress{Name: "lifecycle", Checkpoint: 7, StreamLast: 7}},
+			&stubUsage{status: projections.UsageProgress{Name: "usage", Checkpoint: 9, StreamFirst: 2, StreamLast: 9}},
 			"/readyz", 200, []string{`"ready":true`, `"checkpoint":7`,
 				`"usage":{"ready":true,"projection":"usage","checkpoint":9,"stream_first":2,"stream_last":9,"lag_events":0,"lag_seconds":0,"max_lag_events":50}`}},
-		{"usage lagging", &stubReadiness{status: consumers.Status{Name: "lifecycle", Checkpoint: 7, StreamLast: 7}},
-			&stubUsage{status: consumers.UsageStatus{Name: "usage", Checkpoint: 9, StreamLast: 90, LagEvents: 81},
+		{"usage lagging", &stubReadiness{status: projections.Progress{Name: "lifecycle", Checkpoint: 7, StreamLast: 7}},
+			&stubUsage{status: projections.UsageProgress{Name: "usage", Checkpoint: 9, StreamLast: 90, LagEvents: 81},
 				readyErr: fmt.Errorf("usage projection %q: %w: 81 events behind", "usage", consumers.ErrLagging)},
 			"/readyz", 503, []string{`"ready":false`, `"reason":"usage projection \"usage\": projection lagging: 81 events behind"`,
 				`"usage":{"ready":false,"reason":"usage projection`, `"lag_events":81`, `"checkpoint":7,"stream_last":7,"lag_events":0`}},
 		{"both halted", &stubReadiness{
-			status: consumers.Status{Name: "lifecycle", Checkpoint: 3, StreamLast: 4, LagEvents: 1,
-				Halted: &consumers.Halt{Sequence: 4, Subject: "tl.token.X.issued_v1", Reason: "corrupt", Since: since}},
+			status: projections.Progress{Name: "lifecycle", Checkpoint: 3, StreamLast: 4, LagEvents: 1,
+				Halted: &projections.Halt{Sequence: 4, Subject: "tl.token.X.issued_v1", Reason: "corrupt", Since: since}},
 			readyErr: fmt.Errorf("%w at sequence 4", consumers.ErrHalted),
 		}, &stubUsage{
-			status: consumers.UsageStatus{Name: "usage", Checkpoint: 5, StreamLast: 6, LagEvents: 1,
-				Halted: &consumers.Halt{Sequence: 6, Subject: "tl.usage.X", Reason: "corrupt", Since: since}},
+			status: projections.UsageProgress{Name: "usage", Checkpoint: 5, StreamLast: 6, LagEvents: 1,
+				Halted: &projections.Halt{Sequence: 6, Subject: "tl.usage.X", Reason: "corrupt", Since: since}},
 			readyErr: fmt.Errorf("usage projection: %w at sequence 6", consumers.ErrHalted),
 		}, "/readyz", 503, []string{`"reason":"projection halted at sequence 4; usage projection: projection halted at sequence 6"`,
 			`"halted":{"sequence":4`, `"halted":{"sequence":6,"subject":"tl.usage.X"`}},
@@ -450,7 +454,7 @@ func TestDevProjectsTheLedger(t *testing.T) {
 	id := dev.Bootstrapped.Token.ID()
 	stacktest.Eventually(t, time.Minute, func() bool {
 		row, err := dev.Projections.Get(context.Background(), id)
-		return err == nil && row.Owner == app.AdminOwner && row.Status == domain.StatusActive
+		return err == nil && row.Owner == ledger.AdminOwner && row.Status == domain.StatusActive
 	}, "the bootstrap token %s in the read model", id)
 	if err := dev.Projector.Ready(context.Background(), 0); err != nil {
 		t.Errorf("dev projector not ready: %v", err)
@@ -467,7 +471,7 @@ func TestDevProjectsTheLedger(t *testing.T) {
 	if err := dev.Usage.Ready(context.Background(), 0); err != nil {
 		t.Errorf("dev usage consumer not ready: %v", err)
 	}
-	if st, err := dev.Usage.Status(context.Background()); err != nil || st.Checkpoint != used[0].Sequence {
+	if st, err := dev.Usage.Progress(context.Background()); err != nil || st.Checkpoint != used[0].Sequence {
 		t.Errorf("dev usage status %+v (%v), want checkpoint %d", st, err, used[0].Sequence)
 	}
 }

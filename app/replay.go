@@ -105,7 +105,7 @@ func DefaultReplayConfig() ReplayConfig {
 // DefaultRebuildOptions returns the defaults of RebuildOptions.
 func DefaultRebuildOptions() RebuildOptions {
 	return RebuildOptions{
-		Name:         DefaultProjectionName,
+		Name:         projections.LifecycleName,
 		Batch:        DefaultReplayBatch,
 		LockTimeout:  DefaultSwapLockTimeout,
 		SwapAttempts: DefaultSwapAttempts,

@@ -31,7 +31,7 @@ func TestReplayOnARunningSystem(t *testing.T) {
 	store := openStore(t, stacktest.NATS(t))
 	pool, _ := migratedPool(t)
 	proj := projections.New(pool, projections.WithClock(clock))
-	name := app.DefaultProjectionName
+	name := projections.LifecycleName
 	startLive(t, store, proj, name)
 
 	// The history in five parts, appended in order. The parts appended
@@ -192,7 +192,7 @@ func TestReplayWithoutLiveProjection(t *testing.T) {
 				t.Errorf("result %+v: want %d events folded, checkpoint %d, nothing caught up", res, len(events), last)
 			}
 			proj := projections.New(pool, projections.WithClock(domain.NewManualClock(end)))
-			projectionstest.RequireMatchesState(t, proj, app.DefaultProjectionName, projectionstest.Fold(readAll(t, store)), last, end)
+			projectionstest.RequireMatchesState(t, proj, projections.LifecycleName, projectionstest.Fold(readAll(t, store)), last, end)
 			if s := schema(t, pool); strings.Contains(s, "table ") {
 				t.Errorf("tables left from the rebuild:\n%s", s)
 			}
@@ -215,7 +215,7 @@ func TestReplayInterruptedLeavesTheLiveTables(t *testing.T) {
 	}
 	stored := readAll(t, store)
 	for i := 0; i < len(stored); i += 100 {
-		if _, err := proj.ApplyBatch(ctx, app.DefaultProjectionName, stored[i:min(i+100, len(stored))]); err != nil {
+		if _, err := proj.ApplyBatch(ctx, projections.LifecycleName, stored[i:min(i+100, len(stored))]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -274,7 +274,7 @@ func TestReplayInterruptedLeavesTheLiveTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	projectionstest.RequireMatchesState(t, proj, app.DefaultProjectionName, projectionstest.Fold(readAll(t, store)), last, time.Time{})
+	projectionstest.RequireMatchesState(t, proj, projections.LifecycleName, projectionstest.Fold(readAll(t, store)), last, time.Time{})
 }
 
 func TestReplayConfigValidate(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 
 	"github.com/tokenledger/tokenledger/api"
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/metrics"
 	"github.com/tokenledger/tokenledger/natsconn"
@@ -78,7 +77,7 @@ func (c ServeConfig) Validate() error {
 type Serve struct {
 	*API
 	Store       *eventstore.Store
-	Projections *projections.Store
+	Projections *projections.ReadModel
 }
 
 // StartServe connects to NATS and PostgreSQL, checks the schema, and starts
@@ -110,16 +109,16 @@ func StartServe(ctx context.Context, cfg ServeConfig, log *slog.Logger) (_ *Serv
 	}
 	cleanups.push(stopAPI)
 	name := cfg.API.ProjectionName
-	s.API.Metrics.WatchProjection(metrics.KindLifecycle, name, func(ctx context.Context) (consumers.Status, error) {
+	s.API.Metrics.WatchProjection(metrics.KindLifecycle, name, func(ctx context.Context) (projections.Progress, error) {
 		last, err := store.StreamLastSequence(ctx)
 		if err != nil {
-			return consumers.Status{}, err
+			return projections.Progress{}, err
 		}
 		cp, err := s.Projections.Checkpoint(ctx, name)
 		if err != nil {
-			return consumers.Status{}, err
+			return projections.Progress{}, err
 		}
-		st := consumers.Status{Name: name, Checkpoint: cp, StreamLast: last}
+		st := projections.Progress{Name: name, Checkpoint: cp, StreamLast: last}
 		if last > cp {
 			st.LagEvents = last - cp
 		}

@@ -27,7 +27,7 @@ const (
 type ledger struct {
 	t     testing.TB
 	store *eventstore.Store
-	read  *projections.Store
+	read  *projections.ReadModel
 	// lifecycle and usage are the stored events of the two streams.
 	lifecycle, usage []domain.Envelope
 	// lagging: lifecycle events are stored but no longer projected, as

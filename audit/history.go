@@ -56,7 +56,7 @@ type OwnerOf func(id domain.TokenID) (owner domain.OwnerID, ok bool)
 func Timeline(events []domain.Envelope, owners OwnerOf) []Entry {
 	known := map[domain.TokenID]domain.OwnerID{}
 	for _, e := range events {
-		if d, ok := payload[domain.TokenIssued](e); ok {
+		if d, ok := domain.PayloadAs[domain.TokenIssued](e.Data); ok {
 			if id, ok := e.TokenID(); ok {
 				known[id] = d.Owner
 			}
@@ -104,7 +104,7 @@ func sentence(e domain.Envelope, actor string) string {
 	var b strings.Builder
 	switch e.Type {
 	case domain.TypeTokenIssued:
-		d, ok := payload[domain.TokenIssued](e)
+		d, ok := domain.PayloadAs[domain.TokenIssued](e.Data)
 		if !ok {
 			break
 		}
@@ -132,7 +132,7 @@ func sentence(e domain.Envelope, actor string) string {
 		b.WriteString(", " + expires(d.ExpiresAt))
 		return b.String()
 	case domain.TypeTokenExpirySet:
-		d, ok := payload[domain.TokenExpirySet](e)
+		d, ok := domain.PayloadAs[domain.TokenExpirySet](e.Data)
 		if !ok {
 			break
 		}
@@ -148,7 +148,7 @@ func sentence(e domain.Envelope, actor string) string {
 		b.WriteString(") by " + actor)
 		return b.String()
 	case domain.TypeTokenRevoked:
-		d, ok := payload[domain.TokenRevoked](e)
+		d, ok := domain.PayloadAs[domain.TokenRevoked](e.Data)
 		if !ok {
 			break
 		}
@@ -166,7 +166,7 @@ func sentence(e domain.Envelope, actor string) string {
 		writeReuse(&b, d.Reuse)
 		return b.String()
 	case domain.TypeOwnerTokensRevoked:
-		d, ok := payload[domain.OwnerTokensRevoked](e)
+		d, ok := domain.PayloadAs[domain.OwnerTokensRevoked](e.Data)
 		if !ok {
 			break
 		}
@@ -179,7 +179,7 @@ func sentence(e domain.Envelope, actor string) string {
 		}
 		return b.String()
 	case domain.TypeOwnerFamilyRevoked:
-		d, ok := payload[domain.OwnerFamilyRevoked](e)
+		d, ok := domain.PayloadAs[domain.OwnerFamilyRevoked](e.Data)
 		if !ok {
 			break
 		}
@@ -190,7 +190,7 @@ func sentence(e domain.Envelope, actor string) string {
 		writeReuse(&b, d.Reuse)
 		return b.String()
 	case domain.TypeTokenUsed:
-		d, ok := payload[domain.TokenUsed](e)
+		d, ok := domain.PayloadAs[domain.TokenUsed](e.Data)
 		if !ok {
 			break
 		}
@@ -207,7 +207,7 @@ func sentence(e domain.Envelope, actor string) string {
 		}
 		return b.String()
 	case domain.TypeTokenExpiring:
-		d, ok := payload[domain.TokenExpiring](e)
+		d, ok := domain.PayloadAs[domain.TokenExpiring](e.Data)
 		if !ok {
 			break
 		}
@@ -218,7 +218,7 @@ func sentence(e domain.Envelope, actor string) string {
 		fmt.Fprintf(&b, "announced: %s at %s (lead time %s) by %s", what, stamp(d.ExpiresAt), leadText(d.Lead.Duration()), actor)
 		return b.String()
 	case domain.TypeTokenExpired:
-		d, ok := payload[domain.TokenExpired](e)
+		d, ok := domain.PayloadAs[domain.TokenExpired](e.Data)
 		if !ok {
 			break
 		}
@@ -272,21 +272,6 @@ func text(s string) string {
 	return s
 }
 
-// payload returns e's payload as a T, whether stored as a value or a
-// pointer.
-func payload[T domain.Event](e domain.Envelope) (T, bool) {
-	switch d := any(e.Data).(type) {
-	case T:
-		return d, true
-	case *T:
-		if d != nil {
-			return *d, true
-		}
-	}
-	var zero T
-	return zero, false
-}
-
 // TokenLoader loads a token's stored history; *eventstore.Store
 // implements it.
 type TokenLoader interface {
@@ -314,7 +299,7 @@ func StoreOwners(ctx context.Context, l TokenLoader) OwnerOf {
 		}
 		events, err := l.LoadToken(ctx, id)
 		if err == nil && len(events) > 0 {
-			if d, ok := payload[domain.TokenIssued](events[0]); ok {
+			if d, ok := domain.PayloadAs[domain.TokenIssued](events[0].Data); ok {
 				cache[id] = d.Owner
 				return d.Owner, true
 			}
@@ -336,7 +321,7 @@ type HistorySource interface {
 	ReadTokenEvents(ctx context.Context, t domain.EventType, from, through uint64, fn func(domain.Envelope) error) (last uint64, err error)
 }
 
-// TokenLister lists tokens of the read model; *projections.Store
+// TokenLister lists tokens of the read model; *projections.ReadModel
 // implements it.
 type TokenLister interface {
 	List(ctx context.Context, f projections.ListFilter) (projections.Page, error)
@@ -344,7 +329,7 @@ type TokenLister interface {
 
 // ReadModel is the read model as OwnerHistory reads it: the tokens it
 // lists and the checkpoint of the projection that wrote them.
-// *projections.Store implements it.
+// *projections.ReadModel implements it.
 type ReadModel interface {
 	TokenLister
 	// Checkpoint returns the sequence of the last event projection name
@@ -494,7 +479,7 @@ func OwnerHistory(ctx context.Context, src HistorySource, read ReadModel, projec
 	}
 	if checkpoint < through {
 		_, err := src.ReadTokenEvents(ctx, domain.TypeTokenIssued, checkpoint+1, through, func(e domain.Envelope) error {
-			if d, ok := payload[domain.TokenIssued](e); ok && d.Owner == owner {
+			if d, ok := domain.PayloadAs[domain.TokenIssued](e.Data); ok && d.Owner == owner {
 				if id, ok := e.TokenID(); ok {
 					add(id)
 				}

@@ -172,7 +172,7 @@ func (f *ownerFilter) keep(e domain.Envelope) bool {
 		if mine, seen := f.mine[id]; seen {
 			return mine
 		}
-		d, ok := payload[domain.TokenIssued](e)
+		d, ok := domain.PayloadAs[domain.TokenIssued](e.Data)
 		if !ok {
 			// An event before its token's issue is ignored by the fold.
 			return false
@@ -186,9 +186,9 @@ func (f *ownerFilter) keep(e domain.Envelope) bool {
 	return false
 }
 
-// Store is the event store as a Reader reads it; *eventstore.Store
+// EventSource is the event store as a Reader reads it; *eventstore.Store
 // implements it.
-type Store interface {
+type EventSource interface {
 	Source
 	HistorySource
 }
@@ -197,14 +197,14 @@ type Store interface {
 // and, to find an owner's tokens, its read model. A Reader is safe for
 // concurrent use.
 type Reader struct {
-	store      Store
+	store      EventSource
 	read       ReadModel
 	projection string
 }
 
 // NewReader returns a Reader of store and read, whose tokens the lifecycle
 // projection named projection writes.
-func NewReader(store Store, read ReadModel, projection string) *Reader {
+func NewReader(store EventSource, read ReadModel, projection string) *Reader {
 	return &Reader{store: store, read: read, projection: projection}
 }
 

@@ -228,7 +228,7 @@ type projectionAt struct {
 }
 
 // snapshot reads every token of the read model with statuses at at.
-func snapshot(t *testing.T, read *projections.Store, at time.Time) projectionAt {
+func snapshot(t *testing.T, read *projections.ReadModel, at time.Time) projectionAt {
 	t.Helper()
 	ctx := context.Background()
 	cp, err := read.Checkpoint(ctx, lifecycleName)
@@ -384,7 +384,7 @@ func TestStateAtMatchesFoldAndProjection(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	statuses := map[domain.Status]int{}
+	statuses := map[domain.TokenStatus]int{}
 	ownerRevoked, used := 0, 0
 	for i, p := range seen {
 		t.Run(fmt.Sprintf("T%02d", i), func(t *testing.T) {

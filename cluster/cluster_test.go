@@ -222,7 +222,7 @@ func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 	defer pool.Close()
 	read := projections.New(pool)
 	waitFor(t, time.Minute, "the projection reaches the stream's end", func() string {
-		cp, err := read.Checkpoint(ctx, app.DefaultProjectionName)
+		cp, err := read.Checkpoint(ctx, projections.LifecycleName)
 		if err != nil {
 			return err.Error()
 		}
@@ -233,7 +233,7 @@ func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 	})
 	// The lifecycle columns equal the fold of the lifecycle stream; the
 	// usage columns come from the usage stream and are left out.
-	got, err := projectionstest.Read(ctx, read, app.DefaultProjectionName)
+	got, err := projectionstest.Read(ctx, read, projections.LifecycleName)
 	if err != nil {
 		t.Fatal(err)
 	}

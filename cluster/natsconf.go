@@ -8,7 +8,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/eventstore"
 )
 
@@ -57,8 +56,8 @@ func natsServerConfig(host string, node natsNode, all []natsNode, s *secrets, st
 		"authorization": map[string]any{
 			"users": []map[string]any{
 				{"user": operatorUser, "password": s.operatorPassword},
-				{"nkey": s.apiNKey, "permissions": permissions(app.APINodePermissions(store))},
-				{"nkey": s.workerNKey, "permissions": permissions(app.WorkerPermissions(store))},
+				{"nkey": s.apiNKey, "permissions": permissions(APINodePermissions(store))},
+				{"nkey": s.workerNKey, "permissions": permissions(WorkerPermissions(store))},
 			},
 		},
 	}

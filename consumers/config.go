@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // Defaults of LifecycleConfig, used for its zero fields.
 const (
-	DefaultLifecycleName = "lifecycle"
-	DefaultRetryInitial  = 100 * time.Millisecond
-	DefaultRetryMax      = 5 * time.Second
+	DefaultRetryInitial = 100 * time.Millisecond
+	DefaultRetryMax     = 5 * time.Second
 )
 
 // lifecycleBatchSize is the most lifecycle events one transaction applies.
@@ -51,7 +52,7 @@ type LifecycleConfig struct {
 // withDefaults returns c with every zero field set to its default.
 func (c LifecycleConfig) withDefaults() LifecycleConfig {
 	if c.Name == "" {
-		c.Name = DefaultLifecycleName
+		c.Name = projections.LifecycleName
 	}
 	if c.RetryInitial == 0 {
 		c.RetryInitial = DefaultRetryInitial

@@ -34,7 +34,7 @@ type env struct {
 	srv   *stack.NATS
 	js    jetstream.JetStream
 	store *eventstore.Store
-	proj  *projections.Store
+	proj  *projections.ReadModel
 	w     *writer
 	logs  *logBuffer
 }

@@ -14,7 +14,7 @@
 // acknowledgements, checked by the client for gaps and recreated by it
 // after a missed heartbeat or a reconnect, so events arrive in stream
 // order and none is passed over. It takes what has arrived, up to a
-// thousand events, and applies it with projections.Store.ApplyNext: the
+// thousand events, and applies it with projections.ReadModel.ApplyNext: the
 // events' changes and the checkpoint commit in one transaction, which
 // first locks the checkpoint row, skips events at or below it, and refuses
 // a batch that does not continue it. Each event is thus applied exactly

@@ -22,7 +22,7 @@ var errPanicked = errors.New("applying the batch panicked")
 // LifecycleProjector projects the lifecycle stream into the read model in
 // PostgreSQL, in stream order, a batch of events per transaction, exactly
 // once: it reads the stream from its checkpoint on (see reader) and applies
-// each batch with projections.Store.ApplyNext, which commits the rows and
+// each batch with projections.ReadModel.ApplyNext, which commits the rows and
 // the checkpoint together, skips events at or below the checkpoint and
 // refuses a batch that does not continue it.
 //
@@ -35,7 +35,7 @@ type LifecycleProjector struct {
 	store *eventstore.Store
 	conn  *nats.Conn
 	js    jetstream.JetStream
-	proj  *projections.Store
+	proj  *projections.ReadModel
 	cfg   LifecycleConfig
 	log   *slog.Logger
 
@@ -46,9 +46,9 @@ type LifecycleProjector struct {
 	// known is the highest checkpoint this projector has read or
 	// committed.
 	known   uint64
-	halt    *Halt
+	halt    *projections.Halt
 	haltErr error
-	skipped *Halt
+	skipped *projections.Halt
 	lastErr string
 }
 
@@ -58,7 +58,7 @@ type LifecycleProjector struct {
 // on the projector owns it, and Run closes it when it returns (Close does,
 // for a projector that never runs; so does a failing
 // NewLifecycleProjector). Status uses the store's own connection.
-func NewLifecycleProjector(store *eventstore.Store, conn *nats.Conn, proj *projections.Store, cfg LifecycleConfig) (*LifecycleProjector, error) {
+func NewLifecycleProjector(store *eventstore.Store, conn *nats.Conn, proj *projections.ReadModel, cfg LifecycleConfig) (*LifecycleProjector, error) {
 	var errs []error
 	if store == nil {
 		errs = append(errs, errors.New("event store is required"))

@@ -42,11 +42,11 @@ func TestLifecycleProjectorMatchesFold(t *testing.T) {
 
 	e.requireMatchesFold("lifecycle")
 
-	st, err := r.w.Status(ctx)
+	st, err := r.w.Progress(ctx)
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	want := consumers.Status{Name: "lifecycle", Checkpoint: live, StreamLast: live}
+	want := projections.Progress{Name: "lifecycle", Checkpoint: live, StreamLast: live}
 	if st.Name != want.Name || st.Checkpoint != want.Checkpoint || st.StreamLast != want.StreamLast ||
 		st.LagEvents != 0 || st.LagSeconds != 0 || st.Halted != nil || st.Skipped != nil || st.LastError != "" {
 		t.Errorf("Status = %+v, want %+v", st, want)

@@ -62,7 +62,7 @@ func TestLifecycleProjectorRidesOutPostgresOutage(t *testing.T) {
 		if i%40 != 0 {
 			continue
 		}
-		st, err := r.w.Status(ctx)
+		st, err := r.w.Progress(ctx)
 		if err != nil {
 			t.Fatalf("Status during the outage: %v", err)
 		}
@@ -105,7 +105,7 @@ func TestLifecycleProjectorRidesOutPostgresOutage(t *testing.T) {
 	if err := r.w.Ready(ctx, 0); err != nil {
 		t.Errorf("Ready after catching up: %v", err)
 	}
-	if st, err := r.w.Status(ctx); err != nil || st.LastError != "" || st.LagEvents != 0 {
+	if st, err := r.w.Progress(ctx); err != nil || st.LastError != "" || st.LagEvents != 0 {
 		t.Errorf("Status after catching up = %+v, %v; want no lag and no error", st, err)
 	}
 }

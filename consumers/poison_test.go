@@ -13,6 +13,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // TestLifecycleProjectorHaltsAtPoison stores messages the registry cannot
@@ -137,7 +138,7 @@ func TestLifecycleProjectorHaltsAtPoison(t *testing.T) {
 			skip.SkipSequence = poison
 			third := e.start(skip)
 			e.waitCaughtUp(cfg.Name, last, time.Minute)
-			st, err = third.w.Status(ctx)
+			st, err = third.w.Progress(ctx)
 			if err != nil {
 				t.Fatalf("Status: %v", err)
 			}
@@ -160,11 +161,11 @@ func TestLifecycleProjectorHaltsAtPoison(t *testing.T) {
 }
 
 // waitHalted waits until p reports a halt at seq and returns its status.
-func waitHalted(t *testing.T, p *consumers.LifecycleProjector, seq uint64) consumers.Status {
+func waitHalted(t *testing.T, p *consumers.LifecycleProjector, seq uint64) projections.Progress {
 	t.Helper()
-	var st consumers.Status
+	var st projections.Progress
 	stacktest.Eventually(t, 30*time.Second, func() bool {
-		s, err := p.Status(context.Background())
+		s, err := p.Progress(context.Background())
 		st = s
 		return err == nil && s.Halted != nil && s.Halted.Sequence == seq
 	}, "projector halted at sequence %d", seq)

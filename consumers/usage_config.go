@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // Defaults of UsageConfig, used for its zero fields.
 const (
-	DefaultUsageName = "usage"
 	// DefaultUsageBatchSize is the most usage events one batch reads
 	// and one transaction writes: large enough that a batch costs a few
 	// milliseconds of PostgreSQL per thousand events, small enough that a
@@ -69,7 +69,7 @@ type UsageConfig struct {
 // withDefaults returns c with every zero field set to its default.
 func (c UsageConfig) withDefaults() UsageConfig {
 	if c.Name == "" {
-		c.Name = DefaultUsageName
+		c.Name = projections.UsageName
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultUsageBatchSize

@@ -13,12 +13,13 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
 )
 
 // TestUsageConsumerRidesOutPostgresOutage stops the consumer's PostgreSQL
 // while uses keep arriving (the usage stream is JetStream, so they are
-// stored). Meanwhile the consumer retries the batch it holds, Status
+// stored). Meanwhile the consumer retries the batch it holds, projections.Progress
 // reports the error and the growing lag, and the checkpoint does not
 // move; once PostgreSQL is back it catches up, every use counted exactly
 // once.
@@ -51,9 +52,9 @@ func TestUsageConsumerRidesOutPostgresOutage(t *testing.T) {
 		t.Fatalf("stop postgres: %v", err)
 	}
 	during := e.appendUses(randomUses(t, rng, ids, 300, e.clock.Now())...)
-	var st consumers.UsageStatus
+	var st projections.UsageProgress
 	stacktest.Eventually(t, time.Minute, func() bool {
-		st, err = r.w.Status(ctx)
+		st, err = r.w.Progress(ctx)
 		return err == nil && st.LastError != "" && st.LagEvents == during-before
 	}, "status reports the outage and a lag of %d events", during-before)
 	if st.Checkpoint != before {

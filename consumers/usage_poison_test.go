@@ -14,6 +14,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // TestUsageConsumerHaltsAtPoison stores a message the registry cannot
@@ -104,9 +105,9 @@ func TestUsageConsumerHaltsAtPoison(t *testing.T) {
 			cfg := e.config()
 			cfg.BatchSize = 20
 			r := e.start(cfg)
-			var st consumers.UsageStatus
+			var st projections.UsageProgress
 			stacktest.Eventually(t, time.Minute, func() bool {
-				st, err = r.w.Status(ctx)
+				st, err = r.w.Progress(ctx)
 				return err == nil && st.Halted != nil
 			}, "the consumer reports a halt")
 			if st.Halted.Sequence != poison || st.Halted.Subject != subject || st.Checkpoint != poison-1 {
@@ -138,7 +139,7 @@ func TestUsageConsumerHaltsAtPoison(t *testing.T) {
 			wrong.SkipSequence = poison + 1
 			r = e.start(wrong)
 			stacktest.Eventually(t, time.Minute, func() bool {
-				st, err = r.w.Status(ctx)
+				st, err = r.w.Progress(ctx)
 				return err == nil && st.Halted != nil
 			}, "the consumer with the wrong skip sequence halts")
 			if st.Halted.Sequence != poison || st.Skipped != nil {
@@ -152,7 +153,7 @@ func TestUsageConsumerHaltsAtPoison(t *testing.T) {
 			skip.SkipSequence = poison
 			r = e.start(skip)
 			waitSlid(t, r.w, e.usageLast())
-			st, err = r.w.Status(ctx)
+			st, err = r.w.Progress(ctx)
 			if err != nil || st.Halted != nil || st.Skipped == nil || st.Skipped.Sequence != poison || st.Checkpoint != e.usageLast() {
 				t.Errorf("after the skip: status %+v, %v", st, err)
 			}

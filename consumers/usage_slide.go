@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
-	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
 // SessionSlideActor is the actor of the session extensions the usage
 // consumer records.
-const SessionSlideActor = "system:session-slide"
+const SessionSlideActor = ledger.SessionSlideActor
 
 const (
 	// slideAttempts bounds how often one extension is decided again after
@@ -135,57 +135,26 @@ func (c *UsageConsumer) extend(ctx context.Context, id domain.TokenID, lastUse t
 	}
 }
 
-// tryExtend loads the token's history, lets ExtendSession decide, and
-// appends the extension under the token's concurrency check, deciding
-// again after a conflict. It remembers what it learnt of the token.
+// tryExtend slides session id through the ledger's use case and
+// remembers what it learnt of the token.
 func (c *UsageConsumer) tryExtend(ctx context.Context, id domain.TokenID, lastUse time.Time, meta domain.Meta) (bool, error) {
-	for attempt := 1; ; attempt++ {
-		history, err := c.store.LoadToken(ctx, id)
-		if err != nil {
-			return false, fmt.Errorf("load token %s: %w", id, err)
-		}
-		t, err := domain.TokenFromHistory(history)
-		if errors.Is(err, domain.ErrNotFound) {
-			// Used but never issued (Load sees every acknowledged append,
-			// and a token is usable only once its issue is acknowledged):
-			// nothing to slide, now or later.
-			c.tokens.put(id, tokenFacts{})
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if t.Kind() != domain.KindSession {
-			c.tokens.put(id, tokenFacts{kind: t.Kind()})
-			return false, nil
-		}
-		ok, err := t.ExtendSession(lastUse, c.cfg.Policy.SessionExtendStep, meta, c.cfg.Clock.Now())
-		switch {
-		case errors.Is(err, domain.ErrTokenRevoked):
-			c.tokens.put(id, sessionFacts(t))
-			return false, nil
-		case err != nil:
-			return false, err
-		case !ok:
-			c.tokens.put(id, sessionFacts(t))
-			return false, nil
-		}
-		stored, err := c.store.Append(ctx, eventstore.ExpectToken(id, t.Version()), t.Changes()...)
-		if err == nil {
-			seqs := make([]uint64, len(stored))
-			for i, e := range stored {
-				seqs[i] = e.Sequence
-			}
-			if t.MarkStored(seqs...) == nil {
-				c.tokens.put(id, sessionFacts(t))
-			}
-			return true, nil
-		}
-		if !errors.Is(err, eventstore.ErrConflict) || attempt >= slideAttempts {
-			return false, fmt.Errorf("append extension of token %s: %w", id, err)
-		}
-		c.stats.extensionConflicts.Add(1)
+	t, extended, err := c.sessions.Extend(ctx, id, lastUse, meta)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		// Used but never issued (Load sees every acknowledged append,
+		// and a token is usable only once its issue is acknowledged):
+		// nothing to slide, now or later.
+		c.tokens.put(id, tokenFacts{})
+		return false, nil
+	case err != nil:
+		return false, err
+	case t == nil:
+	case t.Kind() != domain.KindSession:
+		c.tokens.put(id, tokenFacts{kind: t.Kind()})
+	default:
+		c.tokens.put(id, sessionFacts(t))
 	}
+	return extended, nil
 }
 
 // tokenFacts is what the usage consumer remembers of a token: its kind

@@ -33,7 +33,7 @@ type usageEnv struct {
 	js     jetstream.JetStream
 	store  *eventstore.Store
 	pool   *pgxpool.Pool
-	proj   *projections.Store
+	proj   *projections.ReadModel
 	clock  *domain.ManualClock
 	policy domain.Policy
 	logs   *usageLogs
@@ -642,7 +642,7 @@ func TestUsageConsumerStatusAndReadiness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := idle.Status(ctx)
+	st, err := idle.Progress(ctx)
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
@@ -658,7 +658,7 @@ func TestUsageConsumerStatusAndReadiness(t *testing.T) {
 	if err := r.w.Ready(ctx, 0); err != nil {
 		t.Errorf("Ready after catching up: %v", err)
 	}
-	st, err = r.w.Status(ctx)
+	st, err = r.w.Progress(ctx)
 	if err != nil || st.Checkpoint != last || st.LagEvents != 0 || st.LagSeconds != 0 || st.Halted != nil || st.LastError != "" {
 		t.Errorf("status after catching up: %+v, %v", st, err)
 	}

@@ -9,8 +9,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/tokenledger/tokenledger/app"
-	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/cluster"
 	"github.com/tokenledger/tokenledger/eventstore"
 )
 
@@ -33,7 +32,7 @@ func TestNATSConfigDenyLists(t *testing.T) {
 		t.Fatalf("parse %s: %v", natsConfig, err)
 	}
 	streams := []string{eventstore.DefaultStream, eventstore.DefaultUsageStream}
-	apiDenied := eventstore.APINodeDeniedAPISubjects(streams, []string{app.DefaultProjectionName, consumers.DefaultUsageName})
+	apiDenied := eventstore.APINodeDeniedAPISubjects(streams, cluster.WorkerDurables())
 	want := map[string][]string{
 		"api":       apiDenied,
 		"validator": apiDenied,

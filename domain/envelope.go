@@ -123,3 +123,18 @@ var defaultEntropy = &ulid.LockedMonotonicReader{MonotonicReader: ulid.Monotonic
 func (k AggregateKind) valid() bool {
 	return k == AggregateToken || k == AggregateOwner || k == AggregateValidator
 }
+
+// PayloadAs returns ev as a T, whether it holds a T or a non-nil *T (a
+// payload decoded from storage or recorded by a command may be either).
+func PayloadAs[T Event](ev Event) (T, bool) {
+	switch d := any(ev).(type) {
+	case T:
+		return d, true
+	case *T:
+		if d != nil {
+			return *d, true
+		}
+	}
+	var zero T
+	return zero, false
+}

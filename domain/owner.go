@@ -204,7 +204,7 @@ func (o *Owner) MarkStored(sequences ...uint64) error {
 				next++
 			}
 		case TypeOwnerFamilyRevoked:
-			if d, ok := payloadAs[OwnerFamilyRevoked](o.changes[i].Data); ok {
+			if d, ok := PayloadAs[OwnerFamilyRevoked](o.changes[i].Data); ok {
 				revs := o.st.families[d.Family]
 				for j := range revs {
 					if revs[j].Sequence == 0 {
@@ -411,7 +411,7 @@ func (o *Owner) Apply(e Envelope) {
 		o.st.version = e.Sequence
 	}
 	if e.Type == TypeOwnerFamilyRevoked {
-		if d, ok := payloadAs[OwnerFamilyRevoked](e.Data); ok {
+		if d, ok := PayloadAs[OwnerFamilyRevoked](e.Data); ok {
 			o.applyFamilyRevoked(e, d)
 		}
 		return
@@ -419,7 +419,7 @@ func (o *Owner) Apply(e Envelope) {
 	if e.Type != TypeOwnerTokensRevoked {
 		return
 	}
-	d, ok := payloadAs[OwnerTokensRevoked](e.Data)
+	d, ok := PayloadAs[OwnerTokensRevoked](e.Data)
 	if !ok {
 		return
 	}

@@ -58,8 +58,8 @@ func (s *State) Apply(e Envelope) {
 		id := OwnerID(e.AggregateID)
 		o := s.owners[id]
 		if o == nil {
-			_, revoked := payloadAs[OwnerTokensRevoked](e.Data)
-			_, family := payloadAs[OwnerFamilyRevoked](e.Data)
+			_, revoked := PayloadAs[OwnerTokensRevoked](e.Data)
+			_, family := PayloadAs[OwnerFamilyRevoked](e.Data)
 			if !revoked && !family {
 				return
 			}
@@ -67,7 +67,7 @@ func (s *State) Apply(e Envelope) {
 			s.owners[id] = o
 		}
 		o.Apply(e)
-		if d, ok := payloadAs[OwnerFamilyRevoked](e.Data); ok && e.Type == TypeOwnerFamilyRevoked {
+		if d, ok := PayloadAs[OwnerFamilyRevoked](e.Data); ok && e.Type == TypeOwnerFamilyRevoked {
 			s.applyFamilyRevoked(o, e, d)
 		}
 	}
@@ -113,7 +113,7 @@ func (s *State) Check(id TokenID, now time.Time) error {
 
 // Status returns token id's status at now, taking its owner's revocations
 // into account; ok is false if the token was never issued.
-func (s *State) Status(id TokenID, now time.Time) (status Status, ok bool) {
+func (s *State) Status(id TokenID, now time.Time) (status TokenStatus, ok bool) {
 	t, ok := s.tokens[id]
 	if !ok {
 		return "", false

@@ -89,7 +89,7 @@ func TestStateFold(t *testing.T) {
 		name   string
 		id     TokenID
 		want   error
-		status Status
+		status TokenStatus
 	}{
 		{"covered by the owner revocation", a.ID(), ErrOwnerRevoked, StatusRevoked},
 		{"session covered by the owner revocation", b.ID(), ErrOwnerRevoked, StatusRevoked},
@@ -135,7 +135,7 @@ func TestStateAtAnInstant(t *testing.T) {
 	tests := []struct {
 		name    string
 		instant time.Time
-		status  Status
+		status  TokenStatus
 		expires time.Time
 	}{
 		{"right after issue", t0, StatusActive, t0.Add(48 * time.Hour)},

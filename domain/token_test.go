@@ -1082,7 +1082,7 @@ func TestStatusAndCheck(t *testing.T) {
 			if err != tc.want {
 				t.Fatalf("Check = %v, want exactly %v", err, tc.want)
 			}
-			want := map[error]Status{nil: StatusActive, ErrTokenExpired: StatusExpired, ErrTokenRevoked: StatusRevoked, ErrOwnerRevoked: StatusRevoked}[tc.want]
+			want := map[error]TokenStatus{nil: StatusActive, ErrTokenExpired: StatusExpired, ErrTokenRevoked: StatusRevoked, ErrOwnerRevoked: StatusRevoked}[tc.want]
 			if got := tc.tok.Status(tc.now, tc.owner); got != want {
 				t.Fatalf("Status = %s, want %s", got, want)
 			}

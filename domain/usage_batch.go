@@ -50,13 +50,13 @@ func (UsageBatch) EventType() EventType { return TypeUsageBatch }
 // It is how every reader of usage treats the two forms alike.
 func Uses(e Envelope) iter.Seq2[TokenID, TokenUsed] {
 	return func(yield func(TokenID, TokenUsed) bool) {
-		if d, ok := payloadAs[TokenUsed](e.Data); ok {
+		if d, ok := PayloadAs[TokenUsed](e.Data); ok {
 			if id, ok := e.TokenID(); ok {
 				yield(id, d)
 			}
 			return
 		}
-		if d, ok := payloadAs[UsageBatch](e.Data); ok {
+		if d, ok := PayloadAs[UsageBatch](e.Data); ok {
 			for _, u := range d.Uses {
 				if !yield(u.Token, u.Used()) {
 					return

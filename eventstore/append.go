@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokenledger/tokenledger/domain"
 )
@@ -71,7 +73,9 @@ func (s *Store) AppendAtomic(ctx context.Context, changes ...Change) ([]domain.E
 	if err != nil {
 		return nil, fmt.Errorf("append: %w", err)
 	}
+	ctx, span := s.startAppendSpan(ctx, b)
 	stored, err := s.appendBatch(ctx, b)
+	endAppendSpan(span, stored, err)
 	if err != nil {
 		return nil, fmt.Errorf("append %s: %w", b, err)
 	}
@@ -240,6 +244,9 @@ func (s *Store) appendBatch(ctx context.Context, b *batch) ([]domain.Envelope, e
 				// made so far did while there is time to look.
 				return s.resolve(ctx, b, fmt.Errorf("%w: %d attempts: %w", ErrOutcomeUnknown, attempt, err))
 			}
+			if span := trace.SpanFromContext(ctx); span.IsRecording() {
+				span.AddEvent("retry", trace.WithAttributes(AttrAttempt.Int(attempt+1), attribute.String("error", err.Error())))
+			}
 			if werr := wait(ctx, pause); werr != nil {
 				return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 			}
@@ -307,6 +314,9 @@ func (s *Store) resolve(ctx context.Context, b *batch, cause error) ([]domain.En
 	// be stored.
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("%w: %v (cannot check whether the events were stored: %w)", ErrOutcomeUnknown, cause, ctx.Err())
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent("look for the events", trace.WithAttributes(attribute.String("cause", cause.Error())))
 	}
 	found, mismatched, err := s.findStored(ctx, b)
 	if err != nil {

@@ -1,6 +1,8 @@
 package eventstore
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -33,7 +35,8 @@ func (s *Store) DecodeRaw(msg *jetstream.RawStreamMsg) (domain.Envelope, error) 
 }
 
 // decode unmarshals data stored at seq on subject of stream: a JSON event,
-// or a usage batch in its binary form.
+// or a usage batch in its binary form. An empty subject (a bulk read's
+// message, see bulkRead) is not checked against the event.
 func (s *Store) decode(stream, subject string, seq uint64, data []byte) (domain.Envelope, error) {
 	var (
 		e   domain.Envelope
@@ -47,13 +50,28 @@ func (s *Store) decode(stream, subject string, seq uint64, data []byte) (domain.
 	if err != nil {
 		return domain.Envelope{}, &DecodeError{Stream: stream, Sequence: seq, Subject: subject, Err: err}
 	}
-	if !s.subj.matches(subject, e) {
+	if subject != "" && !s.subj.matches(subject, e) {
 		return domain.Envelope{}, &DecodeError{Stream: stream, Sequence: seq, Subject: subject,
 			Err: fmt.Errorf("%w: event %s (%s of %s %s) does not belong on this subject",
 				domain.ErrCorruptEvent, e.ID, e.Type, e.AggregateKind, e.AggregateID)}
 	}
 	e.Sequence = seq
 	return e, nil
+}
+
+// nameSubject fills in the subject of a DecodeError of a bulk read, whose
+// messages come without, by getting the message again.
+func (s *Store) nameSubject(ctx context.Context, err error) error {
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Subject != "" {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	if m, gerr := s.stream.GetMsg(ctx, de.Sequence); gerr == nil {
+		de.Subject = m.Subject
+	}
+	return err
 }
 
 // streamOf names the stream a subject belongs to, for error messages.

@@ -84,8 +84,10 @@
 // lags behind the leader is asked again until it has caught up, so a Load
 // reflects every append acknowledged before it. (Paging through the
 // aggregate's wildcard filter instead makes the server walk the stream
-// message by message.) Read and ReadUntil replay the whole lifecycle
-// stream with an ordered consumer, up to the end captured when they start.
+// message by message.) Read replays the whole lifecycle stream with
+// pipelined direct batch gets of messages without their headers (see
+// Scanner), ReadUntil with an ordered consumer, both up to the end
+// captured when they start.
 // A message that is not a valid event stops a read with a *DecodeError
 // naming its stream sequence; nothing is skipped.
 //

@@ -268,10 +268,11 @@ func (s *Store) getPage(ctx context.Context, subject string, from uint64, batch 
 // the first error: fn's own, or a *DecodeError for a message that is not a
 // valid event. Events appended after Read started are not delivered.
 //
-// Read uses an ordered consumer, which streams the history in large
-// batches (Config.ReadBatch messages per pull) with flow control, rather
-// than request/response pages, and decodes on every core (see Scanner),
-// handing the events to fn in order on the calling goroutine.
+// Read asks for the history in batches of consecutive sequences, several
+// at once, and decodes on every core (see Scanner and bulkRead), handing
+// the events to fn in order on the calling goroutine. It checks every
+// event's content, that no sequence is missing, and that every event is
+// stored on its aggregate's subject, as Load and the projector do.
 func (s *Store) Read(ctx context.Context, from uint64, fn func(domain.Envelope) error) (last uint64, err error) {
 	return s.read(ctx, from, time.Time{}, fn)
 }

@@ -24,15 +24,34 @@ const scanChunk = 512
 // chunk is a run of consecutive messages of a stream and, once decoded,
 // their events.
 type chunk struct {
-	msgs   []jetstream.Msg
+	items  []stored
 	events []domain.Envelope
 	err    error
 	done   chan struct{}
+
+	// A chunk of a bulk read (see bulkRead) is the count messages from
+	// sequence from, asked for by request number request at asked. When
+	// its answer did not add up, slow is set and the decoder fetches it
+	// again.
+	from, count uint64
+	request     uint64
+	asked       time.Time
+	slow        bool
+}
+
+// stored is a message as read: its sequence and subject, when known, and
+// its body.
+type stored struct {
+	seq     uint64
+	subject string
+	data    []byte
 }
 
 // Scanner reads one stream in order, from its first message through a
-// given sequence, with an ordered consumer, decoding on every core: one
-// goroutine reads and cuts the stream into chunks, GOMAXPROCS goroutines
+// given sequence, decoding on every core: one goroutine reads the stream
+// in chunks (the lifecycle stream with direct batch gets, several in
+// flight, see bulkRead; the usage stream with an ordered consumer),
+// GOMAXPROCS goroutines
 // decode them, and Next hands the events out in stream order. Decoding is
 // most of the work of reading a whole stream (replay, export), which is
 // why it is spread. What a Scanner holds is bounded: a few chunks per core,
@@ -64,7 +83,9 @@ func (s *Store) ScanUsage(ctx context.Context, through uint64) (*Scanner, error)
 }
 
 // scan starts a Scanner of stream (named name) from sequence from (at
-// least 1) through sequence through.
+// least 1) through sequence through. The lifecycle stream is read with
+// direct batch gets (see bulkRead), the usage stream, whose oldest events
+// age out while it is read, with an ordered consumer.
 func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, from, through uint64) (*Scanner, error) {
 	sc := &Scanner{name: name}
 	if through == 0 || from > through {
@@ -73,6 +94,40 @@ func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	sc.cancel = cancel
+	workers := runtime.GOMAXPROCS(0)
+	sc.order = make(chan *chunk, 2*workers)
+	// work holds every chunk that can exist at once (see
+	// bulkRead.done): those in order, the one Next holds, the one being
+	// cut.
+	work := make(chan *chunk, cap(sc.order)+bulkWindow+2)
+	sc.free = make(chan *chunk, 2*workers+2)
+	sc.readErr = make(chan error, 1)
+	if stream == s.stream {
+		sc.wg.Go(func() {
+			sc.readErr <- s.directChunks(ctx, from, through, bulkWindow, sc.order, work, sc.free)
+		})
+	} else if err := s.consumeChunks(ctx, sc, stream, name, from, through, work); err != nil {
+		cancel()
+		return nil, err
+	}
+	for range workers {
+		sc.wg.Go(func() {
+			for c := range work {
+				s.decodeChunk(ctx, name, c)
+			}
+		})
+	}
+	return sc, nil
+}
+
+// bulkWindow is how many direct batch gets of a bulk read are in flight
+// at once.
+const bulkWindow = 4
+
+// consumeChunks starts reading stream (named name) from sequence from
+// through sequence through with an ordered consumer, cutting it into
+// chunks for sc (see cutChunks).
+func (s *Store) consumeChunks(ctx context.Context, sc *Scanner, stream jetstream.Stream, name string, from, through uint64, work chan *chunk) error {
 	cctx, ccancel := s.withTimeout(ctx)
 	cfg := jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -84,20 +139,13 @@ func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, 
 	cons, err := stream.OrderedConsumer(cctx, cfg)
 	ccancel()
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return fmt.Errorf("read %s: %w", name, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.ReadBatch))
 	if err != nil {
-		cancel()
 		s.deleteConsumer(name, cons)
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return fmt.Errorf("read %s: %w", name, err)
 	}
-	workers := runtime.GOMAXPROCS(0)
-	work := make(chan *chunk, 2*workers)
-	sc.order = make(chan *chunk, 2*workers)
-	sc.free = make(chan *chunk, 2*workers+2)
-	sc.readErr = make(chan error, 1)
 	stopIt := context.AfterFunc(ctx, it.Stop)
 	sc.wg.Go(func() {
 		defer s.deleteConsumer(name, cons)
@@ -105,14 +153,7 @@ func (s *Store) scan(ctx context.Context, stream jetstream.Stream, name string, 
 		defer it.Stop()
 		sc.readErr <- cutChunks(ctx, it, through, sc.order, work, sc.free)
 	})
-	for range workers {
-		sc.wg.Go(func() {
-			for c := range work {
-				s.decodeChunk(c)
-			}
-		})
-	}
-	return sc, nil
+	return nil
 }
 
 // Next returns the next event, or nil after the last. The event is valid
@@ -212,12 +253,12 @@ func cutChunks(ctx context.Context, it jetstream.MessagesContext, end uint64, or
 			seq, pending = md.Sequence.Stream, md.NumPending
 		}
 		if seq <= end {
-			c.msgs = append(c.msgs, msg)
+			c.items = append(c.items, stored{seq: seq, subject: msg.Subject(), data: msg.Data()})
 		}
 		// Nothing pending after this message means the stream holds
 		// nothing more: messages up to end aged out meanwhile.
 		last := seq >= end || pending == 0
-		if !last && len(c.msgs) < scanChunk {
+		if !last && len(c.items) < scanChunk {
 			continue
 		}
 		for _, ch := range []chan<- *chunk{order, work} {
@@ -238,29 +279,39 @@ func cutChunks(ctx context.Context, it jetstream.MessagesContext, end uint64, or
 func newChunk(free <-chan *chunk) *chunk {
 	select {
 	case c := <-free:
-		c.msgs, c.err, c.done = c.msgs[:0], nil, make(chan struct{})
+		c.items, c.err, c.done, c.slow = c.items[:0], nil, make(chan struct{}), false
 		return c
 	default:
-		return &chunk{msgs: make([]jetstream.Msg, 0, scanChunk), done: make(chan struct{})}
+		return &chunk{items: make([]stored, 0, max(scanChunk, bulkBatch)), done: make(chan struct{})}
 	}
 }
 
-// decodeChunk decodes the messages of c, stopping at the first that is not
-// a valid event, and marks it done.
-func (s *Store) decodeChunk(c *chunk) {
+// decodeChunk decodes the messages of c, of stream name, stopping at the
+// first that is not a valid event, and marks it done. A chunk of a bulk
+// read is first fetched again with headers if its answer did not add up.
+func (s *Store) decodeChunk(ctx context.Context, name string, c *chunk) {
 	defer close(c.done)
-	if cap(c.events) < len(c.msgs) {
-		c.events = make([]domain.Envelope, 0, len(c.msgs))
+	if c.slow {
+		if c.err = s.fillSlow(ctx, c); c.err != nil {
+			return
+		}
+	}
+	if cap(c.events) < len(c.items) {
+		c.events = make([]domain.Envelope, 0, len(c.items))
 	}
 	c.events = c.events[:0]
-	for _, msg := range c.msgs {
-		e, err := s.Decode(msg)
+	for i, it := range c.items {
+		seq := it.seq
+		if seq == 0 {
+			seq = c.from + uint64(i)
+		}
+		e, err := s.decode(name, it.subject, seq, it.data)
 		if err != nil {
-			c.err = err
+			c.err = s.nameSubject(ctx, err)
 			return
 		}
 		c.events = append(c.events, e)
 	}
-	clear(c.msgs)
-	c.msgs = c.msgs[:0]
+	clear(c.items)
+	c.items = c.items[:0]
 }

@@ -29,7 +29,7 @@ type world struct {
 	srv   *stack.NATS
 	pool  *pgxpool.Pool
 	clock *domain.ManualClock
-	proj  *projections.Store
+	proj  *projections.ReadModel
 	store *eventstore.Store
 }
 

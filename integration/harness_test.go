@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { stacktest.Main(m) }
 type harness struct {
 	store *eventstore.Store
 	pool  *pgxpool.Pool
-	proj  *projections.Store
+	proj  *projections.ReadModel
 	js    jetstream.JetStream
 	clock *domain.ManualClock
 }

@@ -118,7 +118,7 @@ func TestValidationsWriteNothingAndUsageIsExact(t *testing.T) {
 		}
 	}()
 	stacktest.Eventually(t, time.Minute, func() bool {
-		st, err := uc.Status(ctx)
+		st, err := uc.Progress(ctx)
 		return err == nil && st.StreamLast > 0 && st.Checkpoint == st.StreamLast
 	}, "usage consumer did not catch up")
 	projectElapsed := time.Since(projectStart)

@@ -62,7 +62,7 @@ type View struct {
 	Token *domain.Token
 	// Now is the instant Status was decided at.
 	Now    time.Time
-	Status domain.Status
+	Status domain.TokenStatus
 	// OwnerRevoked reports that an owner-wide revocation covers the token;
 	// OwnerRevocation is then the one that revoked it (see
 	// domain.Owner.RevocationOf).

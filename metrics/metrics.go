@@ -63,7 +63,7 @@
 //     tokenledger_projection_checkpoint, tokenledger_projection_halted (0 or 1) gauges
 //
 // The usage projection (WatchUsage) adds, labelled {projection}, from
-// consumers.UsageStats: tokenledger_usage_projection_events_total,
+// projections.UsageStats: tokenledger_usage_projection_events_total,
 // tokenledger_usage_projection_batches_total, tokenledger_usage_projection_rows_total,
 // tokenledger_usage_projection_redelivered_total, tokenledger_usage_projection_deferred_total,
 // tokenledger_usage_projection_aged_out_total, tokenledger_session_extensions_total,

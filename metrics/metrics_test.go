@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 func TestMain(m *testing.M) { stacktest.Main(m) }
@@ -220,8 +220,8 @@ func TestNilMetrics(t *testing.T) {
 	m.ObserveAppend(OpIssue, time.Millisecond, eventstore.ErrConflict)
 	m.ObserveRetry(OpIssue)
 	m.WatchValidator(nil)
-	m.WatchProjection(KindLifecycle, "lifecycle", func(context.Context) (consumers.Status, error) {
-		return consumers.Status{}, errors.New("never called")
+	m.WatchProjection(KindLifecycle, "lifecycle", func(context.Context) (projections.Progress, error) {
+		return projections.Progress{}, errors.New("never called")
 	})
 	m.WatchLifecycle(nil)
 	m.WatchUsage(nil)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // Kinds of projection, the values of the kind label.
@@ -33,15 +33,15 @@ var errStatusBusy = errors.New("previous status call still running")
 // *consumers.LifecycleProjector implements it.
 type LifecycleProjection interface {
 	Name() string
-	Status(ctx context.Context) (consumers.Status, error)
+	Progress(ctx context.Context) (projections.Progress, error)
 }
 
 // UsageProjection is what WatchUsage reads. *consumers.UsageConsumer
 // implements it.
 type UsageProjection interface {
 	Name() string
-	Status(ctx context.Context) (consumers.UsageStatus, error)
-	Stats() consumers.UsageStats
+	Progress(ctx context.Context) (projections.UsageProgress, error)
+	Stats() projections.UsageStats
 }
 
 // WatchProjection exports, at each scrape, the status of the projection
@@ -57,7 +57,7 @@ type UsageProjection interface {
 // Any number of projections may be watched. Watching a kind and name again
 // replaces the earlier watch (its error count carries over); a nil status
 // stops watching it.
-func (m *Metrics) WatchProjection(kind, name string, status func(context.Context) (consumers.Status, error)) {
+func (m *Metrics) WatchProjection(kind, name string, status func(context.Context) (projections.Progress, error)) {
 	if m == nil {
 		return
 	}
@@ -82,11 +82,11 @@ func (m *Metrics) WatchLifecycle(p LifecycleProjection) {
 	if m == nil || p == nil {
 		return
 	}
-	m.WatchProjection(KindLifecycle, p.Name(), p.Status)
+	m.WatchProjection(KindLifecycle, p.Name(), p.Progress)
 }
 
 // WatchUsage is WatchProjection of c's status, of kind KindUsage and named
-// c.Name(), plus the consumer's counters (consumers.UsageStats, read from
+// c.Name(), plus the consumer's counters (projections.UsageStats, read from
 // memory, exported even when the status call fails), labelled
 // {projection=c.Name()}: events, batches and rows applied, events
 // redelivered, deferred and aged out, and session extensions appended,
@@ -96,7 +96,7 @@ func (m *Metrics) WatchUsage(c UsageProjection) {
 		return
 	}
 	m.projections.watch(KindUsage, c.Name(), func(ctx context.Context) (projectionStatus, error) {
-		st, err := c.Status(ctx)
+		st, err := c.Progress(ctx)
 		return projectionStatus{
 			checkpoint: st.Checkpoint,
 			lagEvents:  st.LagEvents,
@@ -120,7 +120,7 @@ type projectionKey struct{ kind, name string }
 type projectionWatch struct {
 	key    projectionKey
 	status func(context.Context) (projectionStatus, error)
-	stats  func() consumers.UsageStats // nil except for a usage projection
+	stats  func() projections.UsageStats // nil except for a usage projection
 
 	busy   atomic.Bool
 	down   atomic.Bool
@@ -180,7 +180,7 @@ func newProjectionCollector(log *slog.Logger) *projectionCollector {
 
 // watch starts, replaces or (with a nil status) ends the watch of a
 // projection.
-func (c *projectionCollector) watch(kind, name string, status func(context.Context) (projectionStatus, error), stats func() consumers.UsageStats) {
+func (c *projectionCollector) watch(kind, name string, status func(context.Context) (projectionStatus, error), stats func() projections.UsageStats) {
 	key := projectionKey{kind: kind, name: name}
 	c.mu.Lock()
 	defer c.mu.Unlock()

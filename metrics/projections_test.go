@@ -9,19 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // fixedStatus returns a status func answering st.
-func fixedStatus(st consumers.Status) func(context.Context) (consumers.Status, error) {
-	return func(context.Context) (consumers.Status, error) { return st, nil }
+func fixedStatus(st projections.Progress) func(context.Context) (projections.Progress, error) {
+	return func(context.Context) (projections.Progress, error) { return st, nil }
 }
 
 // failingStatus returns a status func that always fails.
-func failingStatus() func(context.Context) (consumers.Status, error) {
-	return func(context.Context) (consumers.Status, error) {
-		return consumers.Status{}, errors.New("stream unreachable")
+func failingStatus() func(context.Context) (projections.Progress, error) {
+	return func(context.Context) (projections.Progress, error) {
+		return projections.Progress{}, errors.New("stream unreachable")
 	}
 }
 
@@ -31,13 +31,13 @@ func TestWatchProjection(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name   string
-		status func(context.Context) (consumers.Status, error)
+		status func(context.Context) (projections.Progress, error)
 		up     float64
 		gauges map[string]float64 // nil: the status gauges are absent
 	}{
 		{
 			name:   "a projection catching up exports its lag and checkpoint",
-			status: fixedStatus(consumers.Status{Name: "lifecycle", Checkpoint: 90, StreamLast: 100, LagEvents: 10, LagSeconds: 1.5}),
+			status: fixedStatus(projections.Progress{Name: "lifecycle", Checkpoint: 90, StreamLast: 100, LagEvents: 10, LagSeconds: 1.5}),
 			up:     1,
 			gauges: map[string]float64{
 				"tokenledger_projection_lag_events":  10,
@@ -48,8 +48,8 @@ func TestWatchProjection(t *testing.T) {
 		},
 		{
 			name: "a halted projection exports halted 1",
-			status: fixedStatus(consumers.Status{Name: "lifecycle", Checkpoint: 90, StreamLast: 91, LagEvents: 1,
-				Halted: &consumers.Halt{Sequence: 91, Reason: "unknown event type"}}),
+			status: fixedStatus(projections.Progress{Name: "lifecycle", Checkpoint: 90, StreamLast: 91, LagEvents: 1,
+				Halted: &projections.Halt{Sequence: 91, Reason: "unknown event type"}}),
 			up: 1,
 			gauges: map[string]float64{
 				"tokenledger_projection_halted":     1,
@@ -91,10 +91,10 @@ func TestWatchProjection(t *testing.T) {
 func TestWatchProjectionSeveral(t *testing.T) {
 	t.Parallel()
 	m := New(discardLogger())
-	m.WatchProjection(KindLifecycle, "lifecycle", fixedStatus(consumers.Status{Checkpoint: 5}))
-	m.WatchProjection(KindLifecycle, "lifecycle-v2", fixedStatus(consumers.Status{Checkpoint: 3, LagEvents: 2}))
+	m.WatchProjection(KindLifecycle, "lifecycle", fixedStatus(projections.Progress{Checkpoint: 5}))
+	m.WatchProjection(KindLifecycle, "lifecycle-v2", fixedStatus(projections.Progress{Checkpoint: 3, LagEvents: 2}))
 	m.WatchProjection(KindLifecycle, "broken", failingStatus())
-	m.WatchProjection(KindUsage, "usage", fixedStatus(consumers.Status{Checkpoint: 70}))
+	m.WatchProjection(KindUsage, "usage", fixedStatus(projections.Progress{Checkpoint: 70}))
 
 	// The failing projection neither fails the scrape nor hides the others,
 	// and its errors add up scrape after scrape.
@@ -112,7 +112,7 @@ func TestWatchProjectionSeveral(t *testing.T) {
 	}
 
 	// Watching the same projection again replaces it; its errors carry over.
-	m.WatchProjection(KindLifecycle, "broken", fixedStatus(consumers.Status{Checkpoint: 9}))
+	m.WatchProjection(KindLifecycle, "broken", fixedStatus(projections.Progress{Checkpoint: 9}))
 	f = scrape(t, m)
 	f.wantValue(t, "tokenledger_projection_up", pk("broken", KindLifecycle), 1)
 	f.wantValue(t, "tokenledger_projection_checkpoint", pk("broken", KindLifecycle), 9)
@@ -137,11 +137,11 @@ func TestWatchProjectionHungStatus(t *testing.T) {
 	release := make(chan struct{})
 	var calls, returned atomic.Int32
 	// The status ignores its context, as a hung call would.
-	m.WatchProjection(KindLifecycle, "lifecycle", func(context.Context) (consumers.Status, error) {
+	m.WatchProjection(KindLifecycle, "lifecycle", func(context.Context) (projections.Progress, error) {
 		calls.Add(1)
 		defer returned.Add(1)
 		<-release
-		return consumers.Status{Checkpoint: 12}, nil
+		return projections.Progress{Checkpoint: 12}, nil
 	})
 	l := pk("lifecycle", KindLifecycle)
 
@@ -181,20 +181,20 @@ func TestWatchProjectionHungStatus(t *testing.T) {
 // usageProjection is a UsageProjection answering fixed values.
 type usageProjection struct {
 	name   string
-	status consumers.UsageStatus
+	status projections.UsageProgress
 	err    error
-	stats  consumers.UsageStats
+	stats  projections.UsageStats
 }
 
 func (u *usageProjection) Name() string { return u.name }
-func (u *usageProjection) Status(context.Context) (consumers.UsageStatus, error) {
+func (u *usageProjection) Progress(context.Context) (projections.UsageProgress, error) {
 	return u.status, u.err
 }
-func (u *usageProjection) Stats() consumers.UsageStats { return u.stats }
+func (u *usageProjection) Stats() projections.UsageStats { return u.stats }
 
 func TestWatchUsage(t *testing.T) {
 	t.Parallel()
-	stats := consumers.UsageStats{
+	stats := projections.UsageStats{
 		Events: 11, Batches: 12, Rows: 13, Redelivered: 14, Deferred: 15, AgedOut: 16,
 		Extensions: 17, ExtensionConflicts: 18, ExtensionErrors: 19,
 	}
@@ -206,7 +206,7 @@ func TestWatchUsage(t *testing.T) {
 		{
 			name: "a readable usage projection exports its status and counters",
 			u: &usageProjection{name: "usage", stats: stats,
-				status: consumers.UsageStatus{Name: "usage", Checkpoint: 40, LagEvents: 4, LagSeconds: 0.5}},
+				status: projections.UsageProgress{Name: "usage", Checkpoint: 40, LagEvents: 4, LagSeconds: 0.5}},
 			up: 1,
 		},
 		{

@@ -56,7 +56,7 @@ const copyThreshold = 64
 // The batch costs three round trips whatever its size (one more when it
 // issues copyThreshold tokens or more): begin, lock and read the rows it
 // touches; write them back; commit.
-func (s *Store) ApplyBatch(ctx context.Context, name string, events []domain.Envelope) (applied int, err error) {
+func (s *ReadModel) ApplyBatch(ctx context.Context, name string, events []domain.Envelope) (applied int, err error) {
 	return s.apply(ctx, nil, s.live, name, events)
 }
 
@@ -72,7 +72,7 @@ func (s *Store) ApplyBatch(ctx context.Context, name string, events []domain.Env
 //
 // It returns the checkpoint after the call (also when nothing was applied
 // or the batch was refused) and how many events it applied.
-func (s *Store) ApplyNext(ctx context.Context, name string, events []domain.Envelope) (ApplyResult, error) {
+func (s *ReadModel) ApplyNext(ctx context.Context, name string, events []domain.Envelope) (ApplyResult, error) {
 	n, cp, err := s.applyEvents(ctx, nil, s.live, name, events, true)
 	if err != nil {
 		return ApplyResult{Checkpoint: cp}, fmt.Errorf("apply batch of %d events to projection %q: %w", len(events), name, err)
@@ -85,7 +85,7 @@ func (s *Store) ApplyNext(ctx context.Context, name string, events []domain.Enve
 // It costs one round trip more than ApplyBatch. tx should not have read or
 // written the projection's tables before: a Swap running meanwhile would
 // otherwise deadlock with it (PostgreSQL then aborts one of the two).
-func (s *Store) ApplyBatchTx(ctx context.Context, tx pgx.Tx, name string, events []domain.Envelope) (applied int, err error) {
+func (s *ReadModel) ApplyBatchTx(ctx context.Context, tx pgx.Tx, name string, events []domain.Envelope) (applied int, err error) {
 	if tx == nil {
 		return 0, fmt.Errorf("apply batch to projection %q: %w: nil transaction", name, domain.ErrInvalidArgument)
 	}
@@ -110,7 +110,7 @@ func checkOrder(events []domain.Envelope) error {
 
 // apply runs ApplyBatch on table set ts, in tx or, if tx is nil, in a
 // transaction of its own.
-func (s *Store) apply(ctx context.Context, tx pgx.Tx, ts *tableSet, name string, events []domain.Envelope) (int, error) {
+func (s *ReadModel) apply(ctx context.Context, tx pgx.Tx, ts *tableSet, name string, events []domain.Envelope) (int, error) {
 	n, _, err := s.applyEvents(ctx, tx, ts, name, events, false)
 	if err != nil {
 		return 0, fmt.Errorf("apply batch of %d events to projection %q: %w", len(events), name, err)
@@ -123,7 +123,7 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, ts *tableSet, name string,
 // checkpoint after the call (0 when the checkpoint was not read). With
 // next set, a batch that does not continue the checkpoint is refused with
 // ErrGap.
-func (s *Store) applyEvents(ctx context.Context, tx pgx.Tx, ts *tableSet, name string, events []domain.Envelope, next bool) (int, uint64, error) {
+func (s *ReadModel) applyEvents(ctx context.Context, tx pgx.Tx, ts *tableSet, name string, events []domain.Envelope, next bool) (int, uint64, error) {
 	if err := checkOrder(events); err != nil {
 		return 0, 0, err
 	}
@@ -269,7 +269,7 @@ func touched(events []domain.Envelope) (ids, families []pgtype.UUID, owners []st
 				seenOwners[e.AggregateID] = struct{}{}
 				owners = append(owners, e.AggregateID)
 			}
-			if d, ok := payloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked {
+			if d, ok := domain.PayloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked {
 				families = append(families, uuidArg(d.Family))
 			}
 		}

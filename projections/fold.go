@@ -58,7 +58,7 @@ func (f *batchFold) apply(e domain.Envelope) {
 			f.owners[id] = ent
 		}
 		applyOwner(ent, id, e)
-		if d, ok := payloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked {
+		if d, ok := domain.PayloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked {
 			f.applyFamilyRevoked(id, e, d)
 		}
 	}
@@ -83,7 +83,7 @@ func (f *batchFold) applyFamilyRevoked(owner domain.OwnerID, e domain.Envelope, 
 
 func (f *batchFold) applyToken(ent *tokenEntry, id domain.TokenID, e domain.Envelope) {
 	if !ent.present {
-		d, ok := payloadAs[domain.TokenIssued](e.Data)
+		d, ok := domain.PayloadAs[domain.TokenIssued](e.Data)
 		if !ok {
 			return
 		}
@@ -115,21 +115,21 @@ func (f *batchFold) applyToken(ent *tokenEntry, id domain.TokenID, e domain.Enve
 	ent.dirty = true
 	switch e.Type {
 	case domain.TypeTokenUsed:
-		if d, ok := payloadAs[domain.TokenUsed](e.Data); ok {
+		if d, ok := domain.PayloadAs[domain.TokenUsed](e.Data); ok {
 			r.UseCount = addSaturating(r.UseCount, d.Count)
 			if d.LastAt.After(r.LastUsedAt) {
 				r.LastUsedAt = d.LastAt
 			}
 		}
 	case domain.TypeTokenExpirySet:
-		if d, ok := payloadAs[domain.TokenExpirySet](e.Data); ok && r.RevokedAt.IsZero() {
+		if d, ok := domain.PayloadAs[domain.TokenExpirySet](e.Data); ok && r.RevokedAt.IsZero() {
 			r.ExpiresAt = deref(d.ExpiresAt)
 			if d.RotatedTo != nil {
 				r.RotatedTo = *d.RotatedTo
 			}
 		}
 	case domain.TypeTokenRevoked:
-		if d, ok := payloadAs[domain.TokenRevoked](e.Data); ok && r.RevokedAt.IsZero() {
+		if d, ok := domain.PayloadAs[domain.TokenRevoked](e.Data); ok && r.RevokedAt.IsZero() {
 			r.RevokedAt = e.Time
 			r.RevokedReason = d.Reason
 			r.RevokedBy = e.Actor
@@ -138,7 +138,7 @@ func (f *batchFold) applyToken(ent *tokenEntry, id domain.TokenID, e domain.Enve
 }
 
 func applyOwner(ent *ownerEntry, id domain.OwnerID, e domain.Envelope) {
-	d, ok := payloadAs[domain.OwnerTokensRevoked](e.Data)
+	d, ok := domain.PayloadAs[domain.OwnerTokensRevoked](e.Data)
 	ok = ok && e.Type == domain.TypeOwnerTokensRevoked
 	if !ent.present {
 		if !ok {
@@ -169,21 +169,6 @@ func addSaturating(count, n uint64) uint64 {
 		return maxCount
 	}
 	return count + n
-}
-
-// payloadAs returns ev as a T, accepting a non-nil *T too, as the domain
-// does.
-func payloadAs[T domain.Event](ev domain.Event) (T, bool) {
-	switch d := any(ev).(type) {
-	case T:
-		return d, true
-	case *T:
-		if d != nil {
-			return *d, true
-		}
-	}
-	var zero T
-	return zero, false
 }
 
 func deref[T any](p *T) T {

@@ -28,7 +28,7 @@ func TestListFiltersAndPagination(t *testing.T) {
 	}
 	state := projectionstest.Fold(h.Events)
 	now := h.End
-	status := func(tk *domain.Token) domain.Status {
+	status := func(tk *domain.Token) domain.TokenStatus {
 		o, _ := state.Owner(tk.Owner())
 		return tk.Status(now, o)
 	}

@@ -23,8 +23,8 @@ func TestMain(m *testing.M) { stacktest.Main(m) }
 
 const live = "read_model"
 
-// newStore returns a Store over a fresh, migrated database, and the pool.
-func newStore(tb testing.TB, opts ...projections.Option) (*projections.Store, *pgxpool.Pool) {
+// newStore returns a ReadModel over a fresh, migrated database, and the pool.
+func newStore(tb testing.TB, opts ...projections.Option) (*projections.ReadModel, *pgxpool.Pool) {
 	tb.Helper()
 	ctx := context.Background()
 	pool := stacktest.PostgresPool(tb)
@@ -39,7 +39,7 @@ func newStore(tb testing.TB, opts ...projections.Option) (*projections.Store, *p
 	return projections.New(pool, opts...), pool
 }
 
-func apply(tb testing.TB, s *projections.Store, events ...domain.Envelope) int {
+func apply(tb testing.TB, s *projections.ReadModel, events ...domain.Envelope) int {
 	tb.Helper()
 	n, err := s.ApplyBatch(context.Background(), live, events)
 	if err != nil {
@@ -136,7 +136,7 @@ func apiIssued(owner domain.OwnerID, h byte, expires *time.Time) domain.TokenIss
 	return domain.TokenIssued{Owner: owner, Name: "ci", Scopes: []string{"read", "write"}, Kind: domain.KindAPI, SecretHash: hash(h), ExpiresAt: expires}
 }
 
-func get(tb testing.TB, s *projections.Store, id domain.TokenID) projections.TokenRow {
+func get(tb testing.TB, s *projections.ReadModel, id domain.TokenID) projections.TokenRow {
 	tb.Helper()
 	r, err := s.Get(context.Background(), id)
 	if err != nil {
@@ -151,7 +151,7 @@ func get(tb testing.TB, s *projections.Store, id domain.TokenID) projections.Tok
 func TestEventEffects(t *testing.T) {
 	t.Parallel()
 	exp := time.Date(2031, 6, 1, 0, 0, 0, 0, time.UTC)
-	type check func(t *testing.T, s *projections.Store, st *stream, ids []domain.TokenID)
+	type check func(t *testing.T, s *projections.ReadModel, st *stream, ids []domain.TokenID)
 	cases := []struct {
 		name  string
 		build func(st *stream, ids []domain.TokenID)
@@ -166,7 +166,7 @@ func TestEventEffects(t *testing.T) {
 					RotatedFrom: &ids[1],
 				})
 			},
-			check: func(t *testing.T, s *projections.Store, st *stream, ids []domain.TokenID) {
+			check: func(t *testing.T, s *projections.ReadModel, st *stream, ids []domain.TokenID) {
 				r := get(t, s, ids[0])
 				want := projections.TokenRow{
 					ID: ids[0], Owner: "alice", Name: "laptop", Scopes: []string{"a", "b:c"}, Kind: domain.KindSession,
@@ -188,7 +188,7 @@ func TestEventEffects(t *testing.T) {
 				st.token(ids[0], domain.TokenExpirySet{ExpiresAt: ptr(exp), Reason: domain.ExpiryRotated, RotatedTo: &ids[1]})
 				st.token(ids[0], domain.TokenExpirySet{ExpiresAt: nil, Reason: domain.ExpirySetByCaller})
 			},
-			check: func(t *testing.T, s *projections.Store, st *stream, ids []domain.TokenID) {
+			check: func(t *testing.T, s *projections.ReadModel, st *stream, ids []domain.TokenID) {
 				r := get(t, s, ids[0])
 				if !r.ExpiresAt.IsZero() || r.RotatedTo != ids[1] || r.LastSeq != 3 {
 					t.Errorf("expires_at %v, rotated_to %s, last_seq %d; want never, %s, 3", r.ExpiresAt, r.RotatedTo, r.LastSeq, ids[1])
@@ -202,7 +202,7 @@ func TestEventEffects(t *testing.T) {
 				st.token(ids[0], domain.TokenRevoked{Reason: "leaked"})
 				st.token(ids[0], domain.TokenExpirySet{ExpiresAt: nil, Reason: domain.ExpirySetByCaller})
 			},
-			check: func(t *testing.T, s *projections.Store, st *stream, ids []domain.TokenID) {
+			check: func(t *testing.T, s *projections.ReadModel, st *stream, ids []domain.TokenID) {
 				r := get(t, s, ids[0])
 				if !r.ExpiresAt.Equal(exp) || r.LastSeq != 3 || r.Status != domain.StatusRevoked {
 					t.Errorf("expires_at %v, last_seq %d, status %s; want %v, 3, revoked", r.ExpiresAt, r.LastSeq, r.Status, exp)
@@ -216,7 +216,7 @@ func TestEventEffects(t *testing.T) {
 				st.tokenBy(ids[0], "user:first", domain.TokenRevoked{Reason: "first"})
 				st.tokenBy(ids[0], "user:second", domain.TokenRevoked{Reason: "second"})
 			},
-			check: func(t *testing.T, s *projections.Store, st *stream, ids []domain.TokenID) {
+			check: func(t *testing.T, s *projections.ReadModel, st *stream, ids []domain.TokenID) {
 				r := get(t, s, ids[0])
 				if !r.RevokedAt.Equal(st.events[1].Time) || r.RevokedReason != "first" || r.RevokedBy != "user:first" || r.LastSeq != 3 {
 					t.Errorf("revoked %v %q by %q, last_seq %d; want the first revocation, last_seq 3", r.RevokedAt, r.RevokedReason, r.RevokedBy, r.LastSeq)
@@ -234,7 +234,7 @@ func TestEventEffects(t *testing.T) {
 				st.token(ids[0], domain.TokenRevoked{})
 				st.token(ids[0], domain.TokenUsed{Count: 2, FirstAt: exp.Add(-4 * time.Hour), LastAt: exp.Add(-3 * time.Hour)})
 			},
-			check: func(t *testing.T, s *projections.Store, st *stream, ids []domain.TokenID) {
+			check: func(t *testing.T, s *projections.ReadModel, st *stream, ids []domain.TokenID) {
 				r := get(t, s, ids[0])
 				if r.UseCount != 7 || !r.LastUsedAt.Equal(exp.Add(-2*time.Hour)) || r.Status != domain.StatusRevoked || !r.ExpiresAt.Equal(exp) || r.LastSeq != 4 {
 					t.Errorf("use_count %d, last_used_at %v, status %s, expires_at %v, last_seq %d", r.UseCount, r.LastUsedAt, r.Status, r.ExpiresAt, r.LastSeq)
@@ -247,7 +247,7 @@ func TestEventEffects(t *testing.T) {
 				st.token(ids[0], apiIssued("alice", 1, nil))
 				st.token(ids[0], domain.TokenIssued{Owner: "mallory", Name: "evil", Scopes: []string{"admin"}, Kind: domain.KindAPI, SecretHash: hash(2)})
 			},
-			check: func(t *testing.T, s *projections.Store, st *stream, ids []domain.TokenID) {
+			check: func(t *testing.T, s *projections.ReadModel, st *stream, ids []domain.TokenID) {
 				r := get(t, s, ids[0])
 				if r.Owner != "alice" || r.Name != "ci" || r.SecretHash != hash(1) || r.IssuedSeq != 1 || r.LastSeq != 2 {
 					t.Errorf("row %+v, want the first issue with last_seq 2", r)
@@ -262,7 +262,7 @@ func TestEventEffects(t *testing.T) {
 				st.token(ids[0], domain.TokenExpirySet{ExpiresAt: ptr(exp), Reason: domain.ExpirySetByCaller})
 				st.token(ids[1], apiIssued("alice", 1, nil))
 			},
-			check: func(t *testing.T, s *projections.Store, st *stream, ids []domain.TokenID) {
+			check: func(t *testing.T, s *projections.ReadModel, st *stream, ids []domain.TokenID) {
 				if _, err := s.Get(context.Background(), ids[0]); !errors.Is(err, domain.ErrNotFound) {
 					t.Errorf("get unknown token: %v, want %v", err, domain.ErrNotFound)
 				}
@@ -279,7 +279,7 @@ func TestEventEffects(t *testing.T) {
 				st.owner("alice", domain.OwnerTokensRevoked{Reason: "compromised"})
 				st.token(ids[1], apiIssued("alice", 2, nil))
 			},
-			check: func(t *testing.T, s *projections.Store, st *stream, ids []domain.TokenID) {
+			check: func(t *testing.T, s *projections.ReadModel, st *stream, ids []domain.TokenID) {
 				before, after, other := get(t, s, ids[0]), get(t, s, ids[1]), get(t, s, ids[2])
 				if before.Status != domain.StatusRevoked || !before.OwnerRevoked || !errors.Is(before.StatusError(), domain.ErrOwnerRevoked) || !before.RevokedAt.IsZero() {
 					t.Errorf("token issued before: status %s, owner revoked %v, error %v, revoked_at %v", before.Status, before.OwnerRevoked, before.StatusError(), before.RevokedAt)
@@ -317,7 +317,7 @@ func TestEventEffects(t *testing.T) {
 				st.now = st.now.Add(time.Hour)
 				st.token(ids[1], apiIssued("alice", 2, nil)) // after until: not covered
 			},
-			check: func(t *testing.T, s *projections.Store, st *stream, ids []domain.TokenID) {
+			check: func(t *testing.T, s *projections.ReadModel, st *stream, ids []domain.TokenID) {
 				o, err := s.GetOwnerRevocation(context.Background(), "alice")
 				if err != nil {
 					t.Fatal(err)
@@ -378,7 +378,7 @@ func TestStatusAtTheExpiryInstant(t *testing.T) {
 		t.Errorf("at expiry: %s (%v), want expired", r.Status, r.StatusError())
 	}
 	for _, tc := range []struct {
-		status domain.Status
+		status domain.TokenStatus
 		at     time.Time
 		listed bool
 	}{
@@ -411,9 +411,9 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 	events := h.Events
 	cases := []struct {
 		name string
-		run  func(t *testing.T, s *projections.Store, pool *pgxpool.Pool)
+		run  func(t *testing.T, s *projections.ReadModel, pool *pgxpool.Pool)
 	}{
-		{"the same batch twice", func(t *testing.T, s *projections.Store, pool *pgxpool.Pool) {
+		{"the same batch twice", func(t *testing.T, s *projections.ReadModel, pool *pgxpool.Pool) {
 			apply(t, s, events...)
 			before := dump(t, pool)
 			if n := apply(t, s, events...); n != 0 {
@@ -423,7 +423,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 				t.Errorf("re-delivery changed the tables:\nbefore %s\nafter %s", before, after)
 			}
 		}},
-		{"overlapping batches", func(t *testing.T, s *projections.Store, pool *pgxpool.Pool) {
+		{"overlapping batches", func(t *testing.T, s *projections.ReadModel, pool *pgxpool.Pool) {
 			if n := apply(t, s, events[:120]...); n != 120 {
 				t.Fatalf("applied %d, want 120", n)
 			}
@@ -437,7 +437,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 				t.Errorf("last batch applied %d, want %d", n, len(events)-150)
 			}
 		}},
-		{"one event at a time, each delivered twice", func(t *testing.T, s *projections.Store, pool *pgxpool.Pool) {
+		{"one event at a time, each delivered twice", func(t *testing.T, s *projections.ReadModel, pool *pgxpool.Pool) {
 			for i := range events {
 				apply(t, s, events[i])
 				apply(t, s, events[max(i-1, 0):i+1]...)
@@ -546,7 +546,7 @@ func TestRandomHistoriesMatchTheFold(t *testing.T) {
 	}
 }
 
-func applyInTx(tb testing.TB, s *projections.Store, pool *pgxpool.Pool, events []domain.Envelope) (int, error) {
+func applyInTx(tb testing.TB, s *projections.ReadModel, pool *pgxpool.Pool, events []domain.Envelope) (int, error) {
 	tb.Helper()
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)

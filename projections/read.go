@@ -25,7 +25,7 @@ type ListFilter struct {
 	Owner *domain.OwnerID
 	// Status keeps only tokens with this status at Now: domain.StatusActive,
 	// StatusExpired or StatusRevoked; empty keeps all.
-	Status domain.Status
+	Status domain.TokenStatus
 	// UnusedFor keeps tokens not used for at least this long before Now,
 	// never used ones included. Uses count wherever they are recorded: in
 	// the token's row or in its usage row (see ApplyUsageBatch).
@@ -40,7 +40,7 @@ type ListFilter struct {
 	// the same filter. Empty starts at the first token.
 	Cursor string
 	// Now is the instant statuses and durations are evaluated at; zero
-	// means the Store's clock.
+	// means the ReadModel's clock.
 	Now time.Time
 }
 
@@ -52,11 +52,11 @@ type Page struct {
 	NextCursor string
 }
 
-// Get returns token id's row, with its status as of the Store's clock and
+// Get returns token id's row, with its status as of the ReadModel's clock and
 // its usage combined from both places it is recorded (see TokenRow). The
 // error wraps domain.ErrNotFound if the projection has no such token; a
 // token with usage but no row yet is not found.
-func (s *Store) Get(ctx context.Context, id domain.TokenID) (TokenRow, error) {
+func (s *ReadModel) Get(ctx context.Context, id domain.TokenID) (TokenRow, error) {
 	rows, err := s.pool.Query(ctx, s.live.selectToken, uuidArg(id))
 	if err != nil {
 		return TokenRow{}, fmt.Errorf("get token %s: %w", id, err)
@@ -87,7 +87,7 @@ func (s *Store) Get(ctx context.Context, id domain.TokenID) (TokenRow, error) {
 
 // GetOwnerRevocation returns owner's revocation row; the error wraps
 // domain.ErrNotFound if the owner's tokens were never revoked.
-func (s *Store) GetOwnerRevocation(ctx context.Context, owner domain.OwnerID) (OwnerRevocationRow, error) {
+func (s *ReadModel) GetOwnerRevocation(ctx context.Context, owner domain.OwnerID) (OwnerRevocationRow, error) {
 	o, err := scanOwner(s.pool.QueryRow(ctx, s.live.selectOwner, string(owner)))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -129,7 +129,7 @@ const (
 // combined as Get combines it. Errors wrap
 // domain.ErrInvalidArgument for a malformed cursor, an unknown status or a
 // negative limit or duration.
-func (s *Store) List(ctx context.Context, f ListFilter) (Page, error) {
+func (s *ReadModel) List(ctx context.Context, f ListFilter) (Page, error) {
 	query, args, limit, err := s.listQuery(f)
 	if err != nil {
 		return Page{}, fmt.Errorf("list tokens: %w", err)
@@ -171,7 +171,7 @@ func (s *Store) List(ctx context.Context, f ListFilter) (Page, error) {
 
 // listQuery builds List's statement. Only the conditions f uses are in it,
 // so each combination gets a plan that can use its index.
-func (s *Store) listQuery(f ListFilter) (query string, args []any, limit int, err error) {
+func (s *ReadModel) listQuery(f ListFilter) (query string, args []any, limit int, err error) {
 	switch {
 	case f.Limit < 0:
 		return "", nil, 0, fmt.Errorf("%w: limit %d is negative", domain.ErrInvalidArgument, f.Limit)

@@ -42,7 +42,7 @@ const shadowSuffix = "_rebuild"
 // tables. A Rebuild is safe for concurrent use, but its steps are meant to
 // run in order.
 type Rebuild struct {
-	store *Store
+	store *ReadModel
 	name  string
 	// LockTimeout bounds how long Swap waits for each lock it needs (the
 	// live checkpoint row, held by a running ApplyBatch, and the live
@@ -57,7 +57,7 @@ type Rebuild struct {
 
 // NewRebuild returns a Rebuild of projection name (the name its live
 // ApplyBatch calls use).
-func (s *Store) NewRebuild(name string) *Rebuild { return &Rebuild{store: s, name: name} }
+func (s *ReadModel) NewRebuild(name string) *Rebuild { return &Rebuild{store: s, name: name} }
 
 // CheckpointName is the name of the shadow tables' checkpoint row.
 func (r *Rebuild) CheckpointName() string { return r.name + shadowSuffix }
@@ -353,7 +353,7 @@ func (r *Rebuild) buildIndexes(ctx context.Context, plan indexPlan) error {
 	for range workers {
 		wg.Go(func() {
 			for stmt := range work {
-				if _, err := r.store.pool.Exec(ctx, stmt); err != nil {
+				if err := r.buildIndex(ctx, stmt); err != nil {
 					errs <- fmt.Errorf("%s: %w", stmt, err)
 					cancel()
 					return
@@ -390,8 +390,33 @@ feed:
 	return nil
 }
 
+// indexBuildMemory is the maintenance_work_mem, in kB, an index build of
+// Load runs with at least: the sort of a million rows' keys then fits in
+// memory (PostgreSQL's default of 64 MB spills the larger ones to disk).
+// A larger setting of the server's is kept.
+const indexBuildMemory = 256 << 10
+
+// buildIndex runs one index build in a transaction of its own, with
+// maintenance_work_mem raised to indexBuildMemory for it.
+func (r *Rebuild) buildIndex(ctx context.Context, stmt string) error {
+	tx, err := r.store.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT set_config('maintenance_work_mem', $1, true)
+WHERE (SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem') < $2`,
+		fmt.Sprintf("%dkB", indexBuildMemory), int64(indexBuildMemory)); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, stmt); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
 // ApplyBatch applies events to the shadow tables, exactly as
-// Store.ApplyBatch applies them to the live ones, against the rebuild's
+// ReadModel.ApplyBatch applies them to the live ones, against the rebuild's
 // checkpoint. Before a successful Load the error wraps ErrNoRebuild.
 func (r *Rebuild) ApplyBatch(ctx context.Context, events []domain.Envelope) (applied int, err error) {
 	n, err := r.store.apply(ctx, nil, r.store.rebuild, r.CheckpointName(), events)

@@ -59,7 +59,7 @@ type TokenRow struct {
 	LastSeq uint64
 
 	// Status is computed when the row is read: see the package doc.
-	Status domain.Status
+	Status domain.TokenStatus
 	// OwnerRevoked reports that an owner-wide revocation covers the token
 	// (whether or not it was also revoked by itself).
 	OwnerRevoked bool

@@ -26,7 +26,7 @@ type SnapshotInfo struct {
 
 // Snapshot reads the whole read model as projection name left it: it calls
 // fn once per token row, in no particular order, with Status resolved at
-// the Store's clock and usage combined as Get combines it, and returns the
+// the ReadModel's clock and usage combined as Get combines it, and returns the
 // owner revocations and the checkpoint the rows reflect (the lifecycle
 // projection's; usage is as the usage projection left it at the same
 // instant). Everything is read in one REPEATABLE READ, READ ONLY
@@ -35,7 +35,7 @@ type SnapshotInfo struct {
 // snapshot to finish). Rows are streamed: memory does not grow with the
 // number of tokens. Each row is fn's to keep (its Scopes slice is its
 // own). An error from fn stops the read and is returned wrapped.
-func (s *Store) Snapshot(ctx context.Context, name string, fn func(r TokenRow) error) (SnapshotInfo, error) {
+func (s *ReadModel) Snapshot(ctx context.Context, name string, fn func(r TokenRow) error) (SnapshotInfo, error) {
 	info, err := s.snapshot(ctx, name, fn)
 	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("snapshot of projection %q: %w", name, err)
@@ -43,7 +43,7 @@ func (s *Store) Snapshot(ctx context.Context, name string, fn func(r TokenRow) e
 	return info, nil
 }
 
-func (s *Store) snapshot(ctx context.Context, name string, fn func(TokenRow) error) (SnapshotInfo, error) {
+func (s *ReadModel) snapshot(ctx context.Context, name string, fn func(TokenRow) error) (SnapshotInfo, error) {
 	var owners map[domain.OwnerID]*OwnerRevocationRow
 	var now time.Time
 	sc := newTokenScan(false)
@@ -69,7 +69,7 @@ func (s *Store) snapshot(ctx context.Context, name string, fn func(TokenRow) err
 // readSnapshot reads the checkpoint and owner revocations of projection
 // name, calls begin with them, then runs query (with args) and calls each
 // for every row, all in one REPEATABLE READ, READ ONLY transaction.
-func (s *Store) readSnapshot(ctx context.Context, name string, begin func(*SnapshotInfo), query string, args []any, each func(pgx.Rows) error) (SnapshotInfo, error) {
+func (s *ReadModel) readSnapshot(ctx context.Context, name string, begin func(*SnapshotInfo), query string, args []any, each func(pgx.Rows) error) (SnapshotInfo, error) {
 	var info SnapshotInfo
 	var seq int64
 	b := &pgx.Batch{}

@@ -17,7 +17,7 @@ import (
 // snapshotChecker takes snapshots in a loop, until stopped, and checks that
 // each equals the fold of the events up to the sequence it reports.
 type snapshotChecker struct {
-	store  *projections.Store
+	store  *projections.ReadModel
 	events []domain.Envelope
 	now    time.Time
 
@@ -30,7 +30,7 @@ type snapshotChecker struct {
 	diffs []string
 }
 
-func startSnapshotChecker(s *projections.Store, events []domain.Envelope, now time.Time) *snapshotChecker {
+func startSnapshotChecker(s *projections.ReadModel, events []domain.Envelope, now time.Time) *snapshotChecker {
 	c := &snapshotChecker{store: s, events: events, now: now, stop: make(chan struct{}), done: make(chan struct{}), taken: make(chan uint64, 1024)}
 	go c.run()
 	return c

@@ -76,7 +76,7 @@ const liveTokensColumns = 12
 // the wire without allocating: it is valid until fn returns. Usage
 // columns are not read. An error from fn stops the read and is returned
 // wrapped.
-func (s *Store) ValidatorSnapshot(ctx context.Context, name string, keep ValidatorKeep, begin func(*SnapshotInfo), fn func(*ValidatorRow) error) (SnapshotInfo, error) {
+func (s *ReadModel) ValidatorSnapshot(ctx context.Context, name string, keep ValidatorKeep, begin func(*SnapshotInfo), fn func(*ValidatorRow) error) (SnapshotInfo, error) {
 	var limit any
 	if keep.Limit > 0 {
 		limit = int64(keep.Limit)

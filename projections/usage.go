@@ -96,7 +96,7 @@ var ErrUsageEvent = errors.New("not a usage event")
 // name serialise on the checkpoint row. The call costs three round trips:
 // begin and lock; write and checkpoint; commit (a batch with nothing to
 // apply rolls back after the first).
-func (s *Store) ApplyUsageBatch(ctx context.Context, name string, events []domain.Envelope) (UsageResult, error) {
+func (s *ReadModel) ApplyUsageBatch(ctx context.Context, name string, events []domain.Envelope) (UsageResult, error) {
 	res, err := s.applyUsage(ctx, name, events)
 	if err != nil {
 		return UsageResult{}, fmt.Errorf("apply usage batch of %d events to projection %q: %w", len(events), name, err)
@@ -117,7 +117,7 @@ type tokenUse struct {
 	used domain.TokenUsed
 }
 
-func (s *Store) applyUsage(ctx context.Context, name string, events []domain.Envelope) (UsageResult, error) {
+func (s *ReadModel) applyUsage(ctx context.Context, name string, events []domain.Envelope) (UsageResult, error) {
 	if err := checkOrder(events); err != nil {
 		return UsageResult{}, err
 	}
@@ -216,11 +216,11 @@ func usageOf(e domain.Envelope) (usageInput, error) {
 		if _, ok := e.TokenID(); !ok {
 			return usageInput{}, fmt.Errorf("%w: event %s does not belong to a token", ErrUsageEvent, e.ID)
 		}
-		if _, ok := payloadAs[domain.TokenUsed](e.Data); !ok {
+		if _, ok := domain.PayloadAs[domain.TokenUsed](e.Data); !ok {
 			return usageInput{}, fmt.Errorf("%w: event %s carries no %s payload", ErrUsageEvent, e.ID, domain.TypeTokenUsed)
 		}
 	case domain.TypeUsageBatch:
-		if _, ok := payloadAs[domain.UsageBatch](e.Data); !ok {
+		if _, ok := domain.PayloadAs[domain.UsageBatch](e.Data); !ok {
 			return usageInput{}, fmt.Errorf("%w: event %s carries no %s payload", ErrUsageEvent, e.ID, domain.TypeUsageBatch)
 		}
 	default:
@@ -323,7 +323,7 @@ func usageColumns(rows []Usage) usageArrays {
 // number of sequences so given up is returned. Call it only with the usage
 // stream's first sequence as read from the stream: events given up on are
 // lost to the projection.
-func (s *Store) SkipAgedOutUsage(ctx context.Context, name string, firstRetained uint64) (skipped uint64, err error) {
+func (s *ReadModel) SkipAgedOutUsage(ctx context.Context, name string, firstRetained uint64) (skipped uint64, err error) {
 	if firstRetained <= 1 {
 		return 0, nil
 	}
@@ -355,7 +355,7 @@ func (s *Store) SkipAgedOutUsage(ctx context.Context, name string, firstRetained
 // GetUsage returns the usage row of token id, whether or not the tokens
 // table holds the token. The error wraps domain.ErrNotFound if the usage
 // projection has no use of it.
-func (s *Store) GetUsage(ctx context.Context, id domain.TokenID) (Usage, error) {
+func (s *ReadModel) GetUsage(ctx context.Context, id domain.TokenID) (Usage, error) {
 	var (
 		u           Usage
 		count       int64
@@ -402,7 +402,7 @@ type TokenLifetime struct {
 // TokenLifetimes returns the lifetimes of those of ids the tokens table
 // holds, with one query. Ids it does not hold (not projected yet, or never
 // issued) are absent from the map.
-func (s *Store) TokenLifetimes(ctx context.Context, ids []domain.TokenID) (map[domain.TokenID]TokenLifetime, error) {
+func (s *ReadModel) TokenLifetimes(ctx context.Context, ids []domain.TokenID) (map[domain.TokenID]TokenLifetime, error) {
 	out := make(map[domain.TokenID]TokenLifetime, len(ids))
 	if len(ids) == 0 {
 		return out, nil

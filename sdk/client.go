@@ -421,11 +421,30 @@ func decodeAnswer(a answer, out any) error {
 // send makes the request and reads the answer: a 2xx answer is returned
 // with its body, any other status becomes an *Error.
 func (c *Client) send(ctx context.Context, cl call) (answer, error) {
+	resp, err := c.open(ctx, cl)
+	if err != nil {
+		return answer{}, err
+	}
+	defer closeBody(resp)
+	limit := int64(MaxResponseBytes)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return answer{}, fmt.Errorf("read the answer (HTTP %d): %w", resp.StatusCode, err)
+	}
+	if int64(len(b)) > limit {
+		return answer{}, fmt.Errorf("read the answer (%s): the body exceeds %d bytes", statusNote(resp.StatusCode, resp.Header), limit)
+	}
+	return answer{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// open makes the request and returns a 2xx answer with its body unread
+// (close it with closeBody); any other status becomes an *Error.
+func (c *Client) open(ctx context.Context, cl call) (*http.Response, error) {
 	u := *c.base
 	u.RawPath = u.EscapedPath() + cl.path
 	p, err := url.PathUnescape(u.RawPath)
 	if err != nil {
-		return answer{}, fmt.Errorf("build URL: %w", err)
+		return nil, fmt.Errorf("build URL: %w", err)
 	}
 	u.Path = p
 	if len(cl.query) > 0 {
@@ -440,14 +459,14 @@ func (c *Client) send(ctx context.Context, cl call) (answer, error) {
 	case cl.body != nil:
 		b, err := json.Marshal(cl.body)
 		if err != nil {
-			return answer{}, fmt.Errorf("encode the request: %w", err)
+			return nil, fmt.Errorf("encode the request: %w", err)
 		}
 		body = bytes.NewReader(b)
 		contentType = "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, cl.method, u.String(), body)
 	if err != nil {
-		return answer{}, fmt.Errorf("build request: %w", err)
+		return nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
@@ -459,29 +478,24 @@ func (c *Client) send(ctx context.Context, cl call) (answer, error) {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return answer{}, err
+		return nil, err
 	}
-	defer func() {
-		// Drain what is left (bounded) so the connection can be reused.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseBytes))
-		_ = resp.Body.Close()
-	}()
-	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
-	limit := int64(MaxResponseBytes)
-	if !ok {
-		limit = maxErrorBodyBytes
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	defer closeBody(resp)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes+1))
 	if err != nil {
-		return answer{}, fmt.Errorf("read the answer (HTTP %d): %w", resp.StatusCode, err)
+		return nil, fmt.Errorf("read the answer (HTTP %d): %w", resp.StatusCode, err)
 	}
-	if !ok {
-		return answer{}, newError(resp, b, c.token, cl.bearer, cl.secret)
-	}
-	if int64(len(b)) > limit {
-		return answer{}, fmt.Errorf("read the answer (%s): the body exceeds %d bytes", statusNote(resp.StatusCode, resp.Header), limit)
-	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: b}, nil
+	return nil, newError(resp, b, c.token, cl.bearer, cl.secret)
+}
+
+// closeBody drains what is left of an answer's body (bounded), so the
+// connection can be reused, and closes it.
+func closeBody(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseBytes))
+	_ = resp.Body.Close()
 }
 
 // statusNote is "HTTP 200, request <X-Request-Id>" for an error's context.

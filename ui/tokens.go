@@ -40,7 +40,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, v *visit) error {
 		owner := domain.OwnerID(o)
 		f.Owner = &owner
 	}
-	switch st := domain.Status(q.Get("status")); st {
+	switch st := domain.TokenStatus(q.Get("status")); st {
 	case "", domain.StatusActive, domain.StatusExpired, domain.StatusRevoked:
 		f.Status = st
 	default:

@@ -35,20 +35,6 @@ func expiryMicros(t *time.Time) int64 {
 	return t.UnixMicro()
 }
 
-// payloadAs returns ev as a T, accepting a non-nil *T too.
-func payloadAs[T domain.Event](ev domain.Event) (T, bool) {
-	switch d := any(ev).(type) {
-	case T:
-		return d, true
-	case *T:
-		if d != nil {
-			return *d, true
-		}
-	}
-	var zero T
-	return zero, false
-}
-
 // tokenWriter is what applies events to a state: the state and the stream
 // position bookkeeping of the tokens looked up ahead of the tail.
 type tokenWriter struct {
@@ -113,7 +99,7 @@ func (w *tokenWriter) applyToken(id domain.TokenID, e domain.Envelope) {
 	ent, _, _ := w.s.find(&id)
 	switch e.Type {
 	case domain.TypeTokenIssued:
-		d, ok := payloadAs[domain.TokenIssued](e.Data)
+		d, ok := domain.PayloadAs[domain.TokenIssued](e.Data)
 		if !ok || ent != nil {
 			return
 		}
@@ -129,7 +115,7 @@ func (w *tokenWriter) applyToken(id domain.TokenID, e domain.Envelope) {
 			family:    deref(d.Family),
 		})
 	case domain.TypeTokenExpirySet:
-		d, ok := payloadAs[domain.TokenExpirySet](e.Data)
+		d, ok := domain.PayloadAs[domain.TokenExpirySet](e.Data)
 		if !ok || ent == nil {
 			return
 		}
@@ -160,11 +146,11 @@ func (w *tokenWriter) applyToken(id domain.TokenID, e domain.Envelope) {
 // revocation of a rotation family revokes its members issued before it
 // (terminal, so in any order too).
 func (w *tokenWriter) applyOwner(e domain.Envelope) {
-	if f, ok := payloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked && e.Sequence != 0 {
+	if f, ok := domain.PayloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked && e.Sequence != 0 {
 		w.s.revokeFamily(domain.OwnerID(e.AggregateID), f.Family, e.Sequence)
 		return
 	}
-	d, ok := payloadAs[domain.OwnerTokensRevoked](e.Data)
+	d, ok := domain.PayloadAs[domain.OwnerTokensRevoked](e.Data)
 	if !ok || e.Type != domain.TypeOwnerTokensRevoked || e.Sequence == 0 {
 		return
 	}
@@ -236,7 +222,7 @@ func (w *tokenWriter) prune(applied uint64) {
 // one is kept, or it would be looked up), or expired at or before
 // keepAfter (Unix µs: the snapshot's time less the eviction grace) and
 // not rotated out (a rotated-out token is kept for the reuse check, until
-// a sweep finds its family gone). projections.Store.ValidatorSnapshot
+// a sweep finds its family gone). projections.ReadModel.ValidatorSnapshot
 // leaves most of those in the database already; the rule here is the
 // precise one (an id's time is its millisecond, the row's creation time
 // has the microseconds). Snapshot rows are distinct tokens, loaded into

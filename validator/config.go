@@ -13,9 +13,6 @@ import (
 
 // Defaults of Config, used for its zero fields.
 const (
-	// DefaultProjectionName is the projection whose snapshot a validator
-	// loads: the lifecycle projector's default name.
-	DefaultProjectionName = "lifecycle"
 	// DefaultMaxStaleness outlasts a client reconnect and a JetStream
 	// leader election (a few seconds), so routine failovers do not turn
 	// into refusals, while bounding how long a revocation can go unseen.
@@ -79,7 +76,7 @@ type Config struct {
 	Store *eventstore.Store
 	// Projections is the read model the validator loads its initial state
 	// from (a consistent snapshot and the stream sequence it reflects).
-	Projections *projections.Store
+	Projections *projections.ReadModel
 	// ProjectionName is the projection whose snapshot is loaded.
 	ProjectionName string
 	// Clock tells "now" for expiry, for the age of token ids, for
@@ -171,7 +168,7 @@ type Config struct {
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
 	if c.ProjectionName == "" {
-		c.ProjectionName = DefaultProjectionName
+		c.ProjectionName = projections.LifecycleName
 	}
 	if c.Clock == nil {
 		c.Clock = domain.SystemClock{}

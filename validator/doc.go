@@ -3,7 +3,7 @@
 // that embeds it (tokenledger serve does).
 //
 // A Validator loads a consistent snapshot of the read model from
-// PostgreSQL (projections.Store.Snapshot) together with the stream
+// PostgreSQL (projections.ReadModel.Snapshot) together with the stream
 // sequence it reflects, then follows the lifecycle stream from the next
 // sequence with an ordered consumer, applying every token.issued,
 // token.expiry_set, token.revoked and owner.tokens_revoked event with the
@@ -60,8 +60,8 @@
 // 55% and 80% full. Owners, scope sets and grants are interned once each;
 // usage counters live in cells that only used tokens have; stream
 // sequences and families are kept only for the few tokens that need them.
-// BenchmarkMemoryPerToken measures the live heap per token: 61.3 bytes
-// with 1,000,000 tokens of 100,000 owners, 60.4 with 10,000,000 of
+// BenchmarkMemoryPerToken measures the live heap per token: 61.6 bytes
+// with 1,000,000 tokens of 100,000 owners, 60.6 with 10,000,000 of
 // 1,000,000.
 //
 // Only tokens that can still validate stay: revoked tokens, and tokens
@@ -72,7 +72,7 @@
 // reuse is still detected. BenchmarkChurn shows the heap following the
 // live set through a simulated year. See evict.go.
 //
-// The snapshot is read with only those tokens (projections.Store.
+// The snapshot is read with only those tokens (projections.ReadModel.
 // ValidatorSnapshot filters in SQL and hands rows decoded from the wire
 // without allocating); BenchmarkStartFromSnapshot measures a start's time
 // and peak memory.

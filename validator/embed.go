@@ -80,7 +80,7 @@ func (e Embed) Validate() error {
 	}
 	cfg := e.Config
 	// Placeholders: Connect provides both.
-	cfg.Store, cfg.Projections = &eventstore.Store{}, &projections.Store{}
+	cfg.Store, cfg.Projections = &eventstore.Store{}, &projections.ReadModel{}
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -21,7 +21,7 @@ import (
 func TestMain(m *testing.M) { stacktest.Main(m) }
 
 // projection is the projection the tests fill and the validators load.
-const projection = validator.DefaultProjectionName
+const projection = projections.LifecycleName
 
 var meta = domain.Meta{Actor: "test"}
 
@@ -39,7 +39,7 @@ type env struct {
 	opts  []nats.Option // of every connection
 	reg   *domain.Registry
 	store *eventstore.Store
-	read  *projections.Store
+	read  *projections.ReadModel
 }
 
 func newEnv(tb testing.TB) *env {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenledger/tokenledger/domain"
 )
 
@@ -135,7 +137,7 @@ func (l *lookups) resolve(ctx context.Context, id domain.TokenID, now int64, col
 	// The load runs on its own, bounded by LookupTimeout and the
 	// validator's life rather than by the first caller's ctx: callers that
 	// give up do not cancel it for the others.
-	go l.load(id, c, cold)
+	go l.load(trace.SpanContextFromContext(ctx), id, c, cold)
 	return l.wait(ctx, c)
 }
 
@@ -152,8 +154,9 @@ func (l *lookups) wait(ctx context.Context, c *lookupCall) error {
 // the store, the tail hands the events of id it applies to the writer
 // (tokenWriter.watch), so that an event the tail passed while the token
 // was not in memory (a revocation of a cold token, say) is applied with
-// the history even if the store read missed it.
-func (l *lookups) load(id domain.TokenID, c *lookupCall, cold bool) {
+// the history even if the store read missed it. Its span is a child of
+// parent, the span of the caller that started the load.
+func (l *lookups) load(parent trace.SpanContext, id domain.TokenID, c *lookupCall, cold bool) {
 	defer l.wg.Done()
 	v := l.v
 	if cold {
@@ -164,9 +167,13 @@ func (l *lookups) load(id domain.TokenID, c *lookupCall, cold bool) {
 	v.st.mu.Lock()
 	v.w.watch(id)
 	v.st.mu.Unlock()
-	ctx, cancel := context.WithTimeout(v.runCtx, v.cfg.LookupTimeout)
+	ctx, span := tracer().Start(trace.ContextWithSpanContext(v.runCtx, parent), SpanLookup,
+		trace.WithAttributes(AttrTokenID.String(id.String()), AttrCold.Bool(cold)))
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.LookupTimeout)
 	events, families, err := l.loadHistory(ctx, id)
 	cancel()
+	span.SetAttributes(AttrFound.Bool(len(events) > 0))
+	endSpan(span, err)
 	if gate := l.gate.Load(); gate != nil {
 		l.paused.Add(1)
 		select {
@@ -224,14 +231,14 @@ func (l *lookups) loadHistory(ctx context.Context, id domain.TokenID) (events, f
 	for _, e := range events {
 		switch e.Type {
 		case domain.TypeTokenIssued:
-			if d, ok := payloadAs[domain.TokenIssued](e.Data); ok {
+			if d, ok := domain.PayloadAs[domain.TokenIssued](e.Data); ok {
 				owner = d.Owner
 				if d.Family != nil && !d.Family.IsZero() {
 					family, rotation = *d.Family, true
 				}
 			}
 		case domain.TypeTokenExpirySet:
-			if d, ok := payloadAs[domain.TokenExpirySet](e.Data); ok && d.RotatedTo != nil {
+			if d, ok := domain.PayloadAs[domain.TokenExpirySet](e.Data); ok && d.RotatedTo != nil {
 				rotation = true
 			}
 		}
@@ -244,7 +251,7 @@ func (l *lookups) loadHistory(ctx context.Context, id domain.TokenID) (events, f
 		return nil, nil, err
 	}
 	for _, e := range ownerEvents {
-		if d, ok := payloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked && d.Family == family {
+		if d, ok := domain.PayloadAs[domain.OwnerFamilyRevoked](e.Data); ok && e.Type == domain.TypeOwnerFamilyRevoked && d.Family == family {
 			families = append(families, e)
 		}
 	}

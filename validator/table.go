@@ -269,10 +269,12 @@ type state struct {
 	freeMu sync.Mutex
 	free   []uint32
 
-	ownerNum  internTable
-	grantNum  internTable
-	scopeNum  map[string]uint32
-	ownerRevs map[uint32]ownerRevocation
+	ownerNum internTable
+	grantNum internTable
+	// grantCount is the number of grants: the grant array may be longer.
+	grantCount uint32
+	scopeNum   map[string]uint32
+	ownerRevs  map[uint32]ownerRevocation
 
 	// through is the stream sequence up to which every event is reflected
 	// (the tail's position); pending holds the issue sequence of the
@@ -537,13 +539,21 @@ func (s *state) release(l limbo) {
 
 // internTable maps keys to the numbers of interned values by linear
 // probing, for the writer only. It stores no key: the caller compares
-// the value a number stands for.
+// the value a number stands for. Beside each slot it keeps eight bits of
+// the key's hash, so that a probe past another key's slot is almost
+// never a comparison (a random read of the value) but a look at the
+// byte beside: inserting a new key probes several slots of a table three
+// quarters full, and at millions of values each comparison would be a
+// cache miss.
 type internTable struct {
 	slots []uint32 // number plus one; 0: empty
+	tags  []uint8  // the top eight bits of the hash of the slot's key
 	n     int
 }
 
 var internSeed = maphash.MakeSeed()
+
+func internTag(h uint64) uint8 { return uint8(h >> 56) }
 
 // lookup returns the number whose value eq accepts among those stored
 // under hash h.
@@ -552,27 +562,27 @@ func (t *internTable) lookup(h uint64, eq func(uint32) bool) (uint32, bool) {
 		return 0, false
 	}
 	mask := uint64(len(t.slots) - 1)
+	tag := internTag(h)
 	for i := h & mask; ; i = (i + 1) & mask {
 		v := t.slots[i]
 		if v == 0 {
 			return 0, false
 		}
-		if eq(v - 1) {
+		if t.tags[i] == tag && eq(v-1) {
 			return v - 1, true
 		}
 	}
 }
 
-// add stores number num under hash h; hashOf rehashes the stored numbers
-// when the table grows.
+// add stores number num, the next one (numbers are 0, 1, 2, ...), under
+// hash h; hashOf rehashes the stored numbers when the table grows. They
+// are rehashed in order, which reads the values in order.
 func (t *internTable) add(h uint64, num uint32, hashOf func(uint32) uint64) {
 	if (t.n+1)*4 > len(t.slots)*3 {
-		old := t.slots
-		t.slots = make([]uint32, max(2*len(old), 64))
-		for _, v := range old {
-			if v != 0 {
-				t.place(hashOf(v-1), v-1)
-			}
+		size := max(2*len(t.slots), 64)
+		t.slots, t.tags = make([]uint32, size), make([]uint8, size)
+		for k := range uint32(t.n) {
+			t.place(hashOf(k), k)
 		}
 	}
 	t.place(h, num)
@@ -584,6 +594,7 @@ func (t *internTable) place(h uint64, num uint32) {
 	for i := h & mask; ; i = (i + 1) & mask {
 		if t.slots[i] == 0 {
 			t.slots[i] = num + 1
+			t.tags[i] = internTag(h)
 			return
 		}
 	}
@@ -641,11 +652,39 @@ func (s *state) internGrant(g grant) uint32 {
 	if n, ok := s.grantNum.lookup(h, func(n uint32) bool { return grants[n] == g }); ok {
 		return n
 	}
-	grown := append(grants, g)
-	s.grants.Store(&grown)
-	n := uint32(len(grown) - 1)
-	s.grantNum.add(h, n, func(n uint32) uint64 { return grantHash(grown[n]) })
+	// The published array is used to its full length, the grants past
+	// s.grantCount unused yet: a new grant is written there and published
+	// by the entry that names it, so that only a grown array is stored
+	// (a new slice header per grant was garbage for the collector).
+	n := s.grantCount
+	if int(n) == len(grants) {
+		s.growGrants()
+	}
+	all := *s.grants.Load()
+	all[n] = g
+	s.grantCount++
+	s.grantNum.add(h, n, func(n uint32) uint64 { return grantHash(all[n]) })
 	return n
+}
+
+// growGrants publishes a grant array half again as long, holding the
+// grants. The caller holds s.mu.
+func (s *state) growGrants() {
+	n := int(s.grantCount)
+	grown := slices.Grow((*s.grants.Load())[:n:n], max(n/2, 1024))
+	grown = grown[:cap(grown)]
+	s.grants.Store(&grown)
+}
+
+// fitGrants shrinks the grant array to little more than the grants hold,
+// after a load that grew it by doubling. The caller holds s.mu.
+func (s *state) fitGrants() {
+	grants := *s.grants.Load()
+	if want := int(s.grantCount) + int(s.grantCount)/8; len(grants) > want+1024 {
+		fitted := make([]grant, want)
+		copy(fitted, grants[:s.grantCount])
+		s.grants.Store(&fitted)
+	}
 }
 
 // internScopes returns the number of the scope set, adding it if new.
@@ -790,6 +829,7 @@ func (s *state) reserve(tokens int) {
 // fit rebuilds the index if it is much larger than the tokens need (after
 // a reserve for more than came). The caller holds s.mu.
 func (s *state) fit() {
+	s.fitGrants()
 	if newIndex(s.tokens()).size*5/4 < s.idx.Load().size {
 		s.rebuild(s.tokens())
 	}

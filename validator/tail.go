@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokenledger/tokenledger/domain"
 )
@@ -182,10 +183,15 @@ func (v *Validator) tailSettle() time.Duration {
 // something fails; progressed reports whether it applied any.
 func (v *Validator) follow(ctx context.Context) (progressed bool, err error) {
 	stream := v.cfg.Store.Stream()
-	cctx, cancel := context.WithTimeout(ctx, tailRequestTimeout)
+	// The span covers the subscription, not the following: a trace per
+	// (re)connection of the tail.
+	after := v.applied.Load()
+	cctx, span := tracer().Start(ctx, SpanTail, trace.WithNewRoot(), trace.WithAttributes(
+		AttrSequence.Int64(int64(after)), AttrRestarts.Int64(int64(v.stats.tailRestarts.Load()))))
+	cctx, cancel := context.WithTimeout(cctx, tailRequestTimeout)
 	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       v.applied.Load() + 1,
+		OptStartSeq:       after + 1,
 		InactiveThreshold: tailInactive,
 		// One attempt per internal reset: a failing reset comes back to
 		// runTail, which marks the validator stale and retries.
@@ -193,10 +199,12 @@ func (v *Validator) follow(ctx context.Context) (progressed bool, err error) {
 	})
 	cancel()
 	if err != nil {
+		endSpan(span, err)
 		return false, fmt.Errorf("create consumer: %w", err)
 	}
 	defer v.deleteConsumer(cons)
 	it, err := cons.Messages(jetstream.PullMaxMessages(tailBatch))
+	endSpan(span, err)
 	if err != nil {
 		return false, fmt.Errorf("consume: %w", err)
 	}

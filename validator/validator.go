@@ -158,6 +158,7 @@ func (v *Validator) start(ctx context.Context) error {
 	stop := context.AfterFunc(v.runCtx, cancel)
 	defer stop()
 
+	sctx, span := tracer().Start(ctx, SpanSnapshot)
 	v.st.mu.Lock()
 	now := v.clock.Now().UnixMicro()
 	keepAfter, youngAfter := now-v.cfg.EvictionGrace.Microseconds(), now-v.youngWindow
@@ -183,7 +184,7 @@ func (v *Validator) start(ctx context.Context) error {
 		}
 		v.st.reserve(est)
 	}
-	info, err := v.cfg.Projections.ValidatorSnapshot(ctx, v.cfg.ProjectionName, keep, begin, func(r *projections.ValidatorRow) error {
+	info, err := v.cfg.Projections.ValidatorSnapshot(sctx, v.cfg.ProjectionName, keep, begin, func(r *projections.ValidatorRow) error {
 		v.w.loadLiveRow(r, keepAfter, youngAfter)
 		return nil
 	})
@@ -192,6 +193,8 @@ func (v *Validator) start(ctx context.Context) error {
 	v.applied.Store(info.Sequence)
 	tokens := v.st.tokens()
 	v.st.mu.Unlock()
+	span.SetAttributes(AttrSequence.Int64(int64(info.Sequence)), AttrTokens.Int(tokens))
+	endSpan(span, err)
 	if err != nil {
 		return err
 	}

@@ -16,10 +16,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/cluster"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/natsconn"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // workerRestart is one SIGKILL of the active `project` process under
@@ -128,7 +128,7 @@ func (b *bench) clusterScenarios(ctx context.Context) error {
 func readCheckpoint(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
 	var seq int64
 	err := pool.QueryRow(ctx, `/* `+snapshotTag+` */ SELECT coalesce(max(last_seq), 0) FROM projection_checkpoints WHERE name = $1`,
-		app.DefaultProjectionName).Scan(&seq)
+		projections.LifecycleName).Scan(&seq)
 	if err != nil {
 		return 0, fmt.Errorf("read the lifecycle checkpoint: %w", err)
 	}

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // stmtStat is what pg_stat_statements holds for one normalised statement.
@@ -65,7 +65,7 @@ func (d *devStack) snapshot(ctx context.Context) (pgSnap, error) {
 	}
 	var applied int64
 	err = d.pool.QueryRow(ctx, `/* `+snapshotTag+` */ SELECT coalesce(max(last_seq), 0) FROM projection_checkpoints WHERE name = $1`,
-		consumers.DefaultUsageName).Scan(&applied)
+		projections.UsageName).Scan(&applied)
 	if err != nil {
 		return s, fmt.Errorf("read the usage checkpoint: %w", err)
 	}

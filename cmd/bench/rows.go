@@ -178,7 +178,7 @@ func (r results) stateAtRow() row {
 	row := row{
 		Figure:  fmt.Sprintf("state of every token at an instant (`state --at`: `GET /v1/state?at=`), over the %s-token stream", fmtInt(float64(r.Tokens))),
 		Target:  "≤ 3 s over 1,000,000 events",
-		Command: "`GET /v1/state?at=NOW` on `tokenledger dev`, the answer written to a file (request to last byte; the CLI's client refuses answers over 4 MiB)",
+		Command: "`GET /v1/state?at=NOW` on `tokenledger dev`, the answer written to a file (request to last byte)",
 	}
 	if row, skipped := unmeasured(row, len(r.StateAt) > 0); skipped {
 		return row

@@ -26,9 +26,8 @@ type stateRun struct {
 
 // stateAt asks the dev stack's API for the state of every token now
 // (GET /v1/state?at=, what `tokenledger state --at` asks) and times the
-// answer until its last byte, written to a file. The command itself is
-// not used: the client library refuses answers over 4 MiB, which a state
-// of more than about 10,000 tokens is.
+// answer until its last byte, written to a file: the server's figure,
+// without the command's printing of a million tokens.
 func (b *bench) stateAt(ctx context.Context, d *devStack, run int) (stateRun, error) {
 	out := filepath.Join(b.work, "data", fmt.Sprintf("state-run%d.json", run))
 	defer os.Remove(out)

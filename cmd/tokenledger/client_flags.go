@@ -29,6 +29,11 @@ const defaultServer = "http://127.0.0.1:8080"
 // requestTimeout bounds each API request of a command, answer included.
 const requestTimeout = 30 * time.Second
 
+// stateRequestTimeout bounds `state --at`'s request: the server replays the
+// whole stream before it answers, and the answer of a large ledger is
+// hundreds of megabytes.
+const stateRequestTimeout = 10 * time.Minute
+
 // cliUserAgent is the User-Agent of the commands' requests, with the
 // version: "tokenledger-cli/v1.2.3".
 var cliUserAgent = "tokenledger-cli/" + version.Get().Version
@@ -80,6 +85,16 @@ var errNoToken = errors.New(tokenEnv + " is not set: export the caller's token i
 // client returns a client of the API that presents the token of
 // TOKENLEDGER_TOKEN.
 func (c *clientFlags) client() (*sdk.Client, error) {
+	return c.clientWithTimeout(requestTimeout)
+}
+
+// anonymousClient returns a client of the API that presents no token.
+func (c *clientFlags) anonymousClient() (*sdk.Client, error) {
+	return c.newClient(requestTimeout)
+}
+
+// clientWithTimeout is client with a request timeout of its own.
+func (c *clientFlags) clientWithTimeout(timeout time.Duration) (*sdk.Client, error) {
 	secret := strings.TrimSpace(os.Getenv(tokenEnv))
 	if secret == "" {
 		return nil, errNoToken
@@ -87,17 +102,12 @@ func (c *clientFlags) client() (*sdk.Client, error) {
 	if strings.ContainsFunc(secret, unicode.IsControl) {
 		return nil, fmt.Errorf("%s holds control characters: want one secret", tokenEnv)
 	}
-	return c.newClient(sdk.WithToken(secret))
+	return c.newClient(timeout, sdk.WithToken(secret))
 }
 
-// anonymousClient returns a client of the API that presents no token.
-func (c *clientFlags) anonymousClient() (*sdk.Client, error) {
-	return c.newClient()
-}
-
-func (c *clientFlags) newClient(opts ...sdk.Option) (*sdk.Client, error) {
+func (c *clientFlags) newClient(timeout time.Duration, opts ...sdk.Option) (*sdk.Client, error) {
 	hc := &http.Client{
-		Timeout: requestTimeout,
+		Timeout: timeout,
 		// A redirect would re-send a secret carried in a body to wherever
 		// it points: report it instead.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

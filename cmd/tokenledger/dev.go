@@ -24,7 +24,13 @@ func newDevCommand(g *globalFlags) *cobra.Command {
 		Long: `dev starts an embedded nats-server with JetStream and a private PostgreSQL
 cluster (made with initdb under the data directory, unless --postgres-url is
 given), opens the event streams and, on a fresh ledger, prints the first admin
-token once. All state lives under --data-dir; stop it with Ctrl-C.`,
+token once. All state lives under --data-dir; stop it with Ctrl-C.
+
+OpenTelemetry traces are exported when the standard OTEL_* variables ask
+for them: OTEL_EXPORTER_OTLP_ENDPOINT (OTLP over HTTP/protobuf) or
+OTEL_TRACES_EXPORTER=otlp|console|none, with OTEL_SERVICE_NAME,
+OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER; see the README's Tracing
+section.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.newLogger()
@@ -33,6 +39,12 @@ token once. All state lives under --data-dir; stop it with Ctrl-C.`,
 			}
 			ctx := cmd.Context()
 			cfg.ExpiryOff = !expiryOn
+			tp, stopTracing, err := startTracing(ctx, "dev", log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			cfg.API.TracerProvider = tp
 			dev, stop, err := app.StartDev(ctx, cfg, log)
 			if err != nil {
 				return err

@@ -51,12 +51,12 @@ func runBinary(t *testing.T, env []string, args ...string) result {
 	}
 }
 
-// cleanEnv is the test's environment without TOKENLEDGER_* variables, so
-// that only what a test sets configures the process.
+// cleanEnv is the test's environment without TOKENLEDGER_* and OTEL_*
+// variables, so that only what a test sets configures the process.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envPrefix) {
+		if !strings.HasPrefix(kv, envPrefix) && !strings.HasPrefix(kv, "OTEL_") {
 			env = append(env, kv)
 		}
 	}

@@ -81,7 +81,13 @@ finished or rolled back, then the connections are closed. It exits with an
 error if NATS or PostgreSQL cannot be reached at start, the schema is
 outdated, or a worker stops on an error it does not retry, such as its
 stream disappearing (let the supervisor restart it); once running it
-reconnects to NATS and retries PostgreSQL for as long as they are away.`,
+reconnects to NATS and retries PostgreSQL for as long as they are away.
+
+OpenTelemetry traces are exported when the standard OTEL_* variables ask
+for them: OTEL_EXPORTER_OTLP_ENDPOINT (OTLP over HTTP/protobuf) or
+OTEL_TRACES_EXPORTER=otlp|console|none, with OTEL_SERVICE_NAME,
+OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER; see the README's Tracing
+section.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.newLogger()
@@ -98,6 +104,11 @@ reconnects to NATS and retries PostgreSQL for as long as they are away.`,
 				return fmt.Errorf("--shutdown-timeout %s must be positive", shutdownTimeout)
 			}
 			ctx := cmd.Context()
+			_, stopTracing, err := startTracing(ctx, "project", log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			p, stop, err := app.StartProject(ctx, cfg, log)
 			if err != nil {
 				return oneLine(err)

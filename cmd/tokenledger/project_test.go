@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os/exec"
 	"regexp"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -666,26 +667,57 @@ func TestProjectStandbyTakesOver(t *testing.T) {
 	if err := appendBatched(ctx, s.store, initial); err != nil {
 		t.Fatal(err)
 	}
-	// Events keep arriving, a few at a time, until the kills are over.
+	// Events keep arriving, a few at a time, until the kills are over. The
+	// background appender leaves a reserve, so that however long the
+	// processes take to start, each round still has events to project:
+	// feed appends the next few in stream order.
+	const reserve = 200
+	var appendMu sync.Mutex
+	feed := func(n int) error {
+		appendMu.Lock()
+		defer appendMu.Unlock()
+		n = min(n, len(more))
+		err := appendAll(ctx, s.store, more[:n])
+		more = more[n:]
+		return err
+	}
 	stopAppending := make(chan struct{})
 	appended := make(chan error, 1)
 	go func() {
-		for len(more) > 0 {
+		for {
 			select {
 			case <-stopAppending:
-				appended <- appendAll(ctx, s.store, more)
+				appended <- feed(len(more))
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			n := min(10, len(more))
-			if err := appendAll(ctx, s.store, more[:n]); err != nil {
+			appendMu.Lock()
+			left := len(more)
+			appendMu.Unlock()
+			if left <= reserve {
+				continue
+			}
+			if err := feed(10); err != nil {
 				appended <- err
 				return
 			}
-			more = more[n:]
 		}
-		appended <- nil
 	}()
+	// progressed waits until the checkpoint passes from, feeding events
+	// meanwhile.
+	progressed := func(from uint64, format string, args ...any) {
+		t.Helper()
+		stacktest.Eventually(t, time.Minute, func() bool {
+			if s.checkpoint(t) > from {
+				return true
+			}
+			if err := feed(2); err != nil {
+				t.Error(err)
+				return true
+			}
+			return false
+		}, append([]any{format}, args...)...)
+	}
 
 	args := []string{"project", "--health-listen", "127.0.0.1:0", "--retry-initial", "20ms", "--retry-max", "300ms"}
 	role := func(p *proc) string {
@@ -719,13 +751,11 @@ func TestProjectStandbyTakesOver(t *testing.T) {
 		standby := startBinary(t, s.env(), args...)
 		waitRole(standby, "standby", time.Minute)
 		// The leader projects while the standby waits.
-		from := s.checkpoint(t)
-		stacktest.Eventually(t, time.Minute, func() bool { return s.checkpoint(t) > from }, "the leader projects")
+		progressed(s.checkpoint(t), "the leader projects")
 		leaderProc.kill(t)
 		killed := time.Now()
 		waitRole(standby, "active", restartBound)
-		at := s.checkpoint(t)
-		stacktest.Eventually(t, time.Minute, func() bool { return s.checkpoint(t) > at }, "standby %d projects", i+1)
+		progressed(s.checkpoint(t), "standby %d projects", i+1)
 		progress := time.Since(killed)
 		requireResumed(t, "standby", i+1, progress)
 		takeovers = append(takeovers, progress)

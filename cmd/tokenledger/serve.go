@@ -58,7 +58,13 @@ tokenledger_degraded{part}, not in the status, so a load balancer keeps every
 node while the shared database is away.
 
 SIGINT or SIGTERM stops it gracefully: requests in flight finish, then the
-validator flushes the usage it counted.`,
+validator flushes the usage it counted.
+
+OpenTelemetry traces are exported when the standard OTEL_* variables ask
+for them: OTEL_EXPORTER_OTLP_ENDPOINT (OTLP over HTTP/protobuf) or
+OTEL_TRACES_EXPORTER=otlp|console|none, with OTEL_SERVICE_NAME,
+OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER; see the README's Tracing
+section.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.newLogger()
@@ -69,6 +75,12 @@ validator flushes the usage it counted.`,
 				return fmt.Errorf("--shutdown-timeout %s must be positive", shutdownTimeout)
 			}
 			ctx := cmd.Context()
+			tp, stopTracing, err := startTracing(ctx, "serve", log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			cfg.API.TracerProvider = tp
 			s, stop, err := app.StartServe(ctx, cfg, log)
 			if err != nil {
 				return oneLine(err)

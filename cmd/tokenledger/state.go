@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -34,7 +38,7 @@ usage stream's retention are no longer known. In the table, "expires in",
 			if !at.set {
 				return errors.New("--at TIME is required: " + timeHelp)
 			}
-			c, err := cf.client()
+			c, err := cf.clientWithTimeout(stateRequestTimeout)
 			if err != nil {
 				return err
 			}
@@ -61,11 +65,43 @@ func (p printer) stateAt(st sdk.StateAt) error {
 		st.Items = []sdk.Token{}
 	}
 	if p.json {
-		return writeJSON(p.w, st)
+		return writeStateJSON(p.w, st)
 	}
 	if _, err := fmt.Fprintf(p.w, "Tokens as they were at %s (stream sequence %d): %s\n\n",
 		timestamp(st.At), st.Sequence, plural(uint64(len(st.Items)), "token")); err != nil {
 		return err
 	}
 	return writeTokenTable(p.w, st.Items, st.At)
+}
+
+// writeStateJSON writes st as writeJSON does, but token by token: the
+// state of a large ledger is hundreds of megabytes of JSON, which need not
+// be held whole a second time.
+func writeStateJSON(w io.Writer, st sdk.StateAt) error {
+	head, err := json.Marshal(st.At)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	fmt.Fprintf(bw, "{\n  \"at\": %s,\n  \"sequence\": %d,\n  \"items\": [", head, st.Sequence)
+	var item bytes.Buffer
+	enc := json.NewEncoder(&item)
+	enc.SetIndent("    ", "  ")
+	enc.SetEscapeHTML(false)
+	for i := range st.Items {
+		item.Reset()
+		if err := enc.Encode(&st.Items[i]); err != nil {
+			return err
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n    ")
+		bw.Write(bytes.TrimSuffix(item.Bytes(), []byte("\n")))
+	}
+	if len(st.Items) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("]\n}\n")
+	return bw.Flush()
 }

@@ -18,12 +18,14 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/migrations"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
@@ -48,7 +50,7 @@ type Stack struct {
 	NATS        *stack.NATS
 	Store       *eventstore.Store
 	Pool        *pgxpool.Pool
-	Projections *projections.Store
+	Projections *projections.ReadModel
 	Projector   *consumers.LifecycleProjector
 	Usage       *consumers.UsageConsumer
 	API         *app.API
@@ -89,6 +91,9 @@ type Options struct {
 	// SecretScanningKeysURL is where the API node fetches the keys of
 	// secret scanning reports; empty leaves the route off.
 	SecretScanningKeysURL string
+	// TracerProvider starts the API node with HTTP server spans
+	// (app.APIConfig.TracerProvider).
+	TracerProvider trace.TracerProvider
 }
 
 // Start starts a stack for tb and stops it at cleanup: the API first (so
@@ -126,7 +131,7 @@ func Start(tb testing.TB, o Options) *Stack {
 	}
 	s.Projections = projections.New(s.Pool, projections.WithClock(s.Clock))
 
-	boot, err := app.BootstrapAdmin(ctx, s.Store, s.Policy, s.Clock)
+	boot, err := ledger.BootstrapAdmin(ctx, s.Store, s.Policy, s.Clock)
 	if err != nil {
 		tb.Fatalf("bootstrap: %v", err)
 	}
@@ -140,7 +145,7 @@ func Start(tb testing.TB, o Options) *Stack {
 		go func() { ch <- f(runCtx) }()
 	}
 	s.Projector, err = consumers.NewLifecycleProjector(s.Store, stacktest.Conn(tb, s.NATS, nats.Name("apitest-projector")), s.Projections,
-		consumers.LifecycleConfig{Name: app.DefaultProjectionName, Logger: log})
+		consumers.LifecycleConfig{Name: projections.LifecycleName, Logger: log})
 	if err != nil {
 		tb.Fatalf("projector: %v", err)
 	}
@@ -152,7 +157,7 @@ func Start(tb testing.TB, o Options) *Stack {
 		return <-projDone
 	})
 	s.Usage, err = consumers.NewUsageConsumer(s.Store, s.Projections, consumers.UsageConfig{
-		Name: consumers.DefaultUsageName, Policy: s.Policy, Clock: s.Clock, Logger: log, MaxWait: 50 * time.Millisecond,
+		Name: projections.UsageName, Policy: s.Policy, Clock: s.Clock, Logger: log, MaxWait: 50 * time.Millisecond,
 	})
 	if err != nil {
 		tb.Fatalf("usage consumer: %v", err)
@@ -168,6 +173,7 @@ func Start(tb testing.TB, o Options) *Stack {
 	cfg.RequireAuthScope = o.RequireAuthScope
 	cfg.Webhooks = webhooks.NewManager(s.Pool, s.Store, false, s.Clock)
 	cfg.SecretScanningKeysURL = o.SecretScanningKeysURL
+	cfg.TracerProvider = o.TracerProvider
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
 	if err != nil {
@@ -208,7 +214,7 @@ func (s *Stack) waitProjected(tb testing.TB) {
 		if err != nil {
 			return false
 		}
-		cp, err := s.Projections.Checkpoint(ctx, app.DefaultProjectionName)
+		cp, err := s.Projections.Checkpoint(ctx, projections.LifecycleName)
 		return err == nil && cp >= last
 	}, "the projection did not catch up with the stream")
 }

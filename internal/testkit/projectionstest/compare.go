@@ -104,7 +104,7 @@ type Contents struct {
 }
 
 // Read reads the whole projection name with Store.Snapshot.
-func Read(ctx context.Context, s *projections.Store, name string) (Contents, error) {
+func Read(ctx context.Context, s *projections.ReadModel, name string) (Contents, error) {
 	c := Contents{Tokens: make(map[domain.TokenID]projections.TokenRow)}
 	info, err := s.Snapshot(ctx, name, func(r projections.TokenRow) error {
 		if _, dup := c.Tokens[r.ID]; dup {
@@ -189,7 +189,7 @@ func CompareState(s *domain.State, c Contents, now time.Time) []string {
 // RequireMatchesState fails tb unless projection name in store holds
 // exactly the fold s, with statuses as s gives them at the store's clock
 // reading now (zero skips statuses), and its checkpoint is seq.
-func RequireMatchesState(tb testing.TB, store *projections.Store, name string, s *domain.State, seq uint64, now time.Time) {
+func RequireMatchesState(tb testing.TB, store *projections.ReadModel, name string, s *domain.State, seq uint64, now time.Time) {
 	tb.Helper()
 	c, err := Read(context.Background(), store, name)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // Errors Ready wraps; match them with errors.Is.
@@ -26,62 +28,24 @@ var (
 // deadline, so that a readiness probe answers while a server hangs.
 const statusTimeout = 2 * time.Second
 
-// Status is where a projection stands.
-type Status struct {
-	// Name is the projection's name.
-	Name string
-	// Checkpoint is the sequence of the last event applied (or explicitly
-	// skipped): from PostgreSQL, or, while PostgreSQL cannot be reached,
-	// the last one this projector committed or read.
-	Checkpoint uint64
-	// StreamLast is the lifecycle stream's last sequence.
-	StreamLast uint64
-	// LagEvents is StreamLast - Checkpoint (0 when the checkpoint is ahead).
-	LagEvents uint64
-	// LagSeconds is the age of the oldest event not applied yet, by the
-	// stream's storage time; 0 when caught up.
-	LagSeconds float64
-	// Halted is set while the projector is stopped at an event it cannot
-	// apply.
-	Halted *Halt
-	// Skipped is the event this projector skipped because SkipSequence
-	// named it, if it did.
-	Skipped *Halt
-	// LastError is the last failure to apply an event or to read the
-	// checkpoint, cleared by the next success; "" when there is none.
-	LastError string
-}
-
-// Halt describes an event the projector stopped at (or skipped).
-type Halt struct {
-	// Sequence is the event's stream sequence.
-	Sequence uint64
-	// Subject is the subject it is stored on.
-	Subject string
-	// Reason says why it cannot be applied.
-	Reason string
-	// Since is when the projector first met it.
-	Since time.Time
-}
-
 // Status reports the projection's checkpoint, the stream's end, the lag
 // between them and the projector's own state. It works whether or not Run
 // is running, using the event store's connection and the projections
 // store. When PostgreSQL cannot be reached it still answers, with the last
 // checkpoint the projector knows and LastError saying why; it fails only
 // when the stream cannot be read. Safe for concurrent use.
-func (p *LifecycleProjector) Status(ctx context.Context) (Status, error) {
+func (p *LifecycleProjector) Progress(ctx context.Context) (projections.Progress, error) {
 	ctx, cancel := boundContext(ctx, statusTimeout)
 	defer cancel()
 	last, err := p.store.StreamLastSequence(ctx)
 	if err != nil {
-		return Status{}, fmt.Errorf("status of projection %q: %w", p.cfg.Name, err)
+		return projections.Progress{}, fmt.Errorf("status of projection %q: %w", p.cfg.Name, err)
 	}
 	// The halt is recorded after the commit of the events before it, so
 	// reading it before the checkpoint never shows a halt next to an older
 	// checkpoint than the one it follows.
 	p.mu.Lock()
-	st := Status{
+	st := projections.Progress{
 		Name:       p.cfg.Name,
 		StreamLast: last,
 		Halted:     cloneHalt(p.halt),
@@ -105,7 +69,7 @@ func (p *LifecycleProjector) Status(ctx context.Context) (Status, error) {
 		st.LagEvents = last - st.Checkpoint
 		age, err := eventAge(ctx, p.store.Stream(), st.Checkpoint+1)
 		if err != nil {
-			return Status{}, fmt.Errorf("status of projection %q: oldest unapplied event %d: %w", p.cfg.Name, st.Checkpoint+1, err)
+			return projections.Progress{}, fmt.Errorf("status of projection %q: oldest unapplied event %d: %w", p.cfg.Name, st.Checkpoint+1, err)
 		}
 		st.LagSeconds = age
 	}
@@ -121,7 +85,7 @@ func (p *LifecycleProjector) Ready(ctx context.Context, maxLag uint64) error {
 	if !p.consuming.Load() {
 		return fmt.Errorf("projection %q: %w", p.cfg.Name, ErrNotRunning)
 	}
-	st, err := p.Status(ctx)
+	st, err := p.Progress(ctx)
 	if err != nil {
 		return err
 	}
@@ -148,7 +112,7 @@ func eventAge(ctx context.Context, stream jetstream.Stream, seq uint64) (float64
 // error wrapping ErrHalted and the halt's cause (or its recorded reason),
 // or ErrLagging when more than maxLag events of stream are not applied;
 // nil otherwise. what names the worker in the message.
-func readiness(what, stream string, h *Halt, cause error, lagEvents, maxLag uint64, lagSeconds float64) error {
+func readiness(what, stream string, h *projections.Halt, cause error, lagEvents, maxLag uint64, lagSeconds float64) error {
 	if h != nil {
 		if cause == nil {
 			cause = errors.New(h.Reason)
@@ -163,7 +127,7 @@ func readiness(what, stream string, h *Halt, cause error, lagEvents, maxLag uint
 	return nil
 }
 
-func cloneHalt(h *Halt) *Halt {
+func cloneHalt(h *projections.Halt) *projections.Halt {
 	if h == nil {
 		return nil
 	}

@@ -38,7 +38,7 @@ type pending struct {
 	from   []jetstream.Msg
 	// skip is the undecodable event the operator named in SkipSequence,
 	// if the batch holds it (as a placeholder event).
-	skip *Halt
+	skip *projections.Halt
 }
 
 func (b *pending) add(e domain.Envelope, m jetstream.Msg) {
@@ -71,7 +71,7 @@ func (p *LifecycleProjector) handle(ctx context.Context, msgs []jetstream.Msg, r
 			// as durable as an applied event. ApplyNext applies it only
 			// if it is the next event to apply.
 			b.add(domain.Envelope{Sequence: d.seq}, m)
-			b.skip = &Halt{Sequence: d.seq, Subject: d.subject, Reason: err.Error()}
+			b.skip = &projections.Halt{Sequence: d.seq, Subject: d.subject, Reason: err.Error()}
 			continue
 		}
 		// The events before it are applied first.
@@ -103,11 +103,14 @@ func (p *LifecycleProjector) apply(ctx context.Context, b *pending, retry *backo
 		defer p.mu.Unlock()
 		return projections.ApplyResult{Checkpoint: p.known}, true
 	}
+	ctx, span := startBatchSpan(ctx, SpanLifecycleBatch, p.cfg.Name, b.events)
+	defer span.End()
 	failures := backoff{initial: p.cfg.RetryInitial, max: p.cfg.RetryMax}
 	for {
 		res, err := p.applyOnce(ctx, b.events)
 		switch {
 		case err == nil:
+			span.SetAttributes(AttrApplied.Int(res.Applied), AttrCheckpoint.Int64(int64(res.Checkpoint)))
 			p.applied(res, b)
 			if res.Applied > 0 {
 				retry.reset()
@@ -121,6 +124,7 @@ func (p *LifecycleProjector) apply(ctx context.Context, b *pending, retry *backo
 			p.noteCheckpoint(res.Checkpoint)
 			return res, false
 		case projections.Permanent(err) || errors.Is(err, errPanicked):
+			batchFailed(span, err)
 			if len(b.events) == 1 {
 				p.halted(deliveryOf(b.from[0], nil), err)
 				return res, false
@@ -140,6 +144,7 @@ func (p *LifecycleProjector) apply(ctx context.Context, b *pending, retry *backo
 			return projections.ApplyResult{Checkpoint: p.known}, true
 		}
 		p.setLastError(err)
+		batchRetry(span, err)
 		wait := failures.next()
 		p.log.Warn("applying a batch failed; retrying", "first_sequence", b.events[0].Sequence, "events", len(b.events), "error", err, "retry_in", wait)
 		if !sleep(ctx, wait) {
@@ -184,7 +189,7 @@ func (p *LifecycleProjector) halted(d delivery, cause error) {
 	p.mu.Lock()
 	fresh := p.halt == nil || p.halt.Sequence != d.seq || p.halt.Reason != reason
 	if fresh {
-		p.halt = &Halt{Sequence: d.seq, Subject: d.subject, Reason: reason, Since: time.Now().UTC()}
+		p.halt = &projections.Halt{Sequence: d.seq, Subject: d.subject, Reason: reason, Since: time.Now().UTC()}
 		p.haltErr = cause
 	}
 	p.lastErr = reason

@@ -11,28 +11,28 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 )
 
-// Store reads and writes the read model in the database a pool is
-// connected to; the schema is the one package migrations creates. A Store
+// ReadModel reads and writes the read model in the database a pool is
+// connected to; the schema is the one package migrations creates. A ReadModel
 // is safe for concurrent use. Several processes may share one database:
 // ApplyBatch calls of one projection serialise on its checkpoint row.
-type Store struct {
+type ReadModel struct {
 	pool    *pgxpool.Pool
 	clock   domain.Clock
 	live    *tableSet
 	rebuild *tableSet
 }
 
-// Option configures a Store.
-type Option func(*Store)
+// Option configures a ReadModel.
+type Option func(*ReadModel)
 
 // WithClock sets the clock that decides "now" for the status of rows read
 // by Get and Snapshot and for a List without ListFilter.Now. The default is
 // domain.SystemClock.
-func WithClock(c domain.Clock) Option { return func(s *Store) { s.clock = c } }
+func WithClock(c domain.Clock) Option { return func(s *ReadModel) { s.clock = c } }
 
-// New returns a Store over pool.
-func New(pool *pgxpool.Pool, opts ...Option) *Store {
-	s := &Store{
+// New returns a ReadModel over pool.
+func New(pool *pgxpool.Pool, opts ...Option) *ReadModel {
+	s := &ReadModel{
 		pool:    pool,
 		clock:   domain.SystemClock{},
 		live:    newTableSet(TokensTable, OwnerRevocationsTable, true),
@@ -46,7 +46,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 
 // Checkpoint returns the sequence of the last event projection name has
 // applied; zero if it has applied none.
-func (s *Store) Checkpoint(ctx context.Context, name string) (uint64, error) {
+func (s *ReadModel) Checkpoint(ctx context.Context, name string) (uint64, error) {
 	return readCheckpoint(ctx, s.pool, name)
 }
 
@@ -65,3 +65,12 @@ func readCheckpoint(ctx context.Context, q queryRower, name string) (uint64, err
 	}
 	return uint64(seq), nil
 }
+
+// The projections' names: the keys of their checkpoint rows, and the names
+// of the workers' consumers. The live projector, a replay and the
+// validators' snapshot use LifecycleName unless configured otherwise; the
+// usage consumer uses UsageName.
+const (
+	LifecycleName = "lifecycle"
+	UsageName     = "usage"
+)
