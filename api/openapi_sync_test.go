@@ -238,9 +238,14 @@ var envoyAuthMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTION
 // staleness bound) for every authenticated operation.
 func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{})
+	scanKeys := newScanKeys(t)
+	scanKey := scanKeys.publish(t, "key-1")
+	s := apitest.Start(t, apitest.Options{SecretScanningKeysURL: scanKeys.srv.URL})
 	served, _ := fetchDocument(t, s)
 	chk := openapitest.New(t, served)
+	signed := func(body []byte) http.Header {
+		return http.Header{"Github-Public-Key-Identifier": {"key-1"}, "Github-Public-Key-Signature": {sign(t, scanKey, body)}}
+	}
 	c := chk.Client()
 	c.Timeout = 30 * time.Second
 	// A redirect is an answer to check, not to follow.
@@ -389,6 +394,59 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 		tr.call(t, conforming(req{method: "GET", path: "/v1/owners/bob/events", secret: alice.Secret}), 403)
 	})
 
+	t.Run("reportLeakedSecrets", func(t *testing.T) {
+		leaked := issueVia(t, admin, sdk.IssueRequest{Owner: "alice", Name: "leaked"})
+		body := reportBody(t, sdk.SecretScanningReport{Token: leaked.Secret, Type: "tokenledger_token", URL: "https://github.com/o/r/blob/1/f", Source: "content"},
+			sdk.SecretScanningReport{Token: "tlk_nothing", Type: "tokenledger_token", URL: "https://github.com/o/r", Source: "commit"})
+		tr.call(t, conforming(req{method: "POST", path: "/v1/secret-scanning/github", body: body, header: signed(body)}), 200)
+		bad := []byte(`[{"token": 7}]`)
+		tr.call(t, req{method: "POST", path: "/v1/secret-scanning/github", body: bad, header: signed(bad)}, 400)
+		h := signed(body)
+		h.Set("Github-Public-Key-Signature", sign(t, scanKeys.publish(t, "unpublished"), body))
+		tr.call(t, conforming(req{method: "POST", path: "/v1/secret-scanning/github", body: body, header: h}), 401)
+		large := []byte(`[` + strings.Repeat(`{"token":"x","type":"t","url":"u","source":"s"},`, 2000) + `{}]`)
+		tr.call(t, req{method: "POST", path: "/v1/secret-scanning/github", body: large, header: signed(large)}, 413)
+	})
+
+	t.Run("webhooks", func(t *testing.T) {
+		res := tr.call(t, conforming(req{method: "POST", path: "/v1/webhooks", secret: admin,
+			body: sdk.WebhookRequest{URL: "https://hooks.example.com/tokenledger", Events: []string{"token.expiring", "token.leaked"}}}), 201)
+		var hook sdk.Webhook
+		res.decode(t, &hook)
+		if !strings.HasPrefix(hook.Secret, "whsec_") || hook.Owner != nil {
+			t.Errorf("registered webhook %s: want a secret and every owner", res.body)
+		}
+		tr.call(t, conforming(req{method: "POST", path: "/v1/webhooks", secret: alice.Secret, body: sdk.WebhookRequest{URL: "https://hooks.example.com/alice"}}), 201)
+		tr.call(t, req{method: "POST", path: "/v1/webhooks", secret: admin, body: sdk.WebhookRequest{URL: "http://127.0.0.1:9/x"}}, 400)
+		tr.call(t, req{method: "POST", path: "/v1/webhooks", secret: admin, body: sdk.WebhookRequest{URL: "https://h.example.com", Events: []string{"token.nope"}}}, 400)
+		tr.call(t, req{method: "POST", path: "/v1/webhooks", body: sdk.WebhookRequest{URL: "https://hooks.example.com/x"}}, 401)
+		bob := "bob"
+		tr.call(t, conforming(req{method: "POST", path: "/v1/webhooks", secret: alice.Secret, body: sdk.WebhookRequest{URL: "https://hooks.example.com/x", Owner: &bob}}), 403)
+		tr.call(t, req{method: "POST", path: "/v1/webhooks", secret: admin, body: big}, 413)
+		tr.call(t, req{method: "POST", path: "/v1/webhooks", secret: admin, body: "url=x", contentType: "application/x-www-form-urlencoded"}, 415)
+
+		res = tr.call(t, conforming(req{method: "GET", path: "/v1/webhooks", secret: alice.Secret}), 200)
+		var list sdk.WebhookList
+		res.decode(t, &list)
+		if len(list.Items) != 1 || list.Items[0].Owner == nil || *list.Items[0].Owner != "alice" || list.Items[0].Secret != "" {
+			t.Errorf("alice's webhooks: %s", res.body)
+		}
+		tr.call(t, conforming(req{method: "GET", path: "/v1/webhooks", secret: admin}), 200)
+		tr.call(t, req{method: "GET", path: "/v1/webhooks?owner=alice", secret: admin}, 400)
+		tr.call(t, req{method: "GET", path: "/v1/webhooks"}, 401)
+
+		deliveries := "/v1/webhooks/" + hook.ID + "/deliveries"
+		tr.call(t, conforming(req{method: "GET", path: deliveries + "?limit=10", secret: admin}), 200)
+		tr.call(t, req{method: "GET", path: deliveries + "?limit=0", secret: admin}, 400)
+		tr.call(t, req{method: "GET", path: deliveries}, 401)
+		tr.call(t, conforming(req{method: "GET", path: deliveries, secret: alice.Secret}), 404)
+
+		tr.call(t, conforming(req{method: "DELETE", path: "/v1/webhooks/" + hook.ID, secret: alice.Secret}), 404)
+		tr.call(t, req{method: "DELETE", path: "/v1/webhooks/" + hook.ID}, 401)
+		tr.call(t, conforming(req{method: "DELETE", path: "/v1/webhooks/" + hook.ID, secret: admin}), 204)
+		tr.call(t, conforming(req{method: "GET", path: deliveries, secret: admin}), 404)
+	})
+
 	t.Run("getStateAt", func(t *testing.T) {
 		at := url.QueryEscape(s.Clock.Now().UTC().Format(time.RFC3339Nano))
 		res := tr.call(t, conforming(req{method: "GET", path: "/v1/state?owner=alice&at=" + at, secret: admin}), 200)
@@ -481,6 +539,11 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 
 	t.Run("unavailable", func(t *testing.T) {
 		s.StopNATS(t)
+		scan := reportBody(t, sdk.SecretScanningReport{Token: unlucky.Secret, Type: "tokenledger_token", URL: "https://github.com/o/r", Source: "content"})
+		res := tr.call(t, conforming(req{method: "POST", path: "/v1/secret-scanning/github", body: scan, header: signed(scan)}), 503)
+		if res.header.Get("Retry-After") == "" {
+			t.Error("secret scanning: 503 without Retry-After")
+		}
 		tr.call(t, conforming(req{method: "POST", path: "/v1/revoke", body: "token=" + url.QueryEscape(unlucky.Secret), contentType: "application/x-www-form-urlencoded"}), 503)
 
 		v := s.API.Validator
@@ -506,6 +569,10 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 			{method: "GET", path: "/v1/state?at=" + url.QueryEscape(at.UTC().Format(time.RFC3339))},
 			{method: "POST", path: "/v1/introspect", body: "token=" + url.QueryEscape(alice.Secret), contentType: form},
 			{method: "GET", path: "/v1/auth"},
+			{method: "POST", path: "/v1/webhooks", body: sdk.WebhookRequest{URL: "https://hooks.example.com/x"}},
+			{method: "GET", path: "/v1/webhooks"},
+			{method: "DELETE", path: "/v1/webhooks/01JQ3Z8V4N6Y2K5T7W9X0A1B2C"},
+			{method: "GET", path: "/v1/webhooks/01JQ3Z8V4N6Y2K5T7W9X0A1B2C/deliveries"},
 		} {
 			rq.secret = admin
 			res := tr.call(t, conforming(rq), 503)

@@ -57,6 +57,11 @@ type Config struct {
 	// Audit answers the audit routes (an owner's history, the state at an
 	// instant); without it they answer 500.
 	Audit AuditReader
+	// Webhooks answers the webhook routes; without it they answer 501.
+	Webhooks Webhooks
+	// SecretScanning verifies the reports of GitHub's secret scanning
+	// (POST /v1/secret-scanning/github); without it the route answers 501.
+	SecretScanning SecretScanVerifier
 	// RequireAuthScope makes a forward-auth check that names no scope (in
 	// ?scope= or the ScopeHeader) a 400 scope_required, whatever the token,
 	// so that a gateway whose configuration forgot the scope fails closed.
@@ -84,6 +89,8 @@ type Server struct {
 	degraded        map[string]Check
 	openAPI         []byte
 	audit           AuditReader
+	webhooks        Webhooks
+	secretScanning  SecretScanVerifier
 	routes          []Route
 	handler         http.Handler
 
@@ -121,6 +128,8 @@ func New(cfg Config) (*Server, error) {
 		degraded:         cfg.Degraded,
 		openAPI:          cfg.OpenAPI,
 		audit:            cfg.Audit,
+		webhooks:         cfg.Webhooks,
+		secretScanning:   cfg.SecretScanning,
 		requireAuthScope: cfg.RequireAuthScope,
 		tracerProvider:   cfg.TracerProvider,
 		ui:               cfg.UI,
@@ -180,6 +189,11 @@ func (s *Server) buildHandler() http.Handler {
 	add(http.MethodGet, "/v1/state", s.authed(s.stateAt))
 	add(http.MethodPost, "/v1/revoke", s.mutation(s.plain(s.revokeSecret)))
 	add(http.MethodPost, "/v1/introspect", s.mutation(s.authed(s.introspect)))
+	add(http.MethodPost, "/v1/secret-scanning/github", s.mutation(s.plain(s.githubSecretScanning)))
+	add(http.MethodPost, "/v1/webhooks", s.authed(s.createWebhook))
+	add(http.MethodGet, "/v1/webhooks", s.authed(s.listWebhooks))
+	add(http.MethodDelete, "/v1/webhooks/{id}", s.authed(s.removeWebhook))
+	add(http.MethodGet, "/v1/webhooks/{id}/deliveries", s.authed(s.webhookDeliveries))
 	add(http.MethodGet, "/v1/auth", s.forwardAuth)
 	// Envoy's HTTP ext_authz appends the original path to the service's
 	// path prefix and keeps the original method: /v1/auth/<anything>, any

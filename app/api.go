@@ -19,6 +19,7 @@ import (
 	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/metrics"
 	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/secretscan"
 	"github.com/tokenledger/tokenledger/ui"
 	"github.com/tokenledger/tokenledger/validator"
 )
@@ -77,6 +78,14 @@ type APIConfig struct {
 	// Metrics receives the node's metrics and serves them at /metrics;
 	// nil means a new registry of the node's own.
 	Metrics *metrics.Metrics
+	// Webhooks answers the webhook routes (StartServe and StartDev set
+	// it); WebhookAllowPrivate lets endpoints name loopback, private and
+	// link-local addresses.
+	Webhooks            api.Webhooks
+	WebhookAllowPrivate bool
+	// SecretScanningKeysURL is where GitHub's secret scanning keys are
+	// published (JSON); empty turns POST /v1/secret-scanning/github off.
+	SecretScanningKeysURL string
 	// TracerProvider, if set, makes a server span of every request
 	// (api.Config.TracerProvider); nil means no HTTP tracing.
 	TracerProvider trace.TracerProvider
@@ -96,7 +105,18 @@ func DefaultAPIConfig() APIConfig {
 		ReadyMaxLag:      DefaultReadyMaxLag,
 		MaxBodyBytes:     api.DefaultMaxBodyBytes,
 		MutationTimeout:  api.DefaultMutationTimeout,
+
+		SecretScanningKeysURL: secretscan.DefaultKeysURL,
 	}
+}
+
+// secretScanner returns the verifier of secret scanning reports, or nil
+// when url is empty.
+func secretScanner(url string) api.SecretScanVerifier {
+	if url == "" {
+		return nil
+	}
+	return secretscan.NewVerifier(url, nil)
 }
 
 // Validate reports every problem with c at once.
@@ -282,6 +302,8 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Degraded:         parts,
 		OpenAPI:          openAPIDocument(),
 		RequireAuthScope: cfg.RequireAuthScope,
+		Webhooks:         cfg.Webhooks,
+		SecretScanning:   secretScanner(cfg.SecretScanningKeysURL),
 		TracerProvider:   cfg.TracerProvider,
 		UI:               pages.Handler,
 	})

@@ -19,10 +19,12 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/expiry"
 	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
+	"github.com/tokenledger/tokenledger/webhooks"
 )
 
 // DevConfig configures `tokenledger dev`: the whole system in one process,
@@ -52,6 +54,13 @@ type DevConfig struct {
 	// API configures the API node; its Policy and Clock are the dev
 	// config's.
 	API APIConfig
+	// Expiry configures the expiry scheduler; its Clock is the dev
+	// config's. ExpiryOff disables it.
+	Expiry    expiry.Config
+	ExpiryOff bool
+	// Webhooks configures the webhook dispatcher; its Clock is the dev
+	// config's, and its AllowPrivateTargets applies to registrations too.
+	Webhooks webhooks.Config
 }
 
 // DefaultDevConfig returns the defaults `make run` uses.
@@ -64,6 +73,8 @@ func DefaultDevConfig() DevConfig {
 		Store:        eventstore.DefaultConfig(),
 		Policy:       domain.DefaultPolicy(),
 		API:          devAPIConfig(),
+		Expiry:       expiry.DefaultConfig(),
+		Webhooks:     webhooks.DefaultConfig(),
 	}
 }
 
@@ -90,6 +101,12 @@ func (c DevConfig) Validate() error {
 	}
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("policy: %w", err))
+	}
+	if err := c.Expiry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Webhooks.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	apiCfg := c.API
 	apiCfg.Policy = c.Policy
@@ -258,9 +275,24 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, err
 	}
 	cleanups.push(run.stop)
+	if !cfg.ExpiryOff {
+		if run, err = startExpiry(workerStore, pool, d.Projections, cfg.Policy, cfg.Clock, cfg.Expiry, nil, log); err != nil {
+			return nil, nil, err
+		}
+		cleanups.push(run.stop)
+	}
+
+	hooks := cfg.Webhooks
+	hooks.Clock = cfg.Clock
+	if run, err = startWebhooks(workerStore, d.NATS.ClientURL(), natsconn.Auth{}, pool, hooks, nil, log,
+		nats.Name("tokenledger-dev-webhooks"), asWorker); err != nil {
+		return nil, nil, err
+	}
+	cleanups.push(run.stop)
 
 	apiCfg := cfg.API
 	apiCfg.Policy, apiCfg.Clock = cfg.Policy, cfg.Clock
+	apiCfg.Webhooks = webhooks.NewManager(pool, d.Store, cfg.Webhooks.AllowPrivateTargets, cfg.Clock)
 	var stopAPI func(context.Context) error
 	// The workers are parts the API serves without: their trouble is a
 	// degraded part of /readyz, not a reason to stop taking requests.

@@ -17,6 +17,7 @@ import (
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
+	"github.com/tokenledger/tokenledger/webhooks"
 )
 
 // Validate names every problem at once, each with its flag, and never the
@@ -189,6 +190,7 @@ func TestAPINodeCredentialsCannotRemoveHistoryOrConsumers(t *testing.T) {
 	durables := []struct{ stream, name string }{
 		{store.Stream, projections.LifecycleName},
 		{store.UsageStream, projections.UsageName},
+		{store.Stream, webhooks.DefaultConsumer},
 	}
 	for _, d := range durables {
 		if _, err := worker.CreateOrUpdateConsumer(ctx, d.stream, jetstream.ConsumerConfig{Durable: d.name, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {

@@ -17,8 +17,10 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/expiry"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/webhooks"
 )
 
 // Defaults of ProjectConfig.
@@ -35,8 +37,11 @@ const (
 	// the bound is far larger than the lifecycle projection's.
 	DefaultUsageReadyMaxLag = 100_000
 	// DefaultProjectPostgresConns bounds the projector's PostgreSQL pool:
-	// it applies one event at a time, and status reads take one more.
-	DefaultProjectPostgresConns = 4
+	// the leadership holds one connection, the projector and the usage
+	// consumer one each and status reads another; the expiry scheduler and
+	// the webhook dispatcher need theirs, so that they never make the
+	// projector wait for a connection.
+	DefaultProjectPostgresConns = 8
 	// readyTimeout bounds one readiness check, so a probe gets an answer
 	// while a server hangs.
 	readyTimeout = 2 * time.Second
@@ -79,6 +84,13 @@ type ProjectConfig struct {
 	// UsageReadyMaxLag is how many events behind the usage stream the usage
 	// projection may be while /readyz still answers ready.
 	UsageReadyMaxLag uint64
+	// Expiry configures the expiry scheduler, which records the expiry
+	// notices with the ledger (under Usage.Policy); ExpiryOff disables it.
+	Expiry    expiry.Config
+	ExpiryOff bool
+	// Webhooks configures the webhook dispatcher, which runs while this
+	// process leads the projection.
+	Webhooks webhooks.Config
 }
 
 // DefaultProjectConfig returns the defaults of `tokenledger project`.
@@ -103,6 +115,8 @@ func DefaultProjectConfig() ProjectConfig {
 		HealthListen:     DefaultHealthListen,
 		ReadyMaxLag:      DefaultReadyMaxLag,
 		UsageReadyMaxLag: DefaultUsageReadyMaxLag,
+		Expiry:           expiry.DefaultConfig(),
+		Webhooks:         webhooks.DefaultConfig(),
 	}
 }
 
@@ -146,6 +160,12 @@ func (c ProjectConfig) Validate() error {
 	}
 	if err := c.Usage.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("usage consumer: %w", err))
+	}
+	if err := c.Expiry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Webhooks.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.HealthListen != "" {
 		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
@@ -264,6 +284,19 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		return nil, nil, err
 	}
 	cleanups.push(p.usageRun.stop)
+	if !cfg.ExpiryOff {
+		run, err := startExpiry(store, pool, p.Projections, cfg.Usage.Policy, cfg.Usage.Clock, cfg.Expiry, p.leader, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		cleanups.push(run.stop)
+	}
+	hooks, err := startWebhooks(store, cfg.NATSURL, cfg.NATSAuth, pool, cfg.Webhooks, p.leader, log,
+		nats.Name("tokenledger-project-webhooks"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanups.push(hooks.stop)
 	go p.leader.acquire()
 	p.done = make(chan struct{})
 	go func() {

@@ -11,6 +11,7 @@ import (
 	"github.com/tokenledger/tokenledger/metrics"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/webhooks"
 )
 
 // DefaultServePostgresConns bounds the API node's PostgreSQL pool: reads
@@ -99,6 +100,7 @@ func StartServe(ctx context.Context, cfg ServeConfig, log *slog.Logger) (_ *Serv
 	}
 	s := &Serve{Store: store, Projections: projections.New(pool, projections.WithClock(cfg.API.clock()))}
 	var stopAPI func(context.Context) error
+	cfg.API.Webhooks = webhooks.NewManager(pool, store, cfg.API.WebhookAllowPrivate, cfg.API.Clock)
 	s.API, stopAPI, err = StartAPI(ctx, cfg.API, store, s.Projections, map[string]api.Check{
 		"postgres": func(ctx context.Context) error { return pool.Ping(ctx) },
 	}, log)

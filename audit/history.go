@@ -156,6 +156,13 @@ func sentence(e domain.Envelope, actor string) string {
 		if d.Reason != "" {
 			b.WriteString(", reason: " + text(d.Reason))
 		}
+		if r := d.Report; r != nil {
+			b.WriteString(" (found in " + text(r.Source))
+			if r.URL != "" {
+				b.WriteString(" at " + text(r.URL))
+			}
+			b.WriteString(")")
+		}
 		writeReuse(&b, d.Reuse)
 		return b.String()
 	case domain.TypeOwnerTokensRevoked:
@@ -199,6 +206,24 @@ func sentence(e domain.Envelope, actor string) string {
 			b.WriteString(" from " + text(d.ClientAddr))
 		}
 		return b.String()
+	case domain.TypeTokenExpiring:
+		d, ok := domain.PayloadAs[domain.TokenExpiring](e.Data)
+		if !ok {
+			break
+		}
+		what := "expires"
+		if d.Reason == domain.ExpiringByInactivity {
+			what = "will be revoked for inactivity"
+		}
+		fmt.Fprintf(&b, "announced: %s at %s (lead time %s) by %s", what, stamp(d.ExpiresAt), leadText(d.Lead.Duration()), actor)
+		return b.String()
+	case domain.TypeTokenExpired:
+		d, ok := domain.PayloadAs[domain.TokenExpired](e.Data)
+		if !ok {
+			break
+		}
+		fmt.Fprintf(&b, "announced: expired at %s by %s", stamp(d.ExpiresAt), actor)
+		return b.String()
 	}
 	return text(string(e.Type)) + " by " + actor
 }
@@ -228,6 +253,14 @@ func expires(at *time.Time) string {
 }
 
 // stamp writes t as entries do.
+// leadText writes a lead time in days when it is whole days.
+func leadText(d time.Duration) string {
+	if d > 0 && d%domain.Day == 0 {
+		return strconv.FormatInt(int64(d/domain.Day), 10) + "d"
+	}
+	return d.String()
+}
+
 func stamp(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
 // text keeps free text (reasons, names, actors, owners) on one line:

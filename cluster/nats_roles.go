@@ -12,13 +12,25 @@ import (
 // publish anything (appends, reads, their own short-lived consumers)
 // except what eventstore.APINodeDeniedAPISubjects lists, so they cannot
 // delete, purge or reconfigure the streams, nor delete, create or change
-// the workers' durable consumers (the default projection names).
+// the workers' durable consumers (WorkerDurables).
 func APINodePermissions(store eventstore.Config) *server.Permissions {
 	streams := []string{store.Stream, store.UsageStream}
 	return &server.Permissions{Publish: &server.SubjectPermission{
 		Allow: []string{">"},
-		Deny:  eventstore.APINodeDeniedAPISubjects(streams, []string{projections.LifecycleName, projections.UsageName}),
+		Deny:  eventstore.APINodeDeniedAPISubjects(streams, WorkerDurables()),
 	}}
+}
+
+// WebhooksDurable is the webhook dispatcher's durable consumer,
+// webhooks.DefaultConsumer (named here so that cluster stays below the
+// workers; a test keeps the two equal).
+const WebhooksDurable = "tokenledger_webhooks"
+
+// WorkerDurables are the default names of the durable consumers the
+// workers read the streams with: the two projections' and the webhook
+// dispatcher's.
+func WorkerDurables() []string {
+	return []string{projections.LifecycleName, projections.UsageName, WebhooksDurable}
 }
 
 // WorkerPermissions are the NATS permissions of the workers' (`project`)

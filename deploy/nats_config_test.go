@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/tokenledger/tokenledger/cluster"
 	"github.com/tokenledger/tokenledger/eventstore"
-	"github.com/tokenledger/tokenledger/projections"
 )
 
 // natsConfig is the cluster nodes' configuration, relative to this package.
@@ -32,7 +32,7 @@ func TestNATSConfigDenyLists(t *testing.T) {
 		t.Fatalf("parse %s: %v", natsConfig, err)
 	}
 	streams := []string{eventstore.DefaultStream, eventstore.DefaultUsageStream}
-	apiDenied := eventstore.APINodeDeniedAPISubjects(streams, []string{projections.LifecycleName, projections.UsageName})
+	apiDenied := eventstore.APINodeDeniedAPISubjects(streams, cluster.WorkerDurables())
 	want := map[string][]string{
 		"api":       apiDenied,
 		"validator": apiDenied,

@@ -329,10 +329,10 @@ func (*TokenExpirySet) decodeEvent(data []byte) (Event, bool) {
 	return e, true
 }
 
-// A revocation with a reuse (rare: a rotation family's) is left to
-// encoding/json both ways.
+// A revocation with a reuse (rare: a rotation family's) or a leak report
+// is left to encoding/json both ways.
 func (*TokenRevoked) codecFields() string {
-	return `Reason string "reason,omitempty";Reuse *domain.SecretReuse "reuse,omitempty";`
+	return `Reason string "reason,omitempty";Reuse *domain.SecretReuse "reuse,omitempty";Report *domain.LeakReport "report,omitempty";`
 }
 
 func (*TokenRevoked) decodeEvent(data []byte) (Event, bool) {
@@ -832,7 +832,7 @@ func (e TokenExpirySet) appendJSON(b []byte) ([]byte, bool) {
 }
 
 func (e TokenRevoked) appendJSON(b []byte) ([]byte, bool) {
-	if e.Reuse != nil {
+	if e.Reuse != nil || e.Report != nil {
 		return nil, false
 	}
 	if e.Reason == "" {
@@ -927,4 +927,95 @@ func appendTimePtr(b []byte, t *time.Time) ([]byte, bool) {
 		return append(b, "null"...), true
 	}
 	return appendTime(b, *t)
+}
+
+func (*TokenExpiring) codecFields() string {
+	return `ExpiresAt time.Time "expires_at";Lead domain.Seconds "lead";Reason domain.ExpiringReason "reason";`
+}
+
+func (*TokenExpiring) decodeEvent(data []byte) (Event, bool) {
+	const (
+		fExpires = 1 << iota
+		fLead
+		fReason
+	)
+	var e TokenExpiring
+	var seen uint16
+	d := scanner{b: data}
+	d.open()
+	for more := d.first(); more; more = d.next() {
+		var bit uint16
+		switch string(d.key()) {
+		case "expires_at":
+			bit = fExpires
+			e.ExpiresAt = d.time()
+		case "lead":
+			bit = fLead
+			e.Lead = Seconds(d.uint(math.MaxInt64))
+		case "reason":
+			bit = fReason
+			switch r := d.str(); string(r) {
+			case string(ExpiringByExpiry):
+				e.Reason = ExpiringByExpiry
+			case string(ExpiringByInactivity):
+				e.Reason = ExpiringByInactivity
+			default:
+				e.Reason = ExpiringReason(r)
+			}
+		default:
+			return nil, false
+		}
+		if seen&bit != 0 {
+			return nil, false
+		}
+		seen |= bit
+	}
+	if !d.end() || e.normalize() != nil {
+		return nil, false
+	}
+	return e, true
+}
+
+func (e TokenExpiring) appendJSON(b []byte) ([]byte, bool) {
+	ok := true
+	b = append(b, `{"expires_at":`...)
+	if b, ok = appendTime(b, e.ExpiresAt); !ok {
+		return nil, false
+	}
+	b = append(b, `,"lead":`...)
+	b = strconv.AppendInt(b, int64(e.Lead), 10)
+	b = append(b, `,"reason":`...)
+	b = appendString(b, string(e.Reason))
+	return append(b, '}'), true
+}
+
+func (*TokenExpired) codecFields() string {
+	return `ExpiresAt time.Time "expires_at";`
+}
+
+func (*TokenExpired) decodeEvent(data []byte) (Event, bool) {
+	var e TokenExpired
+	var seen bool
+	d := scanner{b: data}
+	d.open()
+	for more := d.first(); more; more = d.next() {
+		if string(d.key()) != "expires_at" || seen {
+			return nil, false
+		}
+		seen = true
+		e.ExpiresAt = d.time()
+	}
+	if !d.end() || e.normalize() != nil {
+		return nil, false
+	}
+	return e, true
+}
+
+func (e TokenExpired) appendJSON(b []byte) ([]byte, bool) {
+	ok := true
+	b = append(b, `{"expires_at":`...)
+	if b, ok = appendTime(b, e.ExpiresAt); !ok {
+		return nil, false
+	}
+	return append(b, '}'), true
 }

@@ -65,6 +65,10 @@ func fixtureEvents(t testing.TB) map[string]Envelope {
 			d.Until, d.Reason = nil, ""
 			e.Data = d
 			add(e, "minimal")
+		case TokenExpiring:
+			add(e, string(d.Reason))
+		case TokenExpired:
+			add(e, "")
 		default:
 			t.Fatalf("no fixture variant for %T", d)
 		}
@@ -130,6 +134,7 @@ func TestCodecFixturesCoverEveryType(t *testing.T) {
 // encoding/json on purpose: rare ones with nested objects.
 var reflectiveFixtures = map[string]bool{
 	"token.revoked.v1.schema1.reuse":  true,
+	"token.revoked.v1.schema1.leaked": true,
 	"owner.family_revoked.v1.schema1": true,
 }
 
@@ -287,6 +292,10 @@ func FuzzCodecEncode(f *testing.F) {
 			TokenRevoked{Reason: text},
 			OwnerTokensRevoked{Owner: OwnerID(owner), RevokedBefore: at, Until: &far, Reason: text},
 			OwnerTokensRevoked{},
+			TokenExpiring{ExpiresAt: far, Lead: Seconds(seconds), Reason: ExpiringReason(text)},
+			TokenExpiring{},
+			TokenExpired{ExpiresAt: at},
+			TokenExpired{},
 		}
 		for _, p := range payloads {
 			kind := AggregateToken

@@ -122,6 +122,9 @@ type TokenRevoked struct {
 	// a family one token at a time before OwnerFamilyRevoked existed. New
 	// family revocations are OwnerFamilyRevoked events.
 	Reuse *SecretReuse `json:"reuse,omitempty"`
+	// Report is the secret scanner's report of the token's secret found
+	// where it should not be, on a revocation with ReasonLeaked.
+	Report *LeakReport `json:"report,omitempty"`
 }
 
 // SecretReuse is a presentation of a rotated-out secret after its grace:
@@ -253,6 +256,9 @@ func (e *TokenExpirySet) normalize() error {
 func (e *TokenRevoked) normalize() error {
 	if e.Reuse != nil && e.Reuse.Token.IsZero() {
 		return errors.New("zero reused token id")
+	}
+	if e.Report != nil && e.Report.Source == "" {
+		return errors.New("a leak report without a source")
 	}
 	return nil
 }

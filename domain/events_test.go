@@ -52,8 +52,17 @@ func sampleEvents(t testing.TB) ([]Envelope, []Secret) {
 		{Token: session.ID(), Count: 1, FirstAt: now, LastAt: now},
 	}, m, now, 0)
 	must(err)
+	noticed, _, err := IssueToken(p, nil, IssueRequest{Owner: "team ci", Name: "nightly", ExpiresIn: 10 * Day}, m, clock.Now(), entropy)
+	must(err)
+	notice := Meta{Actor: "system:expiry"}
+	if ok, err := noticed.AnnounceExpiry(nil, DefaultExpiryLeads, notice, clock.Advance(4*Day)); err != nil || !ok {
+		t.Fatalf("AnnounceExpiry = %v, %v", ok, err)
+	}
+	if ok, err := noticed.AnnounceExpiry(nil, DefaultExpiryLeads, notice, clock.Advance(7*Day)); err != nil || !ok {
+		t.Fatalf("AnnounceExpiry after the expiry = %v, %v", ok, err)
+	}
 	var events []Envelope
-	for _, changes := range [][]Envelope{api.Changes(), session.Changes(), rotated.Changes(), owner.Changes(), batches} {
+	for _, changes := range [][]Envelope{api.Changes(), session.Changes(), rotated.Changes(), owner.Changes(), batches, noticed.Changes()} {
 		events = append(events, changes...)
 	}
 	return events, []Secret{apiSecret, sessionSecret, rotatedSecret}

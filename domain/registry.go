@@ -51,6 +51,8 @@ func RegisterEvents(r *Registry) {
 	mustRegister[TokenRevoked](r, AggregateToken, 1)
 	mustRegister[OwnerTokensRevoked](r, AggregateOwner, 1)
 	mustRegister[OwnerFamilyRevoked](r, AggregateOwner, 1)
+	mustRegister[TokenExpiring](r, AggregateToken, 1)
+	mustRegister[TokenExpired](r, AggregateToken, 1)
 	mustRegister[UsageBatch](r, AggregateValidator, 1)
 }
 

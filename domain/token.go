@@ -76,6 +76,9 @@ type tokenState struct {
 	rotatedFrom     TokenID
 	rotatedTo       TokenID
 	family          TokenID
+	// notices are the ids of the expiry notices recorded (see
+	// AnnounceExpiry); they decide nothing else.
+	notices []EventID
 }
 
 // TokenFromHistory rebuilds a token from its stored events, oldest first.

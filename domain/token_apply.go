@@ -51,6 +51,10 @@ func (t *Token) Apply(e Envelope) {
 		if d, ok := PayloadAs[TokenRevoked](e.Data); ok {
 			t.applyRevoked(e, d)
 		}
+	case TypeTokenExpiring, TypeTokenExpired:
+		if !slices.Contains(t.st.notices, e.ID) {
+			t.st.notices = append(t.st.notices, e.ID)
+		}
 	}
 }
 

@@ -64,7 +64,7 @@ func TestDocumentReturnsACopy(t *testing.T) {
 
 // unauthenticated are the operations anyone may call without credentials.
 var unauthenticated = map[string]bool{
-	"revokeSecret": true, "getOpenAPI": true, "getMetrics": true, "livez": true, "readyz": true,
+	"revokeSecret": true, "reportLeakedSecrets": true, "getOpenAPI": true, "getMetrics": true, "livez": true, "readyz": true,
 }
 
 // TestOperationsMatchTheAPI pins every route, its operation id and the
@@ -92,6 +92,7 @@ func TestOperationsMatchTheAPI(t *testing.T) {
 		{openapi.Operation{Method: "GET", Path: "/v1/owners/{owner}/events", ID: "listOwnerEvents"}, []int{200, 400, 401, 403, 503}},
 		{openapi.Operation{Method: "POST", Path: "/v1/owners/{owner}/revoke", ID: "revokeOwnerTokens"}, []int{200, 400, 401, 403, 409, 413, 415, 503}},
 		{openapi.Operation{Method: "POST", Path: "/v1/revoke", ID: "revokeSecret"}, []int{200, 400, 413, 415, 503}},
+		{openapi.Operation{Method: "POST", Path: "/v1/secret-scanning/github", ID: "reportLeakedSecrets"}, []int{200, 400, 401, 413, 503}},
 		{openapi.Operation{Method: "GET", Path: "/v1/state", ID: "getStateAt"}, []int{200, 400, 401, 403, 503}},
 		{openapi.Operation{Method: "GET", Path: "/v1/tokens", ID: "listTokens"}, []int{200, 400, 401, 403, 503}},
 		{openapi.Operation{Method: "POST", Path: "/v1/tokens", ID: "issueToken"}, []int{201, 400, 401, 403, 409, 413, 415, 503}},
@@ -100,6 +101,10 @@ func TestOperationsMatchTheAPI(t *testing.T) {
 		{openapi.Operation{Method: "PATCH", Path: "/v1/tokens/{id}", ID: "setTokenExpiry"}, []int{200, 400, 401, 403, 404, 409, 413, 415, 503}},
 		{openapi.Operation{Method: "GET", Path: "/v1/tokens/{id}/events", ID: "listTokenEvents"}, []int{200, 400, 401, 404, 503}},
 		{openapi.Operation{Method: "POST", Path: "/v1/tokens/{id}/rotate", ID: "rotateToken"}, []int{201, 400, 401, 403, 404, 409, 413, 415, 503}},
+		{openapi.Operation{Method: "GET", Path: "/v1/webhooks", ID: "listWebhooks"}, []int{200, 400, 401, 503}},
+		{openapi.Operation{Method: "POST", Path: "/v1/webhooks", ID: "createWebhook"}, []int{201, 400, 401, 403, 413, 415, 503}},
+		{openapi.Operation{Method: "DELETE", Path: "/v1/webhooks/{id}", ID: "removeWebhook"}, []int{204, 400, 401, 404, 503}},
+		{openapi.Operation{Method: "GET", Path: "/v1/webhooks/{id}/deliveries", ID: "listWebhookDeliveries"}, []int{200, 400, 401, 404, 503}},
 	}
 	var wantOps []openapi.Operation
 	for _, w := range want {
@@ -234,6 +239,13 @@ var wireTypes = []struct {
 }{
 	{sdk.Token{}, "Token", false},
 	{sdk.IssueRequest{}, "IssueRequest", true},
+	{sdk.WebhookRequest{}, "WebhookRequest", true},
+	{sdk.SecretScanningReport{}, "SecretScanningReport", true},
+	{sdk.SecretScanningLabel{}, "SecretScanningLabel", false},
+	{sdk.Webhook{}, "Webhook", false},
+	{sdk.WebhookList{}, "WebhookList", false},
+	{sdk.WebhookDelivery{}, "WebhookDelivery", false},
+	{sdk.WebhookDeliveries{}, "WebhookDeliveries", false},
 	{sdk.IssuedToken{}, "IssuedToken", false},
 	{sdk.RotatedToken{}, "RotatedToken", false},
 	{sdk.SetExpiryRequest{}, "SetExpiryRequest", true},
@@ -254,7 +266,7 @@ var wireTypes = []struct {
 // ignoresUnknown are the request schemas whose unknown members the server
 // ignores rather than refuses: the bodies of RFC 7009 and RFC 7662, whose
 // clients send parameters of their own (RFC 6749 §3.2).
-var ignoresUnknown = map[string]bool{"SecretRequest": true}
+var ignoresUnknown = map[string]bool{"SecretRequest": true, "SecretScanningReport": true}
 
 // jsonField is what encoding/json makes of one struct field.
 type jsonField struct {

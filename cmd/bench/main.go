@@ -78,6 +78,8 @@ type config struct {
 	issueFor    time.Duration
 	lagRate     int           // mutations per second asked of the lag scenario
 	lagFor      time.Duration // per run
+	webhookRate int           // revocations per second of the webhook scenario
+	webhookFor  time.Duration // per run
 	cluster     clusterParams
 	goCount     int
 	goBenchtime string
@@ -95,6 +97,8 @@ func defaultConfig(quick bool) config {
 		issueFor:    10 * time.Second,
 		lagRate:     5_000,
 		lagFor:      10 * time.Second,
+		webhookRate: 1_000,
+		webhookFor:  10 * time.Second,
 		cluster: clusterParams{loadRate: 200, restarts: 5, takeovers: 3,
 			electionLead: 5 * time.Second, electionAfter: 20 * time.Second},
 		goCount:     3,
@@ -107,6 +111,7 @@ func defaultConfig(quick bool) config {
 		c.revocations = 20
 		c.issueFor = 2 * time.Second
 		c.lagFor = 2 * time.Second
+		c.webhookFor = 2 * time.Second
 		c.cluster.restarts, c.cluster.takeovers = 1, 1
 		c.cluster.electionLead, c.cluster.electionAfter = 2*time.Second, 10*time.Second
 		c.goCount = 1
@@ -278,7 +283,8 @@ func run(ctx context.Context, cfg config) (err error) {
 	b.machine = describeMachine(ctx, cfg.goTool)
 	b.res = results{Quick: cfg.quick, Runs: cfg.runs, Wrk: cfg.wrk, Tokens: cfg.tokens, SeedTokens: cfg.seedTokens,
 		IssueRate: cfg.issueRate, IssueFor: cfg.issueFor.String(), Revocations: cfg.revocations,
-		LagRate: cfg.lagRate, LagFor: cfg.lagFor.String(), Cluster: cfg.cluster.String()}
+		LagRate: cfg.lagRate, LagFor: cfg.lagFor.String(), WebhookRate: cfg.webhookRate, WebhookFor: cfg.webhookFor.String(),
+		Cluster: cfg.cluster.String()}
 
 	if !cfg.skip["go"] {
 		if err := b.goBenchmarks(ctx); err != nil {

@@ -24,6 +24,8 @@ type results struct {
 	Revocations int
 	LagRate     int
 	LagFor      string
+	WebhookRate int
+	WebhookFor  string
 	Cluster     string // the cluster scenarios' parameters
 
 	// Secret, Validate, Memory and Append are the Go benchmarks' results;
@@ -59,6 +61,8 @@ type results struct {
 	Lag            []lagRun
 	LiveProjection []liveProjection
 	StateAt        []stateRun
+	// Webhooks are the webhook scenario's runs.
+	Webhooks []webhookRun
 	// ClusterRevocation, Restarts, Takeovers and Election are the cluster
 	// scenarios' runs; ClusterMissing why they were not measured, if they
 	// were not.
@@ -138,6 +142,7 @@ func (r results) rows() []row {
 	rows = append(rows, r.replayRow())
 	rows = append(rows, r.exportRows()...)
 	rows = append(rows, r.stateAtRow())
+	rows = append(rows, r.webhookRow())
 	rows = append(rows, r.memoryRows()...)
 	rows = append(rows, r.uiListRow())
 	return rows

@@ -194,6 +194,19 @@ func (b *bench) stackScenarios(ctx context.Context) error {
 		logf("forward-auth, %s tokens, run %d: %s req/s, p99 %s; postgres: %d writes outside usage, %d usage upserts, %d usage rows",
 			fmtInt(float64(b.cfg.tokens)), i+1, fmtInt(w.RPS), fmtUS(w.P99), l.OtherWrites, l.UsageUpserts, l.UsageRows)
 	}
+
+	// Webhooks last: registering the first endpoint starts the
+	// dispatcher's fan-out of every lifecycle event, which would share
+	// the cores with the scenarios above.
+	for i := range b.cfg.runs {
+		r, err := measureWebhooks(ctx, d, b.cfg.webhookRate, b.cfg.webhookFor, strconv.Itoa(i))
+		if err != nil {
+			return fmt.Errorf("webhooks: %w", err)
+		}
+		b.res.Webhooks = append(b.res.Webhooks, r)
+		logf("webhooks, run %d: %s revokes/s started, %s deliveries/s; revoke→receiver p50 %s, p99 %s; %d errors, %d undelivered",
+			i+1, fmtInt(r.Rate), fmtInt(r.Throughput), fmtUS(percentile(r.Latencies, 50)), fmtUS(percentile(r.Latencies, 99)), r.Errors, r.Undelivered)
+	}
 	return nil
 }
 

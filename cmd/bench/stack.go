@@ -90,7 +90,8 @@ func (b *bench) startDev(ctx context.Context, dataDir string, prev *devStack) (*
 		name = "dev-restart"
 	}
 	p, err := b.procs.start(name, b.cfg.repo, nil, true, b.cfg.tokenledger, "dev",
-		"--data-dir", dataDir, "--nats-port", natsPort, "--postgres-port", pgPort, "--http-addr", httpAddr)
+		"--data-dir", dataDir, "--nats-port", natsPort, "--postgres-port", pgPort, "--http-addr", httpAddr,
+		"--webhook-allow-private") // the webhook scenario's receiver listens on loopback
 	if err != nil {
 		return nil, err
 	}

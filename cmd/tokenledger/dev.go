@@ -17,6 +17,7 @@ const stopTimeout = 5 * time.Second
 
 func newDevCommand(g *globalFlags) *cobra.Command {
 	cfg := app.DefaultDevConfig()
+	var expiryOn bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole system in one process on embedded defaults",
@@ -37,6 +38,7 @@ section.`,
 				return err
 			}
 			ctx := cmd.Context()
+			cfg.ExpiryOff = !expiryOn
 			tp, stopTracing, err := startTracing(ctx, "dev", log)
 			if err != nil {
 				return err
@@ -68,6 +70,8 @@ section.`,
 	f.IntVar(&cfg.PostgresPort, "postgres-port", cfg.PostgresPort, "preferred port of the local PostgreSQL cluster (a taken port is replaced by a free one)")
 	bindAPIFlags(f, &cfg.API)
 	bindPolicyFlags(f, &cfg.Policy)
+	bindExpiryFlags(f, &cfg.Expiry, &expiryOn)
+	bindWebhookFlags(f, &cfg.Webhooks)
 	return cmd
 }
 

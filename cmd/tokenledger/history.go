@@ -177,6 +177,10 @@ func eventPayload(t domain.EventType, data json.RawMessage) domain.Event {
 		return decode(&domain.OwnerFamilyRevoked{})
 	case domain.TypeTokenUsed:
 		return decode(&domain.TokenUsed{})
+	case domain.TypeTokenExpiring:
+		return decode(&domain.TokenExpiring{})
+	case domain.TypeTokenExpired:
+		return decode(&domain.TokenExpired{})
 	}
 	return nil
 }

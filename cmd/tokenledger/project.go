@@ -55,6 +55,7 @@ func newProjectCommand(g *globalFlags) *cobra.Command {
 	cfg := app.DefaultProjectConfig()
 	healthListen := cfg.HealthListen
 	shutdownTimeout := defaultShutdownTimeout
+	var expiryOn bool
 	cmd := &cobra.Command{
 		Use:   "project",
 		Short: "Run the projection workers: keep the PostgreSQL read model up to date",
@@ -94,6 +95,7 @@ section.`,
 				return err
 			}
 			cfg.HealthListen = healthListen
+			cfg.ExpiryOff = !expiryOn
 			cfg.Usage.RetryInitial, cfg.Usage.RetryMax = cfg.Lifecycle.RetryInitial, cfg.Lifecycle.RetryMax
 			if healthListen == "off" {
 				cfg.HealthListen = ""
@@ -145,6 +147,8 @@ section.`,
 	f.Uint64Var(&cfg.UsageReadyMaxLag, "usage-ready-max-lag", cfg.UsageReadyMaxLag, "most events the usage projection may be behind the usage stream while /readyz answers ready")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", shutdownTimeout, "longest graceful stop after SIGINT or SIGTERM")
 	bindPolicyFlags(f, &cfg.Usage.Policy)
+	bindExpiryFlags(f, &cfg.Expiry, &expiryOn)
+	bindWebhookFlags(f, &cfg.Webhooks)
 	return cmd
 }
 

@@ -34,6 +34,7 @@ func bindAPIFlags(f *pflag.FlagSet, c *app.APIConfig) {
 	f.IntVar(&c.ColdLookupBurst, "cold-lookup-burst", c.ColdLookupBurst, "with --validator-capacity: event store lookups of tokens not in memory that may happen at once")
 	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body the API accepts")
 	f.DurationVar(&c.MutationTimeout, "mutation-timeout", c.MutationTimeout, "longest a request that appends may take: it answers success by then, or 503 with Retry-After")
+	f.StringVar(&c.SecretScanningKeysURL, "secret-scanning-keys-url", c.SecretScanningKeysURL, "URL of GitHub's secret scanning public keys (JSON) that POST /v1/secret-scanning/github verifies reports with; empty turns the route off")
 	f.BoolVar(&c.RequireAuthScope, "require-auth-scope", c.RequireAuthScope, "answer 400 scope_required to a forward-auth check (/v1/auth) that names no scope, so a gateway configured without one fails closed")
 }
 
@@ -100,6 +101,7 @@ section.`,
 	bindConnectFlags(f, &cfg.NATSURL, &cfg.NATSAuth, &cfg.PostgresURL, &cfg.Store)
 	f.Int32Var(&cfg.PostgresMaxConns, "postgres-max-conns", cfg.PostgresMaxConns, "size of the PostgreSQL connection pool")
 	bindAPIFlags(f, &cfg.API)
+	f.BoolVar(&cfg.API.WebhookAllowPrivate, "webhook-allow-private", cfg.API.WebhookAllowPrivate, webhookAllowPrivateUsage)
 	bindPolicyFlags(f, &cfg.API.Policy)
 	f.StringVar(&cfg.API.ProjectionName, "projection", cfg.API.ProjectionName, "lifecycle projection the validator loads its snapshot from")
 	f.Uint64Var(&cfg.API.ReadyMaxLag, "ready-max-lag", cfg.API.ReadyMaxLag, "most events the projection may be behind the stream before /readyz names it degraded (the node stays ready)")

@@ -29,6 +29,7 @@ import (
 	"github.com/tokenledger/tokenledger/migrations"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/stack"
+	"github.com/tokenledger/tokenledger/webhooks"
 )
 
 // Stack is a running API node and everything behind it.
@@ -87,6 +88,9 @@ type Options struct {
 	// RequireAuthScope starts the API node with the setting of that name
 	// (app.APIConfig.RequireAuthScope).
 	RequireAuthScope bool
+	// SecretScanningKeysURL is where the API node fetches the keys of
+	// secret scanning reports; empty leaves the route off.
+	SecretScanningKeysURL string
 	// TracerProvider starts the API node with HTTP server spans
 	// (app.APIConfig.TracerProvider).
 	TracerProvider trace.TracerProvider
@@ -167,6 +171,8 @@ func Start(tb testing.TB, o Options) *Stack {
 		cfg.MutationTimeout = o.MutationTimeout
 	}
 	cfg.RequireAuthScope = o.RequireAuthScope
+	cfg.Webhooks = webhooks.NewManager(s.Pool, s.Store, false, s.Clock)
+	cfg.SecretScanningKeysURL = o.SecretScanningKeysURL
 	cfg.TracerProvider = o.TracerProvider
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
