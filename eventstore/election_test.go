@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/stack"
 )
 
@@ -87,7 +88,13 @@ func TestAppendsWaitOutALeaderElection(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(2 * time.Second)
+	ackedCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	// Steady load first: the writers are appending before the leader goes.
+	stacktest.Eventually(t, time.Minute, func() bool { return ackedCount() >= 100 }, "100 appends acknowledged before the election")
 	s, err := js.Stream(ctx, cfg.Stream)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +106,19 @@ func TestAppendsWaitOutALeaderElection(t *testing.T) {
 			srv.Shutdown()
 		}
 	}
-	time.Sleep(12 * time.Second)
+	// The writers keep going through the election: a new leader is
+	// elected and the appends after it are acknowledged too.
+	before := ackedCount()
+	stacktest.Eventually(t, time.Minute, func() bool {
+		ictx, icancel := context.WithTimeout(ctx, 2*time.Second)
+		defer icancel()
+		info, err := s.Info(ictx)
+		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || info.Cluster.Leader == leader {
+			t.Logf("stream info: %v, acked %d (before %d)", err, ackedCount(), before)
+			return false
+		}
+		return ackedCount() >= before+200
+	}, "a new stream leader and 200 more appends acknowledged after %s went", leader)
 	close(stop)
 	wg.Wait()
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
