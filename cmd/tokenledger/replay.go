@@ -12,12 +12,13 @@ import (
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/cmd/tokenledger/internal/progress"
 	"github.com/tokenledger/tokenledger/export"
+	"github.com/tokenledger/tokenledger/rebuild"
 )
 
 func newReplayCommand(g *globalFlags) *cobra.Command {
-	cfg := app.DefaultReplayConfig()
+	cfg := app.DefaultRebuildConfig()
 	progressMode := "auto"
-	gcPercent := app.DefaultReplayGCPercent
+	gcPercent := rebuild.DefaultGCPercent
 	cmd := &cobra.Command{
 		Use:   "replay",
 		Short: "Rebuild the PostgreSQL read model from the event stream and swap it in",
@@ -49,7 +50,7 @@ every five seconds otherwise); the summary goes to stdout.`,
 			}
 			setGCPercent(gcPercent, cmd.Flags().Changed("gc-percent"))
 			cfg.Rebuild.Progress = pp.update
-			res, err := app.Replay(cmd.Context(), cfg, log)
+			res, err := app.Rebuild(cmd.Context(), cfg, log)
 			pp.stop()
 			if err != nil {
 				return oneLine(err)
@@ -117,14 +118,14 @@ type replayProgress struct {
 	mode progressMode
 
 	mu    sync.Mutex
-	phase app.ReplayPhase
+	phase rebuild.Phase
 	base  uint64 // the sequence the phase started from
 	meter *progress.Meter
 	rep   *progress.Reporter
 }
 
 // update is the replay's progress callback.
-func (p *replayProgress) update(u app.ReplayProgress) {
+func (p *replayProgress) update(u rebuild.Progress) {
 	if p.mode == progressOff {
 		return
 	}
@@ -133,7 +134,7 @@ func (p *replayProgress) update(u app.ReplayProgress) {
 	if u.Phase != p.phase {
 		p.stopLocked()
 		p.phase = u.Phase
-		if u.Phase == app.PhaseRead || u.Phase == app.PhaseCatchUp {
+		if u.Phase == rebuild.PhaseRead || u.Phase == rebuild.PhaseCatchUp {
 			p.base = u.Done
 			p.meter = progress.NewMeter(u.Total - min(u.Total, p.base))
 			p.rep = progress.Start(p.w, p.meter, progress.Options{

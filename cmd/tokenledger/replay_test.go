@@ -42,7 +42,7 @@ func TestReplayCommandWithProjectRunning(t *testing.T) {
 	if n, _ := strconv.Atoi(strings.ReplaceAll(m[1], ",", "")); n < 2000 {
 		t.Errorf("replayed %d events, want at least the 2000 appended before", n)
 	}
-	for _, want := range []string{`msg="replay: stream folded"`, `msg="replay: swapped in"`} {
+	for _, want := range []string{`msg="rebuild: stream folded"`, `msg="rebuild: swapped in"`} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %s:\n%s", want, r.stderr)
 		}
