@@ -11,13 +11,21 @@ import (
 	"github.com/tokenledger/tokenledger/version"
 )
 
-// readyTimeout bounds each readiness check.
+// readyTimeout bounds each readiness check, so that a probe gets an answer
+// while a dependency hangs: of the API server (Server) and of the
+// projection workers (ProjectionHealth) alike.
 const readyTimeout = 2 * time.Second
 
-// livez answers GET /livez: the process serves requests, and which build
-// it runs.
-func (s *Server) livez(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": version.Get().Version})
+// livez answers GET /livez, for the API server and the projection workers
+// alike: the process serves requests, and which build it runs.
+func livez(w http.ResponseWriter, _ *http.Request) {
+	writeHealth(w, http.StatusOK, map[string]string{"status": "ok", "version": version.Get().Version})
+}
+
+// writeHealth answers a health probe with v: JSON, never cached.
+func writeHealth(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, status, v)
 }
 
 // Readiness verdicts, the status of the /readyz body.
@@ -87,7 +95,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	case len(body.Degraded) > 0:
 		body.Status = degradedStatus
 	}
-	writeJSON(w, status, body)
+	writeHealth(w, status, body)
 	return nil
 }
 

@@ -203,7 +203,7 @@ func (s *Server) buildHandler() http.Handler {
 	}
 	add(http.MethodGet, "/v1/openapi.json", s.serveOpenAPI)
 	add(http.MethodGet, "/metrics", s.serveMetrics)
-	add(http.MethodGet, "/livez", s.livez)
+	add(http.MethodGet, "/livez", livez)
 	add(http.MethodGet, "/readyz", s.plain(s.readyz))
 
 	// One mux entry per path that dispatches on the method itself, so a

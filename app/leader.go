@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,28 +120,4 @@ func (l *leader) release(ctx context.Context) error {
 		}
 	})
 	return err
-}
-
-// standbyHealth answers /readyz for a standby: 200 with role "standby"
-// (it is healthy and does what it should: wait); the leader's answers are
-// next's, with role "active".
-func (l *leader) standbyHealth(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if l.isActive() {
-			w.Header().Set("X-Tokenledger-Role", "active")
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("X-Tokenledger-Role", "standby")
-		if r.URL.Path != "/readyz" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"ready":      true,
-			"role":       "standby",
-			"projection": l.name,
-			"reason":     "standing by: another project process leads the projection",
-		})
-	})
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -42,9 +42,6 @@ const (
 	// the webhook dispatcher need theirs, so that they never make the
 	// projector wait for a connection.
 	DefaultProjectPostgresConns = 8
-	// readyTimeout bounds one readiness check, so a probe gets an answer
-	// while a server hangs.
-	readyTimeout = 2 * time.Second
 )
 
 // ProjectConfig configures `tokenledger project`: the projection workers
@@ -222,7 +219,7 @@ func (p *Project) Err() error { return errors.Join(p.run.result(), p.usageRun.re
 //     the usage stream, and 503 otherwise; its JSON body carries the
 //     lifecycle projection's status (checkpoint, stream end, lag, the
 //     halted event), the usage projection's under "usage" and, when not
-//     ready, the reasons (see HealthStatus).
+//     ready, the reasons (see api.ProjectionHealth).
 //
 // The projector gets a NATS connection of its own (it drains and closes it
 // when it stops); the event store, the usage consumer and the status reads
@@ -307,7 +304,8 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		}
 	}()
 	if ln != nil {
-		health.Handler = p.leader.standbyHealth(HealthHandler(p.Projector, cfg.ReadyMaxLag, p.Usage, cfg.UsageReadyMaxLag))
+		health.Handler = api.StandbyHealth(api.ProjectionHealth(p.Projector, cfg.ReadyMaxLag, p.Usage, cfg.UsageReadyMaxLag),
+			p.leader.isActive, cfg.Lifecycle.Name)
 		go func() { _ = health.Serve(ln) }()
 		log.Info("health endpoint listening", "addr", p.health.String(), "livez", "/livez", "readyz", "/readyz")
 	}
@@ -395,168 +393,4 @@ func (r *workerRun) stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%s did not stop in time: %w", r.name, ctx.Err())
 	}
-}
-
-// HealthStatus is the JSON body of /readyz. Ready and Reason are the
-// process's; the other top-level fields are the lifecycle projection's, and
-// Usage is the usage projection's.
-type HealthStatus struct {
-	// Ready is true when the lifecycle projector is consuming, not halted
-	// and within its lag bound, and so is the usage consumer, if asked.
-	Ready bool `json:"ready"`
-	// Reason says why it is not ready: the reasons of every projection
-	// that is not, joined with "; "; empty when ready.
-	Reason string `json:"reason,omitempty"`
-	// Projection is the lifecycle projection's name.
-	Projection string `json:"projection"`
-	// Checkpoint is the sequence of the last event applied, StreamLast the
-	// stream's last sequence.
-	Checkpoint uint64 `json:"checkpoint"`
-	StreamLast uint64 `json:"stream_last"`
-	// LagEvents and LagSeconds are how far behind the projection is, in
-	// events and in the age of the oldest event not applied yet.
-	LagEvents  uint64  `json:"lag_events"`
-	LagSeconds float64 `json:"lag_seconds"`
-	// MaxLagEvents is the readiness bound on LagEvents.
-	MaxLagEvents uint64 `json:"max_lag_events"`
-	// Halted names the event the projector stopped at, if it did.
-	Halted *HealthHalt `json:"halted,omitempty"`
-	// LastError is the projector's last failure, cleared by the next
-	// success.
-	LastError string `json:"last_error,omitempty"`
-	// Usage is the usage projection's status; nil when the handler was
-	// given no usage consumer.
-	Usage *UsageHealth `json:"usage,omitempty"`
-}
-
-// UsageHealth is the usage projection's part of HealthStatus.
-type UsageHealth struct {
-	// Ready is true when the usage consumer is consuming, not halted and
-	// within its lag bound; Reason says why not.
-	Ready  bool   `json:"ready"`
-	Reason string `json:"reason,omitempty"`
-	// Projection is the usage projection's name.
-	Projection string `json:"projection"`
-	// Checkpoint is the usage-stream sequence of the last event applied;
-	// StreamFirst and StreamLast are the usage stream's extent.
-	Checkpoint  uint64 `json:"checkpoint"`
-	StreamFirst uint64 `json:"stream_first"`
-	StreamLast  uint64 `json:"stream_last"`
-	// LagEvents and LagSeconds are how far behind the projection is.
-	LagEvents  uint64  `json:"lag_events"`
-	LagSeconds float64 `json:"lag_seconds"`
-	// MaxLagEvents is the readiness bound on LagEvents.
-	MaxLagEvents uint64 `json:"max_lag_events"`
-	// Halted names the event the consumer stopped at, if it did.
-	Halted *HealthHalt `json:"halted,omitempty"`
-	// LastError is the consumer's last failure, or the gap it waits on.
-	LastError string `json:"last_error,omitempty"`
-}
-
-// HealthHalt is the event a projector halted at.
-type HealthHalt struct {
-	Sequence uint64    `json:"sequence"`
-	Subject  string    `json:"subject"`
-	Reason   string    `json:"reason"`
-	Since    time.Time `json:"since"`
-}
-
-func healthHalt(h *projections.Halt) *HealthHalt {
-	if h == nil {
-		return nil
-	}
-	return &HealthHalt{Sequence: h.Sequence, Subject: h.Subject, Reason: h.Reason, Since: h.Since}
-}
-
-// Readiness is what the health endpoint asks the lifecycle projector: its
-// status, and whether it is ready within a lag bound.
-// *consumers.LifecycleProjector implements it.
-type Readiness interface {
-	Progress(ctx context.Context) (projections.Progress, error)
-	Ready(ctx context.Context, maxLag uint64) error
-}
-
-// UsageReadiness is what the health endpoint asks the usage consumer.
-// *consumers.UsageConsumer implements it.
-type UsageReadiness interface {
-	Progress(ctx context.Context) (projections.UsageProgress, error)
-	Ready(ctx context.Context, maxLag uint64) error
-}
-
-// HealthHandler serves /livez (200 while the process serves requests) and
-// /readyz (200 when p is ready within maxLag events and, unless usage is
-// nil, usage within usageMaxLag events; 503 with the reasons otherwise),
-// each with a JSON body (HealthStatus for /readyz); /livez answers without
-// asking anything.
-func HealthHandler(p Readiness, maxLag uint64, usage UsageReadiness, usageMaxLag uint64) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-		defer cancel()
-		body := HealthStatus{MaxLagEvents: maxLag}
-		var reasons []string
-		st, reason := readiness(ctx, p.Ready, p.Progress, func(s projections.Progress) bool { return s.Halted != nil }, maxLag)
-		if reason != "" {
-			reasons = append(reasons, reason)
-		}
-		if st != nil {
-			body.Projection, body.Checkpoint, body.StreamLast = st.Name, st.Checkpoint, st.StreamLast
-			body.LagEvents, body.LagSeconds, body.LastError = st.LagEvents, st.LagSeconds, st.LastError
-			body.Halted = healthHalt(st.Halted)
-		}
-		if usage != nil {
-			u := &UsageHealth{MaxLagEvents: usageMaxLag}
-			ust, reason := readiness(ctx, usage.Ready, usage.Progress, func(s projections.UsageProgress) bool { return s.Halted != nil }, usageMaxLag)
-			u.Ready, u.Reason = reason == "", reason
-			if reason != "" {
-				reasons = append(reasons, reason)
-			}
-			if ust != nil {
-				u.Projection, u.Checkpoint, u.StreamFirst, u.StreamLast = ust.Name, ust.Checkpoint, ust.StreamFirst, ust.StreamLast
-				u.LagEvents, u.LagSeconds, u.LastError = ust.LagEvents, ust.LagSeconds, ust.LastError
-				u.Halted = healthHalt(ust.Halted)
-			}
-			body.Usage = u
-		}
-		body.Ready, body.Reason = len(reasons) == 0, strings.Join(reasons, "; ")
-		code := http.StatusOK
-		if !body.Ready {
-			code = http.StatusServiceUnavailable
-		}
-		writeJSON(w, code, body)
-	})
-	return mux
-}
-
-// readiness asks a projection whether it is ready within maxLag and for
-// its status. It returns the status (nil when it could not be read) and
-// why the projection is not ready ("" when it is).
-func readiness[S any](ctx context.Context, ready func(context.Context, uint64) error,
-	status func(context.Context) (S, error), halted func(S) bool, maxLag uint64) (*S, string) {
-	readyErr := ready(ctx, maxLag)
-	st, err := status(ctx)
-	if err == nil && halted(st) && !errors.Is(readyErr, consumers.ErrHalted) {
-		// The projection halted between the two calls: ask again, so that
-		// the reason matches the status shown.
-		readyErr = ready(ctx, maxLag)
-	}
-	switch {
-	case err != nil && readyErr == nil:
-		return nil, err.Error()
-	case err != nil:
-		return nil, readyErr.Error()
-	case readyErr != nil:
-		return &st, readyErr.Error()
-	}
-	return &st, ""
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }
