@@ -1,8 +1,29 @@
-// Package ledger is tokenledger's application layer: the use cases of token
-// owners and admins (issue, set expiry, revoke, rotate, revoke an owner's
-// tokens, revoke by a leaked secret, and the reads that go with them), each
-// authorized for a Caller, decided by the domain, and stored in the event
-// store.
+// Package ledger is tokenledger's application layer: every use case that
+// changes the ledger, decided by the domain and stored in the event store,
+// and the reads that go with them. One file each:
+//
+//   - issue.go: Service.Issue, a new token;
+//   - expiry.go: Service.SetExpiry, a token's expiry set or cleared;
+//   - revoke.go: Service.Revoke, one token; Service.RevokeSecret, the token
+//     whose secret is presented (RFC 7009); Service.RevokeReusedFamily, a
+//     rotation family whose rotated-out secret was presented after its
+//     grace;
+//   - rotate.go: Service.Rotate, a successor token, the old one expiring
+//     after a grace;
+//   - owner.go: Service.RevokeOwner, every token of an owner issued so far,
+//     new ones blocked until an instant if asked;
+//   - leak.go: Service.ReportLeaked, a secret scanner's report of a leaked
+//     secret;
+//   - expiry_notice.go: Service.AnnounceExpiry, the notice of an expiry
+//     due soon (run by the expiry scheduler);
+//   - session.go: SessionSlider, a session's expiry slid after use (run by
+//     the usage consumer);
+//   - bootstrap.go: BootstrapAdmin, the first admin token of a ledger;
+//   - read.go: Service.Get, Service.List and Service.Events.
+//
+// The use cases of owners and admins are authorized for a Caller (see
+// Authorization); the system's (expiry notices, session slides, reuse
+// detection, secret scanning, bootstrap) record their own actor.
 //
 // # Writes
 //
