@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
@@ -39,17 +38,8 @@ type LifecycleProjector struct {
 	cfg   LifecycleConfig
 	log   *slog.Logger
 
-	started   atomic.Bool
-	consuming atomic.Bool
-
-	mu sync.Mutex
-	// known is the highest checkpoint this projector has read or
-	// committed.
-	known   uint64
-	halt    *projections.Halt
-	haltErr error
-	skipped *projections.Halt
-	lastErr string
+	started atomic.Bool
+	worker
 }
 
 // NewLifecycleProjector returns a projector of store's lifecycle stream
@@ -191,34 +181,10 @@ func (p *LifecycleProjector) follow(ctx context.Context, r *reader, retry *backo
 	}
 }
 
-// isHalted reports whether the projector is halted at an event.
-func (p *LifecycleProjector) isHalted() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.halt != nil
-}
-
 // noteCheckpoint records a checkpoint read or committed; a halt at or
 // below it is over.
 func (p *LifecycleProjector) noteCheckpoint(cp uint64) {
-	p.mu.Lock()
-	p.known = max(p.known, cp)
-	resolved := p.halt != nil && cp >= p.halt.Sequence
-	if resolved {
-		p.halt, p.haltErr = nil, nil
-	}
-	p.mu.Unlock()
-	if resolved {
+	if p.worker.noteCheckpoint(cp) {
 		p.log.Info("lifecycle projection resumed", "checkpoint", cp)
 	}
-}
-
-func (p *LifecycleProjector) setLastError(err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err == nil {
-		p.lastErr = ""
-		return
-	}
-	p.lastErr = err.Error()
 }

@@ -174,9 +174,7 @@ func (p *LifecycleProjector) applied(res projections.ApplyResult, b *pending) {
 			"sequence", s.Sequence, "subject", s.Subject, "reason", s.Reason)
 		skipped := *s
 		skipped.Since = time.Now().UTC()
-		p.mu.Lock()
-		p.skipped = &skipped
-		p.mu.Unlock()
+		p.recordSkip(skipped)
 	}
 	p.noteCheckpoint(res.Checkpoint)
 	p.setLastError(nil)
@@ -186,14 +184,7 @@ func (p *LifecycleProjector) applied(res projections.ApplyResult, b *pending) {
 // error level the first time.
 func (p *LifecycleProjector) halted(d delivery, cause error) {
 	reason := cause.Error()
-	p.mu.Lock()
-	fresh := p.halt == nil || p.halt.Sequence != d.seq || p.halt.Reason != reason
-	if fresh {
-		p.halt = &projections.Halt{Sequence: d.seq, Subject: d.subject, Reason: reason, Since: time.Now().UTC()}
-		p.haltErr = cause
-	}
-	p.lastErr = reason
-	p.mu.Unlock()
+	fresh := p.recordHalt(projections.Halt{Sequence: d.seq, Subject: d.subject, Reason: reason, Since: time.Now().UTC()}, cause)
 	if !fresh {
 		p.log.Debug("lifecycle projection still halted", "sequence", d.seq)
 		return

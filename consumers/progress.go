@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,11 +26,11 @@ var (
 	ErrNotRunning = errors.New("projector not running")
 )
 
-// statusTimeout bounds each lookup of Status when ctx has no earlier
+// statusTimeout bounds each lookup of Progress when ctx has no earlier
 // deadline, so that a readiness probe answers while a server hangs.
 const statusTimeout = 2 * time.Second
 
-// Status reports the projection's checkpoint, the stream's end, the lag
+// Progress reports the projection's checkpoint, the stream's end, the lag
 // between them and the projector's own state. It works whether or not Run
 // is running, using the event store's connection and the projections
 // store. When PostgreSQL cannot be reached it still answers, with the last
@@ -41,38 +43,22 @@ func (p *LifecycleProjector) Progress(ctx context.Context) (projections.Progress
 	if err != nil {
 		return projections.Progress{}, fmt.Errorf("status of projection %q: %w", p.cfg.Name, err)
 	}
-	// The halt is recorded after the commit of the events before it, so
-	// reading it before the checkpoint never shows a halt next to an older
-	// checkpoint than the one it follows.
-	p.mu.Lock()
+	w := p.snapshot(ctx, p.proj, p.cfg.Name)
 	st := projections.Progress{
 		Name:       p.cfg.Name,
 		StreamLast: last,
-		Halted:     cloneHalt(p.halt),
-		Skipped:    cloneHalt(p.skipped),
-		LastError:  p.lastErr,
+		Checkpoint: w.checkpoint,
+		Halted:     w.halted,
+		Skipped:    w.skipped,
+		LastError:  w.lastErr,
 	}
-	p.mu.Unlock()
-	cp, cpErr := p.proj.Checkpoint(ctx, p.cfg.Name)
-	p.mu.Lock()
-	if cpErr == nil {
-		p.known = max(p.known, cp)
+	next, events, seconds, err := lag(ctx, st.Checkpoint, 0, last, func(ctx context.Context, seq uint64) (float64, error) {
+		return eventAge(ctx, p.store.Stream(), seq)
+	})
+	if err != nil {
+		return projections.Progress{}, fmt.Errorf("status of projection %q: oldest unapplied event %d: %w", p.cfg.Name, next, err)
 	}
-	st.Checkpoint = p.known
-	p.mu.Unlock()
-	if cpErr == nil {
-		st.Checkpoint = cp
-	} else {
-		st.LastError = cpErr.Error()
-	}
-	if last > st.Checkpoint {
-		st.LagEvents = last - st.Checkpoint
-		age, err := eventAge(ctx, p.store.Stream(), st.Checkpoint+1)
-		if err != nil {
-			return projections.Progress{}, fmt.Errorf("status of projection %q: oldest unapplied event %d: %w", p.cfg.Name, st.Checkpoint+1, err)
-		}
-		st.LagSeconds = age
-	}
+	st.LagEvents, st.LagSeconds = events, seconds
 	return st, nil
 }
 
@@ -82,17 +68,139 @@ func (p *LifecycleProjector) Progress(ctx context.Context) (projections.Progress
 // ErrLagging, or the failure to read the status. Readiness endpoints call
 // it; it is safe for concurrent use.
 func (p *LifecycleProjector) Ready(ctx context.Context, maxLag uint64) error {
-	if !p.consuming.Load() {
-		return fmt.Errorf("projection %q: %w", p.cfg.Name, ErrNotRunning)
+	return p.ready(fmt.Sprintf("projection %q", p.cfg.Name), "the stream", maxLag, func() (*projections.Halt, uint64, float64, error) {
+		st, err := p.Progress(ctx)
+		return st.Halted, st.LagEvents, st.LagSeconds, err
+	})
+}
+
+// worker is what a projection worker (the lifecycle projector, the usage
+// consumer) knows of its own progress: whether it consumes, the highest
+// checkpoint it read or wrote, the event it halted at, the one it skipped
+// and its last failure. Both embed it; its methods are their Progress and
+// Ready, less what differs by stream. Safe for concurrent use.
+type worker struct {
+	consuming atomic.Bool
+
+	mu sync.Mutex
+	// known is the highest checkpoint the worker has read or written.
+	known   uint64
+	halt    *projections.Halt
+	haltErr error
+	skipped *projections.Halt
+	lastErr string
+}
+
+// workerSnapshot is a worker's part of its Progress.
+type workerSnapshot struct {
+	checkpoint      uint64
+	halted, skipped *projections.Halt
+	lastErr         string
+}
+
+// snapshot reads the worker's checkpoint (of projection name, from proj)
+// and its state. When the checkpoint cannot be read it gives the last one
+// the worker knows, and the failure as its last error.
+func (w *worker) snapshot(ctx context.Context, proj *projections.ReadModel, name string) workerSnapshot {
+	// The halt is recorded after the commit of the events before it, so
+	// reading it before the checkpoint never shows a halt next to an older
+	// checkpoint than the one it follows.
+	w.mu.Lock()
+	s := workerSnapshot{halted: cloneHalt(w.halt), skipped: cloneHalt(w.skipped), lastErr: w.lastErr}
+	w.mu.Unlock()
+	cp, err := proj.Checkpoint(ctx, name)
+	w.mu.Lock()
+	if err == nil {
+		w.known = max(w.known, cp)
 	}
-	st, err := p.Progress(ctx)
+	s.checkpoint = w.known
+	w.mu.Unlock()
+	if err == nil {
+		s.checkpoint = cp
+	} else {
+		s.lastErr = err.Error()
+	}
+	return s
+}
+
+// lag returns how many events of a stream holding sequences first to last
+// are after checkpoint, and how old the oldest of them is (age tells), and
+// that oldest event's sequence, next.
+func lag(ctx context.Context, checkpoint, first, last uint64, age func(context.Context, uint64) (float64, error)) (next, events uint64, seconds float64, err error) {
+	next = max(checkpoint+1, first)
+	if last < next || last == 0 {
+		return next, 0, 0, nil
+	}
+	seconds, err = age(ctx, next)
+	return next, last - next + 1, seconds, err
+}
+
+// ready is a worker's Ready: nil when it consumes, is not halted and at
+// most maxLag events of stream are not applied, as progress tells; what
+// names the worker in the error.
+func (w *worker) ready(what, stream string, maxLag uint64, progress func() (halted *projections.Halt, lagEvents uint64, lagSeconds float64, err error)) error {
+	if !w.consuming.Load() {
+		return fmt.Errorf("%s: %w", what, ErrNotRunning)
+	}
+	halted, lagEvents, lagSeconds, err := progress()
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	cause := p.haltErr
-	p.mu.Unlock()
-	return readiness(fmt.Sprintf("projection %q", p.cfg.Name), "the stream", st.Halted, cause, st.LagEvents, maxLag, st.LagSeconds)
+	w.mu.Lock()
+	cause := w.haltErr
+	w.mu.Unlock()
+	return readiness(what, stream, halted, cause, lagEvents, maxLag, lagSeconds)
+}
+
+// isHalted reports whether the worker is halted at an event.
+func (w *worker) isHalted() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.halt != nil
+}
+
+// noteCheckpoint records a checkpoint read or written; a halt at or below
+// it is over, and noteCheckpoint reports whether it ended one.
+func (w *worker) noteCheckpoint(cp uint64) (resolved bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.known = max(w.known, cp)
+	resolved = w.halt != nil && cp >= w.halt.Sequence
+	if resolved {
+		w.halt, w.haltErr = nil, nil
+	}
+	return resolved
+}
+
+// recordHalt records that the worker stops at h for cause, and reports
+// whether that is news (another event, or another reason).
+func (w *worker) recordHalt(h projections.Halt, cause error) (fresh bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fresh = w.halt == nil || w.halt.Sequence != h.Sequence || w.halt.Reason != h.Reason
+	if fresh {
+		w.halt, w.haltErr = &h, cause
+	}
+	w.lastErr = h.Reason
+	return fresh
+}
+
+// recordSkip records the event the worker skipped by operator request.
+func (w *worker) recordSkip(h projections.Halt) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.skipped = &h
+}
+
+// setLastError records the worker's last failure; nil clears it.
+func (w *worker) setLastError(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err == nil {
+		w.lastErr = ""
+		return
+	}
+	w.lastErr = err.Error()
 }
 
 // eventAge returns how long ago the stream stored the event at seq; zero

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -93,19 +92,11 @@ type UsageConsumer struct {
 	log      *slog.Logger
 	tokens   *tokenCache
 
-	started   atomic.Bool
-	consuming atomic.Bool
-	stats     usageCounters
-
-	mu sync.Mutex
-	// known is the highest checkpoint this consumer has read or written.
-	known   uint64
-	halt    *projections.Halt
-	haltErr error
-	skipped *projections.Halt
-	lastErr string
+	started atomic.Bool
+	stats   usageCounters
+	worker
 	// waitingFor is the sequence a gap is waiting for, to log the wait
-	// once.
+	// once; guarded by mu.
 	waitingFor uint64
 }
 

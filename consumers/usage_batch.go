@@ -217,9 +217,7 @@ func (c *UsageConsumer) record(items []usageItem, res projections.UsageResult, p
 			if it.seq == s && it.err != nil {
 				c.log.Error("SKIPPED an undecodable usage event by operator request (skip sequence): its uses will never be projected",
 					"sequence", s, "subject", it.msg.Subject(), "reason", it.err.Error())
-				c.mu.Lock()
-				c.skipped = &projections.Halt{Sequence: s, Subject: it.msg.Subject(), Reason: it.err.Error(), Since: time.Now().UTC()}
-				c.mu.Unlock()
+				c.recordSkip(projections.Halt{Sequence: s, Subject: it.msg.Subject(), Reason: it.err.Error(), Since: time.Now().UTC()})
 			}
 		}
 	}
@@ -235,12 +233,10 @@ func (c *UsageConsumer) record(items []usageItem, res projections.UsageResult, p
 			c.halted(*poison, poison.err)
 		}
 	}
+	// A halt recorded just now is at the event after the checkpoint: it
+	// stays.
+	resolved := c.noteCheckpoint(res.Checkpoint)
 	c.mu.Lock()
-	c.known = max(c.known, res.Checkpoint)
-	resolved := !halting && c.halt != nil && c.halt.Sequence <= res.Checkpoint
-	if resolved {
-		c.halt, c.haltErr = nil, nil
-	}
 	if res.Applied > 0 || res.Skipped > 0 {
 		c.waitingFor = 0
 		if !halting && res.Deferred == 0 {
@@ -261,28 +257,10 @@ func (c *UsageConsumer) halted(it usageItem, cause error) {
 	if it.msg != nil {
 		subject = it.msg.Subject()
 	}
-	c.mu.Lock()
-	fresh := c.halt == nil || c.halt.Sequence != it.seq || c.halt.Reason != reason
-	if fresh {
-		c.halt = &projections.Halt{Sequence: it.seq, Subject: subject, Reason: reason, Since: time.Now().UTC()}
-		c.haltErr = cause
-	}
-	c.lastErr = reason
-	c.mu.Unlock()
-	if fresh {
+	if c.recordHalt(projections.Halt{Sequence: it.seq, Subject: subject, Reason: reason, Since: time.Now().UTC()}, cause) {
 		c.log.Error("usage projection HALTED: the event cannot be applied; it and every later usage event stay unapplied until it is resolved (see the UsageConsumer documentation)",
 			"sequence", it.seq, "subject", subject, "reason", reason)
 	} else {
 		c.log.Debug("usage projection still halted", "sequence", it.seq)
 	}
-}
-
-func (c *UsageConsumer) setLastError(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err == nil {
-		c.lastErr = ""
-		return
-	}
-	c.lastErr = err.Error()
 }

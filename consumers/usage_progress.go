@@ -34,11 +34,12 @@ func (c *UsageConsumer) Stats() projections.UsageStats {
 	}
 }
 
-// Status reports the projection's checkpoint, the usage stream's extent,
-// the lag between them and the consumer's own state. It works whether or
-// not Run is running. When PostgreSQL cannot be reached it still answers,
-// with the last checkpoint the consumer knows and LastError saying why; it
-// fails only when the stream cannot be read. Safe for concurrent use.
+// Progress reports the projection's checkpoint, the usage stream's
+// extent, the lag between them and the consumer's own state. It works
+// whether or not Run is running. When PostgreSQL cannot be reached it still
+// answers, with the last checkpoint the consumer knows and LastError saying
+// why; it fails only when the stream cannot be read. Safe for concurrent
+// use.
 func (c *UsageConsumer) Progress(ctx context.Context) (projections.UsageProgress, error) {
 	ctx, cancel := boundContext(ctx, statusTimeout)
 	defer cancel()
@@ -46,41 +47,24 @@ func (c *UsageConsumer) Progress(ctx context.Context) (projections.UsageProgress
 	if err != nil {
 		return projections.UsageProgress{}, fmt.Errorf("status of usage projection %q: %w", c.cfg.Name, err)
 	}
-	// The halt is recorded after the commit of the events before it, so
-	// reading it before the checkpoint never shows a halt next to an older
-	// checkpoint than the one it follows.
-	c.mu.Lock()
+	w := c.snapshot(ctx, c.proj, c.cfg.Name)
 	st := projections.UsageProgress{
 		Name:        c.cfg.Name,
 		StreamFirst: info.State.FirstSeq,
 		StreamLast:  info.State.LastSeq,
-		Halted:      cloneHalt(c.halt),
-		Skipped:     cloneHalt(c.skipped),
-		LastError:   c.lastErr,
+		Checkpoint:  w.checkpoint,
+		Halted:      w.halted,
+		Skipped:     w.skipped,
+		LastError:   w.lastErr,
+		Stats:       c.Stats(),
 	}
-	c.mu.Unlock()
-	cp, cpErr := c.proj.Checkpoint(ctx, c.cfg.Name)
-	c.mu.Lock()
-	if cpErr == nil {
-		c.known = max(c.known, cp)
+	next, events, seconds, err := lag(ctx, st.Checkpoint, st.StreamFirst, st.StreamLast, func(ctx context.Context, seq uint64) (float64, error) {
+		return eventAge(ctx, c.store.UsageStream(), seq)
+	})
+	if err != nil {
+		return projections.UsageProgress{}, fmt.Errorf("status of usage projection %q: oldest unapplied event %d: %w", c.cfg.Name, next, err)
 	}
-	st.Checkpoint = c.known
-	c.mu.Unlock()
-	st.Stats = c.Stats()
-	if cpErr == nil {
-		st.Checkpoint = cp
-	} else {
-		st.LastError = cpErr.Error()
-	}
-	next := max(st.Checkpoint+1, st.StreamFirst)
-	if st.StreamLast >= next && st.StreamLast > 0 {
-		st.LagEvents = st.StreamLast - next + 1
-		age, err := eventAge(ctx, c.store.UsageStream(), next)
-		if err != nil {
-			return projections.UsageProgress{}, fmt.Errorf("status of usage projection %q: oldest unapplied event %d: %w", c.cfg.Name, next, err)
-		}
-		st.LagSeconds = age
-	}
+	st.LagEvents, st.LagSeconds = events, seconds
 	return st, nil
 }
 
@@ -90,15 +74,8 @@ func (c *UsageConsumer) Progress(ctx context.Context) (projections.UsageProgress
 // cause) or ErrLagging, or the failure to read the status. Safe for
 // concurrent use.
 func (c *UsageConsumer) Ready(ctx context.Context, maxLag uint64) error {
-	if !c.consuming.Load() {
-		return fmt.Errorf("usage projection %q: %w", c.cfg.Name, ErrNotRunning)
-	}
-	st, err := c.Progress(ctx)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	cause := c.haltErr
-	c.mu.Unlock()
-	return readiness(fmt.Sprintf("usage projection %q", c.cfg.Name), "the usage stream", st.Halted, cause, st.LagEvents, maxLag, st.LagSeconds)
+	return c.ready(fmt.Sprintf("usage projection %q", c.cfg.Name), "the usage stream", maxLag, func() (*projections.Halt, uint64, float64, error) {
+		st, err := c.Progress(ctx)
+		return st.Halted, st.LagEvents, st.LagSeconds, err
+	})
 }
