@@ -3,8 +3,8 @@ package api
 import (
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 
@@ -13,11 +13,11 @@ import (
 // large ledger is a million of them.
 func appendTokenJSON(b []byte, t *sdk.Token) []byte {
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, t.ID)
+	b = domain.AppendJSONString(b, t.ID, true)
 	b = append(b, `,"owner":`...)
-	b = appendJSONString(b, t.Owner)
+	b = domain.AppendJSONString(b, t.Owner, true)
 	b = append(b, `,"name":`...)
-	b = appendJSONString(b, t.Name)
+	b = domain.AppendJSONString(b, t.Name, true)
 	b = append(b, `,"scopes":`...)
 	if t.Scopes == nil {
 		b = append(b, "null"...)
@@ -27,21 +27,21 @@ func appendTokenJSON(b []byte, t *sdk.Token) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, s)
+			b = domain.AppendJSONString(b, s, true)
 		}
 		b = append(b, ']')
 	}
 	b = append(b, `,"kind":`...)
-	b = appendJSONString(b, t.Kind)
+	b = domain.AppendJSONString(b, t.Kind, true)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, t.Status)
+	b = domain.AppendJSONString(b, t.Status, true)
 	b = append(b, `,"created_at":`...)
 	b = appendJSONTime(b, t.CreatedAt)
 	b = append(b, `,"expires_at":`...)
 	b = appendJSONTimePtr(b, t.ExpiresAt)
 	if t.IdleTimeout != nil {
 		b = append(b, `,"idle_timeout":`...)
-		b = appendJSONString(b, time.Duration(*t.IdleTimeout).String())
+		b = domain.AppendJSONString(b, time.Duration(*t.IdleTimeout).String(), true)
 	}
 	if t.AbsoluteExpiresAt != nil {
 		b = append(b, `,"absolute_expires_at":`...)
@@ -62,15 +62,15 @@ func appendTokenJSON(b []byte, t *sdk.Token) []byte {
 	}
 	if t.RotatedFrom != nil {
 		b = append(b, `,"rotated_from":`...)
-		b = appendJSONString(b, *t.RotatedFrom)
+		b = domain.AppendJSONString(b, *t.RotatedFrom, true)
 	}
 	if t.RotatedTo != nil {
 		b = append(b, `,"rotated_to":`...)
-		b = appendJSONString(b, *t.RotatedTo)
+		b = domain.AppendJSONString(b, *t.RotatedTo, true)
 	}
 	if t.Family != nil {
 		b = append(b, `,"family":`...)
-		b = appendJSONString(b, *t.Family)
+		b = domain.AppendJSONString(b, *t.Family, true)
 	}
 	return append(b, '}')
 }
@@ -94,61 +94,5 @@ func appendJSONStringPtr(b []byte, s *string) []byte {
 	if s == nil {
 		return append(b, "null"...)
 	}
-	return appendJSONString(b, *s)
-}
-
-// appendJSONString appends s as a JSON string with encoding/json's
-// escapes: quote, backslash and control characters, <, > and & (HTML
-// escaping), U+2028 and U+2029, and invalid UTF-8 as U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return domain.AppendJSONString(b, *s, true)
 }

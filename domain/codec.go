@@ -2,7 +2,6 @@ package domain
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
@@ -725,13 +724,13 @@ func marshalFast(e Envelope) ([]byte, bool) {
 	b = append(b, `{"id":`...)
 	b = appendULID(b, ulid.ULID(e.ID))
 	b = append(b, `,"type":`...)
-	b = appendString(b, string(e.Type))
+	b = AppendJSONString(b, string(e.Type), true)
 	b = append(b, `,"aggregate_type":`...)
-	b = appendString(b, string(e.AggregateKind))
+	b = AppendJSONString(b, string(e.AggregateKind), true)
 	b = append(b, `,"aggregate_id":`...)
-	b = appendString(b, e.AggregateID)
+	b = AppendJSONString(b, e.AggregateID, true)
 	b = append(b, `,"actor":`...)
-	b = appendString(b, e.Actor)
+	b = AppendJSONString(b, e.Actor, true)
 	b = append(b, `,"time":`...)
 	if b, ok = appendTime(b, e.Time); !ok {
 		return nil, false
@@ -740,7 +739,7 @@ func marshalFast(e Envelope) ([]byte, bool) {
 	b = strconv.AppendInt(b, int64(e.Schema), 10)
 	if e.CorrelationID != "" {
 		b = append(b, `,"correlation_id":`...)
-		b = appendString(b, e.CorrelationID)
+		b = AppendJSONString(b, e.CorrelationID, true)
 	}
 	b = append(b, `,"data":`...)
 	if b, ok = p.appendJSON(b); !ok {
@@ -752,9 +751,9 @@ func marshalFast(e Envelope) ([]byte, bool) {
 func (e TokenIssued) appendJSON(b []byte) ([]byte, bool) {
 	ok := true
 	b = append(b, `{"owner":`...)
-	b = appendString(b, string(e.Owner))
+	b = AppendJSONString(b, string(e.Owner), true)
 	b = append(b, `,"name":`...)
-	b = appendString(b, e.Name)
+	b = AppendJSONString(b, e.Name, true)
 	b = append(b, `,"scopes":`...)
 	if e.Scopes == nil {
 		b = append(b, "null"...)
@@ -764,12 +763,12 @@ func (e TokenIssued) appendJSON(b []byte) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, s)
+			b = AppendJSONString(b, s, true)
 		}
 		b = append(b, ']')
 	}
 	b = append(b, `,"kind":`...)
-	b = appendString(b, string(e.Kind))
+	b = AppendJSONString(b, string(e.Kind), true)
 	b = append(b, `,"secret_sha256":"`...)
 	b = hex.AppendEncode(b, e.SecretHash[:])
 	b = append(b, `","expires_at":`...)
@@ -811,7 +810,7 @@ func (e TokenUsed) appendJSON(b []byte) ([]byte, bool) {
 	}
 	if e.ClientAddr != "" {
 		b = append(b, `,"client_addr":`...)
-		b = appendString(b, e.ClientAddr)
+		b = AppendJSONString(b, e.ClientAddr, true)
 	}
 	return append(b, '}'), true
 }
@@ -823,7 +822,7 @@ func (e TokenExpirySet) appendJSON(b []byte) ([]byte, bool) {
 		return nil, false
 	}
 	b = append(b, `,"reason":`...)
-	b = appendString(b, string(e.Reason))
+	b = AppendJSONString(b, string(e.Reason), true)
 	if e.RotatedTo != nil {
 		b = append(b, `,"rotated_to":`...)
 		b = appendULID(b, ulid.ULID(*e.RotatedTo))
@@ -839,14 +838,14 @@ func (e TokenRevoked) appendJSON(b []byte) ([]byte, bool) {
 		return append(b, "{}"...), true
 	}
 	b = append(b, `{"reason":`...)
-	b = appendString(b, e.Reason)
+	b = AppendJSONString(b, e.Reason, true)
 	return append(b, '}'), true
 }
 
 func (e OwnerTokensRevoked) appendJSON(b []byte) ([]byte, bool) {
 	ok := true
 	b = append(b, `{"owner":`...)
-	b = appendString(b, string(e.Owner))
+	b = AppendJSONString(b, string(e.Owner), true)
 	b = append(b, `,"revoked_before":`...)
 	if b, ok = appendTime(b, e.RevokedBefore); !ok {
 		return nil, false
@@ -859,40 +858,9 @@ func (e OwnerTokensRevoked) appendJSON(b []byte) ([]byte, bool) {
 	}
 	if e.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = appendString(b, e.Reason)
+		b = AppendJSONString(b, e.Reason, true)
 	}
 	return append(b, '}'), true
-}
-
-// appendString appends s quoted as json.Marshal quotes it: strings that
-// need no escaping (no control characters, quotes, backslashes, HTML
-// characters, invalid UTF-8, U+2028 or U+2029) are copied, the others are
-// left to json.Marshal.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-				return appendStringJSON(b, s)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-			return appendStringJSON(b, s)
-		}
-		i += size
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// appendStringJSON appends s quoted by json.Marshal.
-func appendStringJSON(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always encodes
-	return append(b, q...)
 }
 
 func appendULID(b []byte, id ulid.ULID) []byte {
@@ -985,7 +953,7 @@ func (e TokenExpiring) appendJSON(b []byte) ([]byte, bool) {
 	b = append(b, `,"lead":`...)
 	b = strconv.AppendInt(b, int64(e.Lead), 10)
 	b = append(b, `,"reason":`...)
-	b = appendString(b, string(e.Reason))
+	b = AppendJSONString(b, string(e.Reason), true)
 	return append(b, '}'), true
 }
 

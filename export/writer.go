@@ -12,7 +12,6 @@ import (
 	"io"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tokenledger/tokenledger/domain"
 )
@@ -204,7 +203,7 @@ func appendJSONL(b []byte, r *Record, prev *[32]byte) []byte {
 		b = append(b, jsonKeys[col]...)
 		switch columnKinds[col] {
 		case kindText:
-			b = appendJSONString(b, r.textField(col))
+			b = domain.AppendJSONString(b, r.textField(col), false)
 		case kindUint:
 			if n := r.uintField(col); n != 0 || col == colSeq {
 				b = strconv.AppendUint(b, n, 10)
@@ -236,60 +235,6 @@ var jsonKeys = func() [numColumns][]byte {
 	}
 	return keys
 }()
-
-// appendJSONString appends s as a JSON string. It escapes what JSON
-// requires (quote, backslash, control characters), U+2028 and U+2029 (as
-// encoding/json does), and replaces invalid UTF-8 with U+FFFD, so the
-// output is valid JSON that decodes to s (when s is valid UTF-8).
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
 
 // fillCSV sets fields to the CSV form of r, with prev as its prev_hash.
 func fillCSV(fields []string, r *Record, prev *[32]byte) {
