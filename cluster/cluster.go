@@ -426,7 +426,7 @@ func waitReady(ctx context.Context, p *process, url string) error {
 			}
 		}
 		select {
-		case <-p.done:
+		case <-p.Done():
 			return fmt.Errorf("%s exited at start; log: %s", p.name, p.logFile)
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready within a minute at %s; log: %s", p.name, url, p.logFile)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tokenledger/tokenledger/stack"
 )
 
 // process is a long-running child: a nats-server, a serve node or a
@@ -20,11 +22,9 @@ import (
 type process struct {
 	name    string
 	logFile string
-	cmd     *exec.Cmd
-	done    chan struct{}
+	*stack.Process
 
 	mu       sync.Mutex
-	err      error
 	stopping bool
 }
 
@@ -40,35 +40,27 @@ func startProcess(name, logFile, bin string, args, env []string, onExit func(*pr
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	sp, err := stack.StartProcess(cmd)
+	if err != nil {
 		_ = log.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, logFile: logFile, cmd: cmd, done: make(chan struct{})}
+	p := &process{name: name, logFile: logFile, Process: sp}
 	go func() {
-		err := cmd.Wait()
+		<-sp.Done()
 		_ = log.Close()
 		p.mu.Lock()
-		p.err = err
 		stopping := p.stopping
 		p.mu.Unlock()
-		close(p.done)
 		if !stopping && onExit != nil {
-			onExit(p, err)
+			onExit(p, sp.Err())
 		}
 	}()
 	return p, nil
 }
 
 // running reports whether the process has not exited.
-func (p *process) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+func (p *process) running() bool { return !p.Exited() }
 
 // kill sends SIGKILL, as a crash would, and waits for the exit. The exit
 // is not reported as unexpected.
@@ -76,8 +68,8 @@ func (p *process) kill() {
 	p.mu.Lock()
 	p.stopping = true
 	p.mu.Unlock()
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	p.Signal(syscall.SIGKILL)
+	<-p.Done()
 }
 
 // stop sends SIGTERM and waits for the exit until ctx ends, then sends
@@ -90,13 +82,13 @@ func (p *process) stop(ctx context.Context) error {
 	if !p.running() {
 		return nil
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.Done():
 		return nil
 	case <-ctx.Done():
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
+		p.Signal(syscall.SIGKILL)
+		<-p.Done()
 		return fmt.Errorf("%s did not stop in time: killed", p.name)
 	}
 }

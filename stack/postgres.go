@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,7 +55,7 @@ type Postgres struct {
 	dataDir string
 	major   int
 
-	proc     *process
+	proc     *Process
 	admin    *pgxpool.Pool
 	closeLog func() error
 
@@ -127,7 +128,7 @@ func StartPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = procAttr(runAs)
 		cmd.WaitDelay = time.Second
-		proc, err := startProcess(cmd)
+		proc, err := StartProcess(cmd)
 		if err != nil {
 			_ = closeLog()
 			return nil, fmt.Errorf("start postgres in %s: %w", dataDir, err)
@@ -137,7 +138,7 @@ func StartPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 			p.proc = proc
 			break
 		}
-		proc.kill()
+		proc.Stop(syscall.SIGQUIT, killGrace)
 		if errors.Is(err, errExitedEarly) && attempt < startAttempts && portInUse(cfg.Host, port) {
 			port = 0
 			continue
@@ -248,7 +249,7 @@ func (p *Postgres) stop(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, defaultStopTimeout)
 		defer cancel()
 	}
-	p.proc.signal(os.Interrupt)
+	p.proc.Signal(os.Interrupt)
 	select {
 	case <-p.proc.done:
 		if err := p.proc.exitError(); err != nil {
@@ -257,7 +258,7 @@ func (p *Postgres) stop(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	p.proc.kill()
+	p.proc.Stop(syscall.SIGQUIT, killGrace)
 	return fmt.Errorf("stop postgres in %s: fast shutdown unfinished, server killed: %w", p.dataDir, context.Cause(ctx))
 }
 
@@ -267,7 +268,7 @@ var errExitedEarly = errors.New("postgres exited during startup")
 
 // waitReady polls until a connection to url reaches the server running in
 // dataDir, proc exits, or ctx ends.
-func waitReady(ctx context.Context, url, dataDir string, proc *process) error {
+func waitReady(ctx context.Context, url, dataDir string, proc *Process) error {
 	tick := time.NewTicker(readyPollInterval)
 	defer tick.Stop()
 	for {

@@ -78,7 +78,7 @@ func prepareDataDir(ctx context.Context, dataDir string, bins pgBinaries, runAs 
 	cmd.Env = serverEnv()
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = procAttr(runAs)
-	proc, err := startProcess(cmd)
+	proc, err := StartProcess(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("initdb: %w", err)
 	}

@@ -14,7 +14,7 @@ import (
 // gets its own process group, so a Ctrl-C in the terminal reaches only the
 // parent, which then stops the server in order; Pdeathsig makes the kernel
 // send SIGQUIT (immediate shutdown) to the child when the thread that started
-// it exits, which startProcess ties to the child's lifetime.
+// it exits, which StartProcess ties to the child's lifetime.
 func procAttr(u *osUser) *syscall.SysProcAttr {
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	if u != nil {

@@ -13,24 +13,27 @@ import (
 	"time"
 )
 
-// process is a started child whose exit is awaited by a goroutine that stays
-// locked to the OS thread that started it.
-type process struct {
+// Process is a started child process whose exit is awaited by a goroutine
+// that stays locked to the OS thread that started it, so that a
+// parent-death signal set in its SysProcAttr (Pdeathsig, Linux) fires when
+// this process dies, and only then. The local stack's servers, the test
+// harnesses' and the benchmark's children all run through it.
+type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // the result of cmd.Wait, set before done is closed
 }
 
-// startProcess starts cmd and returns once it runs.
+// StartProcess starts cmd and returns once it runs.
 //
-// The kernel delivers the parent-death signal (procAttr) when the thread
-// that forked the child exits, not when the process does, and the Go
-// runtime ends a thread whenever a goroutine locked to it exits. Forking
-// from a goroutine that stays locked to its thread until the child has been
-// reaped keeps that thread alive exactly as long as the child, so the signal
-// fires only when this process dies.
-func startProcess(cmd *exec.Cmd) (*process, error) {
-	p := &process{cmd: cmd, done: make(chan struct{})}
+// The kernel delivers the parent-death signal when the thread that forked
+// the child exits, not when the process does, and the Go runtime ends a
+// thread whenever a goroutine locked to it exits. Forking from a goroutine
+// that stays locked to its thread until the child has been reaped keeps
+// that thread alive exactly as long as the child, so the signal fires only
+// when this process dies.
+func StartProcess(cmd *exec.Cmd) (*Process, error) {
+	p := &Process{cmd: cmd, done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -49,39 +52,67 @@ func startProcess(cmd *exec.Cmd) (*process, error) {
 	return p, nil
 }
 
-// exitError returns the process's exit status as an error (nil for a clean
-// exit); it must only be called after done is closed.
-func (p *process) exitError() error {
-	if p.err != nil {
-		return fmt.Errorf("%s: %w", filepath.Base(p.cmd.Path), p.err)
+// Done is closed once the process has exited and been reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
 	}
-	return nil
 }
 
-// signal sends sig to the process unless it has already exited.
-func (p *process) signal(sig os.Signal) {
+// Err returns how the process ended, as exec.Cmd.Wait reports it: nil for
+// a clean exit. Call it only once Done is closed.
+func (p *Process) Err() error { return p.err }
+
+// Signal sends sig to the process unless it has already exited.
+func (p *Process) Signal(sig os.Signal) {
 	// The only possible error is that the process is gone, which is the goal.
 	_ = p.cmd.Process.Signal(sig)
 }
 
-// kill ends the process: immediate shutdown (SIGQUIT), then SIGKILL if it
-// has not exited within killGrace. It returns once the process is reaped.
-func (p *process) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
+// Stop sends sig to the process, waits up to grace for it to exit, then
+// sends SIGKILL; it returns once the process is reaped, and reports whether
+// it had to kill it. A process that exited already is left as it is.
+func (p *Process) Stop(sig os.Signal, grace time.Duration) (killed bool) {
+	return p.stop(func(s os.Signal) { p.Signal(s) }, sig, grace)
+}
+
+// StopGroup is Stop for the process and everything it started in its
+// process group: the child must lead one (SysProcAttr.Setpgid).
+func (p *Process) StopGroup(sig syscall.Signal, grace time.Duration) (killed bool) {
+	pgid := p.cmd.Process.Pid
+	return p.stop(func(s os.Signal) { _ = syscall.Kill(-pgid, s.(syscall.Signal)) }, sig, grace)
+}
+
+func (p *Process) stop(send func(os.Signal), sig os.Signal, grace time.Duration) bool {
+	if p.Exited() {
+		return false
 	}
-	p.signal(syscall.SIGQUIT)
-	t := time.NewTimer(killGrace)
+	send(sig)
+	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-p.done:
-		return
+		return false
 	case <-t.C:
 	}
-	p.signal(os.Kill)
+	send(syscall.SIGKILL)
 	<-p.done
+	return true
+}
+
+// exitError returns the process's exit status as an error naming the
+// program (nil for a clean exit); call it only once Done is closed.
+func (p *Process) exitError() error {
+	if p.err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(p.cmd.Path), p.err)
+	}
+	return nil
 }
 
 // tailBuffer keeps the last max bytes written to it.

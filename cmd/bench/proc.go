@@ -10,13 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/stack"
 )
 
 // proc is a child process started in a process group of its own, so that
@@ -25,9 +25,9 @@ import (
 // children in order.
 type proc struct {
 	name string
-	cmd  *exec.Cmd
+	sp   *stack.Process
+	// done is closed once the process was reaped and its output closed.
 	done chan struct{}
-	err  error // Wait's result, set before done is closed
 
 	// lines receives stdout line by line when the process was started
 	// with watch; it is closed at end of output.
@@ -63,7 +63,7 @@ func (ps *procs) startOut(name, dir string, env []string, watch bool, out io.Wri
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = logFile
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	p := &proc{name: name, done: make(chan struct{})}
 	var lw *lineWriter
 	switch {
 	case watch:
@@ -79,28 +79,18 @@ func (ps *procs) startOut(name, dir string, env []string, watch bool, out io.Wri
 	// A grandchild that keeps stdout open must not keep Wait waiting.
 	cmd.WaitDelay = 5 * time.Second
 
-	started := make(chan error, 1)
-	// Pdeathsig fires when the thread that started the child exits: keep
-	// that thread for the child's whole life.
+	if p.sp, err = stack.StartProcess(cmd); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s (%s): %w", name, strings.Join(argv, " "), err)
+	}
 	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
+		<-p.sp.Done()
 		if lw != nil {
 			lw.close()
 		}
 		logFile.Close()
 		close(p.done)
 	}()
-	if err := <-started; err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s (%s): %w", name, strings.Join(argv, " "), err)
-	}
 	ps.mu.Lock()
 	ps.list = append(ps.list, p)
 	ps.mu.Unlock()
@@ -152,16 +142,6 @@ func redact(s string) string {
 	return secretPattern.ReplaceAllString(s, domain.SecretPrefix+"[redacted]")
 }
 
-// exited reports whether the process has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // logTail returns the last lines of the process's log, for error messages.
 func (ps *procs) logTail(p *proc, n int) string {
 	b, err := os.ReadFile(filepath.Join(ps.logDir, p.name+".log"))
@@ -176,23 +156,13 @@ func (ps *procs) logTail(p *proc, n int) string {
 }
 
 // stop sends sig to the process group, waits up to grace for the process
-// to end, then kills the group. It is a no-op on a process that ended.
+// to end, then kills the group (stack.Process.StopGroup). It is a no-op on
+// a process that ended.
 func (ps *procs) stop(p *proc, sig syscall.Signal, grace time.Duration) {
 	defer ps.forget(p)
-	if p.exited() {
-		return
+	if p.sp.StopGroup(sig, grace) {
+		logf("%s did not stop within %s after %s: killed its process group", p.name, grace, sig)
 	}
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, sig)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-p.done:
-		return
-	case <-t.C:
-	}
-	logf("%s did not stop within %s after %s: killing its process group", p.name, grace, sig)
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	<-p.done
 }
 
@@ -232,7 +202,7 @@ func (ps *procs) waitLine(ctx context.Context, p *proc, timeout time.Duration, m
 		case line, ok := <-p.lines:
 			if !ok {
 				<-p.done
-				return "", fmt.Errorf("%s exited (%v) before it was ready; its log ends with:\n%s", p.name, p.err, ps.logTail(p, 20))
+				return "", fmt.Errorf("%s exited (%v) before it was ready; its log ends with:\n%s", p.name, p.sp.Err(), ps.logTail(p, 20))
 			}
 			if match(line) {
 				return line, nil
@@ -262,8 +232,8 @@ func (ps *procs) runCmd(ctx context.Context, name, dir string, env []string, arg
 		return out.String(), ctx.Err()
 	}
 	ps.forget(p)
-	if p.err != nil {
-		return out.String(), fmt.Errorf("%s failed (%v); its output ends with:\n%s", strings.Join(argv, " "), p.err, ps.logTail(p, 30))
+	if err := p.sp.Err(); err != nil {
+		return out.String(), fmt.Errorf("%s failed (%v); its output ends with:\n%s", strings.Join(argv, " "), err, ps.logTail(p, 30))
 	}
 	return out.String(), nil
 }

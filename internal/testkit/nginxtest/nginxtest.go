@@ -33,7 +33,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,7 +78,7 @@ type Config struct {
 type Nginx struct {
 	url    string
 	prefix string
-	proc   *process
+	proc   *stack.Process
 }
 
 // URL returns the base URL clients use, http://127.0.0.1:<port>, with no
@@ -176,14 +175,15 @@ func start(bin, prefix, snippet string, cfg Config) (*Nginx, error) {
 	cmd := exec.Command(bin, "-p", prefix+"/", "-c", mainPath, "-e", errorLog, "-g", "daemon off; master_process off;")
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	p, err := startProcess(cmd)
+	p, err := stack.StartProcess(cmd)
 	if err != nil {
 		return nil, err
 	}
 	n := &Nginx{url: "http://" + listen, prefix: prefix, proc: p}
 	if err := waitListening(p, listen); err != nil {
-		p.kill()
-		if p.exited() && portInUse(listen) {
+		p.Signal(syscall.SIGKILL)
+		<-p.Done()
+		if portInUse(listen) {
 			return nil, &portTakenError{port: port}
 		}
 		return nil, fmt.Errorf("nginx on %s: %w\n%s", listen, err, n.logs())
@@ -193,15 +193,15 @@ func start(bin, prefix, snippet string, cfg Config) (*Nginx, error) {
 
 // waitListening polls addr until it accepts a connection, the process exits
 // or startTimeout passes.
-func waitListening(p *process, addr string) error {
+func waitListening(p *stack.Process, addr string) error {
 	deadline := time.Now().Add(startTimeout)
 	pause := time.Millisecond
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
-		case <-p.done:
-			return fmt.Errorf("exited before listening: %w", p.exitError())
+		case <-p.Done():
+			return fmt.Errorf("exited before listening: %w", exitError(p))
 		case <-timer.C:
 		}
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
@@ -231,15 +231,11 @@ func portInUse(addr string) bool {
 // exited on its own, and logs nginx's output when the test failed.
 func (n *Nginx) stop(tb testing.TB) {
 	tb.Helper()
-	if n.proc.exited() {
-		tb.Errorf("nginxtest: nginx on %s exited during the test: %v\n%s", n.url, n.proc.exitError(), n.logs())
+	if n.proc.Exited() {
+		tb.Errorf("nginxtest: nginx on %s exited during the test: %v\n%s", n.url, exitError(n.proc), n.logs())
 		return
 	}
-	n.proc.signal(syscall.SIGQUIT)
-	select {
-	case <-n.proc.done:
-	case <-time.After(stopTimeout):
-		n.proc.kill()
+	if n.proc.Stop(syscall.SIGQUIT, stopTimeout) {
 		tb.Errorf("nginxtest: nginx on %s did not stop within %v of SIGQUIT; killed", n.url, stopTimeout)
 	}
 	if tb.Failed() {
@@ -439,61 +435,11 @@ func checkAuthRequest(bin string) error {
 	return nil
 }
 
-// process is a started nginx and the goroutine waiting for it.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // Wait's result, set before done is closed
-}
-
-// startProcess starts cmd from a goroutine locked to its OS thread for the
-// child's whole life, because Pdeathsig fires when the thread that forked
-// the child exits, not the process.
-func startProcess(cmd *exec.Cmd) (*process, error) {
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
-		return nil, fmt.Errorf("run %s: %w", cmd.Path, err)
-	}
-	return p, nil
-}
-
-// exited reports whether the process has ended.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// exitError returns how the process ended; call it only after done is
-// closed.
-func (p *process) exitError() error {
-	if p.err != nil {
-		return p.err
+// exitError returns how nginx ended, saying so for a clean exit too: it
+// should not exit while a test needs it. Call it only once p is done.
+func exitError(p *stack.Process) error {
+	if err := p.Err(); err != nil {
+		return err
 	}
 	return errors.New("exit status 0")
-}
-
-// signal sends sig unless the process is gone, which is all an error here
-// can mean.
-func (p *process) signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
-
-// kill ends the process and waits for it.
-func (p *process) kill() {
-	p.signal(syscall.SIGKILL)
-	<-p.done
 }
