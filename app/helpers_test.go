@@ -12,10 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
-	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/stack"
 )
@@ -33,47 +31,6 @@ func openStore(tb testing.TB, srv *stack.NATS) *eventstore.Store {
 	}
 	tb.Cleanup(func() { _ = store.Close() })
 	return store
-}
-
-// migratedPool returns a pool on a fresh, migrated database, and its URL.
-func migratedPool(tb testing.TB) (*pgxpool.Pool, string) {
-	tb.Helper()
-	url := stacktest.PostgresURL(tb)
-	if _, err := app.Migrate(context.Background(), url); err != nil {
-		tb.Fatalf("migrate: %v", err)
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("pool: %v", err)
-	}
-	tb.Cleanup(pool.Close)
-	return pool, url
-}
-
-// lifecycleHistory is a random history of lifecycle events made by domain
-// commands over a manual clock (projectionstest.RandomHistory), without the
-// token.used events, which belong to the usage stream. It has at least n
-// events, and ends at the returned instant.
-func lifecycleHistory(seed uint64, n int) ([]domain.Envelope, time.Time) {
-	for total := 3 * n; ; total *= 2 {
-		h := projectionstest.RandomHistory(seed, projectionstest.HistoryConfig{
-			Tokens: n / 5, Owners: max(n/400, 2), Events: total, Odd: true,
-		})
-		out := make([]domain.Envelope, 0, n)
-		for _, e := range h.Events {
-			if e.Type != domain.TypeTokenUsed {
-				out = append(out, e)
-			}
-		}
-		if len(out) >= n {
-			return out, h.End
-		}
-	}
 }
 
 // appendAll appends events one by one, in order, without expectations (the

@@ -18,6 +18,7 @@ import (
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/ledger"
 )
@@ -61,8 +62,8 @@ func TestStartProject(t *testing.T) {
 	ctx := context.Background()
 	srv := stacktest.NATS(t)
 	store := openStore(t, srv)
-	_, url := migratedPool(t)
-	events, _ := lifecycleHistory(41, 300)
+	_, url := stacktest.MigratedPool(t)
+	events, _ := projectionstest.LifecycleHistory(41, 300)
 	last, err := appendAll(ctx, store, events[:300])
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +241,7 @@ func TestStartProjectDoneWhenAWorkerStops(t *testing.T) {
 			ctx := context.Background()
 			srv := stacktest.NATS(t)
 			store := openStore(t, srv)
-			_, url := migratedPool(t)
+			_, url := stacktest.MigratedPool(t)
 			cfg := projectConfig(srv.ClientURL(), url)
 			cfg.HealthListen = ""
 			p, stop, err := app.StartProject(ctx, cfg, discard)

@@ -152,7 +152,7 @@ func BenchmarkRebuild1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = store.Close() })
-	pool, _ := migratedPool(b)
+	pool, _ := stacktest.MigratedPool(b)
 	start := time.Now()
 	n := appendBenchStream(b, store, 1_000_000)
 	b.Logf("appended %d events in %v (%.0f events/s)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())

@@ -26,10 +26,10 @@ import (
 func TestRebuildOnARunningSystem(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	events, end := lifecycleHistory(31, 5200)
+	events, end := projectionstest.LifecycleHistory(31, 5200)
 	clock := domain.NewManualClock(end)
 	store := openStore(t, stacktest.NATS(t))
-	pool, _ := migratedPool(t)
+	pool, _ := stacktest.MigratedPool(t)
 	proj := projections.New(pool, projections.WithClock(clock))
 	name := projections.LifecycleName
 	startLive(t, store, proj, name)
@@ -131,7 +131,7 @@ func TestRebuildOnARunningSystem(t *testing.T) {
 
 	// The reference is what applying the stream alone gives: the same
 	// ApplyBatch the projector calls, in batches for speed.
-	reference, _ := migratedPool(t)
+	reference, _ := stacktest.MigratedPool(t)
 	refProj := projections.New(reference)
 	stream := readAll(t, store)
 	for i := 0; i < len(stream); i += 100 {
@@ -176,10 +176,10 @@ func TestRebuildWithoutLiveProjection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			events, end := lifecycleHistory(32, tc.events)
+			events, end := projectionstest.LifecycleHistory(32, tc.events)
 			events = events[:tc.events]
 			store := openStore(t, stacktest.NATS(t))
-			pool, _ := migratedPool(t)
+			pool, _ := stacktest.MigratedPool(t)
 			last, err := appendAll(ctx, store, events)
 			if err != nil {
 				t.Fatal(err)
@@ -206,9 +206,9 @@ func TestRebuildWithoutLiveProjection(t *testing.T) {
 func TestRebuildInterruptedLeavesTheLiveTables(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	events, _ := lifecycleHistory(33, 1600)
+	events, _ := projectionstest.LifecycleHistory(33, 1600)
 	store := openStore(t, stacktest.NATS(t))
-	pool, _ := migratedPool(t)
+	pool, _ := stacktest.MigratedPool(t)
 	proj := projections.New(pool)
 	if _, err := appendAll(ctx, store, events[:1000]); err != nil {
 		t.Fatal(err)

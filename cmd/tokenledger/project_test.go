@@ -192,24 +192,10 @@ func (s *testStack) streamLast(t *testing.T) uint64 {
 	return last
 }
 
-// lifecycleHistory is a random history of at least n lifecycle events made
-// by domain commands over a manual clock, without token.used events (they
-// belong to the usage stream).
+// lifecycleHistory is projectionstest.LifecycleHistory's events.
 func lifecycleHistory(seed uint64, n int) []domain.Envelope {
-	for total := 3 * n; ; total *= 2 {
-		h := projectionstest.RandomHistory(seed, projectionstest.HistoryConfig{
-			Tokens: n / 5, Owners: max(n/400, 2), Events: total, Odd: true,
-		})
-		out := make([]domain.Envelope, 0, n)
-		for _, e := range h.Events {
-			if e.Type != domain.TypeTokenUsed {
-				out = append(out, e)
-			}
-		}
-		if len(out) >= n {
-			return out
-		}
-	}
+	events, _ := projectionstest.LifecycleHistory(seed, n)
+	return events
 }
 
 // appendAll appends events in order, one by one, without expectations

@@ -253,3 +253,24 @@ func (g *generator) odd(t *domain.Token, now time.Time) {
 		g.raw(domain.AggregateToken, unknown.String(), domain.TokenRevoked{Reason: "unknown"})
 	}
 }
+
+// LifecycleHistory is a random history of at least n lifecycle events
+// made by domain commands over a manual clock (RandomHistory), without the
+// token.used events, which belong to the usage stream. It ends at the
+// returned instant.
+func LifecycleHistory(seed uint64, n int) ([]domain.Envelope, time.Time) {
+	for total := 3 * n; ; total *= 2 {
+		h := RandomHistory(seed, HistoryConfig{
+			Tokens: n / 5, Owners: max(n/400, 2), Events: total, Odd: true,
+		})
+		out := make([]domain.Envelope, 0, n)
+		for _, e := range h.Events {
+			if e.Type != domain.TypeTokenUsed {
+				out = append(out, e)
+			}
+		}
+		if len(out) >= n {
+			return out, h.End
+		}
+	}
+}
