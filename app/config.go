@@ -46,6 +46,26 @@ func validateNATSURL(s string) error {
 	return nil
 }
 
+// connectionErrors reports every problem with the settings the commands
+// that connect to a running system share: the NATS URL and credentials,
+// the PostgreSQL URL and the streams' names.
+func connectionErrors(natsURL string, auth natsconn.Auth, postgresURL string, store eventstore.Config) []error {
+	var errs []error
+	if err := validateNATSURL(natsURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := auth.Validate(natsURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validatePostgresURL(postgresURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := store.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	return errs
+}
+
 // validatePostgresURL checks that s is a connection string pgx accepts.
 func validatePostgresURL(s string) error {
 	if s == "" {

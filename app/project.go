@@ -119,21 +119,9 @@ func DefaultProjectConfig() ProjectConfig {
 
 // Validate reports every problem with c at once.
 func (c ProjectConfig) Validate() error {
-	var errs []error
-	if err := validateNATSURL(c.NATSURL); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
-		errs = append(errs, err)
-	}
-	if err := validatePostgresURL(c.PostgresURL); err != nil {
-		errs = append(errs, err)
-	}
+	errs := connectionErrors(c.NATSURL, c.NATSAuth, c.PostgresURL, c.Store)
 	if c.PostgresMaxConns < 2 {
 		errs = append(errs, fmt.Errorf("postgres max conns %d must be at least 2", c.PostgresMaxConns))
-	}
-	if err := c.Store.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("store: %w", err))
 	}
 	switch {
 	case c.Lifecycle.Name == "":

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -45,19 +44,7 @@ func DefaultRebuildConfig() RebuildConfig {
 
 // Validate reports every problem with c at once.
 func (c RebuildConfig) Validate() error {
-	var errs []error
-	if err := validateNATSURL(c.NATSURL); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
-		errs = append(errs, err)
-	}
-	if err := validatePostgresURL(c.PostgresURL); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Store.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("store: %w", err))
-	}
+	errs := connectionErrors(c.NATSURL, c.NATSAuth, c.PostgresURL, c.Store)
 	if err := c.Rebuild.Validate(); err != nil {
 		errs = append(errs, err)
 	}
