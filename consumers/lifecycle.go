@@ -118,28 +118,11 @@ func (p *LifecycleProjector) Run(ctx context.Context) error {
 		return fmt.Errorf("run projection %q: Run was already called or the projector was closed", p.cfg.Name)
 	}
 	defer p.conn.Close()
-	defer p.consuming.Store(false)
-	retry := backoff{initial: p.cfg.RetryInitial, max: p.cfg.RetryMax}
-	for ctx.Err() == nil {
-		r, err := p.open(ctx)
-		if err == nil {
-			p.consuming.Store(true)
-			err = p.follow(ctx, r, &retry)
-			r.close()
-		}
-		switch {
-		case ctx.Err() != nil:
-		case fatal(ctx, p.js, p.store.Config().Stream, err):
-			return fmt.Errorf("run projection %q: %w", p.cfg.Name, err)
-		case err != nil:
-			p.setLastError(err)
-			p.log.Error("lifecycle projector cannot read the stream; retrying", "error", err)
-		}
-		if !sleep(ctx, retry.next()) {
-			break
-		}
+	err := p.run(ctx, backoff{initial: p.cfg.RetryInitial, max: p.cfg.RetryMax}, p.log, "lifecycle projector", "the stream",
+		p.open, p.follow, func(err error) bool { return fatal(ctx, p.js, p.store.Config().Stream, err) })
+	if err != nil {
+		return fmt.Errorf("run projection %q: %w", p.cfg.Name, err)
 	}
-	p.log.Info("lifecycle projector stopped")
 	return nil
 }
 

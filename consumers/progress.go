@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,6 +90,37 @@ type worker struct {
 	haltErr error
 	skipped *projections.Halt
 	lastErr string
+}
+
+// run is a worker's Run loop: it opens a reader right after the
+// checkpoint (open) and follows it (follow), and does so again after any
+// failure to read, waiting as retry says, until ctx ends (nil). An error
+// fatal says the worker cannot recover from ends it (that error). what
+// names the worker and stream its stream in the log.
+func (w *worker) run(ctx context.Context, retry backoff, log *slog.Logger, what, stream string,
+	open func(context.Context) (*reader, error), follow func(context.Context, *reader, *backoff) error, fatal func(error) bool) error {
+	defer w.consuming.Store(false)
+	for ctx.Err() == nil {
+		r, err := open(ctx)
+		if err == nil {
+			w.consuming.Store(true)
+			err = follow(ctx, r, &retry)
+			r.close()
+		}
+		switch {
+		case ctx.Err() != nil:
+		case fatal(err):
+			return err
+		case err != nil:
+			w.setLastError(err)
+			log.Error(what+" cannot read "+stream+"; retrying", "error", err)
+		}
+		if !sleep(ctx, retry.next()) {
+			break
+		}
+	}
+	log.Info(what + " stopped")
+	return nil
 }
 
 // workerSnapshot is a worker's part of its Progress.

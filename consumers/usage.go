@@ -151,28 +151,11 @@ func (c *UsageConsumer) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("run usage projection %q: Run was already called", c.cfg.Name)
 	}
-	defer c.consuming.Store(false)
-	retry := backoff{initial: c.cfg.RetryInitial, max: c.cfg.RetryMax}
-	for ctx.Err() == nil {
-		r, err := c.open(ctx)
-		if err == nil {
-			c.consuming.Store(true)
-			err = c.follow(ctx, r, &retry)
-			r.close()
-		}
-		switch {
-		case ctx.Err() != nil:
-		case fatal(ctx, c.store.JetStream(), c.store.Config().UsageStream, err):
-			return fmt.Errorf("run usage projection %q: %w", c.cfg.Name, err)
-		case err != nil:
-			c.setLastError(err)
-			c.log.Error("usage consumer cannot read the usage stream; retrying", "error", err)
-		}
-		if !sleep(ctx, retry.next()) {
-			break
-		}
+	err := c.run(ctx, backoff{initial: c.cfg.RetryInitial, max: c.cfg.RetryMax}, c.log, "usage consumer", "the usage stream",
+		c.open, c.follow, func(err error) bool { return fatal(ctx, c.store.JetStream(), c.store.Config().UsageStream, err) })
+	if err != nil {
+		return fmt.Errorf("run usage projection %q: %w", c.cfg.Name, err)
 	}
-	c.log.Info("usage consumer stopped")
 	return nil
 }
 
