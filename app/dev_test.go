@@ -100,7 +100,7 @@ func TestDevStreamsAreProtectedFromTheApplicationUser(t *testing.T) {
 	if _, err := dev.Store.Append(ctx, eventstore.ExpectOwner("after", 0), tok.Changes()...); err != nil {
 		t.Fatal(err)
 	}
-	if err := poll(ctx, 10*time.Second, func() (bool, error) { return dev.Projector.Ready(ctx, 0) == nil, nil }); err != nil {
+	if err := stacktest.Poll(ctx, 10*time.Second, func() (bool, error) { return dev.Projector.Ready(ctx, 0) == nil, nil }); err != nil {
 		t.Fatalf("the projection did not catch up after the refused attempts: %v", err)
 	}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/storetest"
 	"github.com/tokenledger/tokenledger/ledger"
 )
 
@@ -61,10 +62,10 @@ func TestStartProject(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv := stacktest.NATS(t)
-	store := openStore(t, srv)
+	store := storetest.Open(t, srv)
 	_, url := stacktest.MigratedPool(t)
 	events, _ := projectionstest.LifecycleHistory(41, 300)
-	last, err := appendAll(ctx, store, events[:300])
+	last, err := storetest.AppendAll(ctx, store, events[:300])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +241,7 @@ func TestStartProjectDoneWhenAWorkerStops(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			srv := stacktest.NATS(t)
-			store := openStore(t, srv)
+			store := storetest.Open(t, srv)
 			_, url := stacktest.MigratedPool(t)
 			cfg := projectConfig(srv.ClientURL(), url)
 			cfg.HealthListen = ""
@@ -284,7 +285,7 @@ func TestStartProjectDoneWhenAWorkerStops(t *testing.T) {
 func TestStartProjectNeedsTheSchema(t *testing.T) {
 	t.Parallel()
 	srv := stacktest.NATS(t)
-	openStore(t, srv)
+	storetest.Open(t, srv)
 	cfg := projectConfig(srv.ClientURL(), stacktest.PostgresURL(t))
 	_, _, err := app.StartProject(context.Background(), cfg, discard)
 	if !errors.Is(err, app.ErrSchemaOutdated) || !strings.Contains(err.Error(), "tokenledger migrate") {

@@ -17,6 +17,7 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/storetest"
 	"github.com/tokenledger/tokenledger/sdk"
 	"github.com/tokenledger/tokenledger/stack"
 )
@@ -174,7 +175,7 @@ func TestServeWithPostgresDown(t *testing.T) {
 		{domain.TypeTokenRevoked, fresh.ID},
 	}
 	var changes []change
-	for _, e := range readAll(t, s.Store) {
+	for _, e := range storetest.ReadAll(t, s.Store) {
 		if e.Sequence > before {
 			changes = append(changes, change{e.Type, e.AggregateID})
 		}

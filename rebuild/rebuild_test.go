@@ -11,6 +11,7 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/storetest"
 	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/rebuild"
 )
@@ -28,7 +29,7 @@ func TestRebuildOnARunningSystem(t *testing.T) {
 	ctx := context.Background()
 	events, end := projectionstest.LifecycleHistory(31, 5200)
 	clock := domain.NewManualClock(end)
-	store := openStore(t, stacktest.NATS(t))
+	store := storetest.Open(t, stacktest.NATS(t))
 	pool, _ := stacktest.MigratedPool(t)
 	proj := projections.New(pool, projections.WithClock(clock))
 	name := projections.LifecycleName
@@ -38,14 +39,14 @@ func TestRebuildOnARunningSystem(t *testing.T) {
 	// after the read are not multiples of the batch size, so that the
 	// catch-up and the swap end with a partial batch.
 	before, during, atLoad, atSwap, after := events[:3000], events[3000:4200], events[4200:4533], events[4533:4783], events[4783:]
-	if _, err := appendAll(ctx, store, before); err != nil {
+	if _, err := storetest.AppendAll(ctx, store, before); err != nil {
 		t.Fatal(err)
 	}
 	oid := tableOID(t, pool)
 
 	duringDone := make(chan error, 1)
 	go func() {
-		_, err := appendAll(ctx, store, during)
+		_, err := storetest.AppendAll(ctx, store, during)
 		duringDone <- err
 	}()
 	var (
@@ -74,19 +75,19 @@ func TestRebuildOnARunningSystem(t *testing.T) {
 				fail(err)
 				return
 			}
-			if _, err := appendAll(ctx, store, atLoad); err != nil {
+			if _, err := storetest.AppendAll(ctx, store, atLoad); err != nil {
 				fail(err)
 			}
 		case rebuild.PhaseSwap:
 			// Appended and applied by the live side after the catch-up:
 			// the swap has to apply them under the lock.
-			last, err := appendAll(ctx, store, atSwap)
+			last, err := storetest.AppendAll(ctx, store, atSwap)
 			if err != nil {
 				fail(err)
 				return
 			}
 			swapFrom = p.Done
-			fail(poll(ctx, time.Minute, func() (bool, error) {
+			fail(stacktest.Poll(ctx, time.Minute, func() (bool, error) {
 				cp, err := proj.Checkpoint(ctx, name)
 				return cp >= last, err
 			}))
@@ -120,7 +121,7 @@ func TestRebuildOnARunningSystem(t *testing.T) {
 		t.Fatal("the live tokens table is the same table after the rebuild: nothing was swapped in")
 	}
 
-	last, err := appendAll(ctx, store, after)
+	last, err := storetest.AppendAll(ctx, store, after)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestRebuildOnARunningSystem(t *testing.T) {
 	// ApplyBatch the projector calls, in batches for speed.
 	reference, _ := stacktest.MigratedPool(t)
 	refProj := projections.New(reference)
-	stream := readAll(t, store)
+	stream := storetest.ReadAll(t, store)
 	for i := 0; i < len(stream); i += 100 {
 		if _, err := refProj.ApplyBatch(ctx, name, stream[i:min(i+100, len(stream))]); err != nil {
 			t.Fatalf("reference projection: %v", err)
@@ -143,7 +144,7 @@ func TestRebuildOnARunningSystem(t *testing.T) {
 	if got, want := dump(t, pool), dump(t, reference); got != want {
 		t.Errorf("rebuilt projection differs from the live-only one:\n%s", firstDiff(got, want))
 	}
-	if got, want := schema(t, pool), schema(t, reference); got != want {
+	if got, want := projectionstest.Schema(t, pool), projectionstest.Schema(t, reference); got != want {
 		t.Errorf("schema after the rebuild:\n%s\nwant:\n%s", got, want)
 	}
 	projectionstest.RequireMatchesState(t, proj, name, projectionstest.Fold(stream), last, clock.Now())
@@ -178,9 +179,9 @@ func TestRebuildWithoutLiveProjection(t *testing.T) {
 			ctx := context.Background()
 			events, end := projectionstest.LifecycleHistory(32, tc.events)
 			events = events[:tc.events]
-			store := openStore(t, stacktest.NATS(t))
+			store := storetest.Open(t, stacktest.NATS(t))
 			pool, _ := stacktest.MigratedPool(t)
-			last, err := appendAll(ctx, store, events)
+			last, err := storetest.AppendAll(ctx, store, events)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,8 +193,8 @@ func TestRebuildWithoutLiveProjection(t *testing.T) {
 				t.Errorf("result %+v: want %d events folded, checkpoint %d, nothing caught up", res, len(events), last)
 			}
 			proj := projections.New(pool, projections.WithClock(domain.NewManualClock(end)))
-			projectionstest.RequireMatchesState(t, proj, projections.LifecycleName, projectionstest.Fold(readAll(t, store)), last, end)
-			if s := schema(t, pool); strings.Contains(s, "table ") {
+			projectionstest.RequireMatchesState(t, proj, projections.LifecycleName, projectionstest.Fold(storetest.ReadAll(t, store)), last, end)
+			if s := projectionstest.Schema(t, pool); strings.Contains(s, "table ") {
 				t.Errorf("tables left from the rebuild:\n%s", s)
 			}
 		})
@@ -207,13 +208,13 @@ func TestRebuildInterruptedLeavesTheLiveTables(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	events, _ := projectionstest.LifecycleHistory(33, 1600)
-	store := openStore(t, stacktest.NATS(t))
+	store := storetest.Open(t, stacktest.NATS(t))
 	pool, _ := stacktest.MigratedPool(t)
 	proj := projections.New(pool)
-	if _, err := appendAll(ctx, store, events[:1000]); err != nil {
+	if _, err := storetest.AppendAll(ctx, store, events[:1000]); err != nil {
 		t.Fatal(err)
 	}
-	stored := readAll(t, store)
+	stored := storetest.ReadAll(t, store)
 	for i := 0; i < len(stored); i += 100 {
 		if _, err := proj.ApplyBatch(ctx, projections.LifecycleName, stored[i:min(i+100, len(stored))]); err != nil {
 			t.Fatal(err)
@@ -235,7 +236,7 @@ func TestRebuildInterruptedLeavesTheLiveTables(t *testing.T) {
 					_, second = rebuild.Run(ctx, store, pool, rebuild.DefaultOptions(), discard)
 					// Appended after the read, so that there is a
 					// catch-up.
-					if _, err := appendAll(ctx, store, events[next:next+200]); err != nil {
+					if _, err := storetest.AppendAll(ctx, store, events[next:next+200]); err != nil {
 						t.Error(err)
 					}
 					next += 200
@@ -261,7 +262,7 @@ func TestRebuildInterruptedLeavesTheLiveTables(t *testing.T) {
 			if tableOID(t, pool) != oid {
 				t.Error("the live tokens table was replaced")
 			}
-			if s := schema(t, pool); strings.Contains(s, "table ") {
+			if s := projectionstest.Schema(t, pool); strings.Contains(s, "table ") {
 				t.Errorf("tables left from the interrupted rebuild:\n%s", s)
 			}
 		})
@@ -274,5 +275,5 @@ func TestRebuildInterruptedLeavesTheLiveTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	projectionstest.RequireMatchesState(t, proj, projections.LifecycleName, projectionstest.Fold(readAll(t, store)), last, time.Time{})
+	projectionstest.RequireMatchesState(t, proj, projections.LifecycleName, projectionstest.Fold(storetest.ReadAll(t, store)), last, time.Time{})
 }

@@ -1,6 +1,7 @@
 package stacktest
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -61,3 +62,24 @@ type Lazy func() string
 
 // String returns what f returns.
 func (f Lazy) String() string { return f() }
+
+// Poll calls cond until it is true, ctx ends or timeout passes; for
+// goroutines other than the test's, where Eventually cannot fail the
+// test.
+func Poll(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("condition not met within %v: %w", timeout, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
