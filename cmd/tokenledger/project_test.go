@@ -24,6 +24,7 @@ import (
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/storetest"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -198,19 +199,8 @@ func lifecycleHistory(seed uint64, n int) []domain.Envelope {
 	return events
 }
 
-// appendAll appends events in order, one by one, without expectations
-// (the history was decided already).
-func appendAll(ctx context.Context, store *eventstore.Store, events []domain.Envelope) error {
-	for _, e := range events {
-		if _, err := store.Append(ctx, eventstore.ExpectNothing(), e); err != nil {
-			return fmt.Errorf("append event %s: %w", e.ID, err)
-		}
-	}
-	return nil
-}
-
 // appendBatched appends events in order, in atomic batches: faster than
-// appendAll for a history to start from.
+// storetest.AppendAll for a history to start from.
 func appendBatched(ctx context.Context, store *eventstore.Store, events []domain.Envelope) error {
 	for i := 0; i < len(events); i += 200 {
 		batch := events[i:min(i+200, len(events))]
@@ -288,7 +278,7 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 			// From the third run on, events also arrive between a kill
 			// and the restart.
 			n := min(chunk, len(more))
-			if err := appendAll(ctx, s.store, more[:n]); err != nil {
+			if _, err := storetest.AppendAll(ctx, s.store, more[:n]); err != nil {
 				t.Fatal(err)
 			}
 			more = more[n:]
@@ -336,7 +326,7 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 	t.Logf("%d kills in %v, %d while consuming, at checkpoints %v", kills, time.Since(start).Round(time.Millisecond), whileConsuming, killedAt)
 	t.Logf("time from start to first progress of each restart (process start included): %v", resumed)
 	start = time.Now()
-	if err := appendAll(ctx, s.store, more); err != nil {
+	if _, err := storetest.AppendAll(ctx, s.store, more); err != nil {
 		t.Fatal(err)
 	}
 
@@ -364,7 +354,7 @@ func TestProjectSurvivesSIGKILL(t *testing.T) {
 	if cp := s.checkpoint(t); cp != last {
 		t.Fatalf("checkpoint %d after the catch-up, stream ends at %d", cp, last)
 	}
-	stream := readStream(t, s.store)
+	stream := storetest.ReadAll(t, s.store)
 	if uint64(len(stream)) != last {
 		t.Fatalf("read %d events, stream ends at %d", len(stream), last)
 	}
@@ -476,18 +466,6 @@ SELECT (SELECT count(*) FROM tokens t WHERE NOT EXISTS (
 func uuidText(id domain.TokenID) string {
 	b := id[:]
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-func readStream(t *testing.T, store *eventstore.Store) []domain.Envelope {
-	t.Helper()
-	var events []domain.Envelope
-	if _, err := store.Read(context.Background(), 1, func(e domain.Envelope) error {
-		events = append(events, e)
-		return nil
-	}); err != nil {
-		t.Fatalf("read the stream: %v", err)
-	}
-	return events
 }
 
 // restartBound is the longest a restarted `project` may take, from the
@@ -663,7 +641,7 @@ func TestProjectStandbyTakesOver(t *testing.T) {
 		appendMu.Lock()
 		defer appendMu.Unlock()
 		n = min(n, len(more))
-		err := appendAll(ctx, s.store, more[:n])
+		_, err := storetest.AppendAll(ctx, s.store, more[:n])
 		more = more[n:]
 		return err
 	}
@@ -755,7 +733,7 @@ func TestProjectStandbyTakesOver(t *testing.T) {
 	last := s.streamLast(t)
 	stacktest.Eventually(t, 2*time.Minute, func() bool { return s.checkpoint(t) == last }, "the last leader catches up")
 	leaderProc.stop(t)
-	stream := readStream(t, s.store)
+	stream := storetest.ReadAll(t, s.store)
 	projectionstest.RequireMatchesState(t, projections.New(s.pool), "lifecycle", projectionstest.Fold(stream), last, time.Time{})
 	checkAppliedOnce(t, s.pool, stream)
 }

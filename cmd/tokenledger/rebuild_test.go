@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/internal/testkit/storetest"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -24,12 +25,15 @@ func TestRebuildCommandWithProjectRunning(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStack(t)
 	events := lifecycleHistory(61, 3000)
-	if err := appendAll(ctx, s.store, events[:2000]); err != nil {
+	if _, err := storetest.AppendAll(ctx, s.store, events[:2000]); err != nil {
 		t.Fatal(err)
 	}
 	project := startBinary(t, s.env(), "project", "--health-listen", "off")
 	appended := make(chan error, 1)
-	go func() { appended <- appendAll(ctx, s.store, events[2000:3000]) }()
+	go func() {
+		_, err := storetest.AppendAll(ctx, s.store, events[2000:3000])
+		appended <- err
+	}()
 
 	r := runBinary(t, s.env(), "rebuild", "--progress", "lines", "--catch-up-batch", "100")
 	if r.code != 0 {
@@ -62,7 +66,7 @@ func TestRebuildCommandWithProjectRunning(t *testing.T) {
 		return s.checkpoint(t) == last
 	}, "the projector applies the stream up to %d after the rebuild", last)
 	project.stop(t)
-	projectionstest.RequireMatchesState(t, projections.New(s.pool), "lifecycle", projectionstest.Fold(readStream(t, s.store)), last, time.Time{})
+	projectionstest.RequireMatchesState(t, projections.New(s.pool), "lifecycle", projectionstest.Fold(storetest.ReadAll(t, s.store)), last, time.Time{})
 }
 
 func TestRebuildCommandRefuses(t *testing.T) {
