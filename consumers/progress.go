@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -67,7 +66,7 @@ func (p *LifecycleProjector) Progress(ctx context.Context) (projections.Progress
 	}
 	if last > st.Checkpoint {
 		st.LagEvents = last - st.Checkpoint
-		age, err := eventAge(ctx, p.store.Stream(), st.Checkpoint+1)
+		age, err := eventAge(ctx, p.store, eventstore.Lifecycle, st.Checkpoint+1)
 		if err != nil {
 			return projections.Progress{}, fmt.Errorf("status of projection %q: oldest unapplied event %d: %w", p.cfg.Name, st.Checkpoint+1, err)
 		}
@@ -97,15 +96,12 @@ func (p *LifecycleProjector) Ready(ctx context.Context, maxLag uint64) error {
 
 // eventAge returns how long ago the stream stored the event at seq; zero
 // when the event is gone.
-func eventAge(ctx context.Context, stream jetstream.Stream, seq uint64) (float64, error) {
-	msg, err := stream.GetMsg(ctx, seq)
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return 0, nil
-	case err != nil:
+func eventAge(ctx context.Context, store *eventstore.Store, k eventstore.StreamKind, seq uint64) (float64, error) {
+	at, ok, err := store.StoredAt(ctx, k, seq)
+	if err != nil || !ok {
 		return 0, err
 	}
-	return max(0, time.Since(msg.Time).Seconds()), nil
+	return max(0, time.Since(at).Seconds()), nil
 }
 
 // readiness is the verdict of a worker's Ready once it is consuming: an

@@ -171,7 +171,7 @@ func (c *UsageConsumer) Run(ctx context.Context) error {
 		}
 		switch {
 		case ctx.Err() != nil:
-		case fatal(ctx, c.store.JetStream(), c.store.Config().UsageStream, err):
+		case fatal(ctx, c.store, eventstore.Usage, err):
 			return fmt.Errorf("run usage projection %q: %w", c.cfg.Name, err)
 		case err != nil:
 			c.setLastError(err)
@@ -197,7 +197,7 @@ func (c *UsageConsumer) open(ctx context.Context) (*reader, error) {
 	c.known = max(c.known, cp)
 	halted := c.halt != nil
 	c.mu.Unlock()
-	r, err := openReader(actx, c.store.JetStream(), c.store.Config().UsageStream, cp+1, c.cfg.BatchSize)
+	r, err := openReader(actx, c.store, nil, eventstore.Usage, cp+1, c.cfg.BatchSize)
 	if err != nil {
 		return nil, err
 	}

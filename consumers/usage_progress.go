@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -42,7 +43,7 @@ func (c *UsageConsumer) Stats() projections.UsageStats {
 func (c *UsageConsumer) Progress(ctx context.Context) (projections.UsageProgress, error) {
 	ctx, cancel := boundContext(ctx, statusTimeout)
 	defer cancel()
-	info, err := c.store.UsageStream().Info(ctx)
+	state, err := c.store.State(ctx, eventstore.Usage)
 	if err != nil {
 		return projections.UsageProgress{}, fmt.Errorf("status of usage projection %q: %w", c.cfg.Name, err)
 	}
@@ -52,8 +53,8 @@ func (c *UsageConsumer) Progress(ctx context.Context) (projections.UsageProgress
 	c.mu.Lock()
 	st := projections.UsageProgress{
 		Name:        c.cfg.Name,
-		StreamFirst: info.State.FirstSeq,
-		StreamLast:  info.State.LastSeq,
+		StreamFirst: state.First,
+		StreamLast:  state.Last,
 		Halted:      cloneHalt(c.halt),
 		Skipped:     cloneHalt(c.skipped),
 		LastError:   c.lastErr,
@@ -75,7 +76,7 @@ func (c *UsageConsumer) Progress(ctx context.Context) (projections.UsageProgress
 	next := max(st.Checkpoint+1, st.StreamFirst)
 	if st.StreamLast >= next && st.StreamLast > 0 {
 		st.LagEvents = st.StreamLast - next + 1
-		age, err := eventAge(ctx, c.store.UsageStream(), next)
+		age, err := eventAge(ctx, c.store, eventstore.Usage, next)
 		if err != nil {
 			return projections.UsageProgress{}, fmt.Errorf("status of usage projection %q: oldest unapplied event %d: %w", c.cfg.Name, next, err)
 		}
