@@ -29,8 +29,8 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // openStore opens an event store with the default configuration on srv.
 func openStore(tb testing.TB, srv *stack.NATS) *eventstore.Store {
 	tb.Helper()
-	js := stacktest.JetStream(tb, srv)
-	store, err := eventstore.Open(context.Background(), js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	nc := stacktest.Conn(tb, srv)
+	store, err := eventstore.Open(context.Background(), nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		tb.Fatalf("open event store: %v", err)
 	}
