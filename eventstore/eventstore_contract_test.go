@@ -830,7 +830,7 @@ func appendMany(t *testing.T, h *harness, n int) []domain.Envelope {
 func testScanInOrder(t *testing.T, h *harness, _ backend) {
 	events := appendMany(t, h, 2600)
 	end := events[len(events)-1].Sequence
-	sc, err := h.store.ScanLifecycle(h.ctx(), end)
+	sc, err := h.store.Scan(h.ctx(), eventstore.Lifecycle, end)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,5 @@ func storeKind(kind Stream) eventstore.StreamKind {
 // startScan starts reading stream kind of store through sequence through,
 // decoding on every core (eventstore.Scanner). Close it when done.
 func startScan(ctx context.Context, store *eventstore.Store, kind Stream, through uint64) (*eventstore.Scanner, error) {
-	if kind == Usage {
-		return store.ScanUsage(ctx, through)
-	}
-	return store.ScanLifecycle(ctx, through)
+	return store.Scan(ctx, storeKind(kind), through)
 }
