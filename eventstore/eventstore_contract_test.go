@@ -387,24 +387,19 @@ func testLoadInOrder(t *testing.T, h *harness, _ backend) {
 	}
 
 	// A follower of the stream decodes what it receives with Decode. In a
-	// cluster its creation may find nobody answering for a moment (a
-	// stream or meta leader moving, on a loaded machine); it is asked again
+	// cluster its creation may find nobody answering for a moment, and a
+	// follower may lose its consumer and fail to create it again (a stream
+	// or meta leader moving, on a loaded machine); a new one is started
 	// then, as a worker would.
 	var msg eventstore.Message
 	stacktest.Eventually(t, 30*time.Second, func() bool {
 		f, err := h.store.Follow(h.ctx(), eventstore.Lifecycle, all[3].Sequence, eventstore.FollowConfig{Remove: true})
 		if err == nil {
-			// Nothing within five seconds counts as a timeout: asked again.
+			// Nothing within five seconds: asked again.
 			timer := time.AfterFunc(5*time.Second, f.Stop)
 			msg, err = f.Next()
 			timer.Stop()
 			f.Stop()
-			if errors.Is(err, eventstore.ErrStopped) {
-				err = nats.ErrTimeout
-			}
-		}
-		if err != nil && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatal(err)
 		}
 		if err != nil {
 			t.Logf("follower: %v; asking again", err)
