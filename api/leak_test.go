@@ -498,7 +498,10 @@ type streamMessage struct {
 func streamMessages(t *testing.T, s *apitest.Stack) []streamMessage {
 	t.Helper()
 	ctx := context.Background()
-	js := s.Store.JetStream()
+	js, err := jetstream.New(s.Store.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
 	names := js.StreamNames(ctx)
 	var out []streamMessage
 	for name := range names.Name() {
@@ -527,7 +530,7 @@ func streamMessages(t *testing.T, s *apitest.Stack) []streamMessage {
 			}
 			b.Write(m.Data)
 			typ := "undecodable"
-			if e, err := s.Store.DecodeRaw(m); err == nil {
+			if e, err := decodeStored(s.Store.Registry(), m.Data); err == nil {
 				typ = string(e.Type)
 			}
 			out = append(out, streamMessage{stream: name, where: fmt.Sprintf("stream %s message %d", name, seq), eventType: typ, content: b.Bytes()})
@@ -537,4 +540,13 @@ func streamMessages(t *testing.T, s *apitest.Stack) []streamMessage {
 		t.Fatalf("list streams: %v", err)
 	}
 	return out
+}
+
+// decodeStored decodes a stored message's body: a usage batch in its
+// binary form, any other event as JSON.
+func decodeStored(reg *domain.Registry, data []byte) (domain.Envelope, error) {
+	if domain.IsUsageBatch(data) {
+		return reg.UnmarshalUsageBatch(data)
+	}
+	return reg.Unmarshal(data)
 }

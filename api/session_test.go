@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/sdk"
@@ -71,8 +72,8 @@ func waitUseApplied(t *testing.T, s *apitest.Stack, published uint64) {
 		return s.API.Validator.Stats().UsesPublished > published
 	}, "the validator did not flush the use")
 	stacktest.Eventually(t, 20*time.Second, func() bool {
-		info, err := s.Store.UsageStream().Info(ctx)
-		return err == nil && s.Usage.Stats().SlidThrough >= info.State.LastSeq
+		info, err := s.Store.State(ctx, eventstore.Usage)
+		return err == nil && s.Usage.Stats().SlidThrough >= info.Last
 	}, "the usage consumer did not slide through the usage stream")
 	last := s.LastSequence(t)
 	stacktest.Eventually(t, 20*time.Second, func() bool {

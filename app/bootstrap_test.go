@@ -41,8 +41,8 @@ func TestAdminBootstrap(t *testing.T) {
 	if second.Token.ID() == first.Token.ID() || second.Secret.Reveal() == first.Secret.Reveal() {
 		t.Error("the forced bootstrap reissued the first token")
 	}
-	js := stacktest.JetStream(t, srv)
-	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	nc := stacktest.Conn(t, srv)
+	store, err := eventstore.Open(ctx, nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -88,7 +87,7 @@ func redactURL(u *url.URL) string {
 // storeOpener opens the event store on a connection: eventstore.Open for
 // set-up, which creates or updates the streams, eventstore.OpenExisting
 // for everything else.
-type storeOpener func(context.Context, jetstream.JetStream, *domain.Registry, eventstore.Config) (*eventstore.Store, error)
+type storeOpener func(context.Context, *nats.Conn, *domain.Registry, eventstore.Config) (*eventstore.Store, error)
 
 // connectStore connects to NATS at natsURL with auth as client name and
 // opens the event store with cfg. The caller closes the returned
@@ -98,12 +97,7 @@ func connectStore(ctx context.Context, open storeOpener, natsURL string, auth na
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	store, err := open(ctx, js, domain.NewDefaultRegistry(), cfg)
+	store, err := open(ctx, nc, domain.NewDefaultRegistry(), cfg)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

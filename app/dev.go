@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/cluster"
@@ -212,11 +211,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, fmt.Errorf("connect to nats: %w", err)
 	}
 	cleanups.push(func(context.Context) error { return d.conn.Drain() })
-	js, err := jetstream.New(d.conn)
-	if err != nil {
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	d.Store, err = eventstore.Open(ctx, js, domain.NewDefaultRegistry(), cfg.Store)
+	d.Store, err = eventstore.Open(ctx, d.conn, domain.NewDefaultRegistry(), cfg.Store)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open event store: %w", err)
 	}
@@ -249,11 +244,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, fmt.Errorf("connect to nats as the workers: %w", err)
 	}
 	cleanups.push(func(context.Context) error { return workerConn.Drain() })
-	workerJS, err := jetstream.New(workerConn)
-	if err != nil {
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	workerStore, err := eventstore.Open(ctx, workerJS, domain.NewDefaultRegistry(), cfg.Store)
+	workerStore, err := eventstore.Open(ctx, workerConn, domain.NewDefaultRegistry(), cfg.Store)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open event store as the workers: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/api"
 	"github.com/tokenledger/tokenledger/app"
@@ -231,10 +232,10 @@ func TestStartProjectDoneWhenAWorkerStops(t *testing.T) {
 		want   string
 	}{
 		{"lifecycle stream deleted", func(ctx context.Context, s *eventstore.Store, c app.ProjectConfig) error {
-			return s.JetStream().DeleteStream(ctx, c.Store.Stream)
+			return deleteStream(ctx, s, c.Store.Stream)
 		}, "lifecycle"},
 		{"usage stream deleted", func(ctx context.Context, s *eventstore.Store, c app.ProjectConfig) error {
-			return s.JetStream().DeleteStream(ctx, c.Store.UsageStream)
+			return deleteStream(ctx, s, c.Store.UsageStream)
 		}, "usage projection"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -363,4 +364,14 @@ func TestDevProjectsTheLedger(t *testing.T) {
 	if st, err := dev.Usage.Progress(context.Background()); err != nil || st.Checkpoint != used[0].Sequence {
 		t.Errorf("dev usage status %+v (%v), want checkpoint %d", st, err, used[0].Sequence)
 	}
+}
+
+// deleteStream deletes the stream name under the store, as an operator
+// could.
+func deleteStream(ctx context.Context, s *eventstore.Store, name string) error {
+	js, err := jetstream.New(s.Conn())
+	if err != nil {
+		return err
+	}
+	return js.DeleteStream(ctx, name)
 }

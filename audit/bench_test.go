@@ -18,8 +18,8 @@ import (
 // one owner. Its events/s metric counts the events of both streams read.
 func BenchmarkStateAt100k(b *testing.B) {
 	ctx := context.Background()
-	js := stacktest.JetStream(b, stacktest.NATS(b))
-	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	nc := stacktest.Conn(b, stacktest.NATS(b))
+	store, err := eventstore.Open(ctx, nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}

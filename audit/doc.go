@@ -58,9 +58,8 @@
 // Envelope.Time is at or before the instant asked for, in stream order.
 // Event time is what "as it was at T" means to an auditor: the instant the
 // ledger decided a change is the instant the change took effect. (The
-// stream's own storage timestamps, which eventstore.Store.ReadUntil uses,
-// differ from event times by the append latency and by clock skew between
-// nodes.) Which tokens an owner-wide revocation covers is still decided by
+// stream's own storage timestamps differ from event times by the append
+// latency and by clock skew between nodes.) Which tokens an owner-wide revocation covers is still decided by
 // stream order, exactly as everywhere else: a revocation at or before T
 // covers the owner's tokens whose token.issued precedes it in the stream.
 //

@@ -40,8 +40,8 @@ type ledger struct {
 func newLedger(t testing.TB) *ledger {
 	t.Helper()
 	ctx := context.Background()
-	js := stacktest.JetStream(t, stacktest.NATS(t))
-	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	nc := stacktest.Conn(t, stacktest.NATS(t))
+	store, err := eventstore.Open(ctx, nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		t.Fatalf("open event store: %v", err)
 	}

@@ -26,8 +26,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/stack"
@@ -325,14 +323,9 @@ func (c *Cluster) jetStreamAnswers(ctx context.Context) error {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_, err = js.AccountInfo(short)
-	return err
+	return eventstore.Available(short, nc)
 }
 
 // setUp runs the set-up commands as the operator: streams init (R3),

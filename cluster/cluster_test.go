@@ -110,7 +110,7 @@ func TestClusterSurvivesTheStreamLeaderKilledUnderLoad(t *testing.T) {
 	})
 
 	// Every acknowledged issue is in the stream.
-	store, err := eventstore.OpenExisting(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	store, err := eventstore.OpenExisting(ctx, nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +199,7 @@ func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := eventstore.OpenExisting(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	store, err := eventstore.OpenExisting(ctx, nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

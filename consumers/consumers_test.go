@@ -45,8 +45,12 @@ func newEnv(t *testing.T, pool *pgxpool.Pool, seed uint64) *env {
 	t.Helper()
 	ctx := context.Background()
 	srv := stacktest.NATS(t)
-	js := stacktest.JetStream(t, srv)
-	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	nc := stacktest.Conn(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := eventstore.Open(ctx, nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		t.Fatalf("open event store: %v", err)
 	}

@@ -1,9 +1,9 @@
 // Package consumers holds the workers that follow tokenledger's event
 // streams. LifecycleProjector keeps the read model in PostgreSQL (package
 // projections) up to date with the lifecycle stream; UsageConsumer folds
-// the usage stream into it. Unmarshaler serves watermill subscribers of
-// the streams, for work that is per message (delivering an event
-// somewhere), not for projections that must keep pace with the stream.
+// the usage stream into it. Both read through eventstore.Follower; work
+// that is per message (delivering an event somewhere) reads a durable
+// consumer through package eventstore/subscriber instead.
 //
 // # Exactly once
 //

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
@@ -33,7 +32,6 @@ var errPanicked = errors.New("applying the batch panicked")
 type LifecycleProjector struct {
 	store *eventstore.Store
 	conn  *nats.Conn
-	js    jetstream.JetStream
 	proj  *projections.ReadModel
 	cfg   LifecycleConfig
 	log   *slog.Logger
@@ -64,13 +62,6 @@ func NewLifecycleProjector(store *eventstore.Store, conn *nats.Conn, proj *proje
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	var js jetstream.JetStream
-	if len(errs) == 0 {
-		var err error
-		if js, err = jetstream.New(conn); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	if err := errors.Join(errs...); err != nil {
 		if conn != nil {
 			conn.Close()
@@ -81,7 +72,6 @@ func NewLifecycleProjector(store *eventstore.Store, conn *nats.Conn, proj *proje
 	return &LifecycleProjector{
 		store: store,
 		conn:  conn,
-		js:    js,
 		proj:  proj,
 		cfg:   cfg,
 		log:   cfg.Logger.With("projection", cfg.Name),
@@ -119,7 +109,7 @@ func (p *LifecycleProjector) Run(ctx context.Context) error {
 	}
 	defer p.conn.Close()
 	err := p.run(ctx, backoff{initial: p.cfg.RetryInitial, max: p.cfg.RetryMax}, p.log, "lifecycle projector", "the stream",
-		p.open, p.follow, func(err error) bool { return fatal(ctx, p.js, p.store.Config().Stream, err) })
+		p.open, p.follow, func(err error) bool { return fatal(ctx, p.store, eventstore.Lifecycle, err) })
 	if err != nil {
 		return fmt.Errorf("run projection %q: %w", p.cfg.Name, err)
 	}
@@ -135,7 +125,7 @@ func (p *LifecycleProjector) open(ctx context.Context) (*reader, error) {
 		return nil, err
 	}
 	p.noteCheckpoint(cp)
-	r, err := openReader(actx, p.js, p.store.Config().Stream, cp+1, 2*lifecycleBatchSize)
+	r, err := openReader(actx, p.store, p.conn, eventstore.Lifecycle, cp+1, 2*lifecycleBatchSize)
 	if err != nil {
 		return nil, err
 	}

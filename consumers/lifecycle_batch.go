@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
@@ -20,13 +18,13 @@ type delivery struct {
 	msgID   string
 }
 
-func deliveryOf(msg jetstream.Msg, decodeErr error) delivery {
-	d := delivery{subject: msg.Subject(), msgID: msg.Headers().Get(jetstream.MsgIDHeader)}
+func deliveryOf(msg eventstore.Message, decodeErr error) delivery {
+	d := delivery{subject: msg.Subject(), msgID: msg.EventID()}
 	var de *eventstore.DecodeError
 	if errors.As(decodeErr, &de) && de.Sequence != 0 {
 		d.seq = de.Sequence
-	} else if md, err := msg.Metadata(); err == nil {
-		d.seq = md.Sequence.Stream
+	} else {
+		d.seq = msg.Sequence()
 	}
 	return d
 }
@@ -35,13 +33,13 @@ func deliveryOf(msg jetstream.Msg, decodeErr error) delivery {
 // they came from, in the same order.
 type pending struct {
 	events []domain.Envelope
-	from   []jetstream.Msg
+	from   []eventstore.Message
 	// skip is the undecodable event the operator named in SkipSequence,
 	// if the batch holds it (as a placeholder event).
 	skip *projections.Halt
 }
 
-func (b *pending) add(e domain.Envelope, m jetstream.Msg) {
+func (b *pending) add(e domain.Envelope, m eventstore.Message) {
 	b.events = append(b.events, e)
 	b.from = append(b.from, m)
 }
@@ -55,8 +53,8 @@ func (b *pending) reset() {
 // and, if that one is not to be passed over, the halt at it. It reports
 // whether the reader may go on (false after a halt, a gap, or when ctx
 // ended).
-func (p *LifecycleProjector) handle(ctx context.Context, msgs []jetstream.Msg, retry *backoff) bool {
-	b := pending{events: make([]domain.Envelope, 0, len(msgs)), from: make([]jetstream.Msg, 0, len(msgs))}
+func (p *LifecycleProjector) handle(ctx context.Context, msgs []eventstore.Message, retry *backoff) bool {
+	b := pending{events: make([]domain.Envelope, 0, len(msgs)), from: make([]eventstore.Message, 0, len(msgs))}
 	for _, m := range msgs {
 		e, err := p.store.Decode(m)
 		if err == nil {

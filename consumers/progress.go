@@ -9,8 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -54,7 +53,7 @@ func (p *LifecycleProjector) Progress(ctx context.Context) (projections.Progress
 		LastError:  w.lastErr,
 	}
 	next, events, seconds, err := lag(ctx, st.Checkpoint, 0, last, func(ctx context.Context, seq uint64) (float64, error) {
-		return eventAge(ctx, p.store.Stream(), seq)
+		return eventAge(ctx, p.store, eventstore.Lifecycle, seq)
 	})
 	if err != nil {
 		return projections.Progress{}, fmt.Errorf("status of projection %q: oldest unapplied event %d: %w", p.cfg.Name, next, err)
@@ -237,15 +236,12 @@ func (w *worker) setLastError(err error) {
 
 // eventAge returns how long ago the stream stored the event at seq; zero
 // when the event is gone.
-func eventAge(ctx context.Context, stream jetstream.Stream, seq uint64) (float64, error) {
-	msg, err := stream.GetMsg(ctx, seq)
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return 0, nil
-	case err != nil:
+func eventAge(ctx context.Context, store *eventstore.Store, k eventstore.StreamKind, seq uint64) (float64, error) {
+	at, ok, err := store.StoredAt(ctx, k, seq)
+	if err != nil || !ok {
 		return 0, err
 	}
-	return max(0, time.Since(msg.Time).Seconds()), nil
+	return max(0, time.Since(at).Seconds()), nil
 }
 
 // readiness is the verdict of a worker's Ready once it is consuming: an

@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tokenledger/tokenledger/eventstore"
 )
 
 // attemptTimeout bounds one attempt to write a batch, to read a checkpoint
@@ -21,11 +22,9 @@ const attemptTimeout = 30 * time.Second
 const readerInactive = time.Minute
 
 // reader follows one stream from a start sequence on, in stream order,
-// through an ordered consumer of its own (ephemeral, no acknowledgements):
-// the client checks that every message of the filter arrives, and after a
-// missed heartbeat, a reconnect or a lost server-side consumer it creates
-// the consumer again right after the last message it passed on. Nothing is
-// passed over and nothing is delivered twice by one reader.
+// through an eventstore.Follower (an ordered consumer of its own:
+// ephemeral, no acknowledgements). Nothing is passed over and nothing is
+// delivered twice by one reader.
 //
 // Both workers read through it: their checkpoint in PostgreSQL is the
 // truth, so a worker opens a reader at checkpoint+1 when it starts and
@@ -38,42 +37,27 @@ const readerInactive = time.Minute
 // the worker takes batches from; the server sends no more than the two
 // hold.
 type reader struct {
-	it     jetstream.MessagesContext
-	msgs   chan jetstream.Msg
+	f      *eventstore.Follower
+	msgs   chan eventstore.Message
 	failed chan error // the reason the goroutine stopped, sent once
 	stop   chan struct{}
 	done   chan struct{}
 	err    error // the reason, once received from failed
 }
 
-// openReader starts reading the stream named stream from sequence from (at
-// least 1) on, holding up to buffer messages ahead of the worker.
-//
-// The consumer has no subject filter: each stream holds only its own kind
-// of event, and a filter would make the server match every next message
-// against the subject tree of the stream, where every token has subjects
-// of its own — that matching, not PostgreSQL, capped a projector's
-// catch-up at about 800 events/s.
-func openReader(ctx context.Context, js jetstream.JetStream, stream string, from uint64, buffer int) (*reader, error) {
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       max(from, 1),
-		ReplayPolicy:      jetstream.ReplayInstantPolicy,
-		InactiveThreshold: readerInactive,
-		// A failed re-creation ends the read; the worker then reads the
-		// checkpoint and starts again from it, with its own backoff.
-		MaxResetAttempts: 1,
-	})
+// openReader starts reading stream k of store from sequence from (at
+// least 1) on, on conn (nil: the store's connection), holding up to buffer
+// messages ahead of the worker. A failed re-creation of the consumer ends
+// the read; the worker then reads the checkpoint and starts again from
+// it, with its own backoff.
+func openReader(ctx context.Context, store *eventstore.Store, conn *nats.Conn, k eventstore.StreamKind, from uint64, buffer int) (*reader, error) {
+	f, err := store.Follow(ctx, k, from, eventstore.FollowConfig{Conn: conn, Buffer: buffer, Inactive: readerInactive})
 	if err != nil {
-		return nil, fmt.Errorf("read stream %s from %d: %w", stream, from, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(buffer))
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s from %d: %w", stream, from, err)
+		return nil, err
 	}
 	r := &reader{
-		it:     it,
-		msgs:   make(chan jetstream.Msg, buffer),
+		f:      f,
+		msgs:   make(chan eventstore.Message, buffer),
 		failed: make(chan error, 1),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -85,7 +69,7 @@ func openReader(ctx context.Context, js jetstream.JetStream, stream string, from
 func (r *reader) pump() {
 	defer close(r.done)
 	for {
-		msg, err := r.it.Next()
+		msg, err := r.f.Next()
 		if err != nil {
 			r.failed <- err
 			return
@@ -104,14 +88,14 @@ func (r *reader) pump() {
 // order, or, with none, ctx's error or the reason the reader stopped
 // (errors.Is nats.ErrConnectionClosed when the connection is closed). A
 // reader that failed stays failed: open another.
-func (r *reader) next(ctx context.Context, limit int, linger time.Duration) ([]jetstream.Msg, error) {
+func (r *reader) next(ctx context.Context, limit int, linger time.Duration) ([]eventstore.Message, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	var batch []jetstream.Msg
+	var batch []eventstore.Message
 	select {
 	case m := <-r.msgs:
-		batch = append(make([]jetstream.Msg, 0, min(limit, cap(r.msgs))), m)
+		batch = append(make([]eventstore.Message, 0, min(limit, cap(r.msgs))), m)
 	case err := <-r.failed:
 		r.err = readerError(err)
 		return nil, r.err
@@ -155,33 +139,30 @@ func (r *reader) next(ctx context.Context, limit int, linger time.Duration) ([]j
 // the consumer once it is inactive.
 func (r *reader) close() {
 	close(r.stop)
-	r.it.Stop()
+	r.f.Stop()
 	<-r.done
 }
 
 // readerError says why a reader stopped.
 func readerError(err error) error {
-	if errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed) {
-		return fmt.Errorf("reader stopped: %w", nats.ErrConnectionClosed)
-	}
 	return fmt.Errorf("reader stopped: %w", err)
 }
 
 // fatal reports a failure a worker does not retry: the connection is
-// closed for good, or the stream is missing and a fresh look-up confirms
+// closed for good, or stream k is missing and a fresh look-up confirms
 // it (a server shutting down its JetStream answers "stream not found" for
 // a moment too).
-func fatal(ctx context.Context, js jetstream.JetStream, stream string, err error) bool {
-	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) {
+func fatal(ctx context.Context, store *eventstore.Store, k eventstore.StreamKind, err error) bool {
+	if errors.Is(err, nats.ErrConnectionClosed) {
 		return true
 	}
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if !errors.Is(err, eventstore.ErrStreamMissing) {
 		return false
 	}
 	lctx, cancel := boundContext(ctx, attemptTimeout)
 	defer cancel()
-	_, lerr := js.Stream(lctx, stream)
-	return errors.Is(lerr, jetstream.ErrStreamNotFound)
+	_, lerr := store.State(lctx, k)
+	return errors.Is(lerr, eventstore.ErrStreamMissing)
 }
 
 // backoff is a pause doubling from initial up to max.

@@ -152,7 +152,7 @@ func (c *UsageConsumer) Run(ctx context.Context) error {
 		return fmt.Errorf("run usage projection %q: Run was already called", c.cfg.Name)
 	}
 	err := c.run(ctx, backoff{initial: c.cfg.RetryInitial, max: c.cfg.RetryMax}, c.log, "usage consumer", "the usage stream",
-		c.open, c.follow, func(err error) bool { return fatal(ctx, c.store.JetStream(), c.store.Config().UsageStream, err) })
+		c.open, c.follow, func(err error) bool { return fatal(ctx, c.store, eventstore.Usage, err) })
 	if err != nil {
 		return fmt.Errorf("run usage projection %q: %w", c.cfg.Name, err)
 	}
@@ -171,7 +171,7 @@ func (c *UsageConsumer) open(ctx context.Context) (*reader, error) {
 	c.known = max(c.known, cp)
 	halted := c.halt != nil
 	c.mu.Unlock()
-	r, err := openReader(actx, c.store.JetStream(), c.store.Config().UsageStream, cp+1, c.cfg.BatchSize)
+	r, err := openReader(actx, c.store, nil, eventstore.Usage, cp+1, c.cfg.BatchSize)
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
@@ -18,7 +16,7 @@ import (
 
 // usageItem is one delivered message of a batch.
 type usageItem struct {
-	msg jetstream.Msg
+	msg eventstore.Message
 	seq uint64
 	ev  domain.Envelope
 	err error // why it does not decode
@@ -27,7 +25,7 @@ type usageItem struct {
 // handle applies one batch read and slides the sessions used. It reports
 // whether the consumer advanced, and whether the reader may go on (false
 // after a halt or a gap, or when ctx ended).
-func (c *UsageConsumer) handle(ctx context.Context, msgs []jetstream.Msg) (progressed, goOn bool) {
+func (c *UsageConsumer) handle(ctx context.Context, msgs []eventstore.Message) (progressed, goOn bool) {
 	items := c.decode(msgs)
 	events, poison := c.eventsOf(items)
 	if len(events) > 0 {
@@ -67,7 +65,7 @@ func (c *UsageConsumer) handle(ctx context.Context, msgs []jetstream.Msg) (progr
 
 // decode decodes every message and sorts them by stream sequence; a
 // message delivered twice in the batch is kept once.
-func (c *UsageConsumer) decode(msgs []jetstream.Msg) []usageItem {
+func (c *UsageConsumer) decode(msgs []eventstore.Message) []usageItem {
 	items := make([]usageItem, 0, len(msgs))
 	for _, m := range msgs {
 		it := usageItem{msg: m}
@@ -79,9 +77,7 @@ func (c *UsageConsumer) decode(msgs []jetstream.Msg) []usageItem {
 		case errors.As(it.err, &de):
 			it.seq = de.Sequence
 		default:
-			if md, err := m.Metadata(); err == nil {
-				it.seq = md.Sequence.Stream
-			}
+			it.seq = m.Sequence()
 		}
 		items = append(items, it)
 	}
@@ -159,12 +155,12 @@ func nextAfter(items []usageItem, checkpoint uint64) (next uint64, gap bool) {
 func (c *UsageConsumer) skipAgedOut(ctx context.Context, checkpoint uint64) bool {
 	actx, cancel := boundContext(ctx, attemptTimeout)
 	defer cancel()
-	info, err := c.store.UsageStream().Info(actx)
+	st, err := c.store.State(actx, eventstore.Usage)
 	if err != nil {
 		c.setLastError(fmt.Errorf("usage stream info: %w", err))
 		return false
 	}
-	first := info.State.FirstSeq
+	first := st.First
 	if first <= checkpoint+1 {
 		c.waitForGap(checkpoint + 1)
 		return false
@@ -253,10 +249,7 @@ func (c *UsageConsumer) record(items []usageItem, res projections.UsageResult, p
 // error level the first time.
 func (c *UsageConsumer) halted(it usageItem, cause error) {
 	reason := cause.Error()
-	subject := ""
-	if it.msg != nil {
-		subject = it.msg.Subject()
-	}
+	subject := it.msg.Subject()
 	if c.recordHalt(projections.Halt{Sequence: it.seq, Subject: subject, Reason: reason, Since: time.Now().UTC()}, cause) {
 		c.log.Error("usage projection HALTED: the event cannot be applied; it and every later usage event stay unapplied until it is resolved (see the UsageConsumer documentation)",
 			"sequence", it.seq, "subject", subject, "reason", reason)

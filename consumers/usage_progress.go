@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/projections"
 )
 
@@ -43,15 +44,15 @@ func (c *UsageConsumer) Stats() projections.UsageStats {
 func (c *UsageConsumer) Progress(ctx context.Context) (projections.UsageProgress, error) {
 	ctx, cancel := boundContext(ctx, statusTimeout)
 	defer cancel()
-	info, err := c.store.UsageStream().Info(ctx)
+	state, err := c.store.State(ctx, eventstore.Usage)
 	if err != nil {
 		return projections.UsageProgress{}, fmt.Errorf("status of usage projection %q: %w", c.cfg.Name, err)
 	}
 	w := c.snapshot(ctx, c.proj, c.cfg.Name)
 	st := projections.UsageProgress{
 		Name:        c.cfg.Name,
-		StreamFirst: info.State.FirstSeq,
-		StreamLast:  info.State.LastSeq,
+		StreamFirst: state.First,
+		StreamLast:  state.Last,
 		Checkpoint:  w.checkpoint,
 		Halted:      w.halted,
 		Skipped:     w.skipped,
@@ -59,7 +60,7 @@ func (c *UsageConsumer) Progress(ctx context.Context) (projections.UsageProgress
 		Stats:       c.Stats(),
 	}
 	next, events, seconds, err := lag(ctx, st.Checkpoint, st.StreamFirst, st.StreamLast, func(ctx context.Context, seq uint64) (float64, error) {
-		return eventAge(ctx, c.store.UsageStream(), seq)
+		return eventAge(ctx, c.store, eventstore.Usage, seq)
 	})
 	if err != nil {
 		return projections.UsageProgress{}, fmt.Errorf("status of usage projection %q: oldest unapplied event %d: %w", c.cfg.Name, next, err)

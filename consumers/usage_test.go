@@ -54,8 +54,12 @@ func newUsageEnvWith(t testing.TB, pool *pgxpool.Pool, storeCfg eventstore.Confi
 	t.Helper()
 	ctx := context.Background()
 	srv := stacktest.NATS(t)
-	js := stacktest.JetStream(t, srv)
-	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), storeCfg)
+	nc := stacktest.Conn(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := eventstore.Open(ctx, nc, domain.NewDefaultRegistry(), storeCfg)
 	if err != nil {
 		t.Fatalf("open event store: %v", err)
 	}
@@ -144,11 +148,11 @@ func (e *usageEnv) appendUses(events ...domain.Envelope) uint64 {
 // usageLast returns the usage stream's last sequence.
 func (e *usageEnv) usageLast() uint64 {
 	e.t.Helper()
-	info, err := e.store.UsageStream().Info(context.Background())
+	info, err := e.store.State(context.Background(), eventstore.Usage)
 	if err != nil {
 		e.t.Fatalf("usage stream info: %v", err)
 	}
-	return info.State.LastSeq
+	return info.Last
 }
 
 // waitSlid waits until c has applied the usage stream through seq and
@@ -543,7 +547,7 @@ func TestUsageConsumerCountsEveryUseOnceAcrossRestarts(t *testing.T) {
 				// to nobody on that consumer until its ack wait, ten
 				// minutes, has passed. The consumer reads from its
 				// checkpoint and does not wait for them.
-				dead, err := e.store.UsageStream().CreateConsumer(ctx, jetstream.ConsumerConfig{
+				dead, err := e.js.CreateConsumer(ctx, e.store.Config().UsageStream, jetstream.ConsumerConfig{
 					Durable: "usage", AckPolicy: jetstream.AckAllPolicy, AckWait: 10 * time.Minute, MaxAckPending: 1000,
 				})
 				if err != nil {
@@ -608,8 +612,8 @@ func TestUsageConsumerGivesUpAgedOutEvents(t *testing.T) {
 	ids := []domain.TokenID{newUsageTokenID(t), newUsageTokenID(t)}
 	lost := e.appendUses(randomUses(t, rng, ids, 50, e.clock.Now())...)
 	stacktest.Eventually(t, time.Minute, func() bool {
-		info, err := e.store.UsageStream().Info(ctx)
-		return err == nil && info.State.Msgs == 0
+		info, err := e.store.State(ctx, eventstore.Usage)
+		return err == nil && info.Msgs == 0
 	}, "the first events aged out")
 	e.uses = nil
 	last := e.appendUses(randomUses(t, rng, ids, 30, e.clock.Now())...)

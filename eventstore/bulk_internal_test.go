@@ -94,8 +94,8 @@ func TestBulkReceiveChecksTheBatch(t *testing.T) {
 // events, with their sequences, either way.
 func TestBulkSlowChunksReadTheSame(t *testing.T) {
 	ctx := context.Background()
-	js := stacktest.JetStream(t, stacktest.NATS(t))
-	store, err := Open(ctx, js, domain.NewDefaultRegistry(), DefaultConfig())
+	nc := stacktest.Conn(t, stacktest.NATS(t))
+	store, err := Open(ctx, nc, domain.NewDefaultRegistry(), DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,8 +55,8 @@ type Config struct {
 	// pause. It must be longer than a leader election (about 5 s) for an
 	// election to stay invisible to writers.
 	AppendTimeout time.Duration
-	// ReadBatch is how many messages a read with a consumer (ReadUntil,
-	// ReadUsage, ReadTokenEvents) asks the server for at a time.
+	// ReadBatch is how many messages a read with a consumer (the usage
+	// stream's reads, ReadTokenEvents) asks the server for at a time.
 	ReadBatch int
 	// LoadBatch is how many messages one request of an aggregate load
 	// returns.

@@ -11,26 +11,26 @@ import (
 	"github.com/tokenledger/tokenledger/domain"
 )
 
-// Decode turns a message delivered by a consumer of the lifecycle or usage
-// stream into its Envelope, with Sequence set to the message's stream
-// sequence. A message that is not a valid event, or is stored on a subject
-// that does not match its content, yields a *DecodeError naming its stream
-// sequence.
-func (s *Store) Decode(msg jetstream.Msg) (domain.Envelope, error) {
-	seq, _, ok := parseAckReply(msg.Reply())
+// Decode turns a message a Follower read into its Envelope, with Sequence
+// set to the message's stream sequence. A message that is not a valid
+// event, or is stored on a subject that does not match its content,
+// yields a *DecodeError naming its stream sequence.
+func (s *Store) Decode(msg Message) (domain.Envelope, error) {
+	m := msg.m
+	seq, _, ok := parseAckReply(m.Reply())
 	if !ok {
-		md, err := msg.Metadata()
+		md, err := m.Metadata()
 		if err != nil {
-			return domain.Envelope{}, fmt.Errorf("decode message on %q: no stream sequence: %w", msg.Subject(), err)
+			return domain.Envelope{}, fmt.Errorf("decode message on %q: no stream sequence: %w", m.Subject(), err)
 		}
 		seq = md.Sequence.Stream
 	}
-	return s.decode(s.streamOf(msg.Subject()), msg.Subject(), seq, msg.Data())
+	return s.decode(s.streamOf(m.Subject()), m.Subject(), seq, m.Data())
 }
 
-// DecodeRaw turns a message read with a direct or stream get into its
+// decodeRaw turns a message read with a direct or stream get into its
 // Envelope, with Sequence set. Errors are as for Decode.
-func (s *Store) DecodeRaw(msg *jetstream.RawStreamMsg) (domain.Envelope, error) {
+func (s *Store) decodeRaw(msg *jetstream.RawStreamMsg) (domain.Envelope, error) {
 	return s.decode(s.streamOf(msg.Subject), msg.Subject, msg.Sequence, msg.Data)
 }
 

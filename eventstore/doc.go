@@ -85,9 +85,10 @@
 // reflects every append acknowledged before it. (Paging through the
 // aggregate's wildcard filter instead makes the server walk the stream
 // message by message.) Read replays the whole lifecycle stream with
-// pipelined direct batch gets of messages without their headers (see
-// Scanner), ReadUntil with an ordered consumer, both up to the end
-// captured when they start.
+// pipelined direct batch gets (see Scanner), up to the end captured when
+// it starts. A Follower reads a stream live, from a sequence on, for the
+// validators' tail and the workers; durable consumers (EnsureDurable) serve
+// per-message work through package eventstore/subscriber.
 // A message that is not a valid event stops a read with a *DecodeError
 // naming its stream sequence; nothing is skipped.
 //

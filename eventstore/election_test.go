@@ -41,7 +41,7 @@ func TestAppendsWaitOutALeaderElection(t *testing.T) {
 	cfg.Replicas = 3
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), cfg)
+	store, err := eventstore.Open(ctx, nc, domain.NewDefaultRegistry(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
@@ -34,7 +36,7 @@ func benchStoreConfig(b *testing.B, srv stacktest.Connector, replicas int) (*eve
 	cfg.Replicas = replicas
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := eventstore.Open(ctx, stacktest.JetStream(b, srv), domain.NewDefaultRegistry(), cfg)
+	store, err := eventstore.Open(ctx, stacktest.Conn(b, srv), domain.NewDefaultRegistry(), cfg)
 	if err != nil {
 		b.Fatalf("open: %v", err)
 	}
@@ -128,7 +130,10 @@ func BenchmarkAppend(b *testing.B) {
 			// message id.
 			b.Run("raw-publish", func(b *testing.B) {
 				_, cfg := benchStoreConfig(b, srv, bs.replicas)
-				js := stacktest.JetStream(b, srv)
+				js, err := jetstream.New(stacktest.Conn(b, srv))
+				if err != nil {
+					b.Fatal(err)
+				}
 				subjects := eventstore.NewSubjects(cfg.SubjectPrefix)
 				reg := domain.NewDefaultRegistry()
 				ctx := context.Background()

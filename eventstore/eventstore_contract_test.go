@@ -120,7 +120,7 @@ func newHarness(t *testing.T, srv stacktest.Connector, replicas int) *harness {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if h.store, err = eventstore.Open(ctx, h.appJS, domain.NewDefaultRegistry(), cfg); err != nil {
+	if h.store, err = eventstore.Open(ctx, h.appConn, domain.NewDefaultRegistry(), cfg); err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	return h
@@ -149,7 +149,6 @@ func TestContract(t *testing.T) {
 		{"issue expecting the owner conflicts with a revocation", testIssueExpectsOwner},
 		{"invalid appends are refused before sending", testInvalidAppends},
 		{"read stops at the end captured at start", testReadCapturedEnd},
-		{"read until a time stops at the first later event", testReadUntil},
 		{"a scan hands out every event in order, chunk after chunk", testScanInOrder},
 		{"corrupt messages surface with their sequence", testCorruptMessage},
 		{"usage events go to the usage stream", testAppendUsage},
@@ -387,26 +386,26 @@ func testLoadInOrder(t *testing.T, h *harness, _ backend) {
 		t.Fatalf("stream last sequence = %d, %v; want %d", got, err, last)
 	}
 
-	// A consumer of the stream decodes what it receives with Decode. In a
-	// cluster its creation may find nobody answering for a moment (a
-	// stream or meta leader moving, on a loaded machine); it is asked again
+	// A follower of the stream decodes what it receives with Decode. In a
+	// cluster its creation may find nobody answering for a moment, and a
+	// follower may lose its consumer and fail to create it again (a stream
+	// or meta leader moving, on a loaded machine); a new one is started
 	// then, as a worker would.
-	var msg jetstream.Msg
+	var msg eventstore.Message
 	stacktest.Eventually(t, 30*time.Second, func() bool {
-		cons, err := h.store.Stream().OrderedConsumer(h.ctx(), jetstream.OrderedConsumerConfig{
-			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: all[3].Sequence,
-		})
+		f, err := h.store.Follow(h.ctx(), eventstore.Lifecycle, all[3].Sequence, eventstore.FollowConfig{Remove: true})
 		if err == nil {
-			msg, err = cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		}
-		if err != nil && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatal(err)
+			// Nothing within five seconds: asked again.
+			timer := time.AfterFunc(5*time.Second, f.Stop)
+			msg, err = f.Next()
+			timer.Stop()
+			f.Stop()
 		}
 		if err != nil {
-			t.Logf("ordered consumer: %v; asking again", err)
+			t.Logf("follower: %v; asking again", err)
 		}
 		return err == nil
-	}, "an ordered consumer received the stream's fourth event")
+	}, "a follower received the stream's fourth event")
 	decoded, err := h.store.Decode(msg)
 	if err != nil || !equalEnvelope(decoded, all[3]) {
 		t.Fatalf("Decode = %+v, %v; want %+v", decoded, err, all[3])
@@ -826,7 +825,7 @@ func appendMany(t *testing.T, h *harness, n int) []domain.Envelope {
 func testScanInOrder(t *testing.T, h *harness, _ backend) {
 	events := appendMany(t, h, 2600)
 	end := events[len(events)-1].Sequence
-	sc, err := h.store.ScanLifecycle(h.ctx(), end)
+	sc, err := h.store.Scan(h.ctx(), eventstore.Lifecycle, end)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -909,43 +908,6 @@ func testReadCapturedEnd(t *testing.T, h *harness, _ backend) {
 	}
 }
 
-// testReadUntil stores two groups of events with the clock moving on in
-// between and checks ReadUntil(t) yields exactly the first group.
-func testReadUntil(t *testing.T, h *harness, _ backend) {
-	before := appendMany(t, h, 12)
-	stream, err := h.appJS.Stream(h.ctx(), h.cfg.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lastMsg, err := stream.GetMsg(h.ctx(), before[len(before)-1].Sequence)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cut := lastMsg.Time
-	stacktest.Eventually(t, time.Second, func() bool { return time.Now().After(cut.Add(time.Millisecond)) }, "clock passes the cut")
-	appendMany(t, h, 7)
-
-	var got []domain.Envelope
-	last, err := h.store.ReadUntil(h.ctx(), cut, func(e domain.Envelope) error {
-		got = append(got, e)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("read until: %v", err)
-	}
-	sameEvents(t, "read until the cut", got, before)
-	if last != before[len(before)-1].Sequence {
-		t.Fatalf("read until returned last %d, want %d", last, before[len(before)-1].Sequence)
-	}
-	got = nil
-	if _, err := h.store.ReadUntil(h.ctx(), cut.Add(-time.Hour), func(e domain.Envelope) error {
-		got = append(got, e)
-		return nil
-	}); err != nil || len(got) != 0 {
-		t.Fatalf("read until before the first event: %d events, %v", len(got), err)
-	}
-}
-
 // testCorruptMessage publishes garbage, and a valid event on the wrong
 // subject, with plain NATS and checks reads report them with their stream
 // sequences instead of skipping them.
@@ -1025,14 +987,18 @@ func testAppendUsage(t *testing.T, h *harness, _ backend) {
 	if _, err := h.store.AppendUsage(h.ctx(), issued(t, tok, "o")); !errors.Is(err, domain.ErrInvalidArgument) {
 		t.Fatalf("lifecycle event as usage: got %v, want ErrInvalidArgument", err)
 	}
-	info, err := h.store.UsageStream().Info(h.ctx())
+	usage, err := h.appJS.Stream(h.ctx(), h.cfg.UsageStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := usage.Info(h.ctx())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.State.Msgs != 3 || info.Config.MaxAge != h.cfg.UsageMaxAge || !info.Config.DenyDelete || !info.Config.DenyPurge {
 		t.Fatalf("usage stream: %d msgs, config %+v", info.State.Msgs, info.Config)
 	}
-	msg, err := h.store.UsageStream().GetMsg(h.ctx(), stored[2].Sequence)
+	msg, err := usage.GetMsg(h.ctx(), stored[2].Sequence)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1061,7 +1027,7 @@ func testAppendUsage(t *testing.T, h *harness, _ backend) {
 	if again, err := h.store.AppendUsage(h.ctx(), batches...); err != nil || again[0].Sequence != storedBatch[0].Sequence {
 		t.Fatalf("usage batch resend: %v, %v; want sequence %d", ids(again), err, storedBatch[0].Sequence)
 	}
-	msg, err = h.store.UsageStream().GetMsg(h.ctx(), storedBatch[0].Sequence)
+	msg, err = usage.GetMsg(h.ctx(), storedBatch[0].Sequence)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1082,7 +1048,7 @@ func testAppendUsage(t *testing.T, h *harness, _ backend) {
 func testReopen(t *testing.T, h *harness, _ backend) {
 	tok := newTokenID(t)
 	stored := mustAppend(t, h, eventstore.ExpectToken(tok, 0), issued(t, tok, "o"))
-	again, err := eventstore.Open(h.ctx(), h.appJS, domain.NewDefaultRegistry(), h.cfg)
+	again, err := eventstore.Open(h.ctx(), h.appConn, domain.NewDefaultRegistry(), h.cfg)
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -1105,11 +1071,11 @@ func testReopen(t *testing.T, h *harness, _ backend) {
 	// The operator may change what may be changed.
 	cfg := h.cfg
 	cfg.DuplicateWindow = 5 * time.Minute
-	if _, err := eventstore.Open(h.ctx(), h.adminJS, domain.NewDefaultRegistry(), cfg); err != nil {
+	if _, err := eventstore.Open(h.ctx(), h.adminJS.Conn(), domain.NewDefaultRegistry(), cfg); err != nil {
 		t.Fatalf("reopen with a new duplicate window: %v", err)
 	}
-	info, err := h.store.Stream().Info(h.ctx())
-	if err != nil || info.Config.Duplicates != 5*time.Minute {
+	info, err := h.appJS.Stream(h.ctx(), h.cfg.Stream)
+	if err != nil || info.CachedInfo().Config.Duplicates != 5*time.Minute {
 		t.Fatalf("duplicate window after update: %v, %v", info, err)
 	}
 }
@@ -1166,7 +1132,7 @@ func testLostAck(t *testing.T, h *harness, _ backend) {
 	}
 	for _, tc := range cases {
 		lossy := &lossyJetStream{JetStream: h.appJS, store: tc.store}
-		store, err := eventstore.Open(h.ctx(), lossy, domain.NewDefaultRegistry(), h.cfg)
+		store, err := eventstore.OpenJetStream(h.ctx(), lossy, domain.NewDefaultRegistry(), h.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,7 +31,7 @@ func (s *Store) Load(ctx context.Context, a Aggregate) ([]domain.Envelope, error
 	}
 	events := []domain.Envelope{}
 	err := s.loadRaw(ctx, s.subj.Filter(a), 1, func(m *jetstream.RawStreamMsg) error {
-		e, err := s.DecodeRaw(m)
+		e, err := s.decodeRaw(m)
 		if err != nil {
 			return err
 		}
@@ -47,6 +47,44 @@ func (s *Store) Load(ctx context.Context, a Aggregate) ([]domain.Envelope, error
 // LoadToken returns every lifecycle event of token id, as Load.
 func (s *Store) LoadToken(ctx context.Context, id domain.TokenID) ([]domain.Envelope, error) {
 	return s.Load(ctx, Token(id))
+}
+
+// LoadIssued returns the token.issued event of token id; ok is false when
+// the token has none. The event is the one message on its subject, read
+// with one direct get, which any replica may answer: when that finds
+// nothing (a replica that has not caught up yet may answer "not found"),
+// LoadIssued loads the token as LoadToken does, which waits for it. Both
+// share one Config.RequestTimeout.
+func (s *Store) LoadIssued(ctx context.Context, id domain.TokenID) (e domain.Envelope, ok bool, err error) {
+	subject, err := s.subj.TokenSubject(id, domain.TypeTokenIssued)
+	if err != nil {
+		return domain.Envelope{}, false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	msg, err := s.stream.GetLastMsgForSubject(ctx, subject)
+	switch {
+	case err == nil:
+		if e, err = s.decodeRaw(msg); err != nil {
+			return domain.Envelope{}, false, err
+		}
+		if _, ok := e.Data.(domain.TokenIssued); !ok {
+			return domain.Envelope{}, false, fmt.Errorf("%w: %s holds a %s event", domain.ErrCorruptEvent, subject, e.Type)
+		}
+		return e, true, nil
+	case !errors.Is(err, jetstream.ErrMsgNotFound):
+		return domain.Envelope{}, false, fmt.Errorf("load token.issued of %s: %w", id, err)
+	}
+	events, err := s.LoadToken(ctx, id)
+	if err != nil {
+		return domain.Envelope{}, false, err
+	}
+	if len(events) > 0 {
+		if _, ok := events[0].Data.(domain.TokenIssued); ok {
+			return events[0], true, nil
+		}
+	}
+	return domain.Envelope{}, false, nil
 }
 
 // LoadOwner returns every owner-wide event of owner, as Load.
@@ -274,28 +312,10 @@ func (s *Store) getPage(ctx context.Context, subject string, from uint64, batch 
 // event's content, that no sequence is missing, and that every event is
 // stored on its aggregate's subject, as Load and the projector do.
 func (s *Store) Read(ctx context.Context, from uint64, fn func(domain.Envelope) error) (last uint64, err error) {
-	return s.read(ctx, from, time.Time{}, fn)
-}
-
-// ReadUntil passes every lifecycle event the stream stored at or before t
-// to fn, oldest first, and stops at the first one stored later than t (or
-// at the stream's last sequence captured when ReadUntil started). "Stored"
-// is the stream's own timestamp, not Envelope.Time: stream order decides
-// what happened first, and the stream timestamps follow stream order,
-// while event times come from the clocks of the nodes that recorded them.
-// The result and errors are as for Read.
-func (s *Store) ReadUntil(ctx context.Context, t time.Time, fn func(domain.Envelope) error) (last uint64, err error) {
-	if t.IsZero() {
-		return 0, fmt.Errorf("read until: %w: zero time", domain.ErrInvalidArgument)
-	}
-	return s.read(ctx, 1, t, fn)
-}
-
-func (s *Store) read(ctx context.Context, from uint64, until time.Time, fn func(domain.Envelope) error) (uint64, error) {
 	if from == 0 {
 		from = 1
 	}
-	last := from - 1
+	last = from - 1
 	end, err := s.StreamLastSequence(ctx)
 	if err != nil {
 		return last, fmt.Errorf("read: %w", err)
@@ -303,10 +323,7 @@ func (s *Store) read(ctx context.Context, from uint64, until time.Time, fn func(
 	if from > end {
 		return last, nil
 	}
-	if until.IsZero() {
-		return s.scanRange(ctx, s.stream, s.cfg.Stream, from, end, fn)
-	}
-	return s.consume(ctx, s.stream, s.cfg.Stream, "", from, end, until.UnixNano(), fn)
+	return s.scanRange(ctx, s.stream, s.cfg.Stream, from, end, fn)
 }
 
 // scanRange passes the events of stream (named name) from sequence from
@@ -360,17 +377,16 @@ func (s *Store) ReadTokenEvents(ctx context.Context, t domain.EventType, from, t
 	if from > through {
 		return from - 1, nil
 	}
-	return s.consume(ctx, s.stream, s.cfg.Stream, filter, from, through, 0, fn)
+	return s.consume(ctx, s.stream, s.cfg.Stream, filter, from, through, fn)
 }
 
 // consume passes the events of stream (named name) from sequence from
 // through end to fn, in order, with an ordered consumer, only those on
-// subjects matching filter unless it is empty. It stops after end,
-// at the first event stored later than untilNanos (when not zero), when the
+// subjects matching filter unless it is empty. It stops after end, when the
 // server says nothing is pending after a message (events that aged out of
 // a stream with a retention never arrive), or at the first error. It returns
 // the sequence of the last event fn accepted (from-1 when none).
-func (s *Store) consume(ctx context.Context, stream jetstream.Stream, name, filter string, from, end uint64, untilNanos int64,
+func (s *Store) consume(ctx context.Context, stream jetstream.Stream, name, filter string, from, end uint64,
 	fn func(domain.Envelope) error) (uint64, error) {
 	last := from - 1
 	cfg := jetstream.OrderedConsumerConfig{
@@ -408,15 +424,15 @@ func (s *Store) consume(ctx context.Context, stream jetstream.Stream, name, filt
 			}
 			return last, fmt.Errorf("read %s after %d: %w", name, last, err)
 		}
-		seq, ts, pending, ok := parseAckReplyPending(msg.Reply())
+		seq, _, pending, ok := parseAckReplyPending(msg.Reply())
 		if !ok {
 			md, err := msg.Metadata()
 			if err != nil {
 				return last, fmt.Errorf("read %s after %d: %w", name, last, err)
 			}
-			seq, ts, pending = md.Sequence.Stream, md.Timestamp.UnixNano(), md.NumPending
+			seq, pending = md.Sequence.Stream, md.NumPending
 		}
-		if untilNanos != 0 && ts > untilNanos || seq > end {
+		if seq > end {
 			return last, nil
 		}
 		if err := ctx.Err(); err != nil {

@@ -36,8 +36,8 @@ func usageEvents(t *testing.T, n int) []domain.Envelope {
 
 func openUsageStore(t *testing.T, cfg eventstore.Config) *eventstore.Store {
 	t.Helper()
-	js := stacktest.JetStream(t, stacktest.NATS(t))
-	store, err := eventstore.Open(context.Background(), js, domain.NewDefaultRegistry(), cfg)
+	nc := stacktest.Conn(t, stacktest.NATS(t))
+	store, err := eventstore.Open(context.Background(), nc, domain.NewDefaultRegistry(), cfg)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -137,8 +137,8 @@ func TestReadUsageAfterAgeOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	aged := func() bool {
-		info, err := store.UsageStream().Info(ctx)
-		return err == nil && info.State.Msgs == 0 && info.State.LastSeq == 3
+		info, err := store.State(ctx, eventstore.Usage)
+		return err == nil && info.Msgs == 0 && info.Last == 3
 	}
 	stacktest.Eventually(t, 30*time.Second, aged, "the usage events did not age out")
 	if seqs, last := readUsage(t, store, 0); len(seqs) != 0 || last != 0 {

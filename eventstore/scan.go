@@ -70,16 +70,14 @@ type Scanner struct {
 	scanned uint64
 }
 
-// ScanLifecycle starts a Scanner of the lifecycle stream through sequence
-// through (0: nothing).
-func (s *Store) ScanLifecycle(ctx context.Context, through uint64) (*Scanner, error) {
-	return s.scan(ctx, s.stream, s.cfg.Stream, 1, through)
-}
-
-// ScanUsage starts a Scanner of the usage stream through sequence through
-// (0: nothing). Events that aged out are absent.
-func (s *Store) ScanUsage(ctx context.Context, through uint64) (*Scanner, error) {
-	return s.scan(ctx, s.usage, s.cfg.UsageStream, 1, through)
+// Scan starts a Scanner of stream k through sequence through (0:
+// nothing). Events that aged out of the usage stream are absent.
+func (s *Store) Scan(ctx context.Context, k StreamKind, through uint64) (*Scanner, error) {
+	stream, name, err := s.streamOfKind(k)
+	if err != nil {
+		return nil, err
+	}
+	return s.scan(ctx, stream, name, 1, through)
 }
 
 // scan starts a Scanner of stream (named name) from sequence from (at

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
@@ -16,8 +17,8 @@ import (
 // Store is the append-only event store on JetStream: a lifecycle stream
 // holding every token and owner event forever, and a usage stream holding
 // usage events for Config.UsageMaxAge. A Store is safe for concurrent use.
-// It uses the connection of the JetStream handle it was opened with, and
-// from its first Load on holds one subscription on it, until Close.
+// It uses the connection it was opened with, which stays the caller's,
+// and from its first Load on holds one subscription on it, until Close.
 type Store struct {
 	js        jetstream.JetStream
 	reg       *domain.Registry
@@ -42,7 +43,16 @@ type Store struct {
 // A user denied stream updates opens an up-to-date store without one, but
 // cannot apply a changed configuration: the server drops the update
 // unanswered and Open fails once its retries time out.
-func Open(ctx context.Context, js jetstream.JetStream, reg *domain.Registry, cfg Config) (*Store, error) {
+func Open(ctx context.Context, nc *nats.Conn, reg *domain.Registry, cfg Config) (*Store, error) {
+	js, err := jetStream(nc)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, js, reg, cfg)
+}
+
+// open is Open on the JetStream handle js.
+func open(ctx context.Context, js jetstream.JetStream, reg *domain.Registry, cfg Config) (*Store, error) {
 	s, err := newStore(js, reg, cfg)
 	if err != nil {
 		return nil, err
@@ -74,7 +84,11 @@ var ErrStreamMissing = errors.New("stream does not exist")
 // or, on the lifecycle stream, atomic batches. Settings that are the
 // operator's to choose — replicas, the duplicate window, the usage
 // stream's retention — are taken as they are.
-func OpenExisting(ctx context.Context, js jetstream.JetStream, reg *domain.Registry, cfg Config) (*Store, error) {
+func OpenExisting(ctx context.Context, nc *nats.Conn, reg *domain.Registry, cfg Config) (*Store, error) {
+	js, err := jetStream(nc)
+	if err != nil {
+		return nil, err
+	}
 	s, err := newStore(js, reg, cfg)
 	if err != nil {
 		return nil, err
@@ -122,6 +136,18 @@ func (s *Store) existingStream(ctx context.Context, want jetstream.StreamConfig,
 		return nil, fmt.Errorf("open event store: stream %s is unsafe to use (fix it with `tokenledger streams init`): %w", want.Name, err)
 	}
 	return stream, nil
+}
+
+// jetStream returns a JetStream handle on nc.
+func jetStream(nc *nats.Conn) (jetstream.JetStream, error) {
+	if nc == nil {
+		return nil, errors.New("open event store: a connection is required")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	return js, nil
 }
 
 // newStore returns a store with cfg on js, its streams not yet looked up.
@@ -277,56 +303,6 @@ func sorted(s []string) []string {
 	return s
 }
 
-// ProtectedAPISubjects lists the JetStream API subjects (under the default
-// "$JS.API." prefix) through which the named streams' history could be
-// removed or rewritten: deleting the stream, updating its configuration
-// (adding an age or size limit removes messages even from a stream that
-// denies deletes), purging it and deleting a message. The stream settings
-// refuse purges and message deletes, but nothing in a stream's
-// configuration refuses deleting the whole stream: only permissions do.
-// Deny publishing to these subjects to every user except the operator's;
-// such a user can still create the streams and open an up-to-date store.
-// A stream name may be "*" to protect every stream.
-func ProtectedAPISubjects(streams ...string) []string {
-	out := make([]string, 0, 4*len(streams))
-	for _, name := range streams {
-		out = append(out,
-			"$JS.API.STREAM.DELETE."+name,
-			"$JS.API.STREAM.UPDATE."+name,
-			"$JS.API.STREAM.PURGE."+name,
-			"$JS.API.STREAM.MSG.DELETE."+name,
-		)
-	}
-	return out
-}
-
-// APINodeDeniedAPISubjects lists the JetStream API subjects (under the
-// default "$JS.API." prefix) that the credentials of API nodes and embedded
-// validators must be denied on top of ProtectedAPISubjects: creating
-// durable consumers the legacy way, and deleting, creating or updating the
-// workers' durable consumers (durables: the names `project` consumes
-// under, on every named stream). Without it an API node's credentials
-// could delete or reconfigure the consumer a projector depends on. An API
-// node reads only through ordered consumers of its own, under generated
-// names, which it creates and deletes as soon as a read ends (a consumer
-// left to the server's inactivity cleanup keeps its pull requests, and so
-// the server's work, alive meanwhile); none of that is denied. Stream
-// names may be "*".
-func APINodeDeniedAPISubjects(streams, durables []string) []string {
-	out := ProtectedAPISubjects(streams...)
-	for _, name := range streams {
-		out = append(out, "$JS.API.CONSUMER.DURABLE.CREATE."+name+".*")
-		for _, d := range durables {
-			out = append(out,
-				"$JS.API.CONSUMER.DELETE."+name+"."+d,
-				"$JS.API.CONSUMER.CREATE."+name+"."+d,
-				"$JS.API.CONSUMER.CREATE."+name+"."+d+".>",
-			)
-		}
-	}
-	return out
-}
-
 // rewritable lists the settings of a stream through which its history
 // could be removed or rewritten by messages alone.
 func rewritable(got jetstream.StreamConfig) []error {
@@ -469,15 +445,9 @@ func apiPrefix(opts jetstream.JetStreamOptions) string {
 // allowed and subscribes again.
 func (s *Store) Close() error { return s.direct.close() }
 
-// Stream returns the lifecycle stream.
-func (s *Store) Stream() jetstream.Stream { return s.stream }
-
-// UsageStream returns the usage stream.
-func (s *Store) UsageStream() jetstream.Stream { return s.usage }
-
-// JetStream returns the JetStream handle the store uses, for consumers
-// that tail the streams.
-func (s *Store) JetStream() jetstream.JetStream { return s.js }
+// Conn returns the connection the store uses, which stays the caller's:
+// for watching its state, not for reading the streams around the store.
+func (s *Store) Conn() *nats.Conn { return s.js.Conn() }
 
 // Config returns the store's configuration.
 func (s *Store) Config() Config { return s.cfg }

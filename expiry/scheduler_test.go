@@ -55,7 +55,7 @@ func (w *world) openStore() *eventstore.Store {
 	// what keeps a notice from being recorded twice.
 	cfg := eventstore.DefaultConfig()
 	cfg.DuplicateWindow = 200 * time.Millisecond
-	store, err := eventstore.Open(context.Background(), stacktest.JetStream(w.t, w.srv), domain.NewDefaultRegistry(), cfg)
+	store, err := eventstore.Open(context.Background(), stacktest.Conn(w.t, w.srv), domain.NewDefaultRegistry(), cfg)
 	if err != nil {
 		w.t.Fatalf("open event store: %v", err)
 	}

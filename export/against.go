@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tokenledger/tokenledger/eventstore"
 )
 
@@ -19,14 +17,13 @@ import (
 // reading's chunks and the owner cache.
 func against(ctx context.Context, store *eventstore.Store, path string, m Manifest, p *problems, opts VerifyOptions) error {
 	type pass struct {
-		kind   Stream
-		stream jetstream.Stream
-		rng    StreamRange
-		name   string
+		kind Stream
+		rng  StreamRange
+		name string
 	}
-	passes := []pass{{Lifecycle, store.Stream(), m.Lifecycle, store.Config().Stream}}
+	passes := []pass{{Lifecycle, m.Lifecycle, store.Config().Stream}}
 	if m.Usage != nil {
-		passes = append(passes, pass{Usage, store.UsageStream(), *m.Usage, store.Config().UsageStream})
+		passes = append(passes, pass{Usage, *m.Usage, store.Config().UsageStream})
 	}
 	sel := &selector{filter: m.Filter, owners: newOwnerResolver(store, opts.OwnerCache)}
 	for _, ps := range passes {
@@ -34,7 +31,7 @@ func against(ctx context.Context, store *eventstore.Store, path string, m Manife
 			p.fileProblem(ProblemManifest, "the export read the %s stream %q, the store's is %q: not compared", ps.kind, ps.rng.Stream, ps.name)
 			continue
 		}
-		if err := comparePass(ctx, store, ps.stream, ps.kind, ps.rng.ScannedThrough, path, m, sel, p, opts); err != nil {
+		if err := comparePass(ctx, store, ps.kind, ps.rng.ScannedThrough, path, m, sel, p, opts); err != nil {
 			return err
 		}
 	}
@@ -43,7 +40,7 @@ func against(ctx context.Context, store *eventstore.Store, path string, m Manife
 
 // comparePass compares the export's records of one stream with the
 // stream.
-func comparePass(ctx context.Context, store *eventstore.Store, s jetstream.Stream, kind Stream, through uint64, path string, m Manifest, sel *selector, p *problems, opts VerifyOptions) error {
+func comparePass(ctx context.Context, store *eventstore.Store, kind Stream, through uint64, path string, m Manifest, sel *selector, p *problems, opts VerifyOptions) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -70,7 +67,7 @@ func comparePass(ctx context.Context, store *eventstore.Store, s jetstream.Strea
 	}
 	if through > 0 {
 		// A usage stream that has aged out entirely has nothing to read.
-		if _, msgs, err := streamEnd(ctx, store, s); err != nil {
+		if _, msgs, err := streamEnd(ctx, store, kind); err != nil {
 			return err
 		} else if msgs == 0 {
 			through = 0

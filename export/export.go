@@ -93,7 +93,7 @@ func Export(ctx context.Context, store *eventstore.Store, path string, opts Opti
 	}
 	total := m.Lifecycle.ScannedThrough
 	if f.IncludeUsage {
-		last, msgs, err := streamEnd(ctx, store, store.UsageStream())
+		last, msgs, err := streamEnd(ctx, store, Usage)
 		if err != nil {
 			return Result{}, fmt.Errorf("export: usage %w", err)
 		}

@@ -169,7 +169,7 @@ func newStore(tb testing.TB) *testStore {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s.Store, err = eventstore.Open(context.Background(), s.js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	s.Store, err = eventstore.Open(context.Background(), nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		tb.Fatalf("open event store: %v", err)
 	}

@@ -2,10 +2,7 @@ package export
 
 import (
 	"context"
-	"errors"
 	"fmt"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -179,38 +176,11 @@ func (o *ownerResolver) tokenOwner(ctx context.Context, id domain.TokenID) (doma
 	return owner, nil
 }
 
-// load reads the token.issued event of id: a direct get of its subject,
-// which holds that one event. A replica that has not caught up yet may
-// answer "not found"; Store.LoadToken, which waits for it, settles that.
+// load reads the token.issued event of id (Store.LoadIssued).
 func (o *ownerResolver) load(ctx context.Context, id domain.TokenID) (domain.OwnerID, error) {
-	subject, err := o.store.Subjects().TokenSubject(id, domain.TypeTokenIssued)
-	if err != nil {
+	e, ok, err := o.store.LoadIssued(ctx, id)
+	if err != nil || !ok {
 		return "", err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.store.Config().RequestTimeout)
-	defer cancel()
-	msg, err := o.store.Stream().GetLastMsgForSubject(ctx, subject)
-	switch {
-	case err == nil:
-		e, err := o.store.DecodeRaw(msg)
-		if err != nil {
-			return "", err
-		}
-		if d, ok := e.Data.(domain.TokenIssued); ok {
-			return d.Owner, nil
-		}
-		return "", fmt.Errorf("%w: %s holds a %s event", domain.ErrCorruptEvent, subject, e.Type)
-	case !errors.Is(err, jetstream.ErrMsgNotFound):
-		return "", err
-	}
-	events, err := o.store.LoadToken(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	if len(events) > 0 {
-		if d, ok := events[0].Data.(domain.TokenIssued); ok {
-			return d.Owner, nil
-		}
-	}
-	return "", nil
+	return e.Data.(domain.TokenIssued).Owner, nil
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -25,15 +24,13 @@ type harness struct {
 	store *eventstore.Store
 	pool  *pgxpool.Pool
 	proj  *projections.ReadModel
-	js    jetstream.JetStream
 	clock *domain.ManualClock
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ctx := context.Background()
-	js := stacktest.JetStream(t, stacktest.NATS(t))
-	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	store, err := eventstore.Open(ctx, stacktest.Conn(t, stacktest.NATS(t)), domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		t.Fatalf("open event store: %v", err)
 	}
@@ -52,7 +49,6 @@ func newHarness(t *testing.T) *harness {
 		store: store,
 		pool:  pool,
 		proj:  projections.New(pool, projections.WithClock(clock)),
-		js:    js,
 		clock: clock,
 	}
 }

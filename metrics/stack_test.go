@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -25,11 +23,7 @@ func TestWatchRealComponents(t *testing.T) {
 	defer cancel()
 
 	srv := stacktest.NATS(t)
-	js, err := jetstream.New(stacktest.Conn(t, srv))
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	store, err := eventstore.Open(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	store, err := eventstore.Open(ctx, stacktest.Conn(t, srv), domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		t.Fatalf("open event store: %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 // It stops when the test ends; an error of its own fails the test then.
 func startLive(t *testing.T, store *eventstore.Store, proj *projections.ReadModel, name string) *consumers.LifecycleProjector {
 	t.Helper()
-	conn, err := nats.Connect(store.JetStream().Conn().ConnectedUrl(), nats.Name("live-"+name))
+	conn, err := nats.Connect(store.Conn().ConnectedUrl(), nats.Name("live-"+name))
 	if err != nil {
 		t.Fatalf("connect the projector: %v", err)
 	}

@@ -19,7 +19,7 @@ func foldStream(ctx context.Context, store *eventstore.Store, end uint64, state 
 	if end == 0 {
 		return 0, 0, nil
 	}
-	sc, err := store.ScanLifecycle(ctx, end)
+	sc, err := store.Scan(ctx, eventstore.Lifecycle, end)
 	if err != nil {
 		return 0, 0, fmt.Errorf("read the stream: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -120,12 +119,7 @@ func Connect(ctx context.Context, e Embed) (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect validator: %w", err)
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("connect validator: jetstream: %w", err)
-	}
-	store, err := eventstore.OpenExisting(ctx, js, domain.NewDefaultRegistry(), e.storeConfig())
+	store, err := eventstore.OpenExisting(ctx, nc, domain.NewDefaultRegistry(), e.storeConfig())
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("connect validator: %w", err)

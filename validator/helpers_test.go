@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -68,13 +67,10 @@ func newEnvOn(tb testing.TB, srv stacktest.Connector, opts ...nats.Option) *env 
 // openStore opens the event store on a connection of its own.
 func (e *env) openStore(tb testing.TB) *eventstore.Store {
 	tb.Helper()
-	js, err := jetstream.New(stacktest.Conn(tb, e.srv, e.opts...))
-	if err != nil {
-		tb.Fatalf("jetstream: %v", err)
-	}
+	nc := stacktest.Conn(tb, e.srv, e.opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := eventstore.Open(ctx, js, e.reg, eventstore.DefaultConfig())
+	s, err := eventstore.Open(ctx, nc, e.reg, eventstore.DefaultConfig())
 	if err != nil {
 		tb.Fatalf("open event store: %v", err)
 	}
@@ -296,47 +292,28 @@ func (e *env) readUsage(tb testing.TB) usageSums {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sums := usageSums{counts: map[domain.TokenID]uint64{}, addrs: map[domain.TokenID][]string{}}
-	info, err := e.store.UsageStream().Info(ctx)
+	info, err := e.store.State(ctx, eventstore.Usage)
 	if err != nil {
 		tb.Fatalf("usage stream info: %v", err)
 	}
-	if info.State.Msgs == 0 {
+	if info.Msgs == 0 {
 		return sums
 	}
-	cons, err := e.store.UsageStream().OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	_, err = e.store.ReadUsage(ctx, 1, func(ev domain.Envelope) error {
+		if ev.Type != domain.TypeUsageBatch {
+			tb.Fatalf("usage event %s is %s, want one usage batch per flush", ev.ID, ev.Type)
+		}
+		for id, used := range domain.Uses(ev) {
+			if used.Count == 0 || used.LastAt.Before(used.FirstAt) {
+				tb.Errorf("usage event %s: token %s: count %d, first %s, last %s", ev.ID, id, used.Count, used.FirstAt, used.LastAt)
+			}
+			sums.counts[id] += used.Count
+			sums.addrs[id] = append(sums.addrs[id], used.ClientAddr)
+		}
+		return nil
+	})
 	if err != nil {
-		tb.Fatalf("usage consumer: %v", err)
-	}
-	for read := uint64(0); read < info.State.Msgs; {
-		batch, err := cons.Fetch(int(min(info.State.Msgs-read, 1000)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			tb.Fatalf("fetch usage: %v", err)
-		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			ev, err := e.store.Decode(msg)
-			if err != nil {
-				tb.Fatalf("decode usage event: %v", err)
-			}
-			if ev.Type != domain.TypeUsageBatch {
-				tb.Fatalf("usage event %s is %s, want one usage batch per flush", ev.ID, ev.Type)
-			}
-			for id, used := range domain.Uses(ev) {
-				if used.Count == 0 || used.LastAt.Before(used.FirstAt) {
-					tb.Errorf("usage event %s: token %s: count %d, first %s, last %s", ev.ID, id, used.Count, used.FirstAt, used.LastAt)
-				}
-				sums.counts[id] += used.Count
-				sums.addrs[id] = append(sums.addrs[id], used.ClientAddr)
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			tb.Fatalf("fetch usage: %v", err)
-		}
-		if got == 0 {
-			tb.Fatalf("usage stream: read %d of %d messages", read, info.State.Msgs)
-		}
-		read += uint64(got)
+		tb.Fatalf("read usage: %v", err)
 	}
 	return sums
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -147,7 +148,11 @@ func TestUndecodableEventMakesTheValidatorStale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.JetStream().Publish(context.Background(), subject, []byte("not an event")); err != nil {
+	js, err := jetstream.New(e.store.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(context.Background(), subject, []byte("not an event")); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	stored := time.Now()

@@ -9,16 +9,16 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/eventstore"
 )
 
 // Following the lifecycle stream.
 //
-// The tail reads the stream with an ordered consumer from the sequence
-// after the last one applied, and applies each event before asking for the
+// The tail reads the stream with an eventstore.Follower (an ordered
+// consumer) from the sequence after the last one applied, and applies each event before asking for the
 // next, so "delivered" and "applied" are the same position: however the
 // consumer is re-created (by the client library after a reconnect, or by
 // runTail after an error), it resumes right after the last applied event,
@@ -33,7 +33,7 @@ import (
 const (
 	// tailBatch is how many messages the consumer keeps in flight.
 	tailBatch = 1024
-	// tailRequestTimeout bounds creating the consumer.
+	// tailRequestTimeout bounds creating the follower.
 	tailRequestTimeout = 5 * time.Second
 	// tailInactive is how long the server keeps a consumer nobody reads,
 	// when the validator could not delete it.
@@ -119,7 +119,7 @@ func (v *Validator) watchInterval() time.Duration {
 // not connected.
 func (v *Validator) watchConnection() {
 	defer v.workers.Done()
-	nc := v.cfg.Store.JetStream().Conn()
+	nc := v.cfg.Store.Conn()
 	t := time.NewTicker(v.watchInterval())
 	defer t.Stop()
 	for {
@@ -182,34 +182,24 @@ func (v *Validator) tailSettle() time.Duration {
 // follow subscribes after the last applied event and applies events until
 // something fails; progressed reports whether it applied any.
 func (v *Validator) follow(ctx context.Context) (progressed bool, err error) {
-	stream := v.cfg.Store.Stream()
 	// The span covers the subscription, not the following: a trace per
 	// (re)connection of the tail.
 	after := v.applied.Load()
 	cctx, span := tracer().Start(ctx, SpanTail, trace.WithNewRoot(), trace.WithAttributes(
 		AttrSequence.Int64(int64(after)), AttrRestarts.Int64(int64(v.stats.tailRestarts.Load()))))
 	cctx, cancel := context.WithTimeout(cctx, tailRequestTimeout)
-	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       after + 1,
-		InactiveThreshold: tailInactive,
-		// One attempt per internal reset: a failing reset comes back to
-		// runTail, which marks the validator stale and retries.
-		MaxResetAttempts: 1,
+	f, err := v.cfg.Store.Follow(cctx, eventstore.Lifecycle, after+1, eventstore.FollowConfig{
+		Buffer:   tailBatch,
+		Inactive: tailInactive,
+		Remove:   true,
 	})
 	cancel()
-	if err != nil {
-		endSpan(span, err)
-		return false, fmt.Errorf("create consumer: %w", err)
-	}
-	defer v.deleteConsumer(cons)
-	it, err := cons.Messages(jetstream.PullMaxMessages(tailBatch))
 	endSpan(span, err)
 	if err != nil {
-		return false, fmt.Errorf("consume: %w", err)
+		return false, fmt.Errorf("follow: %w", err)
 	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
+	defer f.Stop()
+	stop := context.AfterFunc(ctx, f.Stop)
 	defer stop()
 	if v.health.tailBroken.Load() {
 		v.health.mu.Lock()
@@ -219,9 +209,9 @@ func (v *Validator) follow(ctx context.Context) (progressed bool, err error) {
 		defer settled.Stop()
 	}
 	for {
-		msg, err := it.Next()
+		msg, err := f.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
+			if errors.Is(err, eventstore.ErrStopped) && ctx.Err() != nil {
 				return progressed, ctx.Err()
 			}
 			return progressed, fmt.Errorf("next event after sequence %d: %w", v.applied.Load(), err)
@@ -259,16 +249,4 @@ func (v *Validator) applyTail(e domain.Envelope) {
 	if e.Sequence >= v.target {
 		v.caughtOnce.Do(func() { close(v.caughtUp) })
 	}
-}
-
-// deleteConsumer removes a consumer the tail no longer reads, rather than
-// leaving it to the server's inactivity cleanup.
-func (v *Validator) deleteConsumer(cons jetstream.Consumer) {
-	info := cons.CachedInfo()
-	if info == nil || v.cfg.Store.JetStream().Conn().Status() != nats.CONNECTED {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = v.cfg.Store.JetStream().DeleteConsumer(ctx, v.cfg.Store.Config().Stream, info.Name)
 }

@@ -828,12 +828,12 @@ func TestOneUsageMessagePerFlush(t *testing.T) {
 	if err := v.Close(ctx); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	info, err := e.store.UsageStream().Info(ctx)
+	info, err := e.store.State(ctx, eventstore.Usage)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sums := e.readUsage(t)
-	if info.State.Msgs != 1 || len(sums.counts) != tokens {
-		t.Fatalf("usage stream holds %d messages for %d tokens, want 1 message for %d", info.State.Msgs, len(sums.counts), tokens)
+	if info.Msgs != 1 || len(sums.counts) != tokens {
+		t.Fatalf("usage stream holds %d messages for %d tokens, want 1 message for %d", info.Msgs, len(sums.counts), tokens)
 	}
 }

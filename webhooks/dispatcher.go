@@ -13,16 +13,14 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
-	njs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/eventstore/subscriber"
 )
 
 // errPoison marks a message that can never be fanned out: it goes to the
@@ -84,26 +82,14 @@ func EnsureConsumer(ctx context.Context, es *eventstore.Store, name string, ackW
 // ensureConsumer creates the consumer if it does not exist, starting at
 // stream sequence from (0: with the events appended from then on).
 func ensureConsumer(ctx context.Context, es *eventstore.Store, name string, ackWait time.Duration, from uint64) error {
-	if _, err := es.Stream().Consumer(ctx, name); err == nil {
-		return nil
-	} else if !errors.Is(err, njs.ErrConsumerNotFound) {
+	err := es.EnsureDurable(ctx, name, eventstore.DurableConfig{
+		Description:   "tokenledger webhook dispatcher: fans lifecycle events out into deliveries",
+		AckWait:       ackWait,
+		MaxAckPending: 1,
+		From:          from,
+	})
+	if err != nil {
 		return fmt.Errorf("webhook consumer %s: %w", name, err)
-	}
-	cfg := njs.ConsumerConfig{
-		Durable:        name,
-		Description:    "tokenledger webhook dispatcher: fans lifecycle events out into deliveries",
-		AckPolicy:      njs.AckExplicitPolicy,
-		AckWait:        ackWait,
-		MaxAckPending:  1,
-		DeliverPolicy:  njs.DeliverNewPolicy,
-		FilterSubjects: es.Subjects().Lifecycle(),
-	}
-	if from > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = njs.DeliverByStartSequencePolicy, from
-	}
-	_, err := es.Stream().CreateConsumer(ctx, cfg)
-	if err != nil && !errors.Is(err, njs.ErrConsumerExists) {
-		return fmt.Errorf("create webhook consumer %s: %w", name, err)
 	}
 	return nil
 }
@@ -117,11 +103,11 @@ func (d *Dispatcher) awaitConsumer(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		_, err := d.es.Stream().Consumer(ctx, d.cfg.Consumer)
+		_, err := d.es.Durable(ctx, d.cfg.Consumer)
 		switch {
 		case err == nil:
 			return nil
-		case !errors.Is(err, njs.ErrConsumerNotFound):
+		case !errors.Is(err, eventstore.ErrConsumerMissing):
 			if ctx.Err() == nil {
 				d.log.Warn("webhook consumer: cannot look it up; trying again", "error", err)
 			}
@@ -159,17 +145,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		return err
 	}
 	wlog := watermill.NewSlogLoggerWithLevelMapping(d.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	sub, err := jetstream.NewSubscriber(jetstream.SubscriberConfig{
-		Conn:           d.nc,
-		Logger:         wlog,
-		AckWaitTimeout: d.cfg.AckWait,
-		// The acknowledgement is not waited for: one that is lost only
-		// makes the server deliver the event again, and the fan-out
-		// skips the deliveries it made already.
-		AckAsync:            true,
-		Unmarshaler:         consumers.Unmarshaler{},
-		ResourceInitializer: jetstream.ExistingConsumer(func(string, string) njs.ConsumerConfig { return njs.ConsumerConfig{Name: d.cfg.Consumer} }, ""),
-	})
+	// The acknowledgement is not waited for: one that is lost only makes
+	// the server deliver the event again, and the fan-out skips the
+	// deliveries it made already.
+	sub, err := subscriber.New(subscriber.Config{Conn: d.nc, Durable: d.cfg.Consumer, AckWait: d.cfg.AckWait, Logger: wlog})
 	if err != nil {
 		d.nc.Close()
 		return fmt.Errorf("webhook subscriber: %w", err)
@@ -210,10 +189,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // fanOut turns one lifecycle event into deliveries, one per endpoint that
 // wants it; the message is acknowledged once they are stored.
 func (d *Dispatcher) fanOut(m *message.Message) error {
-	if reason := m.Metadata.Get(consumers.MetadataError); reason != "" {
+	if reason := m.Metadata.Get(subscriber.MetadataError); reason != "" {
 		return fmt.Errorf("%w: %s", errPoison, reason)
 	}
-	seq, err := strconv.ParseUint(m.Metadata.Get(consumers.MetadataStreamSequence), 10, 64)
+	seq, err := strconv.ParseUint(m.Metadata.Get(subscriber.MetadataStreamSequence), 10, 64)
 	if err != nil {
 		return fmt.Errorf("%w: no stream sequence", errPoison)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -185,15 +184,11 @@ func TestFailsAfterTheRetryPeriodAndDisables(t *testing.T) {
 // fannedOut reports how many events the dispatcher's consumer
 // acknowledged.
 func (h *harness) fannedOut() (uint64, error) {
-	c, err := h.store.Stream().Consumer(context.Background(), webhooks.DefaultConsumer)
+	c, err := h.store.Durable(context.Background(), webhooks.DefaultConsumer)
 	if err != nil {
 		return 0, err
 	}
-	info, err := c.Info(context.Background())
-	if err != nil {
-		return 0, err
-	}
-	return info.AckFloor.Stream, nil
+	return c.AckFloor, nil
 }
 
 // TestRefusesPrivateTargets: without AllowPrivateTargets, URLs naming
@@ -245,7 +240,7 @@ func runChildDispatcher() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	store, err := eventstore.OpenExisting(ctx, mustJS(nc), domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	store, err := eventstore.OpenExisting(ctx, nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -331,12 +326,4 @@ func TestKilledDispatcherLosesNothing(t *testing.T) {
 	}
 	checkOrder(t, arrivals, want)
 	t.Logf("%d events, %d requests", len(want), len(arrivals))
-}
-
-func mustJS(nc *nats.Conn) jetstream.JetStream {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		panic(err)
-	}
-	return js
 }

@@ -60,7 +60,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(pool.Close)
 	srv := stacktest.NATS(t)
-	store, err := eventstore.Open(context.Background(), stacktest.JetStream(t, srv), domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	store, err := eventstore.Open(context.Background(), stacktest.Conn(t, srv), domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/cluster"
+	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/natsconn"
 	"github.com/tokenledger/tokenledger/projections"
@@ -339,7 +339,7 @@ func streamLeader(ctx context.Context, urls []string, c *cluster.Cluster) (func(
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc)
+	store, err := eventstore.OpenExisting(ctx, nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -347,16 +347,12 @@ func streamLeader(ctx context.Context, urls []string, c *cluster.Cluster) (func(
 	return func() string {
 		short, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		s, err := js.Stream(short, eventstore.DefaultConfig().Stream)
+		leader, err := store.Leader(short, eventstore.Lifecycle)
 		if err != nil {
 			return ""
 		}
-		info, err := s.Info(short)
-		if err != nil || info.Cluster == nil {
-			return ""
-		}
-		return info.Cluster.Leader
-	}, nc.Close, nil
+		return leader
+	}, func() { _ = store.Close(); nc.Close() }, nil
 }
 
 // issueLoad issues tokens at a steady rate, open loop, alternating

@@ -70,15 +70,11 @@ func (d *devStack) snapshot(ctx context.Context) (pgSnap, error) {
 		return s, fmt.Errorf("read the usage checkpoint: %w", err)
 	}
 	s.usageApplied = uint64(applied)
-	us, err := d.js.Stream(ctx, eventstore.DefaultConfig().UsageStream)
-	if err != nil {
-		return s, fmt.Errorf("usage stream: %w", err)
-	}
-	info, err := us.Info(ctx)
+	us, err := d.store.State(ctx, eventstore.Usage)
 	if err != nil {
 		return s, fmt.Errorf("usage stream info: %w", err)
 	}
-	s.usageLast = info.State.LastSeq
+	s.usageLast = us.Last
 	return s, nil
 }
 

@@ -3,24 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tokenledger/tokenledger/domain"
-	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/sdk"
 )
-
-// publishWindow is how many events may await their acknowledgement while
-// the seed publishes.
-const publishWindow = 8192
 
 // issued is a token the bench issued: its id and its secret (kept only in
 // the bench's token files, for wrk).
@@ -88,22 +79,17 @@ func writeTokenFile(path string, toks []issued) error {
 	return f.Close()
 }
 
-// seedChunk is a run of encoded token.issued events and their secrets.
+// seedChunk is a run of token.issued events and their secrets.
 type seedChunk struct {
-	msgs    []*nats.Msg
+	events  []domain.Envelope
 	secrets []string
 }
 
-// seedTokens publishes n token.issued events straight into the lifecycle
-// stream, as an issue call would store them (domain.IssueToken, the
-// registry's encoding, the event's subject, its id as Nats-Msg-Id) but
-// without the per-owner expectation, asynchronously in windows of
-// publishWindow, and writes the secrets to tokenFile. It returns the
-// publish rate.
+// seedTokens stores n token.issued events straight into the lifecycle
+// stream with eventstore.Store.Seed, as an issue call would store them
+// (domain.IssueToken) but without the per-owner expectation, and writes
+// the secrets to tokenFile. It returns the publish rate.
 func seedTokens(ctx context.Context, d *devStack, n int, tokenFile string) (float64, error) {
-	cfg := eventstore.DefaultConfig()
-	subj := eventstore.NewSubjects(cfg.SubjectPrefix)
-	reg := domain.NewDefaultRegistry()
 	policy := domain.DefaultPolicy()
 	meta := domain.Meta{Actor: "bench:seed", CorrelationID: "bench-seed"}
 	now := time.Now()
@@ -141,24 +127,7 @@ func seedTokens(ctx context.Context, d *devStack, n int, tokenFile string) (floa
 						cancel()
 						return
 					}
-					for _, e := range tok.Changes() {
-						sub, err := subj.Subject(e)
-						if err != nil {
-							encErr.Store(err)
-							cancel()
-							return
-						}
-						data, err := reg.Marshal(e)
-						if err != nil {
-							encErr.Store(err)
-							cancel()
-							return
-						}
-						m := nats.NewMsg(sub)
-						m.Data = data
-						m.Header.Set(jetstream.MsgIDHeader, e.ID.String())
-						c.msgs = append(c.msgs, m)
-					}
+					c.events = append(c.events, tok.Changes()...)
 					c.secrets = append(c.secrets, secret.Reveal())
 				}
 				select {
@@ -176,46 +145,15 @@ func seedTokens(ctx context.Context, d *devStack, n int, tokenFile string) (floa
 
 	start := time.Now()
 	published := 0
-	futures := make([]jetstream.PubAckFuture, 0, publishWindow)
-	flush := func() error {
-		select {
-		case <-d.js.PublishAsyncComplete():
-		case <-time.After(time.Minute):
-			return errors.New("publish: no acknowledgement within a minute")
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		for _, fu := range futures {
-			select {
-			case <-fu.Ok():
-			case err := <-fu.Err():
-				return fmt.Errorf("publish %s: %w", fu.Msg().Subject, err)
-			}
-		}
-		futures = futures[:0]
-		return nil
-	}
 	for c := range chunks {
-		for _, m := range c.msgs {
-			fu, err := d.js.PublishMsgAsync(m)
-			if err != nil {
-				return 0, fmt.Errorf("publish: %w", err)
-			}
-			futures = append(futures, fu)
-			if len(futures) == publishWindow {
-				if err := flush(); err != nil {
-					return 0, err
-				}
-			}
+		if err := d.store.Seed(ctx, c.events); err != nil {
+			return 0, err
 		}
 		for _, s := range c.secrets {
 			w.WriteString(s)
 			w.WriteByte('\n')
 		}
 		published += len(c.secrets)
-	}
-	if err := flush(); err != nil {
-		return 0, err
 	}
 	elapsed := time.Since(start)
 	if err, _ := encErr.Load().(error); err != nil {

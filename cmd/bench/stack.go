@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -75,7 +74,7 @@ type devStack struct {
 	proc    *proc
 	dataDir string
 	nc      *nats.Conn
-	js      jetstream.JetStream
+	store   *eventstore.Store
 	pool    *pgxpool.Pool
 }
 
@@ -118,8 +117,8 @@ func (b *bench) startDev(ctx context.Context, dataDir string, prev *devStack) (*
 	if d.nc, err = nats.Connect(d.NATSURL, nats.Name("tokenledger-bench")); err != nil {
 		return d, fmt.Errorf("connect to the dev stack's NATS: %w", err)
 	}
-	if d.js, err = jetstream.New(d.nc, jetstream.WithPublishAsyncMaxPending(publishWindow)); err != nil {
-		return d, fmt.Errorf("jetstream: %w", err)
+	if d.store, err = eventstore.OpenExisting(ctx, d.nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig()); err != nil {
+		return d, fmt.Errorf("the dev stack's event store: %w", err)
 	}
 	if d.pool, err = pgxpool.New(ctx, d.PostgresURL); err != nil {
 		return d, fmt.Errorf("connect to the dev stack's PostgreSQL: %w", err)
@@ -136,6 +135,9 @@ func (b *bench) stopDev(d *devStack) {
 	if d.pool != nil {
 		d.pool.Close()
 	}
+	if d.store != nil {
+		_ = d.store.Close()
+	}
 	if d.nc != nil {
 		d.nc.Close()
 	}
@@ -146,15 +148,11 @@ func (b *bench) stopDev(d *devStack) {
 
 // streamLast returns the lifecycle stream's last sequence.
 func (d *devStack) streamLast(ctx context.Context) (uint64, error) {
-	s, err := d.js.Stream(ctx, eventstore.DefaultConfig().Stream)
-	if err != nil {
-		return 0, fmt.Errorf("lifecycle stream: %w", err)
-	}
-	info, err := s.Info(ctx)
+	st, err := d.store.State(ctx, eventstore.Lifecycle)
 	if err != nil {
 		return 0, fmt.Errorf("lifecycle stream info: %w", err)
 	}
-	return info.State.LastSeq, nil
+	return st.Last, nil
 }
 
 // checkpoint returns the lifecycle projection's checkpoint.

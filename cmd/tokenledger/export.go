@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -48,12 +47,7 @@ func (c *exportConnection) open(ctx context.Context, name string) (*eventstore.S
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	store, err := eventstore.OpenExisting(ctx, js, domain.NewDefaultRegistry(), c.store)
+	store, err := eventstore.OpenExisting(ctx, nc, domain.NewDefaultRegistry(), c.store)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

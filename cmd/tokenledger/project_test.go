@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
@@ -139,11 +138,7 @@ func newTestStack(t *testing.T) *testStack {
 		t.Fatalf("connect to nats-server: %v", err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := eventstore.Open(context.Background(), js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	store, err := eventstore.Open(context.Background(), nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		t.Fatalf("open event store: %v", err)
 	}
@@ -545,11 +540,11 @@ func TestProjectUsageSurvivesSIGKILL(t *testing.T) {
 			t.Fatalf("append usage: %v", err)
 		}
 	}
-	info, err := s.store.UsageStream().Info(ctx)
+	info, err := s.store.State(ctx, eventstore.Usage)
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := info.State.LastSeq
+	last := info.Last
 
 	args := []string{"project", "--health-listen", "off", "--retry-initial", "20ms", "--retry-max", "300ms",
 		"--usage-batch", "100", "--usage-max-wait", "20ms"}

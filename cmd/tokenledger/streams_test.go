@@ -23,7 +23,10 @@ func TestWorkersNeverCreateOrChangeStreams(t *testing.T) {
 	if r := runBinary(t, nil, "migrate", "--postgres-url", pgURL); r.code != 0 {
 		t.Fatalf("migrate: exit %d: %s", r.code, r.stderr)
 	}
-	js := stacktest.JetStream(t, srv)
+	js, err := jetstream.New(stacktest.Conn(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	streamNames := func() []string {

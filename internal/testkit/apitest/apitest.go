@@ -113,9 +113,9 @@ func Start(tb testing.TB, o Options) *Stack {
 		s.Policy = *o.Policy
 	}
 	s.NATS = stacktest.NATS(tb)
-	js := stacktest.JetStream(tb, s.NATS)
+	nc := stacktest.Conn(tb, s.NATS)
 	var err error
-	s.Store, err = eventstore.Open(ctx, js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	s.Store, err = eventstore.Open(ctx, nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		tb.Fatalf("open event store: %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tokenledger/tokenledger/stack"
 )
@@ -49,15 +48,4 @@ func Conn(tb testing.TB, srv Connector, opts ...nats.Option) *nats.Conn {
 	}
 	tb.Cleanup(nc.Close)
 	return nc
-}
-
-// JetStream opens a client connection to srv and returns a JetStream handle
-// on it; the connection is closed when the test ends.
-func JetStream(tb testing.TB, srv Connector, opts ...jetstream.JetStreamOpt) jetstream.JetStream {
-	tb.Helper()
-	js, err := jetstream.New(Conn(tb, srv), opts...)
-	if err != nil {
-		tb.Fatalf("jetstream: %v", err)
-	}
-	return js
 }

@@ -17,8 +17,8 @@ import (
 // is closed when the test ends.
 func Open(tb testing.TB, srv *stack.NATS) *eventstore.Store {
 	tb.Helper()
-	js := stacktest.JetStream(tb, srv)
-	store, err := eventstore.Open(context.Background(), js, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
+	nc := stacktest.Conn(tb, srv)
+	store, err := eventstore.Open(context.Background(), nc, domain.NewDefaultRegistry(), eventstore.DefaultConfig())
 	if err != nil {
 		tb.Fatalf("open event store: %v", err)
 	}

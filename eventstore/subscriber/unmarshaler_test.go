@@ -1,4 +1,4 @@
-package consumers_test
+package subscriber_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tokenledger/tokenledger/consumers"
+	"github.com/tokenledger/tokenledger/eventstore/subscriber"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 )
 
@@ -24,7 +24,10 @@ func TestUnmarshaler(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv := stacktest.NATS(t)
-	js := stacktest.JetStream(t, srv)
+	js, err := jetstream.New(stacktest.Conn(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
 	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "U", Subjects: []string{"u.>"}})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +85,7 @@ func TestUnmarshaler(t *testing.T) {
 			if tt.wrap != nil {
 				in = tt.wrap(got)
 			}
-			wm, err := consumers.Unmarshaler{}.Unmarshal(in)
+			wm, err := subscriber.Unmarshaler{}.Unmarshal(in)
 			if err != nil || wm == nil {
 				t.Fatalf("Unmarshal = %v, %v; want a message and no error", wm, err)
 			}
@@ -90,20 +93,20 @@ func TestUnmarshaler(t *testing.T) {
 				t.Errorf("message %q with payload %q, want %q with %q", wm.UUID, wm.Payload, tt.wantUUID(ack.Sequence), body)
 			}
 			md := wm.Metadata
-			if md.Get(consumers.MetadataSubject) != "u.subject" || md.Get(consumers.MetadataReply) != got.Reply() || md.Get(consumers.MetadataMsgID) != tt.msgID {
+			if md.Get(subscriber.MetadataSubject) != "u.subject" || md.Get(subscriber.MetadataReply) != got.Reply() || md.Get(subscriber.MetadataMsgID) != tt.msgID {
 				t.Errorf("metadata %v: wrong subject, reply or message id", md)
 			}
 			if !tt.wantMeta {
-				if md.Get(consumers.MetadataError) == "" || md.Get(consumers.MetadataStreamSequence) != "" {
+				if md.Get(subscriber.MetadataError) == "" || md.Get(subscriber.MetadataStreamSequence) != "" {
 					t.Errorf("metadata %v: want the error marked and no stream sequence", md)
 				}
 				return
 			}
-			stored, err := time.Parse(time.RFC3339Nano, md.Get(consumers.MetadataStored))
+			stored, err := time.Parse(time.RFC3339Nano, md.Get(subscriber.MetadataStored))
 			if err != nil || stored.IsZero() {
-				t.Errorf("stored %q: %v", md.Get(consumers.MetadataStored), err)
+				t.Errorf("stored %q: %v", md.Get(subscriber.MetadataStored), err)
 			}
-			if md.Get(consumers.MetadataStreamSequence) != strconv.FormatUint(ack.Sequence, 10) || md.Get(consumers.MetadataDelivered) != "1" || md.Get(consumers.MetadataError) != "" {
+			if md.Get(subscriber.MetadataStreamSequence) != strconv.FormatUint(ack.Sequence, 10) || md.Get(subscriber.MetadataDelivered) != "1" || md.Get(subscriber.MetadataError) != "" {
 				t.Errorf("metadata %v: want stream sequence %d, first delivery, no error", md, ack.Sequence)
 			}
 		})
