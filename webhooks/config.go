@@ -17,7 +17,7 @@ const (
 	DefaultBackoffMax       = time.Hour
 	DefaultTimeout          = 10 * time.Second
 	DefaultMaxResponseBytes = 64 << 10
-	DefaultConcurrency      = 16
+	DefaultConcurrency      = 64
 	DefaultPollInterval     = time.Second
 	DefaultAckWait          = 10 * time.Second
 )
@@ -43,7 +43,8 @@ type Config struct {
 	// MaxResponseBytes is how much of an answer's body is read.
 	MaxResponseBytes int64
 	// Concurrency is how many deliveries are attempted at once (each to
-	// another endpoint or token).
+	// another endpoint or token), and how many connections to one host
+	// are kept open.
 	Concurrency int
 	// PollInterval is the longest pause between two looks for deliveries
 	// due.
