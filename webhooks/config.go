@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,10 +54,21 @@ type Config struct {
 	// link-local addresses (refused by default: server-side request
 	// forgery).
 	AllowPrivateTargets bool
+	// Disabled records the disabling of an endpoint as an event in the
+	// stream (ledger.Service implements it); nil records none, leaving it
+	// to the endpoint's disabled_at and the log.
+	Disabled DisabledRecorder
 	// Clock tells the time; nil means domain.SystemClock.
 	Clock domain.Clock
 	// Logger receives failures; nil discards them. Secrets never reach it.
 	Logger *slog.Logger
+}
+
+// DisabledRecorder records that an endpoint was disabled, on the history
+// of owner (the endpoint's, or, for an endpoint of every owner, the owner
+// of the event whose delivery failed), once however often it is called.
+type DisabledRecorder interface {
+	RecordWebhookDisabled(ctx context.Context, owner domain.OwnerID, d domain.OwnerWebhookDisabled) (bool, error)
 }
 
 // DefaultConfig returns the defaults.

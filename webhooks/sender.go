@@ -3,12 +3,16 @@ package webhooks
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"github.com/tokenledger/tokenledger/domain"
 )
 
 // maxRecordBatch is the most attempts one statement records.
@@ -137,12 +141,54 @@ func (d *Dispatcher) recordOutcomes(ctx context.Context, done <-chan outcome, re
 }
 
 // giveUp records the last attempt of a delivery that failed for the whole
-// retry period, and disables its endpoint.
+// retry period, and disables its endpoint: first the event saying so
+// (Config.Disabled), then the endpoint's row. If the event cannot be
+// recorded, the attempt is recorded as one to try again, so the endpoint
+// is disabled, with its event, after a later attempt.
 func (d *Dispatcher) giveUp(ctx context.Context, o outcome) {
+	if d.cfg.Disabled != nil {
+		if err := d.recordDisabled(ctx, o); err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn("webhook endpoint: cannot record that it is disabled; trying again later", "endpoint", o.h.endpointID, "error", err)
+			}
+			o.a.next = o.a.at.Add(d.cfg.BackoffInitial)
+			if err := d.st.recordAll(ctx, []outcome{o}); err != nil && ctx.Err() == nil {
+				d.log.Warn("webhook deliveries: cannot record an attempt; it will be made again", "delivery", o.h.id, "error", err)
+			}
+			return
+		}
+	}
 	d.log.Warn("webhook endpoint disabled", "endpoint", o.h.endpointID, "reason", o.disable)
 	if err := d.st.record(ctx, o.h, o.a, o.disable); err != nil && ctx.Err() == nil {
 		d.log.Warn("webhook deliveries: cannot record an attempt; it will be made again", "delivery", o.h.id, "error", err)
 	}
+}
+
+// recordDisabled records the event that o's endpoint is disabled, on the
+// history of the owner of the event whose delivery failed.
+func (d *Dispatcher) recordDisabled(ctx context.Context, o outcome) error {
+	var p Payload
+	if err := json.Unmarshal(o.h.body, &p); err != nil {
+		return fmt.Errorf("read delivery %d: %w", o.h.id, err)
+	}
+	_, err := d.cfg.Disabled.RecordWebhookDisabled(ctx, p.Data.Owner, domain.OwnerWebhookDisabled{
+		Endpoint: o.h.endpointID,
+		URL:      truncate(o.h.url, domain.MaxWebhookURLLen),
+		Event:    o.h.eventID,
+		Reason:   truncate(o.disable, domain.MaxWebhookReasonLen),
+	})
+	return err
+}
+
+// truncate cuts s to at most n bytes, on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // deliver makes one attempt of delivery h. ok is false when ctx ended
