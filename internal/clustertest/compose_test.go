@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,19 +38,22 @@ var natsNodes = []string{"nats-1", "nats-2", "nats-3"}
 
 const cutNode = "nats-1"
 
-// edgeService is an API node of the test's own that connects to cutNode
-// only: the clients on the cut-off side of a partition.
+// edgeService is an API node of the test's own on the cut-off side of a
+// partition: it shares a network of its own, edge, with cutNode only.
 const edgeService = "serve-edge"
 
 // overrideYAML adapts compose.yaml for the fault tests. The API nodes and
-// the projectors connect to nats-2 and nats-3 only, and serve-edge to
-// nats-1 only. A client whose server is cut off by a partition learns it
-// only from its own pings (every 2 minutes by default, in nats.go), while a
-// killed server closes its connections at once; pinning the connections
-// makes the partition tests' sides deterministic: serve-1 and serve-2 are
-// on the majority side, serve-edge on the cut-off one.
+// the projectors connect to nats-2 and nats-3 only, so that a partition
+// of cutNode leaves them on the majority side at once (a client finds out
+// that its server was cut off only from its pings). serve-edge is on the
+// network edge, with nats-1 and nobody else: when nats-1 is cut off the
+// main network, serve-edge and nats-1 are the minority side, as clients in
+// the same partition as a server are; serve-edge cannot fail over to the
+// servers the cluster told it about, because it cannot reach them.
 const overrideYAML = `
 services:
+  nats-1:
+    networks: [tokenledger, edge]
   serve-1:
     environment:
       TOKENLEDGER_NATS_URL: nats://api:${NATS_API_PASSWORD}@nats-2:4222,nats://api:${NATS_API_PASSWORD}@nats-3:4222
@@ -65,7 +69,7 @@ services:
   serve-edge:
     image: ${TOKENLEDGER_IMAGE:-tokenledger:dev}
     command: ["serve"]
-    networks: [tokenledger]
+    networks: [edge]
     extra_hosts: ["host.docker.internal:host-gateway"]
     environment:
       TOKENLEDGER_LOG_FORMAT: json
@@ -76,6 +80,8 @@ services:
     depends_on:
       streams-init: {condition: service_completed_successfully}
       migrate: {condition: service_completed_successfully}
+networks:
+  edge: {}
 `
 
 // cluster is one running compose project.
@@ -92,6 +98,14 @@ type cluster struct {
 	nc               *nats.Conn        // the operator, through every node's published port
 	js               jetstream.JetStream
 	pgURL            string // the read model, from the host
+}
+
+// on returns c bound to t, a subtest's: its helpers fail t, from t's own
+// goroutine, not the parent test's (whose FailNow a subtest may not call).
+func (c *cluster) on(t *testing.T) *cluster {
+	sub := *c
+	sub.t = t
+	return &sub
 }
 
 // startCluster builds nothing: the images must exist (make images). It
@@ -178,9 +192,20 @@ func startCluster(t *testing.T) *cluster {
 
 // down removes every container, network and volume of the project, after
 // logging the services' last lines when the test failed.
+// With CLUSTERTEST_LOGS set to a directory, every service's whole log is
+// kept there too, in a file named after the project.
 func (c *cluster) down() {
 	if c.t.Failed() {
 		c.t.Logf("logs (last lines):\n%s", c.logsTail(60))
+		if dir := os.Getenv("CLUSTERTEST_LOGS"); dir != "" {
+			out, _ := c.command("logs", "--no-color", "--timestamps").CombinedOutput()
+			file := filepath.Join(dir, c.project+".log")
+			if err := os.WriteFile(file, out, 0o644); err != nil {
+				c.t.Errorf("keeping the logs: %v", err)
+			} else {
+				c.t.Logf("every service's log: %s", file)
+			}
+		}
 	}
 	cmd := c.command("down", "-v", "--remove-orphans", "-t", "5")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -264,12 +289,42 @@ func (c *cluster) restart(service string) { c.docker("restart", "-t", "30", c.co
 
 // disconnect cuts service off the private network; connect puts it back
 // under its service name, which the routes and clients dial.
+// Both are checked by inspecting the container afterwards and asked again
+// when the daemon failed (a busy daemon may fail or half-do either).
 func (c *cluster) disconnect(service string) {
-	c.docker("network", "disconnect", c.network, c.container(service))
+	c.t.Helper()
+	id := c.container(service)
+	c.networkChange(id, false, "network", "disconnect", c.network, id)
 }
 
 func (c *cluster) connect(service string) {
-	c.docker("network", "connect", "--alias", service, c.network, c.container(service))
+	c.t.Helper()
+	id := c.container(service)
+	c.networkChange(id, true, "network", "connect", "--alias", service, c.network, id)
+}
+
+// networkChange runs the docker command args until container id is (want)
+// or is not (!want) on the project's network, at most three times.
+func (c *cluster) networkChange(id string, want bool, args ...string) {
+	c.t.Helper()
+	var errs []string
+	for range 3 {
+		out, err := exec.Command("docker", args...).CombinedOutput()
+		if c.onNetwork(id) == want {
+			return
+		}
+		errs = append(errs, fmt.Sprintf("%v: %s", err, bytes.TrimSpace(out)))
+	}
+	c.t.Fatalf("docker %s: the container is still %s the network: %s", strings.Join(args, " "),
+		map[bool]string{true: "off", false: "on"}[want], strings.Join(errs, "; "))
+}
+
+// onNetwork reports whether container id is attached to the project's
+// network.
+func (c *cluster) onNetwork(id string) bool {
+	c.t.Helper()
+	nets := c.docker("inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", id)
+	return slices.Contains(strings.Fields(nets), c.network)
 }
 
 // streamInfo reads the lifecycle stream's state, from whichever node
