@@ -12,13 +12,16 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/internal/testkit/apitest"
+	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/sdk"
 )
 
@@ -143,6 +146,17 @@ func TestGitHubSecretScanning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two more API nodes, each with a validator of its own: the one that
+	// handles the report refuses the token at once, the others within the
+	// propagation bound.
+	var others []*sdk.Client
+	for range 2 {
+		c, err := sdk.New(s.StartNode(t), sdk.WithToken(s.Admin), sdk.WithHTTPClient(s.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		others = append(others, c)
+	}
 	ctx := context.Background()
 	leaked, err := client.Issue(ctx, sdk.IssueRequest{Owner: "alice", Name: "pushed to a public repo"})
 	if err != nil {
@@ -152,9 +166,9 @@ func TestGitHubSecretScanning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authStatus := func(secret string) int {
+	authStatusAt := func(c *sdk.Client, secret string) int {
 		t.Helper()
-		_, err := client.Auth(ctx, secret, "")
+		_, err := c.Auth(ctx, secret, "")
 		var e *sdk.Error
 		switch {
 		case err == nil:
@@ -165,8 +179,11 @@ func TestGitHubSecretScanning(t *testing.T) {
 		t.Fatal(err)
 		return 0
 	}
-	if got := authStatus(leaked.Secret); got != http.StatusOK {
-		t.Fatalf("before the report: /v1/auth %d", got)
+	authStatus := func(secret string) int { t.Helper(); return authStatusAt(client, secret) }
+	for i, c := range append([]*sdk.Client{client}, others...) {
+		if got := authStatusAt(c, leaked.Secret); got != http.StatusOK {
+			t.Fatalf("before the report: /v1/auth on node %d: %d", i+1, got)
+		}
 	}
 
 	t.Run("tampered", func(t *testing.T) {
@@ -202,6 +219,10 @@ func TestGitHubSecretScanning(t *testing.T) {
 		}
 		if got := authStatus(leaked.Secret); got != http.StatusUnauthorized {
 			t.Fatalf("after the report: /v1/auth %d, want 401", got)
+		}
+		for i, c := range others {
+			stacktest.Eventually(t, 10*time.Second, func() bool { return authStatusAt(c, leaked.Secret) == http.StatusUnauthorized },
+				fmt.Sprintf("the leaked token refused by /v1/auth on node %d", i+2))
 		}
 		if got := authStatus(bystander.Secret); got != http.StatusOK {
 			t.Fatalf("another token: /v1/auth %d, want 200", got)

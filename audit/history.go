@@ -224,6 +224,13 @@ func sentence(e domain.Envelope, actor string) string {
 		}
 		fmt.Fprintf(&b, "announced: expired at %s by %s", stamp(d.ExpiresAt), actor)
 		return b.String()
+	case domain.TypeOwnerWebhookDisabled:
+		d, ok := domain.PayloadAs[domain.OwnerWebhookDisabled](e.Data)
+		if !ok {
+			break
+		}
+		fmt.Fprintf(&b, "webhook endpoint %s (%s) disabled by %s: %s", text(d.Endpoint), text(d.URL), actor, text(d.Reason))
+		return b.String()
 	}
 	return text(string(e.Type)) + " by " + actor
 }

@@ -69,6 +69,8 @@ func fixtureEvents(t testing.TB) map[string]Envelope {
 			add(e, string(d.Reason))
 		case TokenExpired:
 			add(e, "")
+		case OwnerWebhookDisabled:
+			add(e, "")
 		default:
 			t.Fatalf("no fixture variant for %T", d)
 		}

@@ -47,6 +47,11 @@ func sampleEvents(t testing.TB) ([]Envelope, []Secret) {
 	must(session.Revoke("user logged out", m, clock.Advance(time.Minute)))
 	must(owner.RevokeFamily(api, SecretReuse{Token: api.ID(), ClientAddr: "203.0.113.9", Route: "GET /v1/auth"}, m, clock.Now()))
 	must(owner.RevokeTokens(ptr(clock.Now().Add(24*time.Hour)), "account compromised", m, clock.Now()))
+	if ok, err := owner.RecordWebhookDisabled(OwnerWebhookDisabled{Endpoint: "01M81BGGXVD5T3T51JQTHYVCJ1", URL: "https://hooks.example.com/tokenledger?team=ops",
+		Event: "01M81BGGXVD5T3T51JQTHYVCJ2", Reason: "delivery of event 01M81BGGXVD5T3T51JQTHYVCJ2 failed for 24h0m0s: HTTP 502 Bad Gateway"},
+		Meta{Actor: "system:webhooks"}, clock.Now()); err != nil || !ok {
+		t.Fatalf("RecordWebhookDisabled = %v, %v", ok, err)
+	}
 	batches, err := RecordUsage([]TokenUse{
 		{Token: api.ID(), Count: 3, FirstAt: now.Add(-time.Minute), LastAt: now, ClientAddr: "198.51.100.4:443"},
 		{Token: session.ID(), Count: 1, FirstAt: now, LastAt: now},

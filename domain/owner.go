@@ -30,6 +30,9 @@ type ownerState struct {
 	// families are the revocations of rotation families, by family, in
 	// stream order; nil until the first.
 	families map[TokenID][]FamilyRevocation
+	// webhooksDisabled are the ids of the owner.webhook_disabled events
+	// recorded; nil until the first.
+	webhooksDisabled map[EventID]bool
 }
 
 // FamilyRevocation is one revocation of a rotation family as the owner's
@@ -414,6 +417,13 @@ func (o *Owner) Apply(e Envelope) {
 		if d, ok := PayloadAs[OwnerFamilyRevoked](e.Data); ok {
 			o.applyFamilyRevoked(e, d)
 		}
+		return
+	}
+	if e.Type == TypeOwnerWebhookDisabled {
+		if o.st.webhooksDisabled == nil {
+			o.st.webhooksDisabled = map[EventID]bool{}
+		}
+		o.st.webhooksDisabled[e.ID] = true
 		return
 	}
 	if e.Type != TypeOwnerTokensRevoked {

@@ -53,6 +53,7 @@ func RegisterEvents(r *Registry) {
 	mustRegister[OwnerFamilyRevoked](r, AggregateOwner, 1)
 	mustRegister[TokenExpiring](r, AggregateToken, 1)
 	mustRegister[TokenExpired](r, AggregateToken, 1)
+	mustRegister[OwnerWebhookDisabled](r, AggregateOwner, 1)
 	mustRegister[UsageBatch](r, AggregateValidator, 1)
 }
 

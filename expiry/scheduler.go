@@ -22,10 +22,12 @@ const (
 	DefaultPageSize = 500
 )
 
-// Announcer records the expiry notice of a token that is due now, once
-// (ledger.Service implements it).
+// Announcer records the expiry notice of a token that is due now, once,
+// and applies the inactivity policy to a token (ledger.Service implements
+// it).
 type Announcer interface {
 	AnnounceExpiry(ctx context.Context, id domain.TokenID, leads []time.Duration) (bool, error)
+	EnforceInactivity(ctx context.Context, id domain.TokenID, due time.Time, leads []time.Duration) (bool, error)
 }
 
 // Config configures a Scheduler.
@@ -40,6 +42,11 @@ type Config struct {
 	Overlap time.Duration
 	// PageSize is how many tokens one query reads.
 	PageSize int
+	// Inactivity is the inactivity policy: a token not used for this long
+	// (counted from its issue if never used) is revoked with reason
+	// "inactive", after token.expiring warnings (reason "inactivity") at
+	// the lead times. Zero turns the policy off.
+	Inactivity time.Duration
 	// Clock tells the time; nil means domain.SystemClock. It must be the
 	// ledger's.
 	Clock domain.Clock
@@ -73,6 +80,9 @@ func (c Config) Validate() error {
 	}
 	if c.PageSize < 1 {
 		errs = append(errs, fmt.Errorf("expiry page size %d must be positive", c.PageSize))
+	}
+	if c.Inactivity < 0 {
+		errs = append(errs, fmt.Errorf("inactivity period %s must not be negative", c.Inactivity))
 	}
 	return errors.Join(errs...)
 }
@@ -150,6 +160,14 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Pass, error) {
 		total.Recorded += p.Recorded
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", l.name, err))
+		}
+	}
+	if s.cfg.Inactivity > 0 {
+		p, err := s.inactivityPass(ctx, now)
+		total.Checked += p.Checked
+		total.Recorded += p.Recorded
+		if err != nil {
+			errs = append(errs, fmt.Errorf("inactivity: %w", err))
 		}
 	}
 	return total, errors.Join(errs...)

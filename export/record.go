@@ -161,6 +161,8 @@ func RecordOf(e domain.Envelope, s Stream, owner domain.OwnerID) Record {
 		}
 	case domain.TokenUsed:
 		r.Count, r.FirstAt, r.LastAt, r.ClientAddr = d.Count, d.FirstAt, d.LastAt, d.ClientAddr
+	case domain.OwnerWebhookDisabled:
+		r.Reason = d.Reason
 	}
 	return r
 }

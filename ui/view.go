@@ -85,12 +85,13 @@ type detail struct{ Key, Value string }
 
 // eventLabels name the event types on a timeline.
 var eventLabels = map[domain.EventType]string{
-	domain.TypeTokenIssued:        "issued",
-	domain.TypeTokenUsed:          "used",
-	domain.TypeTokenExpirySet:     "expiry set",
-	domain.TypeTokenRevoked:       "revoked",
-	domain.TypeOwnerTokensRevoked: "every token of the owner revoked",
-	domain.TypeOwnerFamilyRevoked: "rotation family revoked",
+	domain.TypeTokenIssued:          "issued",
+	domain.TypeTokenUsed:            "used",
+	domain.TypeTokenExpirySet:       "expiry set",
+	domain.TypeTokenRevoked:         "revoked",
+	domain.TypeOwnerTokensRevoked:   "every token of the owner revoked",
+	domain.TypeOwnerFamilyRevoked:   "rotation family revoked",
+	domain.TypeOwnerWebhookDisabled: "webhook endpoint disabled",
 }
 
 // hiddenFields are event fields a timeline never shows: the secret's hash,

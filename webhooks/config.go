@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +18,7 @@ const (
 	DefaultBackoffMax       = time.Hour
 	DefaultTimeout          = 10 * time.Second
 	DefaultMaxResponseBytes = 64 << 10
-	DefaultConcurrency      = 16
+	DefaultConcurrency      = 64
 	DefaultPollInterval     = time.Second
 	DefaultAckWait          = 10 * time.Second
 )
@@ -43,7 +44,8 @@ type Config struct {
 	// MaxResponseBytes is how much of an answer's body is read.
 	MaxResponseBytes int64
 	// Concurrency is how many deliveries are attempted at once (each to
-	// another endpoint or token).
+	// another endpoint or token), and how many connections to one host
+	// are kept open.
 	Concurrency int
 	// PollInterval is the longest pause between two looks for deliveries
 	// due.
@@ -52,10 +54,21 @@ type Config struct {
 	// link-local addresses (refused by default: server-side request
 	// forgery).
 	AllowPrivateTargets bool
+	// Disabled records the disabling of an endpoint as an event in the
+	// stream (ledger.Service implements it); nil records none, leaving it
+	// to the endpoint's disabled_at and the log.
+	Disabled DisabledRecorder
 	// Clock tells the time; nil means domain.SystemClock.
 	Clock domain.Clock
 	// Logger receives failures; nil discards them. Secrets never reach it.
 	Logger *slog.Logger
+}
+
+// DisabledRecorder records that an endpoint was disabled, on the history
+// of owner (the endpoint's, or, for an endpoint of every owner, the owner
+// of the event whose delivery failed), once however often it is called.
+type DisabledRecorder interface {
+	RecordWebhookDisabled(ctx context.Context, owner domain.OwnerID, d domain.OwnerWebhookDisabled) (bool, error)
 }
 
 // DefaultConfig returns the defaults.

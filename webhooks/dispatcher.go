@@ -1,15 +1,13 @@
 package webhooks
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -40,6 +38,12 @@ type Dispatcher struct {
 	log    *slog.Logger
 	wake   chan struct{}
 
+	// fanned is the stream sequence up to which every event is fanned
+	// out (the consumer's acknowledgement floor when the fan-out starts,
+	// then each event fanned out): only deliveries of events up to it are
+	// sent.
+	fanned atomic.Uint64
+
 	mu     sync.Mutex
 	owners map[domain.TokenID]domain.OwnerID
 }
@@ -63,7 +67,7 @@ func NewDispatcher(pool *pgxpool.Pool, es *eventstore.Store, nc *nats.Conn, cfg 
 	}
 	return &Dispatcher{
 		cfg: cfg, st: store{pool}, es: es, nc: nc, log: log,
-		client: newClient(cfg.Timeout, cfg.AllowPrivateTargets),
+		client: newClient(cfg.Timeout, cfg.AllowPrivateTargets, cfg.Concurrency),
 		wake:   make(chan struct{}, 1),
 		owners: map[domain.TokenID]domain.OwnerID{},
 	}, nil
@@ -71,8 +75,7 @@ func NewDispatcher(pool *pgxpool.Pool, es *eventstore.Store, nc *nats.Conn, cfg 
 
 // EnsureConsumer creates the dispatcher's durable consumer of the
 // lifecycle stream if it does not exist, starting with the events
-// appended from then on. It lets one event at a time be unacknowledged,
-// so events are fanned out in stream order. Run creates it by itself when
+// appended from then on. Run creates it by itself when
 // the first endpoint is registered; EnsureConsumer is for a deployment
 // that wants it before.
 func EnsureConsumer(ctx context.Context, es *eventstore.Store, name string, ackWait time.Duration) error {
@@ -80,7 +83,9 @@ func EnsureConsumer(ctx context.Context, es *eventstore.Store, name string, ackW
 }
 
 // ensureConsumer creates the consumer if it does not exist, starting at
-// stream sequence from (0: with the events appended from then on).
+// stream sequence from (0: with the events appended from then on). It
+// hands out one unacknowledged event at a time, so events are fanned out
+// in stream order.
 func ensureConsumer(ctx context.Context, es *eventstore.Store, name string, ackWait time.Duration, from uint64) error {
 	err := es.EnsureDurable(ctx, name, eventstore.DurableConfig{
 		Description:   "tokenledger webhook dispatcher: fans lifecycle events out into deliveries",
@@ -103,9 +108,10 @@ func (d *Dispatcher) awaitConsumer(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		_, err := d.es.Durable(ctx, d.cfg.Consumer)
+		state, err := d.es.Durable(ctx, d.cfg.Consumer)
 		switch {
 		case err == nil:
+			d.advanceFanned(state.AckFloor)
 			return nil
 		case !errors.Is(err, eventstore.ErrConsumerMissing):
 			if ctx.Err() == nil {
@@ -131,6 +137,12 @@ func (d *Dispatcher) awaitConsumer(ctx context.Context) error {
 // Run fans events out and sends deliveries until ctx ends, then closes
 // the dispatcher's connection. It returns nil when ctx ends, or the error
 // that stopped the fan-out.
+//
+// The fan-out is watermill's router over the dispatcher's durable
+// consumer (package eventstore/subscriber): one event at a time, in
+// stream order, acknowledged once its deliveries are stored, retried on
+// transient failures, and an unreadable event kept in the poison table.
+// The deliveries are sent meanwhile by the sender, many at once.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -186,62 +198,41 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return err
 }
 
-// fanOut turns one lifecycle event into deliveries, one per endpoint that
-// wants it; the message is acknowledged once they are stored.
-func (d *Dispatcher) fanOut(m *message.Message) error {
-	if reason := m.Metadata.Get(subscriber.MetadataError); reason != "" {
-		return fmt.Errorf("%w: %s", errPoison, reason)
-	}
-	seq, err := strconv.ParseUint(m.Metadata.Get(subscriber.MetadataStreamSequence), 10, 64)
-	if err != nil {
-		return fmt.Errorf("%w: no stream sequence", errPoison)
-	}
-	e, err := d.es.Registry().Unmarshal(m.Payload)
-	if err != nil {
-		return fmt.Errorf("%w: sequence %d: %w", errPoison, seq, err)
-	}
-	e.Sequence = seq
-	t, ok := typeOf(e)
-	if !ok {
-		return nil
-	}
-	ctx := m.Context()
-	var owner domain.OwnerID
-	var key string
-	if id, ok := e.TokenID(); ok {
-		key = "token:" + id.String()
-		if issued, ok := e.Data.(domain.TokenIssued); ok {
-			owner = issued.Owner
-		} else if owner, err = d.ownerOf(ctx, id); err != nil {
-			return err
+// advanceFanned moves the fan-out's progress to seq unless it is there
+// already.
+func (d *Dispatcher) advanceFanned(seq uint64) {
+	for {
+		cur := d.fanned.Load()
+		if seq <= cur || d.fanned.CompareAndSwap(cur, seq) {
+			return
 		}
-	} else {
-		owner = domain.OwnerID(e.AggregateID)
-		key = "owner:" + e.AggregateID
 	}
-	b, err := body(d.es.Registry(), e, t, owner)
-	if err != nil {
-		return fmt.Errorf("%w: sequence %d: %w", errPoison, seq, err)
-	}
-	n, err := d.st.fanOut(ctx, e.ID.String(), seq, key, t, b, d.cfg.Clock.Now(), owner)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		d.poke()
-	}
-	return nil
 }
 
 // maxOwners bounds the cache of token owners.
 const maxOwners = 100_000
 
-// ownerOf returns the owner of token id, from its history.
-func (d *Dispatcher) ownerOf(ctx context.Context, id domain.TokenID) (domain.OwnerID, error) {
+// knownOwner returns the owner of token id if the cache holds it.
+func (d *Dispatcher) knownOwner(id domain.TokenID) (domain.OwnerID, bool) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	o, ok := d.owners[id]
-	d.mu.Unlock()
-	if ok {
+	return o, ok
+}
+
+// rememberOwner caches the owner of token id.
+func (d *Dispatcher) rememberOwner(id domain.TokenID, o domain.OwnerID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.owners) >= maxOwners {
+		clear(d.owners)
+	}
+	d.owners[id] = o
+}
+
+// ownerOf returns the owner of token id, from the cache or its history.
+func (d *Dispatcher) ownerOf(ctx context.Context, id domain.TokenID) (domain.OwnerID, error) {
+	if o, ok := d.knownOwner(id); ok {
 		return o, nil
 	}
 	events, err := d.es.LoadToken(ctx, id)
@@ -252,12 +243,7 @@ func (d *Dispatcher) ownerOf(ctx context.Context, id domain.TokenID) (domain.Own
 	if err != nil {
 		return "", fmt.Errorf("%w: owner of token %s: %w", errPoison, id, err)
 	}
-	d.mu.Lock()
-	if len(d.owners) >= maxOwners {
-		clear(d.owners)
-	}
-	d.owners[id] = tok.Owner()
-	d.mu.Unlock()
+	d.rememberOwner(id, tok.Owner())
 	return tok.Owner(), nil
 }
 
@@ -267,118 +253,3 @@ func (d *Dispatcher) poke() {
 	default:
 	}
 }
-
-// send attempts the deliveries due, each endpoint's deliveries of one
-// token (or owner) one at a time in stream order, until ctx ends.
-func (d *Dispatcher) send(ctx context.Context) {
-	sem := make(chan struct{}, d.cfg.Concurrency)
-	var mu sync.Mutex
-	inflight := map[string]bool{}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-d.wake:
-		case <-timer.C:
-		}
-		heads, err := d.st.heads(ctx, d.cfg.Clock.Now(), 4*d.cfg.Concurrency)
-		if err != nil && ctx.Err() == nil {
-			d.log.Warn("webhook deliveries: cannot read the deliveries due", "error", err)
-		}
-		for _, h := range heads {
-			pair := h.endpointID + "\x00" + h.orderKey
-			mu.Lock()
-			busy := inflight[pair]
-			if !busy {
-				inflight[pair] = true
-			}
-			mu.Unlock()
-			if busy {
-				continue
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				d.deliver(ctx, h)
-				mu.Lock()
-				delete(inflight, pair)
-				mu.Unlock()
-				d.poke()
-			})
-		}
-		timer.Reset(d.cfg.PollInterval)
-	}
-}
-
-// deliver makes one attempt of delivery h and records it.
-func (d *Dispatcher) deliver(ctx context.Context, h head) {
-	now := d.cfg.Clock.Now()
-	a := attempt{at: now}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(h.body))
-	if err != nil {
-		a.err = err.Error()
-	} else {
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("User-Agent", "tokenledger-webhooks")
-		req.Header.Set(HeaderID, h.eventID)
-		req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-		req.Header.Set(HeaderSignature, h.secret.Sign(h.eventID, now, h.body))
-		res, err := d.client.Do(req)
-		if err != nil {
-			a.err = err.Error()
-		} else {
-			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, d.cfg.MaxResponseBytes))
-			_ = res.Body.Close()
-			a.status = res.StatusCode
-			a.ok = res.StatusCode >= 200 && res.StatusCode < 300
-			if !a.ok {
-				a.err = "HTTP " + res.Status
-			}
-		}
-	}
-	if ctx.Err() != nil {
-		// Stopping: the attempt is not recorded and the delivery stays
-		// due, so it is made again after the restart, with the same
-		// webhook-id.
-		return
-	}
-	var reason string
-	if !a.ok {
-		first := h.firstAt
-		if first.IsZero() {
-			first = now
-		}
-		if now.Sub(first) >= d.cfg.RetryPeriod {
-			reason = fmt.Sprintf("delivery of event %s failed for %s: %s", h.eventID, d.cfg.RetryPeriod, a.err)
-			d.log.Warn("webhook endpoint disabled", "endpoint", h.endpointID, "reason", reason)
-		} else {
-			a.next = now.Add(d.cfg.backoff(h.attempts + 1))
-		}
-	}
-	if err := d.st.record(ctx, h, a, reason); err != nil && ctx.Err() == nil {
-		d.log.Warn("webhook deliveries: cannot record an attempt; it will be made again", "delivery", h.id, "error", err)
-	}
-}
-
-// poisonPublisher keeps what the poison queue middleware publishes in
-// the table webhook_poison.
-type poisonPublisher struct{ st store }
-
-func (p poisonPublisher) Publish(_ string, msgs ...*message.Message) error {
-	for _, m := range msgs {
-		if err := p.st.poison(context.Background(), m.UUID, m.Payload, m.Metadata); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (poisonPublisher) Close() error { return nil }

@@ -6,20 +6,24 @@
 // # Fan-out
 //
 // The dispatcher reads the lifecycle stream with a durable JetStream
-// consumer of its own (Config.Consumer) through watermill's router: per
-// message, at least once, with the Retry middleware for transient
-// failures and a poison queue (the table webhook_poison) for a message
-// that is not a readable event. For each event it inserts, in one
-// statement, one delivery per endpoint that wants it (enabled, registered
-// before the event, of the event's owner or of every owner, subscribed to
-// its type), and only then is the message acknowledged: a crash before
-// that makes the server deliver the event again (after Config.AckWait),
-// and the insert skips deliveries made already. The consumer lets one
-// message at a time be unacknowledged, so events are fanned out in stream
-// order. The dispatcher creates it when it first sees an endpoint
+// consumer of its own (Config.Consumer) through watermill's router
+// (package eventstore/subscriber), one unacknowledged event at a time, so
+// events are fanned out in stream order. One statement inserts an event's
+// deliveries, one per endpoint that wants it (enabled, registered before
+// the event, of the event's owner or of every owner, subscribed to its
+// type), and only then is the message acknowledged: a crash before that
+// makes the server deliver it again (after Config.AckWait), and the insert
+// skips deliveries made already. Transient failures are retried by the
+// router's Retry middleware; an event that is not readable goes to the
+// poison table (webhook_poison) instead. Only deliveries of events the
+// fan-out has passed (the consumer's acknowledgement floor at start, then
+// each event fanned out) are sent, so an event fanned out late
+// (redelivered after a crash) still goes before its token's later events.
+// The dispatcher creates the consumer when it first sees an endpoint
 // registered, starting right after the stream sequence the endpoint was
-// registered at: a deployment without endpoints spends nothing on
-// fan-out.
+// registered at: a deployment without endpoints spends nothing on fan-out.
+// The fan-out costs one database round trip per event; the sending, which
+// waits for receivers, runs in parallel.
 //
 // # Delivery
 //
@@ -27,7 +31,9 @@
 // webhook_attempts). For each endpoint and token (or owner, for owner-wide
 // events) only the pending delivery with the lowest stream sequence is
 // attempted, so a token's events arrive in stream order and a failing one
-// holds its successors back. An attempt is a POST of the JSON Payload with
+// holds its successors back; deliveries of different tokens or endpoints
+// go in parallel (Config.Concurrency at once), and their attempts are
+// recorded in batches, one statement for those that finished meanwhile. An attempt is a POST of the JSON Payload with
 // the headers webhook-id (the event id: the same on every attempt and
 // after a restart), webhook-timestamp (Unix seconds) and
 // webhook-signature ("v1," and the base64 HMAC-SHA256, keyed with the

@@ -39,7 +39,7 @@ var EventTypes = []EventType{EventIssued, EventExpiring, EventExpired, EventRevo
 // Revocation reasons that have a webhook event type of their own.
 const (
 	ReasonLeaked   = domain.ReasonLeaked
-	ReasonInactive = "inactive"
+	ReasonInactive = domain.ReasonInactive
 )
 
 // ValidateEventTypes checks the event types an endpoint subscribes to.

@@ -80,7 +80,7 @@ func ValidateURL(raw string, allowPrivate bool) (*url.URL, error) {
 // dialer that checks every address it connects to, after resolution, so a
 // name that resolves to an internal address (or is made to, between
 // registration and delivery) is refused.
-func newClient(timeout time.Duration, allowPrivate bool) *http.Client {
+func newClient(timeout time.Duration, allowPrivate bool, conns int) *http.Client {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	if !allowPrivate {
 		d.Control = func(network, address string, _ syscall.RawConn) error {
@@ -96,9 +96,10 @@ func newClient(timeout time.Duration, allowPrivate bool) *http.Client {
 		DialContext:           d.DialContext,
 		TLSHandshakeTimeout:   timeout,
 		ResponseHeaderTimeout: timeout,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
+		// As many as deliveries go at once: each keeps its connection.
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
 	}
 	return &http.Client{
 		Transport: tr,

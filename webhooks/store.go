@@ -193,21 +193,51 @@ FROM webhook_deliveries WHERE endpoint_id = $1 AND id < $2 ORDER BY id DESC LIMI
 	return out, nil
 }
 
-// fanOutSQL creates one delivery of an event per endpoint that wants it:
-// enabled, registered before the event, of the event's owner or every
-// owner, subscribed to its type or to all. A delivery made before (the
-// event redelivered by JetStream) is left as it is.
+// fanOutSQL creates the deliveries of a batch of events, one per event
+// and endpoint that wants it: enabled, registered before the event, of the
+// event's owner or every owner, subscribed to its type or to all. A
+// delivery made before (the event redelivered by JetStream) is left as it
+// is.
 const fanOutSQL = `INSERT INTO webhook_deliveries (endpoint_id, event_id, seq, order_key, type, body, created_at, next_attempt_at)
-SELECT id, $1, $2, $3, $4, $5, $6, $6 FROM webhook_endpoints
-WHERE disabled_at IS NULL AND created_seq < $2 AND (owner IS NULL OR owner = $7) AND (events = '{}' OR $4 = ANY (events))
+SELECT e.id, v.event_id, v.seq, v.order_key, v.type, v.body, $1, $1
+FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bytea[], $7::text[]) AS v (event_id, seq, order_key, type, body, owner)
+JOIN webhook_endpoints e ON e.disabled_at IS NULL AND e.created_seq < v.seq AND (e.owner IS NULL OR e.owner = v.owner)
+  AND (e.events = '{}' OR v.type = ANY (e.events))
 ON CONFLICT (endpoint_id, event_id) DO NOTHING`
 
-func (s store) fanOut(ctx context.Context, eventID string, seq uint64, orderKey string, t EventType, body []byte, now time.Time, owner domain.OwnerID) (int64, error) {
-	tag, err := s.pool.Exec(ctx, fanOutSQL, eventID, int64(seq), orderKey, string(t), body, now, string(owner))
-	if err != nil {
-		return 0, fmt.Errorf("fan out event %s: %w", eventID, err)
+// fanOut stores the deliveries of rows in one statement, and the poison
+// messages with them in one transaction when there are any.
+func (s store) fanOut(ctx context.Context, rows []fanRow, poison []poisonRow, now time.Time) error {
+	n := len(rows)
+	ids, seqs, keys, types, bodies, owners := make([]string, n), make([]int64, n), make([]string, n), make([]string, n), make([][]byte, n), make([]string, n)
+	for i, r := range rows {
+		ids[i], seqs[i], keys[i], types[i], bodies[i], owners[i] = r.eventID, int64(r.seq), r.orderKey, string(r.typ), r.body, string(r.owner)
 	}
-	return tag.RowsAffected(), nil
+	args := []any{now, ids, seqs, keys, types, bodies, owners}
+	if len(poison) == 0 {
+		if _, err := s.pool.Exec(ctx, fanOutSQL, args...); err != nil {
+			return fmt.Errorf("fan out %d events: %w", n, err)
+		}
+		return nil
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, p := range poison {
+			md, err := json.Marshal(p.metadata)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO webhook_poison (msg_id, payload, metadata) VALUES ($1, $2, $3)`, p.msgID, p.payload, md); err != nil {
+				return fmt.Errorf("keep an unreadable event: %w", err)
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, fanOutSQL, args...); err != nil {
+			return fmt.Errorf("fan out %d events: %w", n, err)
+		}
+		return nil
+	})
 }
 
 // firstEndpointSeq returns the stream sequence the oldest registered
@@ -221,16 +251,6 @@ func (s store) firstEndpointSeq(ctx context.Context) (seq uint64, ok bool, err e
 		return 0, false, nil
 	}
 	return uint64(*first), true, nil
-}
-
-// poison keeps a message the dispatcher cannot read.
-func (s store) poison(ctx context.Context, msgID string, payload []byte, metadata map[string]string) error {
-	md, err := json.Marshal(metadata)
-	if err != nil {
-		return err
-	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO webhook_poison (msg_id, payload, metadata) VALUES ($1, $2, $3)`, msgID, payload, md)
-	return err
 }
 
 // head is the next delivery of one endpoint and order key, due now.
@@ -248,17 +268,19 @@ type head struct {
 
 // headsSQL selects, per endpoint and order key, the pending delivery with
 // the lowest sequence, if it is due: a later event of a token is never
-// attempted while an earlier one is pending.
+// attempted while an earlier one is pending. Only events up to $3 are
+// considered, the sequence up to which every event is fanned out: an
+// earlier event of the token cannot be missing from the table.
 const headsSQL = `SELECT d.id, d.endpoint_id, d.order_key, d.event_id, d.body, d.attempts, d.first_attempt_at, e.url, e.secret
 FROM (SELECT DISTINCT ON (endpoint_id, order_key) id, endpoint_id, order_key, event_id, body, attempts, first_attempt_at, next_attempt_at
-      FROM webhook_deliveries WHERE status = 'pending' ORDER BY endpoint_id, order_key, seq) d
+      FROM webhook_deliveries WHERE status = 'pending' AND seq <= $3 ORDER BY endpoint_id, order_key, seq) d
 JOIN webhook_endpoints e ON e.id = d.endpoint_id
 WHERE d.next_attempt_at <= $1 AND e.disabled_at IS NULL
 ORDER BY d.next_attempt_at
 LIMIT $2`
 
-func (s store) heads(ctx context.Context, now time.Time, limit int) ([]head, error) {
-	rows, err := s.pool.Query(ctx, headsSQL, now, limit)
+func (s store) heads(ctx context.Context, now time.Time, fanned uint64, limit int) ([]head, error) {
+	rows, err := s.pool.Query(ctx, headsSQL, now, limit, int64(fanned))
 	if err != nil {
 		return nil, fmt.Errorf("read the deliveries due: %w", err)
 	}
@@ -320,6 +342,52 @@ UPDATE webhook_deliveries SET attempts = $2, first_attempt_at = COALESCE(first_a
 	}
 	if err != nil {
 		return fmt.Errorf("record delivery attempt: %w", err)
+	}
+	return nil
+}
+
+// recordAllSQL records attempts that delivered or will be tried again:
+// one row of the arrays per attempt; $7 is the next attempt's instant,
+// null for a delivered one.
+const recordAllSQL = `WITH v AS (
+  SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::int[], $5::text[], $6::bool[], $7::timestamptz[])
+    AS v (id, attempt, at, status, error, ok, next)),
+a AS (INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error)
+  SELECT id, attempt, at, status, error FROM v ON CONFLICT DO NOTHING)
+UPDATE webhook_deliveries d SET
+  status = CASE WHEN v.ok THEN 'delivered' ELSE d.status END,
+  attempts = v.attempt, first_attempt_at = COALESCE(d.first_attempt_at, v.at), last_attempt_at = v.at,
+  last_status = v.status, last_error = v.error,
+  done_at = CASE WHEN v.ok THEN v.at ELSE d.done_at END,
+  next_attempt_at = COALESCE(v.next, d.next_attempt_at)
+FROM v WHERE d.id = v.id`
+
+// recordAll stores, in one statement, attempts that delivered or are to be
+// tried again (none that gives up: record does those).
+func (s store) recordAll(ctx context.Context, outs []outcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	n := len(outs)
+	ids, nums, ats := make([]int64, n), make([]int32, n), make([]time.Time, n)
+	statuses, errs, oks, next := make([]*int32, n), make([]*string, n), make([]bool, n), make([]*time.Time, n)
+	for i, o := range outs {
+		ids[i], nums[i], ats[i], oks[i] = o.h.id, int32(o.h.attempts+1), o.a.at, o.a.ok
+		if o.a.status != 0 {
+			st := int32(o.a.status)
+			statuses[i] = &st
+		}
+		if o.a.err != "" {
+			e := o.a.err
+			errs[i] = &e
+		}
+		if !o.a.ok {
+			t := o.a.next
+			next[i] = &t
+		}
+	}
+	if _, err := s.pool.Exec(ctx, recordAllSQL, ids, nums, ats, statuses, errs, oks, next); err != nil {
+		return fmt.Errorf("record %d delivery attempts: %w", n, err)
 	}
 	return nil
 }

@@ -68,6 +68,7 @@ type config struct {
 	goTool      string
 	keepData    bool
 	skip        map[string]bool // scenarios left out (development only)
+	only        string          // one scenario alone ("webhooks"), quick runs only
 
 	runs        int
 	wrk         wrkParams
@@ -145,7 +146,9 @@ func parseConfig(args []string) (config, error) {
 	duration := fs.String("duration", "", "wrk duration per run (default 10s, quick 2s)")
 	tokens := fs.Int("tokens", 0, "tokens of the large scenario (default 1,000,000, quick 10,000)")
 	issueFor := fs.Duration("issue-for", 0, "length of each open-loop issue run (default 10s, quick 2s)")
+	webhookFor := fs.Duration("webhook-for", 0, "length of each webhook run (default 10s, quick 2s)")
 	skip := fs.String("skip", "", "scenarios to leave out, comma-separated: go, drf, dev, cluster (for working on the program; the table then lacks them)")
+	only := fs.String("only", "", "run one scenario alone on a fresh dev stack: webhooks (quick runs only; the table lacks the rest)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -164,6 +167,16 @@ func parseConfig(args []string) (config, error) {
 			return c, fmt.Errorf("--skip %q: want go, drf, dev or cluster", name)
 		}
 	}
+	switch c.only = *only; c.only {
+	case "":
+	case "webhooks":
+		if !c.quick {
+			return c, errors.New("--only needs a quick run (BENCH_QUICK=1): a full run rewrites the whole table")
+		}
+		c.skip["go"], c.skip["drf"], c.skip["cluster"] = true, true, true
+	default:
+		return c, fmt.Errorf("--only %q: want webhooks", c.only)
+	}
 	if *runs > 0 {
 		c.runs = *runs
 	}
@@ -178,6 +191,9 @@ func parseConfig(args []string) (config, error) {
 	}
 	if *issueFor > 0 {
 		c.issueFor = *issueFor
+	}
+	if *webhookFor > 0 {
+		c.webhookFor = *webhookFor
 	}
 	var err error
 	if c.repo, err = filepath.Abs(*repo); err != nil {

@@ -60,6 +60,9 @@ func (b *bench) stackScenarios(ctx context.Context) error {
 	if err := d.enableStatements(ctx); err != nil {
 		return err
 	}
+	if b.cfg.only == "webhooks" {
+		return b.webhookScenario(ctx, d)
+	}
 
 	bare, bareURL, err := b.startBare(ctx)
 	if err != nil {
@@ -198,6 +201,11 @@ func (b *bench) stackScenarios(ctx context.Context) error {
 	// Webhooks last: registering the first endpoint starts the
 	// dispatcher's fan-out of every lifecycle event, which would share
 	// the cores with the scenarios above.
+	return b.webhookScenario(ctx, d)
+}
+
+// webhookScenario runs the webhook scenario's runs on stack d.
+func (b *bench) webhookScenario(ctx context.Context, d *devStack) error {
 	for i := range b.cfg.runs {
 		r, err := measureWebhooks(ctx, d, b.cfg.webhookRate, b.cfg.webhookFor, strconv.Itoa(i))
 		if err != nil {

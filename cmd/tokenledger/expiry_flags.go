@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +19,29 @@ func bindExpiryFlags(f *pflag.FlagSet, c *expiry.Config, on *bool) {
 	f.BoolVar(on, "expiry-notices", *on, "record token.expiring and token.expired events for api tokens (the expiry scheduler)")
 	f.Var(&leadsValue{&c.Leads}, "expiry-leads", "lead times of token.expiring notices, comma-separated (e.g. 30d,7d,1d)")
 	f.DurationVar(&c.Interval, "expiry-interval", c.Interval, "pause between the expiry scheduler's passes")
+	f.Var(&daysValue{&c.Inactivity}, "inactivity-days", "revoke tokens not used for this many days (counted from the issue if never used), reason inactive, after token.expiring warnings at the --expiry-leads; 0: off")
 }
+
+// daysValue is a whole number of days, kept as a duration.
+type daysValue struct{ d *time.Duration }
+
+func (v *daysValue) String() string {
+	if v.d == nil {
+		return "0"
+	}
+	return strconv.FormatInt(int64(*v.d/domain.Day), 10)
+}
+
+func (v *daysValue) Set(s string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a whole number of days", s)
+	}
+	*v.d = time.Duration(n) * domain.Day
+	return nil
+}
+
+func (*daysValue) Type() string { return "days" }
 
 // leadsValue is a comma-separated list of durations in the forms
 // domain.ParseDuration reads.

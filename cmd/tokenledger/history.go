@@ -181,6 +181,8 @@ func eventPayload(t domain.EventType, data json.RawMessage) domain.Event {
 		return decode(&domain.TokenExpiring{})
 	case domain.TypeTokenExpired:
 		return decode(&domain.TokenExpired{})
+	case domain.TypeOwnerWebhookDisabled:
+		return decode(&domain.OwnerWebhookDisabled{})
 	}
 	return nil
 }

@@ -16,4 +16,5 @@ func bindWebhookFlags(f *pflag.FlagSet, c *webhooks.Config) {
 	f.DurationVar(&c.BackoffInitial, "webhook-backoff-initial", c.BackoffInitial, "pause after a failed webhook delivery attempt; doubles with each failure up to --webhook-backoff-max")
 	f.DurationVar(&c.BackoffMax, "webhook-backoff-max", c.BackoffMax, "longest pause between webhook delivery attempts")
 	f.DurationVar(&c.Timeout, "webhook-timeout", c.Timeout, "longest a webhook delivery attempt may take (connect, send, answer)")
+	f.IntVar(&c.Concurrency, "webhook-concurrency", c.Concurrency, "webhook deliveries attempted at once (each to another endpoint or token; one token's go one at a time, in stream order)")
 }

@@ -57,6 +57,42 @@ type Stack struct {
 
 	natsStopped   bool
 	stopProjector func() error
+	opts          Options
+	log           *slog.Logger
+}
+
+// apiConfig is the configuration of the stack's API nodes.
+func (s *Stack) apiConfig() app.APIConfig {
+	cfg := app.DefaultAPIConfig()
+	cfg.HTTPAddr, cfg.Policy, cfg.Clock = "127.0.0.1:0", s.Policy, s.Clock
+	if s.opts.MutationTimeout > 0 {
+		cfg.MutationTimeout = s.opts.MutationTimeout
+	}
+	cfg.RequireAuthScope = s.opts.RequireAuthScope
+	cfg.Webhooks = webhooks.NewManager(s.Pool, s.Store, false, s.Clock)
+	cfg.SecretScanningKeysURL = s.opts.SecretScanningKeysURL
+	cfg.TracerProvider = s.opts.TracerProvider
+	return cfg
+}
+
+// StartNode starts another API node on the stack's event store and read
+// model, with a validator of its own (loaded from the read model, tailing
+// the stream), as a second `tokenledger serve` would be, and returns its
+// base URL. It is stopped when the test ends.
+func (s *Stack) StartNode(tb testing.TB) string {
+	tb.Helper()
+	api, stop, err := app.StartAPI(context.Background(), s.apiConfig(), s.Store, s.Projections, nil, s.log)
+	if err != nil {
+		tb.Fatalf("start another api node: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := stop(ctx); err != nil && !s.natsStopped {
+			tb.Errorf("stop api node: %v", err)
+		}
+	})
+	return api.URL()
 }
 
 // StopProjector stops the lifecycle projector and waits until it has
@@ -165,17 +201,9 @@ func Start(tb testing.TB, o Options) *Stack {
 	run(s.Usage.Run)
 	s.waitProjected(tb)
 
-	cfg := app.DefaultAPIConfig()
-	cfg.HTTPAddr, cfg.Policy, cfg.Clock = "127.0.0.1:0", s.Policy, s.Clock
-	if o.MutationTimeout > 0 {
-		cfg.MutationTimeout = o.MutationTimeout
-	}
-	cfg.RequireAuthScope = o.RequireAuthScope
-	cfg.Webhooks = webhooks.NewManager(s.Pool, s.Store, false, s.Clock)
-	cfg.SecretScanningKeysURL = o.SecretScanningKeysURL
-	cfg.TracerProvider = o.TracerProvider
+	s.opts, s.log = o, log
 	var stopAPI func(context.Context) error
-	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
+	s.API, stopAPI, err = app.StartAPI(ctx, s.apiConfig(), s.Store, s.Projections, nil, log)
 	if err != nil {
 		cancel()
 		tb.Fatalf("start api: %v", err)
