@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -44,15 +43,6 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(h[len(scheme):]), true
 }
 
-// clientAddr is the request's client address without its port, as usage
-// records it.
-func clientAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
-}
-
 // validationResult names a validator answer for metrics.
 func validationResult(err error) string {
 	switch {
@@ -68,6 +58,8 @@ func validationResult(err error) string {
 		return "revoked"
 	case errors.Is(err, validator.ErrStale):
 		return "stale"
+	case errors.Is(err, validator.ErrIPNotAllowed):
+		return "ip_not_allowed"
 	default:
 		return "unknown"
 	}
@@ -104,10 +96,13 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (ledger.Ca
 // authenticateSecret finds the caller presenting secret in r; it is the
 // server's Authenticator.
 func (s *Server) authenticateSecret(r *http.Request, secret string) (ledger.Caller, error) {
-	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
+	p, err := s.validator.ValidateAt(r.Context(), secret, s.clientAddr(r), r.Pattern)
 	if err != nil {
 		if errors.Is(err, validator.ErrStale) {
 			return ledger.Caller{}, err
+		}
+		if errors.Is(err, validator.ErrIPNotAllowed) {
+			return ledger.Caller{}, &apiError{status: http.StatusForbidden, code: sdk.CodeIPNotAllowed, message: ipNotAllowedMessage}
 		}
 		desc := invalidTokenDescription(err)
 		return ledger.Caller{}, &apiError{status: http.StatusUnauthorized, code: sdk.CodeUnauthorized, message: desc,
@@ -154,13 +149,18 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 		writeJSONError(w, http.StatusUnauthorized, sdk.CodeInvalidToken, "no Authorization: Bearer token")
 		return
 	}
-	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
+	p, err := s.validator.ValidateAt(r.Context(), secret, s.clientAddr(r), r.Pattern)
 	if err != nil {
 		result := validationResult(err)
 		s.observeValidation(result, start)
 		if result == "stale" {
 			w.Header().Set("Retry-After", retryAfterSeconds)
 			writeJSONError(w, http.StatusServiceUnavailable, sdk.CodeUnavailable, "the validator is stale, try again")
+			return
+		}
+		if result == "ip_not_allowed" {
+			s.refused(r, tokenIDOf(secret), result)
+			writeJSONError(w, http.StatusForbidden, sdk.CodeIPNotAllowed, ipNotAllowedMessage)
 			return
 		}
 		id := ""
@@ -203,6 +203,18 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 	s.observeValidation("valid", start)
 }
 
+// ipNotAllowedMessage is the message of a refusal from outside a token's
+// allowed networks.
+const ipNotAllowedMessage = "the token may not be used from this client address"
+
+// tokenIDOf is the id of a well-formed secret, the non-secret part of it.
+func tokenIDOf(secret string) string {
+	if id, err := domain.ParseSecret(secret); err == nil {
+		return id.String()
+	}
+	return ""
+}
+
 // namesScope reports whether a forward-auth check names at least one
 // required scope, in the ScopeHeader or (readQuery) in ?scope=.
 func namesScope(r *http.Request, readQuery bool) bool {
@@ -215,7 +227,7 @@ func namesScope(r *http.Request, readQuery bool) bool {
 // refused logs and counts a refused forward-auth check.
 func (s *Server) refused(r *http.Request, tokenID, reason string) {
 	s.metrics.ObserveAuthRefusal(reason)
-	s.refusals.refused(r.Context(), tokenID, reason, clientAddr(r), authRoute(r))
+	s.refusals.refused(r.Context(), tokenID, reason, s.clientAddr(r), authRoute(r))
 }
 
 func (s *Server) observeValidation(result string, start time.Time) {
@@ -235,7 +247,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request, c ledger.Cal
 		return err
 	}
 	start := time.Now()
-	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
+	p, err := s.validator.ValidateAt(r.Context(), secret, s.clientAddr(r), r.Pattern)
 	s.observeValidation(validationResult(err), start)
 	if errors.Is(err, validator.ErrStale) {
 		return err

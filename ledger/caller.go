@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // Reserved scopes.
@@ -86,4 +87,8 @@ type View struct {
 	// in the usage stream, so usually 0): both are lower bounds. The rest
 	// of the view comes from the event store and is complete.
 	UsagePartial bool
+	// LastUsedIPs are the last distinct client addresses the token was
+	// used from, latest first (see projections.MaxRecentAddrs), from the
+	// read model; none when it could not be read or recorded none.
+	LastUsedIPs []projections.UsedAddr
 }

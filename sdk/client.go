@@ -622,6 +622,7 @@ var (
 	ErrInvalidToken          error = sentinel(CodeInvalidToken)
 	ErrForbidden             error = sentinel(CodeForbidden)
 	ErrInsufficientScope     error = sentinel(CodeInsufficientScope)
+	ErrIPNotAllowed          error = sentinel(CodeIPNotAllowed)
 	ErrOwnerBlocked          error = sentinel(CodeOwnerBlocked)
 	ErrLifetimeExceedsCaller error = sentinel(CodeLifetimeExceedsCaller)
 	ErrNotFound              error = sentinel(CodeNotFound)
