@@ -49,6 +49,11 @@ const (
 
 // ProjectConfig configures `tokenledger project`: the projection workers
 // as deployed in production, apart from the API. Start from
+// DefaultRollupRetention is how long hourly usage rollups are kept by
+// default: about thirteen months, so a year can be compared with the one
+// before.
+const DefaultRollupRetention = 400 * 24 * time.Hour
+
 // DefaultProjectConfig.
 type ProjectConfig struct {
 	// NATSURL is the NATS server (or comma-separated servers) holding the
@@ -75,6 +80,9 @@ type ProjectConfig struct {
 	// be the issuing policy of the deployment). Its Name must differ from
 	// Lifecycle.Name; its Logger is set by StartProject.
 	Usage consumers.UsageConfig
+	// RollupRetention is how long the usage consumer keeps the hourly
+	// usage rollups (projections.WithRollupRetention); zero: forever.
+	RollupRetention time.Duration
 	// HealthListen is the address of the health endpoint (/livez,
 	// /readyz); empty disables it.
 	HealthListen string
@@ -96,6 +104,7 @@ type ProjectConfig struct {
 // DefaultProjectConfig returns the defaults of `tokenledger project`.
 func DefaultProjectConfig() ProjectConfig {
 	return ProjectConfig{
+		RollupRetention:  DefaultRollupRetention,
 		NATSURL:          DefaultNATSURL,
 		PostgresMaxConns: DefaultProjectPostgresConns,
 		Store:            eventstore.DefaultConfig(),
@@ -123,6 +132,9 @@ func DefaultProjectConfig() ProjectConfig {
 // Validate reports every problem with c at once.
 func (c ProjectConfig) Validate() error {
 	var errs []error
+	if c.RollupRetention < 0 {
+		errs = append(errs, fmt.Errorf("usage rollup retention %s is negative", c.RollupRetention))
+	}
 	if err := validateNATSURL(c.NATSURL); err != nil {
 		errs = append(errs, err)
 	}
@@ -247,7 +259,7 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		return nil, nil, err
 	}
 
-	p := &Project{Projections: projections.New(pool)}
+	p := &Project{Projections: projections.New(pool, projections.WithRollupRetention(cfg.RollupRetention))}
 	// The health endpoint is stopped last, after the projector, so that it
 	// says why the projector is not ready while it stops.
 	health := &http.Server{ReadHeaderTimeout: 5 * time.Second}
