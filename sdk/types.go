@@ -122,6 +122,20 @@ type SetExpiryRequest struct {
 	ExpiresAt *time.Time `json:"expires_at"`
 }
 
+// SetAllowedCIDRsRequest is the body of PATCH /v1/tokens/{id} that sets
+// the networks a token may be used from; nil means any network.
+type SetAllowedCIDRsRequest struct {
+	AllowedCIDRs []string `json:"allowed_cidrs"`
+}
+
+// UsageOptions selects a usage series: Granularity "hour" (the default)
+// or "day", and the buckets from From to To (zero: the server's defaults,
+// a day or thirty days up to now).
+type UsageOptions struct {
+	Granularity string
+	From, To    time.Time
+}
+
 // RevokeRequest is the optional body of DELETE /v1/tokens/{id}.
 type RevokeRequest struct {
 	Reason string `json:"reason,omitempty"`
