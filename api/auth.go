@@ -17,6 +17,10 @@ const (
 	HeaderTokenID     = "X-Token-Id"
 	HeaderTokenOwner  = "X-Token-Owner"
 	HeaderTokenScopes = "X-Token-Scopes"
+	// HeaderError names the refusal of a forward-auth 403
+	// (insufficient_scope or ip_not_allowed), for gateways such as nginx's
+	// auth_request that pass headers of the check but not its body.
+	HeaderError = "X-Tokenledger-Error"
 )
 
 const bearerRealm = `Bearer realm="tokenledger"`
@@ -160,6 +164,7 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 		}
 		if result == "ip_not_allowed" {
 			s.refused(r, tokenIDOf(secret), result)
+			w.Header().Set(HeaderError, sdk.CodeIPNotAllowed)
 			writeJSONError(w, http.StatusForbidden, sdk.CodeIPNotAllowed, ipNotAllowedMessage)
 			return
 		}
@@ -191,6 +196,7 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 			s.observeValidation("insufficient_scope", start)
 			s.refused(r, p.TokenID.String(), "insufficient_scope")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenledger", error="insufficient_scope", scope="`+strings.ReplaceAll(required, `"`, "")+`"`)
+			w.Header().Set(HeaderError, sdk.CodeInsufficientScope)
 			writeJSONError(w, http.StatusForbidden, sdk.CodeInsufficientScope, "the token lacks a required scope")
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -94,6 +95,9 @@ type Options struct {
 	// TracerProvider starts the API node with HTTP server spans
 	// (app.APIConfig.TracerProvider).
 	TracerProvider trace.TracerProvider
+	// TrustedProxies starts the API node with the setting of that name
+	// (app.APIConfig.TrustedProxies).
+	TrustedProxies []netip.Prefix
 }
 
 // Start starts a stack for tb and stops it at cleanup: the API first (so
@@ -174,6 +178,7 @@ func Start(tb testing.TB, o Options) *Stack {
 	cfg.Webhooks = webhooks.NewManager(s.Pool, s.Store, false, s.Clock)
 	cfg.SecretScanningKeysURL = o.SecretScanningKeysURL
 	cfg.TracerProvider = o.TracerProvider
+	cfg.TrustedProxies = o.TrustedProxies
 	var stopAPI func(context.Context) error
 	s.API, stopAPI, err = app.StartAPI(ctx, cfg, s.Store, s.Projections, nil, log)
 	if err != nil {
