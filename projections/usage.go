@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/tokenledger/tokenledger/domain"
@@ -198,15 +199,11 @@ func (s *ReadModel) applyUsage(ctx context.Context, name string, events []domain
 	if len(res.Usage) > 0 {
 		cols := usageColumns(res.Usage, f.recentByID())
 		hours := hourColumns(res.Hours)
-		n, nh := len(res.Usage), len(res.Hours)
+		n := len(res.Usage)
 		wb.Queue(upsertUsageSQL, cols.ids, cols.lastAt, cols.count, cols.firstAt, cols.addr, cols.recent,
-			hours.ids, hours.hours, hours.count, s.rollupCutoff()).QueryRow(func(row pgx.Row) error {
-			var rows, hourRows int64
-			if err := row.Scan(&rows, &hourRows); err != nil {
-				return err
-			}
-			if int(rows) != n || int(hourRows) != nh {
-				return fmt.Errorf("wrote %d usage rows and %d hourly rows, want %d and %d", rows, hourRows, n, nh)
+			hours.ids, hours.hours, hours.count, s.rollupCutoff()).Exec(func(ct pgconn.CommandTag) error {
+			if int(ct.RowsAffected()) != n {
+				return fmt.Errorf("wrote %d usage rows, want %d", ct.RowsAffected(), n)
 			}
 			return nil
 		})
@@ -222,12 +219,21 @@ func (s *ReadModel) applyUsage(ctx context.Context, name string, events []domain
 }
 
 // upsertUsageSQL is the one statement a usage batch writes: the usage
-// rows ($1–$6), the hourly rollups ($7–$9) and, when a retention is set,
-// the deletion of rollups of hours before $10. The client address is the
+// rows ($1–$6) and, in its WITH, the hourly rollups ($7–$9) and, when a
+// retention is set, the deletion of rollups of hours before $10 (a
+// data-modifying WITH runs to completion whether or not it is read). The client address is the
 // latest use's; the batch, being later in the stream, wins a tie. The
 // recent addresses are merged: the latest use of each distinct address,
 // the MaxRecentAddrs latest kept.
-const upsertUsageSQL = `WITH u AS (
+const upsertUsageSQL = `WITH h AS (
+INSERT INTO ` + HourlyUsageTable + ` AS cur (token_id, hour, use_count)
+SELECT * FROM unnest($7::uuid[], $8::timestamptz[], $9::bigint[])
+ON CONFLICT (token_id, hour) DO UPDATE SET
+	use_count = CASE WHEN cur.use_count > 9223372036854775807 - EXCLUDED.use_count THEN 9223372036854775807
+		ELSE cur.use_count + EXCLUDED.use_count END
+), pruned AS (
+DELETE FROM ` + HourlyUsageTable + ` WHERE $10::timestamptz IS NOT NULL AND hour < $10::timestamptz
+)
 INSERT INTO ` + UsageTable + ` AS cur (token_id, last_used_at, use_count, first_used_at, last_client_addr, recent_addrs)
 SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::timestamptz[], $5::text[], $6::jsonb[])
 ON CONFLICT (token_id) DO UPDATE SET
@@ -241,19 +247,7 @@ ON CONFLICT (token_id) DO UPDATE SET
 		SELECT jsonb_agg(jsonb_build_object('addr', a, 'at', at) ORDER BY at DESC, a)
 		FROM (SELECT e->>'addr' AS a, max((e->>'at')::timestamptz) AS at
 			FROM jsonb_array_elements(coalesce(cur.recent_addrs, '[]'::jsonb) || EXCLUDED.recent_addrs) AS e
-			GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ` + recentAddrsLimit + `) AS r) END
-RETURNING 1
-), h AS (
-INSERT INTO ` + HourlyUsageTable + ` AS cur (token_id, hour, use_count)
-SELECT * FROM unnest($7::uuid[], $8::timestamptz[], $9::bigint[])
-ON CONFLICT (token_id, hour) DO UPDATE SET
-	use_count = CASE WHEN cur.use_count > 9223372036854775807 - EXCLUDED.use_count THEN 9223372036854775807
-		ELSE cur.use_count + EXCLUDED.use_count END
-RETURNING 1
-), pruned AS (
-DELETE FROM ` + HourlyUsageTable + ` WHERE $10::timestamptz IS NOT NULL AND hour < $10::timestamptz
-)
-SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM h)`
+			GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ` + recentAddrsLimit + `) AS r) END`
 
 const recentAddrsLimit = "5" // MaxRecentAddrs
 
