@@ -20,6 +20,7 @@ import (
 	"github.com/tokenledger/tokenledger/ledger"
 	"github.com/tokenledger/tokenledger/metrics"
 	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/rebuild"
 	"github.com/tokenledger/tokenledger/secretscan"
 	"github.com/tokenledger/tokenledger/ui"
 	"github.com/tokenledger/tokenledger/validator"
@@ -135,7 +136,7 @@ func (c APIConfig) Validate() error {
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("policy: %w", err))
 	}
-	if err := validateProjectionName(c.ProjectionName); err != nil {
+	if err := rebuild.ValidateName(c.ProjectionName); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MaxStaleness <= 0 {

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tokenledger/tokenledger/consumers"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/natsconn"
@@ -20,7 +19,7 @@ import (
 
 // Defaults shared by the commands that connect to a running system.
 const (
-	// DefaultNATSURL is where project and replay find NATS unless told.
+	// DefaultNATSURL is where project and rebuild find NATS unless told.
 	DefaultNATSURL = nats.DefaultURL
 )
 
@@ -55,22 +54,6 @@ func validatePostgresURL(s string) error {
 	if _, err := pgx.ParseConfig(s); err != nil {
 		// pgx's message names the string with its password redacted.
 		return fmt.Errorf("postgres url: %w", err)
-	}
-	return nil
-}
-
-// validateProjectionName checks the name of a projection: it names the
-// checkpoint row, and the name with
-// "_rebuild" appended is the checkpoint of its rebuild.
-func validateProjectionName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("projection name must be set")
-	case strings.HasSuffix(name, "_rebuild"):
-		return fmt.Errorf("projection name %q ends in _rebuild, which names a rebuild's checkpoint", name)
-	}
-	if err := (consumers.LifecycleConfig{Name: name}).Validate(); err != nil {
-		return fmt.Errorf("projection %w", err)
 	}
 	return nil
 }

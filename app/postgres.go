@@ -11,7 +11,7 @@ import (
 	"github.com/tokenledger/tokenledger/migrations"
 )
 
-// ErrSchemaOutdated is returned (wrapped) by StartProject and Replay when
+// ErrSchemaOutdated is returned (wrapped) by StartProject and Rebuild when
 // the database's schema is older than the one this binary needs: run
 // `tokenledger migrate` first. They do not migrate by themselves, so that
 // a schema change happens when the operator decides, once, and not as a

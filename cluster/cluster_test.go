@@ -73,14 +73,14 @@ func TestClusterSurvivesTheStreamLeaderKilledUnderLoad(t *testing.T) {
 	leader := slices.Index(c.NATSNames(), info.Cluster.Leader)
 
 	load := startLoad(c.APIURLs, c.AdminToken, 100)
-	time.Sleep(5 * time.Second) // steady load before the kill
+	load.waitAcked(t, 200) // steady load before the kill
 	t.Logf("killing stream leader %s", info.Cluster.Leader)
 	c.KillNATS(leader)
-	time.Sleep(20 * time.Second)
+	time.Sleep(20 * time.Second) // the outage's length: part of the scenario
 	if err := c.StartNATS(leader); err != nil {
 		t.Fatalf("restart %s: %v", info.Cluster.Leader, err)
 	}
-	time.Sleep(5 * time.Second) // steady load after the restart
+	load.waitAcked(t, 200) // steady load after the restart
 	acked, failures, maxLatency := load.stop()
 	t.Logf("%d issues acknowledged, %d failed, max latency %s", len(acked), len(failures), maxLatency)
 	if len(failures) > 0 {
@@ -171,7 +171,7 @@ func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 	}
 
 	load := startLoad(c.APIURLs[:1], c.AdminToken, 100)
-	time.Sleep(5 * time.Second)
+	load.waitAcked(t, 200) // steady load before the kill
 	if !c.KillWorker("serve-2") || !c.KillWorker("project-1") {
 		t.Fatal("serve-2 or project-1 was not running")
 	}
@@ -188,7 +188,7 @@ func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 	if takeover > 2*time.Second {
 		t.Errorf("the standby took over after %v, want within 2 s", takeover)
 	}
-	time.Sleep(10 * time.Second)
+	load.waitAcked(t, 500) // steady load after the takeover
 	acked, failures, maxLatency := load.stop()
 	t.Logf("serve-1: %d issues acknowledged, %d failed, max latency %s", len(acked), len(failures), maxLatency)
 	if len(failures) > 0 {
@@ -345,6 +345,23 @@ func (l *load) issue(client *http.Client, api, admin string, n int) {
 		return
 	}
 	l.acked = append(l.acked, out.ID)
+}
+
+// waitAcked waits until n more issues than now are acknowledged.
+func (l *load) waitAcked(t *testing.T, n int) {
+	t.Helper()
+	acked := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.acked)
+	}
+	want := acked() + n
+	waitFor(t, 2*time.Minute, fmt.Sprintf("%d issues acknowledged", want), func() string {
+		if k := acked(); k < want {
+			return fmt.Sprintf("%d acknowledged", k)
+		}
+		return ""
+	})
 }
 
 // stop ends the load, waits for the requests in flight and returns the

@@ -16,7 +16,7 @@ import (
 )
 
 // The event codec: decoding and encoding of tokenledger's events without
-// reflection, a few allocations per event, for replay and export, which
+// reflection, a few allocations per event, for rebuild and export, which
 // decode every event of a stream.
 //
 // It is a fast path in front of encoding/json, not a second definition of

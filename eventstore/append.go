@@ -217,7 +217,7 @@ func (s *Store) appendBatch(ctx context.Context, b *batch) ([]domain.Envelope, e
 		defer cancel()
 	}
 	deadline, _ := ctx.Deadline()
-	backoff := appendBackoffMin
+	backoff, busyBackoff := appendBackoffMin, busyBackoffMin
 	timeout := min(attemptTimeoutMin, s.cfg.RequestTimeout)
 	for attempt := 1; ; attempt++ {
 		first, dup, err := s.send(ctx, b, timeout)
@@ -231,6 +231,22 @@ func (s *Store) appendBatch(ctx context.Context, b *batch) ([]domain.Envelope, e
 			// The server has seen the id before: our own earlier attempt
 			// whose answer was lost, or a reused id.
 			return s.resolve(ctx, b, fmt.Errorf("%w: server reports the event as a duplicate", ErrEventIDReused))
+		case isBusy(err) && ctx.Err() == nil:
+			// The leader could not check the expectation yet: another
+			// append expecting the same subject is in process (as every
+			// issue of one owner expects that owner). Nothing was stored.
+			// Sent again once that append settled, the answer is the
+			// expectation's own verdict: stored, or a conflict that names
+			// the sequence. While a leader is stuck the subject stays
+			// busy, so this waits like an unanswered attempt.
+			pause := jitter(busyBackoff)
+			if time.Until(deadline) < pause+appendAttemptMin {
+				return s.resolve(ctx, b, fmt.Errorf("%w: %w", ErrConflict, err))
+			}
+			if werr := s.pause(ctx, attempt, pause, err); werr != nil {
+				return nil, fmt.Errorf("%w: %w", ErrConflict, err)
+			}
+			busyBackoff = min(2*busyBackoff, appendBackoffMax)
 		case isConflict(err):
 			// A resend after a lost answer fails its expectation on a
 			// single replica, because the first send moved the sequence.
@@ -244,10 +260,7 @@ func (s *Store) appendBatch(ctx context.Context, b *batch) ([]domain.Envelope, e
 				// made so far did while there is time to look.
 				return s.resolve(ctx, b, fmt.Errorf("%w: %d attempts: %w", ErrOutcomeUnknown, attempt, err))
 			}
-			if span := trace.SpanFromContext(ctx); span.IsRecording() {
-				span.AddEvent("retry", trace.WithAttributes(AttrAttempt.Int(attempt+1), attribute.String("error", err.Error())))
-			}
-			if werr := wait(ctx, pause); werr != nil {
+			if werr := s.pause(ctx, attempt, pause, err); werr != nil {
 				return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 			}
 			backoff = min(2*backoff, appendBackoffMax)
@@ -260,9 +273,20 @@ func (s *Store) appendBatch(ctx context.Context, b *batch) ([]domain.Envelope, e
 	}
 }
 
+// pause records on ctx's span that attempt failed with err and another
+// follows, and waits for d.
+func (s *Store) pause(ctx context.Context, attempt int, d time.Duration, err error) error {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent("retry", trace.WithAttributes(AttrAttempt.Int(attempt+1), attribute.String("error", err.Error())))
+	}
+	return wait(ctx, d)
+}
+
 // Pauses between the attempts of an append, and the least time worth
-// making one more attempt in.
+// making one more attempt in. A busy subject (isBusy) is normally free
+// again after one replication round trip, so its pauses start shorter.
 const (
+	busyBackoffMin   = 2 * time.Millisecond
 	appendBackoffMin = 25 * time.Millisecond
 	appendBackoffMax = 500 * time.Millisecond
 	appendAttemptMin = 50 * time.Millisecond

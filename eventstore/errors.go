@@ -26,9 +26,11 @@ var (
 	ErrEventIDReused = errors.New("event id already used")
 )
 
-// Server error codes the store reacts to. Conflicts come as 10071 on a
-// single replica (or for sequential conflicts) and as 10164 on a
-// replicated stream with writers racing.
+// Server error codes the store reacts to. A failed expectation comes as
+// 10071, with the sequence found. A replicated stream's leader answers
+// 10164 instead, without a sequence, when it cannot check an expectation
+// yet because another append expecting the same subject is in process:
+// nothing is stored, and the same append sent again gets the verdict.
 const (
 	codeWrongLastSequence         = jetstream.JSErrCodeStreamWrongLastSequence         // 10071
 	codeWrongLastSequenceConstant = jetstream.JSErrCodeStreamWrongLastSequenceConstant // 10164
@@ -74,11 +76,13 @@ func apiErrorCode(err error) jetstream.ErrorCode {
 
 // isConflict reports whether err is a failed expectation.
 func isConflict(err error) bool {
-	switch apiErrorCode(err) {
-	case codeWrongLastSequence, codeWrongLastSequenceConstant:
-		return true
-	}
-	return false
+	return apiErrorCode(err) == codeWrongLastSequence
+}
+
+// isBusy reports whether err says an expectation could not be checked yet
+// because another append expecting the same subject is in process.
+func isBusy(err error) bool {
+	return apiErrorCode(err) == codeWrongLastSequenceConstant
 }
 
 // isTransient reports whether the request may be repeated as is: no answer

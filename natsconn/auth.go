@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
@@ -160,11 +161,19 @@ func (a Auth) Options() ([]nats.Option, error) {
 // opts (nats.Name, reconnect settings, ...). Its errors name the problem
 // (a refused certificate, an authorization violation) without a secret.
 // The caller closes the connection.
+//
+// The connection pings its server every PingInterval and gives it up
+// after MaxPingsOut unanswered pings, so a server that stopped answering
+// without closing the connection (cut off by a partition, or back with
+// another address) is left within about 20 s and the client reconnects,
+// where nats.go's defaults (2 minutes, 2 pings) leave it waiting for
+// minutes. opts may set other values.
 func Connect(natsURL string, auth Auth, opts ...nats.Option) (*nats.Conn, error) {
 	all, err := auth.Options()
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
+	all = append(all, nats.PingInterval(PingInterval), nats.MaxPingsOutstanding(MaxPingsOut))
 	nc, err := nats.Connect(natsURL, append(all, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
@@ -261,3 +270,10 @@ func wipe(b []byte) {
 		b[i] = 'x'
 	}
 }
+
+// The client's liveness check of its server (see Connect); the servers of
+// deploy/nats check their clients and routes the same way.
+const (
+	PingInterval = 5 * time.Second
+	MaxPingsOut  = 3
+)

@@ -78,7 +78,7 @@ func readCheckpoint(ctx context.Context, q queryRower, name string) (uint64, err
 }
 
 // The projections' names: the keys of their checkpoint rows, and the names
-// of the workers' consumers. The live projector, a replay and the
+// of the workers' consumers. The live projector, a rebuild and the
 // validators' snapshot use LifecycleName unless configured otherwise; the
 // usage consumer uses UsageName.
 const (

@@ -17,7 +17,7 @@
 //     API, open loop, read back from PostgreSQL;
 //   - a million token.issued events published straight into the lifecycle
 //     stream while the live projector follows them (its throughput), and
-//     `tokenledger replay` over them; then a restart of the stack,
+//     `tokenledger rebuild` over them; then a restart of the stack,
 //     `tokenledger export` and `export verify` over the stream, `state
 //     --at` over it, and wrk on /v1/auth with those million tokens (and
 //     the usage projection's lag 5 s after each load);

@@ -294,9 +294,9 @@ func TestFormat(t *testing.T) {
 
 func TestParseCommandSummaries(t *testing.T) {
 	t.Parallel()
-	r, err := parseReplay(`replayed 1,003,041 events in 37.88 s: 26,482 events/s (1,003,021 tokens, 0 owner revocations; projection "lifecycle" at sequence 1003041)`)
+	r, err := parseRebuild(`rebuilt from 1,003,041 events in 37.88 s: 26,482 events/s (1,003,021 tokens, 0 owner revocations; projection "lifecycle" at sequence 1003041)`)
 	if err != nil || r.Events != 1003041 || r.Seconds != 37.88 || r.Rate != 26482 {
-		t.Errorf("replay: %+v, %v", r, err)
+		t.Errorf("rebuild: %+v, %v", r, err)
 	}
 	e, err := parseExport(`exported 1,000,016 records to /tmp/x.jsonl (1,000,016 events read in 4.20 s: 238,099 events/s); manifest /tmp/x.jsonl.manifest.json, signed with key 0123456789abcdef`)
 	if err != nil || e.Records != 1000016 || e.Seconds != 4.2 || e.Rate != 238099 {
@@ -306,11 +306,11 @@ func TestParseCommandSummaries(t *testing.T) {
 	if err != nil || v.Records != 1000016 || v.Rate != 500008 {
 		t.Errorf("verify: %+v, %v", v, err)
 	}
-	for name, out := range map[string]string{"replay": "error: boom", "export": "nothing", "verify": "FAILED"} {
+	for name, out := range map[string]string{"rebuild": "error: boom", "export": "nothing", "verify": "FAILED"} {
 		var err error
 		switch name {
-		case "replay":
-			_, err = parseReplay(out)
+		case "rebuild":
+			_, err = parseRebuild(out)
 		case "export":
 			_, err = parseExport(out)
 		case "verify":
@@ -419,7 +419,7 @@ func TestMarkdownMisses(t *testing.T) {
 		Bare:           []wrkResult{run(75000)},
 		TL1k:           []wrkResult{run(68000)},
 		TLLarge:        []wrkResult{run(32000)},
-		Replay:         []replayResult{{Events: 1_000_000, Seconds: 11.2, Rate: 89000}},
+		Rebuild:        []rebuildResult{{Events: 1_000_000, Seconds: 11.2, Rate: 89000}},
 		Issue:          []issueRun{{Latencies: []float64{1000, 1100, 4000}, Rate: 1000}},
 		PGLarge:        []pgLoad{{UsageBehindLater: 0}, {UsageBehindLater: 120}},
 		LagRate:        5000,

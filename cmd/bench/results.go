@@ -44,14 +44,14 @@ type results struct {
 	PG1k    []pgLoad
 	TLLarge []wrkResult
 	PGLarge []pgLoad
-	// Revocation, Issue, Replay, Export and Verify are the other
+	// Revocation, Issue, Rebuild, Export and Verify are the other
 	// scenarios' runs; SeedRate the rate the large scenario's tokens were
 	// published at; ExportMissing why export was not measured, if it was
 	// not.
 	Revocation    []revocationRun
 	Issue         []issueRun
 	SeedRate      float64
-	Replay        []replayResult
+	Rebuild       []rebuildResult
 	Export        []exportRun
 	Verify        []exportRun
 	ExportMissing string
@@ -82,7 +82,7 @@ const (
 	targetRevokeP99US     = 5_000
 	targetAppendShare     = 0.80 // of a raw synchronous publish
 	targetIssueP99US      = 5_000
-	targetReplayRate      = 300_000
+	targetRebuildRate     = 300_000
 	targetExportRate      = 300_000
 	targetStateAtSeconds  = 3
 	targetBytesPerToken   = 64
@@ -139,7 +139,7 @@ func (r results) rows() []row {
 	rows = append(rows, r.issueRow())
 	rows = append(rows, r.liveProjectionRow(), r.lagRow())
 	rows = append(rows, r.restartRow(), r.takeoverRow(), r.electionRow())
-	rows = append(rows, r.replayRow())
+	rows = append(rows, r.rebuildRow())
 	rows = append(rows, r.exportRows()...)
 	rows = append(rows, r.stateAtRow())
 	rows = append(rows, r.webhookRow())
@@ -410,23 +410,23 @@ func (r results) issueRow() row {
 	return row
 }
 
-func (r results) replayRow() row {
-	rate := of(r.Replay, func(x replayResult) float64 { return x.Rate })
-	secs := of(r.Replay, func(x replayResult) float64 { return x.Seconds })
+func (r results) rebuildRow() row {
+	rate := of(r.Rebuild, func(x rebuildResult) float64 { return x.Rate })
+	secs := of(r.Rebuild, func(x rebuildResult) float64 { return x.Seconds })
 	events := 0.0
-	if len(r.Replay) > 0 {
-		events = float64(r.Replay[0].Events)
+	if len(r.Rebuild) > 0 {
+		events = float64(r.Rebuild[0].Events)
 	}
 	row := row{
-		Figure:   fmt.Sprintf("projection rebuild from the stream (`tokenledger replay`), %s events (the live projector running, caught up)", fmtInt(events)),
+		Figure:   fmt.Sprintf("projection rebuild from the stream (`tokenledger rebuild`), %s events (the live projector running, caught up)", fmtInt(events)),
 		Target:   "≥ 300,000 events/s (1 M events in under 3.4 s)",
 		Measured: fmt.Sprintf("**%s events/s** = %s s", spread(rate, fmtInt), spread(secs, func(v float64) string { return fmt.Sprintf("%.2f", v) })),
-		Command:  "`tokenledger replay --nats-url … --postgres-url …` (its printed events/s)",
+		Command:  "`tokenledger rebuild --nats-url … --postgres-url …` (its printed events/s)",
 	}
 	if row, skipped := unmeasured(row, len(rate) > 0); skipped {
 		return row
 	}
-	if v := rate.median(); v < targetReplayRate {
+	if v := rate.median(); v < targetRebuildRate {
 		row.Misses = append(row.Misses, fmt.Sprintf("%s events/s < 300,000", fmtInt(v)))
 	}
 	return row

@@ -142,7 +142,7 @@ func (b *bench) stackScenarios(ctx context.Context) error {
 		}
 	}
 
-	// A million tokens: seed (while the live projector follows), replay,
+	// A million tokens: seed (while the live projector follows), rebuild,
 	// export, restart, state --at, forward-auth.
 	large := filepath.Join(b.work, "tokens-large.txt")
 	logf("publishing %s token.issued events into the lifecycle stream while the projector follows", fmtInt(float64(b.cfg.tokens)))
@@ -153,16 +153,16 @@ func (b *bench) stackScenarios(ctx context.Context) error {
 	b.res.SeedRate, b.res.LiveProjection = lp.PublishRate, []liveProjection{lp}
 	logf("published at %s events/s; the projector applied %s events at %s events/s (peak %s/s), %s behind when the publish ended, caught up %.2f s later",
 		fmtInt(lp.PublishRate), fmtInt(float64(lp.Events)), fmtInt(lp.Rate), fmtInt(lp.PeakRate), fmtInt(float64(lp.BehindAtEnd)), lp.CatchUp)
-	// The seed leaves the stream's pages dirty; measure the replays, not
+	// The seed leaves the stream's pages dirty; measure the rebuilds, not
 	// the kernel's write-back.
 	syscall.Sync()
 	for i := range b.cfg.runs {
-		r, err := b.replay(ctx, d, i+1)
+		r, err := b.rebuild(ctx, d, i+1)
 		if err != nil {
-			return fmt.Errorf("replay: %w", err)
+			return fmt.Errorf("rebuild: %w", err)
 		}
-		b.res.Replay = append(b.res.Replay, r)
-		logf("replay run %d: %s events in %.2f s: %s events/s", i+1, fmtInt(float64(r.Events)), r.Seconds, fmtInt(r.Rate))
+		b.res.Rebuild = append(b.res.Rebuild, r)
+		logf("rebuild run %d: %s events in %.2f s: %s events/s", i+1, fmtInt(float64(r.Events)), r.Seconds, fmtInt(r.Rate))
 	}
 	logf("restarting tokenledger dev: the validator loads the snapshot of %s tokens", fmtInt(float64(b.cfg.tokens)))
 	b.stopDev(d)
@@ -296,30 +296,30 @@ func (b *bench) authLoad(ctx context.Context, d *devStack, name, tokenFile strin
 // projection's lag is reported: the target is none left by then.
 const usageLagAfter = 5 * time.Second
 
-// replayResult is one `tokenledger replay`.
-type replayResult struct {
+// rebuildResult is one `tokenledger rebuild`.
+type rebuildResult struct {
 	Events  int64
 	Seconds float64
 	Rate    float64
 }
 
-var replayLine = regexp.MustCompile(`replayed ([\d,]+) events in ([\d.]+) s: ([\d,]+) events/s`)
+var rebuildLine = regexp.MustCompile(`rebuilt from ([\d,]+) events in ([\d.]+) s: ([\d,]+) events/s`)
 
-func (b *bench) replay(ctx context.Context, d *devStack, run int) (replayResult, error) {
-	out, err := b.procs.runCmd(ctx, fmt.Sprintf("replay-run%d", run), b.cfg.repo, nil, b.cfg.tokenledger, "replay",
+func (b *bench) rebuild(ctx context.Context, d *devStack, run int) (rebuildResult, error) {
+	out, err := b.procs.runCmd(ctx, fmt.Sprintf("rebuild-run%d", run), b.cfg.repo, nil, b.cfg.tokenledger, "rebuild",
 		"--nats-url", d.NATSURL, "--postgres-url", d.PostgresURL, "--progress", "off")
 	if err != nil {
-		return replayResult{}, err
+		return rebuildResult{}, err
 	}
-	return parseReplay(out)
+	return parseRebuild(out)
 }
 
-func parseReplay(out string) (replayResult, error) {
-	m := replayLine.FindStringSubmatch(out)
+func parseRebuild(out string) (rebuildResult, error) {
+	m := rebuildLine.FindStringSubmatch(out)
 	if m == nil {
-		return replayResult{}, fmt.Errorf("no summary line in replay's output:\n%s", out)
+		return rebuildResult{}, fmt.Errorf("no summary line in rebuild's output:\n%s", out)
 	}
-	var r replayResult
+	var r rebuildResult
 	r.Events, _ = strconv.ParseInt(strings.ReplaceAll(m[1], ",", ""), 10, 64)
 	r.Seconds, _ = strconv.ParseFloat(m[2], 64)
 	r.Rate, _ = strconv.ParseFloat(strings.ReplaceAll(m[3], ",", ""), 64)

@@ -23,7 +23,7 @@ import (
 )
 
 // exportConnection is where export and export verify --against read the
-// streams: the NATS URL and the store settings, as for replay.
+// streams: the NATS URL and the store settings, as for rebuild.
 type exportConnection struct {
 	natsURL string
 	auth    natsconn.Auth

@@ -27,7 +27,7 @@ func newMigrateCommand(g *globalFlags) *cobra.Command {
 		Long: `migrate applies the schema migrations this binary carries to the database at
 --postgres-url, each in its own transaction, and prints the resulting schema
 version. It is idempotent, and safe to run from several processes at once (an
-advisory lock serialises them). The projection workers and replay refuse to
+advisory lock serialises them). The projection workers and rebuild refuse to
 start on an outdated schema.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

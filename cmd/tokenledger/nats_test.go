@@ -54,7 +54,7 @@ func TestNATSCredentialsAndTLSFlags(t *testing.T) {
 		{"streams", "init"},
 		{"admin", "bootstrap"},
 		{"export", "--from", "2026-01-01", "--to", "2026-01-02", "--out", filepath.Join(dir, "x.jsonl"), "--unsigned"},
-		{"replay", "--postgres-url", "postgres://127.0.0.1:1/x"},
+		{"rebuild", "--postgres-url", "postgres://127.0.0.1:1/x"},
 		{"project", "--postgres-url", "postgres://127.0.0.1:1/x"},
 		{"serve", "--postgres-url", "postgres://127.0.0.1:1/x"},
 	} {

@@ -37,7 +37,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newDevCommand(&g), newMigrateCommand(&g), newProjectCommand(&g), newReplayCommand(&g),
+	root.AddCommand(newDevCommand(&g), newMigrateCommand(&g), newProjectCommand(&g), newRebuildCommand(&g),
 		newServeCommand(&g), newTokenCommand(), newOwnerCommand(), newWebhookCommand(), newAdminCommand(&g),
 		newHistoryCommand(), newStateCommand(), newExportCommand(), newStreamsCommand(&g), newClusterCommand(&g), newVersionCommand())
 	root.Version = version.Get().String()

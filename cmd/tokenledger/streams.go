@@ -28,7 +28,7 @@ func newStreamsInitCommand(g *globalFlags) *cobra.Command {
 updates them where their settings differ from the flags (replicas, the
 duplicate window, the usage retention). It is the set-up step of a
 deployment, run with the NATS operator's credentials: serve, project,
-replay and export open the streams as they are and never change them; they
+rebuild and export open the streams as they are and never change them; they
 refuse to start when a stream is missing or unsafe.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

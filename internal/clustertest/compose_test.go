@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,14 @@ type cluster struct {
 	nc               *nats.Conn        // the operator, through every node's published port
 	js               jetstream.JetStream
 	pgURL            string // the read model, from the host
+}
+
+// on returns c bound to t, a subtest's: its helpers fail t, from t's own
+// goroutine, not the parent test's (whose FailNow a subtest may not call).
+func (c *cluster) on(t *testing.T) *cluster {
+	sub := *c
+	sub.t = t
+	return &sub
 }
 
 // startCluster builds nothing: the images must exist (make images). It
@@ -178,9 +187,20 @@ func startCluster(t *testing.T) *cluster {
 
 // down removes every container, network and volume of the project, after
 // logging the services' last lines when the test failed.
+// With CLUSTERTEST_LOGS set to a directory, every service's whole log is
+// kept there too, in a file named after the project.
 func (c *cluster) down() {
 	if c.t.Failed() {
 		c.t.Logf("logs (last lines):\n%s", c.logsTail(60))
+		if dir := os.Getenv("CLUSTERTEST_LOGS"); dir != "" {
+			out, _ := c.command("logs", "--no-color", "--timestamps").CombinedOutput()
+			file := filepath.Join(dir, c.project+".log")
+			if err := os.WriteFile(file, out, 0o644); err != nil {
+				c.t.Errorf("keeping the logs: %v", err)
+			} else {
+				c.t.Logf("every service's log: %s", file)
+			}
+		}
 	}
 	cmd := c.command("down", "-v", "--remove-orphans", "-t", "5")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -264,12 +284,42 @@ func (c *cluster) restart(service string) { c.docker("restart", "-t", "30", c.co
 
 // disconnect cuts service off the private network; connect puts it back
 // under its service name, which the routes and clients dial.
+// Both are checked by inspecting the container afterwards and asked again
+// when the daemon failed (a busy daemon may fail or half-do either).
 func (c *cluster) disconnect(service string) {
-	c.docker("network", "disconnect", c.network, c.container(service))
+	c.t.Helper()
+	id := c.container(service)
+	c.networkChange(id, false, "network", "disconnect", c.network, id)
 }
 
 func (c *cluster) connect(service string) {
-	c.docker("network", "connect", "--alias", service, c.network, c.container(service))
+	c.t.Helper()
+	id := c.container(service)
+	c.networkChange(id, true, "network", "connect", "--alias", service, c.network, id)
+}
+
+// networkChange runs the docker command args until container id is (want)
+// or is not (!want) on the project's network, at most three times.
+func (c *cluster) networkChange(id string, want bool, args ...string) {
+	c.t.Helper()
+	var errs []string
+	for range 3 {
+		out, err := exec.Command("docker", args...).CombinedOutput()
+		if c.onNetwork(id) == want {
+			return
+		}
+		errs = append(errs, fmt.Sprintf("%v: %s", err, bytes.TrimSpace(out)))
+	}
+	c.t.Fatalf("docker %s: the container is still %s the network: %s", strings.Join(args, " "),
+		map[bool]string{true: "off", false: "on"}[want], strings.Join(errs, "; "))
+}
+
+// onNetwork reports whether container id is attached to the project's
+// network.
+func (c *cluster) onNetwork(id string) bool {
+	c.t.Helper()
+	nets := c.docker("inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", id)
+	return slices.Contains(strings.Fields(nets), c.network)
 }
 
 // streamInfo reads the lifecycle stream's state, from whichever node

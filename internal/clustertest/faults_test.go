@@ -27,9 +27,15 @@ import (
 const (
 	// faultHold is how long a node stays killed or cut off.
 	faultHold = 20 * time.Second
-	// steadyBefore and steadyAfter frame the fault with undisturbed load.
-	steadyBefore = 3 * time.Second
-	steadyAfter  = 10 * time.Second
+	// steadyBefore and steadyAfter frame the fault with undisturbed load:
+	// the fault comes once every loaded node has acknowledged steadyBefore
+	// issues, and the load stops once every loaded node has acknowledged
+	// steadyAfter issues sent after the heal (the cut-off node among them:
+	// it must serve again).
+	steadyBefore = 10
+	steadyAfter  = 20
+	// steadyWait bounds each of those waits.
+	steadyWait = 2 * time.Minute
 	// issueInterval paces each load worker: 4 workers on each of the two
 	// majority-side API nodes make about 40 issues/s, what this 2-core
 	// machine sustains next to eight containers and PostgreSQL.
@@ -53,6 +59,7 @@ func TestFaults(t *testing.T) {
 	c := startCluster(t)
 
 	t.Run("kill -9 of the stream leader", func(t *testing.T) {
+		c := c.on(t)
 		// A leader the API nodes are connected to: its death closes their
 		// connections too.
 		leader := c.moveLeader(func(l string) bool { return l != cutNode })
@@ -66,6 +73,7 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("partition of a follower", func(t *testing.T) {
+		c := c.on(t)
 		c.moveLeader(func(l string) bool { return l != cutNode })
 		var cut, healed time.Time
 		res := c.underLoad(t, append(slices.Clone(majority), edgeService), func() {
@@ -80,6 +88,7 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("partition of the stream leader", func(t *testing.T) {
+		c := c.on(t)
 		c.moveLeader(func(l string) bool { return l == cutNode })
 		var cut, healed time.Time
 		res := c.underLoad(t, append(slices.Clone(majority), edgeService), func() {
@@ -94,14 +103,16 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("rolling restart of the three NATS nodes", func(t *testing.T) {
+		c := c.on(t)
 		l := c.startLoad(majority)
-		time.Sleep(steadyBefore) // undisturbed load first: pacing, not an assertion
+		defer l.stop()
+		c.acknowledged(l, majority, time.Time{}, steadyBefore)
 		for _, n := range natsNodes {
 			t.Logf("docker restart %s (leader %s)", n, c.leader())
 			c.restart(n)
 			c.waitConverged()
 		}
-		time.Sleep(steadyAfter)
+		c.acknowledged(l, majority, time.Now(), steadyAfter)
 		c.check(t, l.stop(), nil)
 	})
 }
@@ -110,20 +121,44 @@ func TestFaults(t *testing.T) {
 type window struct{ from, to time.Time }
 
 // underLoad puts the issue load on nodes, breaks the cluster with fault
-// after steadyBefore, heals it faultHold later, keeps the load on for
-// steadyAfter and returns every request's result once the replicas have
-// converged.
+// once every node has acknowledged steadyBefore issues, heals it faultHold
+// later, keeps the load on until every node has acknowledged steadyAfter
+// issues sent after the heal, and returns every request's result once the
+// replicas have converged.
 func (c *cluster) underLoad(t *testing.T, nodes []string, fault, heal func()) []result {
 	t.Helper()
 	l := c.startLoad(nodes)
-	time.Sleep(steadyBefore) // pacing of the scenario, not an assertion
+	defer l.stop() // a failed fault or heal ends the load too
+	c.acknowledged(l, nodes, time.Time{}, steadyBefore)
 	fault()
-	time.Sleep(faultHold)
+	time.Sleep(faultHold) // the fault's length: part of the scenario, not a wait for a condition
 	heal()
-	time.Sleep(steadyAfter)
+	c.acknowledged(l, nodes, time.Now(), steadyAfter)
 	res := l.stop()
 	c.waitConverged()
 	return res
+}
+
+// acknowledged waits until each of nodes has acknowledged (201) at least n
+// issues sent at or after since.
+func (c *cluster) acknowledged(l *load, nodes []string, since time.Time, n int) {
+	c.t.Helper()
+	count := func(node string) int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		var k int
+		for _, r := range l.res {
+			if r.node == node && r.status == http.StatusCreated && !r.start.Before(since) {
+				k++
+			}
+		}
+		return k
+	}
+	for _, node := range nodes {
+		stacktest.Eventually(c.t, steadyWait, func() bool { return count(node) >= n },
+			"%s acknowledges %d issues sent since %s (has %d)", node, n, since.Format("15:04:05.000"),
+			stringer(func() string { return fmt.Sprint(count(node)) }))
+	}
 }
 
 // check asserts what every fault must leave: on the majority side no
@@ -236,10 +271,11 @@ func (r result) String() string {
 
 // load is a steady issue load on some API nodes.
 type load struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	res  []result
+	done     chan struct{}
+	stopping sync.Once
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	res      []result
 }
 
 // startLoad starts workersPerNode workers on each node (one on the
@@ -275,10 +311,13 @@ func (c *cluster) startLoad(nodes []string) *load {
 	return l
 }
 
-// stop ends the load and returns every result.
+// stop ends the load and returns every result; calling it again returns
+// the same results.
 func (l *load) stop() []result {
-	close(l.done)
+	l.stopping.Do(func() { close(l.done) })
 	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.res
 }
 

@@ -113,7 +113,7 @@ func (s *sampler) sampleAt(now time.Duration) Sample {
 
 // Options configures a Reporter.
 type Options struct {
-	// Label names the work: "replay".
+	// Label names the work: "rebuild".
 	Label string
 	// Unit names the items: "events".
 	Unit string
@@ -251,7 +251,7 @@ func (r *Reporter) Stop() Sample {
 
 // Bar renders s as a one-line bar with count, rate and time left:
 //
-//	replay [=========>          ]  45%  450,000/1,000,000 events  123,456 events/s  ETA 4s
+//	rebuild [=========>          ]  45%  450,000/1,000,000 events  123,456 events/s  ETA 4s
 func Bar(s Sample, opts Options) string {
 	width := opts.Width
 	if width <= 0 {
@@ -276,7 +276,7 @@ func Bar(s Sample, opts Options) string {
 
 // Line renders s as a plain log line:
 //
-//	replay: 450,000/1,000,000 events (45%), 123,456 events/s, ETA 4s
+//	rebuild: 450,000/1,000,000 events (45%), 123,456 events/s, ETA 4s
 func Line(s Sample, opts Options) string {
 	var b strings.Builder
 	if opts.Label != "" {

@@ -14,7 +14,7 @@ import (
 
 func TestRendering(t *testing.T) {
 	t.Parallel()
-	opts := Options{Label: "replay", Unit: "events", Width: 10}
+	opts := Options{Label: "rebuild", Unit: "events", Width: 10}
 	for _, tc := range []struct {
 		name     string
 		sample   Sample
@@ -25,22 +25,22 @@ func TestRendering(t *testing.T) {
 		{
 			name:     "half way: rate and time left",
 			sample:   Sample{Done: 500_000, Total: 1_000_000, Rate: 125_000, Left: 4 * time.Second},
-			bar:      "replay [=====>    ]  50%  500,000/1,000,000 events  125,000 events/s  ETA 4s",
-			line:     "replay: 500,000/1,000,000 events (50%), 125,000 events/s, ETA 4s",
+			bar:      "rebuild [=====>    ]  50%  500,000/1,000,000 events  125,000 events/s  ETA 4s",
+			line:     "rebuild: 500,000/1,000,000 events (50%), 125,000 events/s, ETA 4s",
 			fraction: 0.5,
 		},
 		{
 			name:     "no rate yet: time left unknown",
 			sample:   Sample{Done: 0, Total: 10, Left: -1},
-			bar:      "replay [>         ]   0%  0/10 events  0 events/s  ETA ?",
-			line:     "replay: 0/10 events (0%), 0 events/s, ETA ?",
+			bar:      "rebuild [>         ]   0%  0/10 events  0 events/s  ETA ?",
+			line:     "rebuild: 0/10 events (0%), 0 events/s, ETA ?",
 			fraction: 0,
 		},
 		{
 			name:     "past the total: the bar stays full",
 			sample:   Sample{Done: 12, Total: 10, Rate: 3, Left: 0},
-			bar:      "replay [==========] 100%  12/10 events  3 events/s  ETA 0s",
-			line:     "replay: 12/10 events (100%), 3 events/s, ETA 0s",
+			bar:      "rebuild [==========] 100%  12/10 events  3 events/s  ETA 0s",
+			line:     "rebuild: 12/10 events (100%), 3 events/s, ETA 0s",
 			fraction: 1,
 		},
 	} {
@@ -117,10 +117,10 @@ func TestReporter(t *testing.T) {
 		t.Parallel()
 		var out lockedBuffer
 		m := NewMeter(100)
-		r := Start(&out, m, Options{Label: "replay", Unit: "events", Interval: time.Millisecond})
+		r := Start(&out, m, Options{Label: "rebuild", Unit: "events", Interval: time.Millisecond})
 		m.Set(40)
 		stacktest.Eventually(t, 10*time.Second, func() bool {
-			return strings.Contains(out.String(), "replay: 40/100 events (40%)")
+			return strings.Contains(out.String(), "rebuild: 40/100 events (40%)")
 		}, "a progress line for 40 of 100 events; got %q", out.String())
 		last := r.Stop()
 		if last.Done != 40 || last.Total != 100 {
@@ -139,14 +139,14 @@ func TestReporter(t *testing.T) {
 		t.Parallel()
 		var out lockedBuffer
 		m := NewMeter(10)
-		r := Start(&out, m, Options{Label: "replay", Unit: "events", Terminal: true, Width: 10})
+		r := Start(&out, m, Options{Label: "rebuild", Unit: "events", Terminal: true, Width: 10})
 		m.Set(10)
 		r.Stop()
 		text := out.String()
 		if !strings.HasPrefix(text, "\r") || !strings.HasSuffix(text, "\n") {
 			t.Errorf("terminal output %q: want redraws starting with \\r and a final newline", text)
 		}
-		if !strings.Contains(text, "replay [==========] 100%  10/10 events") {
+		if !strings.Contains(text, "rebuild [==========] 100%  10/10 events") {
 			t.Errorf("final bar missing from %q", text)
 		}
 		if strings.Count(text, "\n") != 1 {
@@ -157,7 +157,7 @@ func TestReporter(t *testing.T) {
 		t.Parallel()
 		var out lockedBuffer
 		m := NewMeter(10)
-		r := Start(&out, m, Options{Label: "replay", Terminal: true, Width: 10})
+		r := Start(&out, m, Options{Label: "rebuild", Terminal: true, Width: 10})
 		m.Set(5)
 		stacktest.Eventually(t, 10*time.Second, func() bool {
 			return strings.Contains(out.String(), "5/10")

@@ -1,4 +1,4 @@
-package app_test
+package rebuild_test
 
 import (
 	"context"

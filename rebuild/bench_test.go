@@ -1,4 +1,4 @@
-package app_test
+package rebuild_test
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
+	"github.com/tokenledger/tokenledger/rebuild"
 )
 
 // benchAppenders is how many goroutines build the benchmark's stream, each
@@ -129,14 +129,14 @@ func appendBenchEvents(ctx context.Context, store *eventstore.Store, worker uint
 	return flush()
 }
 
-// BenchmarkReplay1M measures `tokenledger replay` on a stream of a million
+// BenchmarkRebuild1M measures `tokenledger rebuild` on a stream of a million
 // lifecycle events: read and fold, load into the shadow tables, index,
 // swap, with the garbage collector set as the command sets it. events/s is
 // the whole rebuild's rate; the phases are reported in seconds, and
 // B/token is the fold's live heap per token. The nats-server runs in a
 // process of its own, as deployed: in the benchmark's process its caches
-// would be marked by every collection of the replay.
-func BenchmarkReplay1M(b *testing.B) {
+// would be marked by every collection of the rebuild.
+func BenchmarkRebuild1M(b *testing.B) {
 	ctx := context.Background()
 	nc, err := nats.Connect(stacktest.NATSProcess(b))
 	if err != nil {
@@ -158,26 +158,26 @@ func BenchmarkReplay1M(b *testing.B) {
 	b.Logf("appended %d events in %v (%.0f events/s)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
 	// The append leaves a gigabyte of dirty pages (the stream, PostgreSQL's
 	// WAL) for the kernel to write back, which would slow the first
-	// replays down by half: measure the replay, not the append's
+	// rebuilds down by half: measure the rebuild, not the append's
 	// write-back.
 	start = time.Now()
 	syscall.Sync()
 	b.Logf("synced in %v", time.Since(start).Round(time.Millisecond))
 	perToken := foldBytesPerToken(b, store)
 
-	defer debug.SetGCPercent(debug.SetGCPercent(app.DefaultReplayGCPercent))
-	var res app.ReplayResult
+	defer debug.SetGCPercent(debug.SetGCPercent(rebuild.DefaultGCPercent))
+	var res rebuild.Result
 	for b.Loop() {
 		var err error
-		if res, err = app.RebuildProjection(ctx, store, pool, app.DefaultRebuildOptions(), discard); err != nil {
+		if res, err = rebuild.Run(ctx, store, pool, rebuild.DefaultOptions(), discard); err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("replayed %d events in %v (%.0f events/s): read %v, load %v, swap %v",
+		b.Logf("rebuilt %d events in %v (%.0f events/s): read %v, load %v, swap %v",
 			res.Events, res.Elapsed.Round(time.Millisecond), res.Rate(), res.Read.Round(time.Millisecond),
 			res.Load.Round(time.Millisecond), res.Swap.Round(time.Millisecond))
 	}
 	if res.Events != uint64(n) {
-		b.Fatalf("replayed %d events, appended %d", res.Events, n)
+		b.Fatalf("rebuilt %d events, appended %d", res.Events, n)
 	}
 	b.ReportMetric(res.Rate(), "events/s")
 	b.ReportMetric(res.Read.Seconds(), "read-s")
@@ -187,7 +187,7 @@ func BenchmarkReplay1M(b *testing.B) {
 	b.ReportMetric(perToken, "B/token")
 }
 
-// foldBytesPerToken folds the whole stream as replay does and returns the
+// foldBytesPerToken folds the whole stream as rebuild does and returns the
 // heap it holds per token.
 func foldBytesPerToken(b *testing.B, store *eventstore.Store) float64 {
 	b.Helper()

@@ -12,16 +12,20 @@ import (
 	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/cmd/tokenledger/internal/progress"
 	"github.com/tokenledger/tokenledger/export"
+	"github.com/tokenledger/tokenledger/rebuild"
 )
 
-func newReplayCommand(g *globalFlags) *cobra.Command {
-	cfg := app.DefaultReplayConfig()
+// newRebuildCommand is `tokenledger rebuild`; `replay`, its former name,
+// still runs it.
+func newRebuildCommand(g *globalFlags) *cobra.Command {
+	cfg := app.DefaultRebuildConfig()
 	progressMode := "auto"
-	gcPercent := app.DefaultReplayGCPercent
+	gcPercent := rebuild.DefaultGCPercent
 	cmd := &cobra.Command{
-		Use:   "replay",
-		Short: "Rebuild the PostgreSQL read model from the event stream and swap it in",
-		Long: `replay rebuilds the lifecycle projection from stream sequence 1 into fresh
+		Use:     "rebuild",
+		Aliases: []string{"replay"},
+		Short:   "Rebuild the PostgreSQL read model from the event stream and swap it in",
+		Long: `rebuild rebuilds the lifecycle projection from stream sequence 1 into fresh
 tables while the live projector keeps serving, then swaps them in atomically
 once they have caught up:
 
@@ -31,7 +35,7 @@ once they have caught up:
   swap      under the live checkpoint's lock, the last events are applied and
             the shadow tables replace the live ones in one transaction
 
-The live tables are untouched until the swap, and untouched if replay fails
+The live tables are untouched until the swap, and untouched if the rebuild fails
 or is interrupted. The fold holds every token in memory, about 620 bytes per
 token; with --gc-percent 200 the heap peaks at about three times that (1.9 GB
 for a million tokens). Progress goes to stderr (a bar on a terminal, a line
@@ -42,19 +46,19 @@ every five seconds otherwise); the summary goes to stdout.`,
 			if err != nil {
 				return err
 			}
-			pp := &replayProgress{w: cmd.ErrOrStderr(), mode: mode}
+			pp := &rebuildProgress{w: cmd.ErrOrStderr(), mode: mode}
 			log, err := g.newLoggerTo(pp)
 			if err != nil {
 				return err
 			}
 			setGCPercent(gcPercent, cmd.Flags().Changed("gc-percent"))
 			cfg.Rebuild.Progress = pp.update
-			res, err := app.Replay(cmd.Context(), cfg, log)
+			res, err := app.Rebuild(cmd.Context(), cfg, log)
 			pp.stop()
 			if err != nil {
 				return oneLine(err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "replayed %s events in %.2f s: %s events/s (%s tokens, %s owner revocations; projection %q at sequence %d)\n",
+			fmt.Fprintf(cmd.OutOrStdout(), "rebuilt from %s events in %.2f s: %s events/s (%s tokens, %s owner revocations; projection %q at sequence %d)\n",
 				export.Count(res.Events), res.Elapsed.Seconds(), export.Count(uint64(res.Rate())),
 				export.Count(uint64(res.Tokens)), export.Count(uint64(res.Owners)), cfg.Rebuild.Name, res.Sequence)
 			return nil
@@ -68,7 +72,7 @@ every five seconds otherwise); the summary goes to stdout.`,
 	f.IntVar(&cfg.Rebuild.SwapAttempts, "swap-attempts", cfg.Rebuild.SwapAttempts, "how many times a swap that timed out on a lock is tried")
 	f.IntVar(&cfg.Rebuild.IndexWorkers, "index-workers", cfg.Rebuild.IndexWorkers, "indexes built at once, one connection each (0: 2)")
 	f.StringVar(&progressMode, "progress", progressMode, "progress display: auto (a bar on a terminal, lines otherwise), bar, lines or off")
-	f.IntVar(&gcPercent, "gc-percent", gcPercent, "garbage collector target while replaying, as GOGC (a GOGC environment variable wins unless this flag is given); higher is faster and needs more memory: the heap peaks at about (1 + value/100) × the fold")
+	f.IntVar(&gcPercent, "gc-percent", gcPercent, "garbage collector target while rebuilding, as GOGC (a GOGC environment variable wins unless this flag is given); higher is faster and needs more memory: the heap peaks at about (1 + value/100) × the fold")
 	return cmd
 }
 
@@ -81,7 +85,7 @@ func setGCPercent(percent int, given bool) {
 	debug.SetGCPercent(percent)
 }
 
-// progressMode is how replay shows its progress.
+// progressMode is how rebuild shows its progress.
 type progressMode int
 
 const (
@@ -109,22 +113,22 @@ func parseProgressMode(s string, out *os.File) (progressMode, error) {
 	return progressOff, fmt.Errorf("--progress %q: want auto, bar, lines or off", s)
 }
 
-// replayProgress shows a replay's progress on w, one bar (or series of
+// rebuildProgress shows a rebuild's progress on w, one bar (or series of
 // lines) per reading phase. Log records go through it too, so that they
 // never land in the middle of a bar.
-type replayProgress struct {
+type rebuildProgress struct {
 	w    io.Writer
 	mode progressMode
 
 	mu    sync.Mutex
-	phase app.ReplayPhase
+	phase rebuild.Phase
 	base  uint64 // the sequence the phase started from
 	meter *progress.Meter
 	rep   *progress.Reporter
 }
 
-// update is the replay's progress callback.
-func (p *replayProgress) update(u app.ReplayProgress) {
+// update is the rebuild's progress callback.
+func (p *rebuildProgress) update(u rebuild.Progress) {
 	if p.mode == progressOff {
 		return
 	}
@@ -133,11 +137,11 @@ func (p *replayProgress) update(u app.ReplayProgress) {
 	if u.Phase != p.phase {
 		p.stopLocked()
 		p.phase = u.Phase
-		if u.Phase == app.PhaseRead || u.Phase == app.PhaseCatchUp {
+		if u.Phase == rebuild.PhaseRead || u.Phase == rebuild.PhaseCatchUp {
 			p.base = u.Done
 			p.meter = progress.NewMeter(u.Total - min(u.Total, p.base))
 			p.rep = progress.Start(p.w, p.meter, progress.Options{
-				Label:    "replay " + string(u.Phase),
+				Label:    "rebuild " + string(u.Phase),
 				Unit:     "events",
 				Terminal: p.mode == progressBar,
 			})
@@ -150,7 +154,7 @@ func (p *replayProgress) update(u app.ReplayProgress) {
 }
 
 // Write writes a log record.
-func (p *replayProgress) Write(b []byte) (int, error) {
+func (p *rebuildProgress) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.rep != nil {
@@ -159,13 +163,13 @@ func (p *replayProgress) Write(b []byte) (int, error) {
 	return p.w.Write(b)
 }
 
-func (p *replayProgress) stop() {
+func (p *rebuildProgress) stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stopLocked()
 }
 
-func (p *replayProgress) stopLocked() {
+func (p *rebuildProgress) stopLocked() {
 	if p.rep != nil {
 		p.rep.Stop()
 	}

@@ -13,13 +13,13 @@ import (
 	"github.com/tokenledger/tokenledger/projections"
 )
 
-var replaySummary = regexp.MustCompile(`^replayed ([\d,]+) events in [\d.]+ s: [\d,]+ events/s \(([\d,]+) tokens, [\d,]+ owner revocations; projection "lifecycle" at sequence (\d+)\)\n$`)
+var rebuildSummary = regexp.MustCompile(`^rebuilt from ([\d,]+) events in [\d.]+ s: [\d,]+ events/s \(([\d,]+) tokens, [\d,]+ owner revocations; projection "lifecycle" at sequence (\d+)\)\n$`)
 
-// `tokenledger replay` rebuilds the read model while `tokenledger project`
+// `tokenledger rebuild` rebuilds the read model while `tokenledger project`
 // runs and events are appended, reports its progress on stderr and its
 // summary on stdout; the projector then carries on with the swapped-in
 // tables, which hold exactly the fold of the stream.
-func TestReplayCommandWithProjectRunning(t *testing.T) {
+func TestRebuildCommandWithProjectRunning(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newTestStack(t)
@@ -31,18 +31,18 @@ func TestReplayCommandWithProjectRunning(t *testing.T) {
 	appended := make(chan error, 1)
 	go func() { appended <- appendAll(ctx, s.store, events[2000:3000]) }()
 
-	r := runBinary(t, s.env(), "replay", "--progress", "lines", "--catch-up-batch", "100")
+	r := runBinary(t, s.env(), "rebuild", "--progress", "lines", "--catch-up-batch", "100")
 	if r.code != 0 {
-		t.Fatalf("replay: exit %d; stderr:\n%s", r.code, r.stderr)
+		t.Fatalf("rebuild: exit %d; stderr:\n%s", r.code, r.stderr)
 	}
-	m := replaySummary.FindStringSubmatch(r.stdout)
+	m := rebuildSummary.FindStringSubmatch(r.stdout)
 	if m == nil {
-		t.Fatalf("replay summary %q does not match %s", r.stdout, replaySummary)
+		t.Fatalf("rebuild summary %q does not match %s", r.stdout, rebuildSummary)
 	}
 	if n, _ := strconv.Atoi(strings.ReplaceAll(m[1], ",", "")); n < 2000 {
-		t.Errorf("replayed %d events, want at least the 2000 appended before", n)
+		t.Errorf("rebuilt from %d events, want at least the 2000 appended before", n)
 	}
-	for _, want := range []string{`msg="replay: stream folded"`, `msg="replay: swapped in"`} {
+	for _, want := range []string{`msg="rebuild: stream folded"`, `msg="rebuild: swapped in"`} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %s:\n%s", want, r.stderr)
 		}
@@ -60,22 +60,23 @@ func TestReplayCommandWithProjectRunning(t *testing.T) {
 			t.Fatalf("tokenledger project exited (%v); stderr:\n%s", project.waitErr, project.stderr.String())
 		}
 		return s.checkpoint(t) == last
-	}, "the projector applies the stream up to %d after the replay", last)
+	}, "the projector applies the stream up to %d after the rebuild", last)
 	project.stop(t)
 	projectionstest.RequireMatchesState(t, projections.New(s.pool), "lifecycle", projectionstest.Fold(readStream(t, s.store)), last, time.Time{})
 }
 
-func TestReplayCommandRefuses(t *testing.T) {
+func TestRebuildCommandRefuses(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"bad progress mode", []string{"replay", "--postgres-url", "postgres://127.0.0.1/db", "--progress", "fancy"}, `--progress "fancy"`},
-		{"every configuration problem at once", []string{"replay", "--nats-url", "http://x", "--catch-up-batch", "0", "--name", ""},
+		{"bad progress mode", []string{"rebuild", "--postgres-url", "postgres://127.0.0.1/db", "--progress", "fancy"}, `--progress "fancy"`},
+		{"every configuration problem at once", []string{"rebuild", "--nats-url", "http://x", "--catch-up-batch", "0", "--name", ""},
 			"nats url"},
-		{"nats unreachable", []string{"replay", "--nats-url", "nats://127.0.0.1:1", "--postgres-url", "postgres://127.0.0.1/db"}, "connect to nats"},
+		{"under its former name, replay", []string{"replay", "--postgres-url", "postgres://127.0.0.1/db", "--progress", "fancy"}, `--progress "fancy"`},
+		{"nats unreachable", []string{"rebuild", "--nats-url", "nats://127.0.0.1:1", "--postgres-url", "postgres://127.0.0.1/db"}, "connect to nats"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,4 +1,4 @@
-package app_test
+package rebuild_test
 
 import (
 	"context"
@@ -8,22 +8,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenledger/tokenledger/app"
 	"github.com/tokenledger/tokenledger/domain"
 	"github.com/tokenledger/tokenledger/internal/testkit/projectionstest"
 	"github.com/tokenledger/tokenledger/internal/testkit/stacktest"
 	"github.com/tokenledger/tokenledger/projections"
+	"github.com/tokenledger/tokenledger/rebuild"
 )
 
-// TestReplayOnARunningSystem rebuilds the projection while the lifecycle
+// TestRebuildOnARunningSystem rebuilds the projection while the lifecycle
 // projector keeps applying and events keep being appended, in every phase
-// of the replay: during the read, before the load (so the catch-up has
+// of the rebuild: during the read, before the load (so the catch-up has
 // work), and right before the swap once the projector has applied them (so
 // the swap must catch up under the live checkpoint's lock). Afterwards the
 // projector continues on the swapped-in tables, which must end identical,
 // row by row and index by index, to a projection of the same stream that
 // was never rebuilt, and equal to the reference fold.
-func TestReplayOnARunningSystem(t *testing.T) {
+func TestRebuildOnARunningSystem(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	events, end := lifecycleHistory(31, 5200)
@@ -51,7 +51,7 @@ func TestReplayOnARunningSystem(t *testing.T) {
 	var (
 		mu          sync.Mutex
 		callbackErr error
-		phases      []app.ReplayPhase
+		phases      []rebuild.Phase
 		swapFrom    uint64
 	)
 	fail := func(err error) {
@@ -59,15 +59,15 @@ func TestReplayOnARunningSystem(t *testing.T) {
 		defer mu.Unlock()
 		callbackErr = errors.Join(callbackErr, err)
 	}
-	opts := app.DefaultRebuildOptions()
+	opts := rebuild.DefaultOptions()
 	opts.Batch = 100
-	opts.Progress = func(p app.ReplayProgress) {
+	opts.Progress = func(p rebuild.Progress) {
 		if len(phases) > 0 && phases[len(phases)-1] == p.Phase {
 			return
 		}
 		phases = append(phases, p.Phase)
 		switch p.Phase {
-		case app.PhaseLoad:
+		case rebuild.PhaseLoad:
 			// More than a batch appended after the read: the catch-up
 			// has to apply them.
 			if err := <-duringDone; err != nil {
@@ -77,7 +77,7 @@ func TestReplayOnARunningSystem(t *testing.T) {
 			if _, err := appendAll(ctx, store, atLoad); err != nil {
 				fail(err)
 			}
-		case app.PhaseSwap:
+		case rebuild.PhaseSwap:
 			// Appended and applied by the live side after the catch-up:
 			// the swap has to apply them under the lock.
 			last, err := appendAll(ctx, store, atSwap)
@@ -92,14 +92,14 @@ func TestReplayOnARunningSystem(t *testing.T) {
 			}))
 		}
 	}
-	res, err := app.RebuildProjection(ctx, store, pool, opts, discard)
+	res, err := rebuild.Run(ctx, store, pool, opts, discard)
 	if err != nil {
-		t.Fatalf("replay: %v", err)
+		t.Fatalf("rebuild: %v", err)
 	}
 	if callbackErr != nil {
-		t.Fatalf("appending during the replay: %v", callbackErr)
+		t.Fatalf("appending during the rebuild: %v", callbackErr)
 	}
-	if want := []app.ReplayPhase{app.PhaseRead, app.PhaseLoad, app.PhaseCatchUp, app.PhaseSwap}; !equalPhases(phases, want) {
+	if want := []rebuild.Phase{rebuild.PhaseRead, rebuild.PhaseLoad, rebuild.PhaseCatchUp, rebuild.PhaseSwap}; !equalPhases(phases, want) {
 		t.Errorf("phases %v, want %v", phases, want)
 	}
 	streamAtSwap := uint64(len(before) + len(during) + len(atLoad) + len(atSwap))
@@ -117,7 +117,7 @@ func TestReplayOnARunningSystem(t *testing.T) {
 		t.Errorf("result %+v is inconsistent", res)
 	}
 	if tableOID(t, pool) == oid {
-		t.Fatal("the live tokens table is the same table after the replay: nothing was swapped in")
+		t.Fatal("the live tokens table is the same table after the rebuild: nothing was swapped in")
 	}
 
 	last, err := appendAll(ctx, store, after)
@@ -127,7 +127,7 @@ func TestReplayOnARunningSystem(t *testing.T) {
 	stacktest.Eventually(t, time.Minute, func() bool {
 		cp, err := proj.Checkpoint(ctx, name)
 		return err == nil && cp == last
-	}, "the live side applies the events appended after the replay")
+	}, "the live side applies the events appended after the rebuild")
 
 	// The reference is what applying the stream alone gives: the same
 	// ApplyBatch the projector calls, in batches for speed.
@@ -141,15 +141,15 @@ func TestReplayOnARunningSystem(t *testing.T) {
 	}
 
 	if got, want := dump(t, pool), dump(t, reference); got != want {
-		t.Errorf("replayed projection differs from the live-only one:\n%s", firstDiff(got, want))
+		t.Errorf("rebuilt projection differs from the live-only one:\n%s", firstDiff(got, want))
 	}
 	if got, want := schema(t, pool), schema(t, reference); got != want {
-		t.Errorf("schema after the replay:\n%s\nwant:\n%s", got, want)
+		t.Errorf("schema after the rebuild:\n%s\nwant:\n%s", got, want)
 	}
 	projectionstest.RequireMatchesState(t, proj, name, projectionstest.Fold(stream), last, clock.Now())
 }
 
-func equalPhases(a, b []app.ReplayPhase) bool {
+func equalPhases(a, b []rebuild.Phase) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -161,10 +161,10 @@ func equalPhases(a, b []app.ReplayPhase) bool {
 	return true
 }
 
-// A replay with nothing live to catch up with: an empty stream gives empty
+// A rebuild with nothing live to catch up with: an empty stream gives empty
 // tables at checkpoint 0, and a stream nobody projected yet is loaded and
 // swapped in whole, the checkpoint moving to its end.
-func TestReplayWithoutLiveProjection(t *testing.T) {
+func TestRebuildWithoutLiveProjection(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
@@ -184,9 +184,9 @@ func TestReplayWithoutLiveProjection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := app.RebuildProjection(ctx, store, pool, app.DefaultRebuildOptions(), discard)
+			res, err := rebuild.Run(ctx, store, pool, rebuild.DefaultOptions(), discard)
 			if err != nil {
-				t.Fatalf("replay: %v", err)
+				t.Fatalf("rebuild: %v", err)
 			}
 			if res.Sequence != last || res.Folded != uint64(len(events)) || res.CaughtUp != 0 {
 				t.Errorf("result %+v: want %d events folded, checkpoint %d, nothing caught up", res, len(events), last)
@@ -200,10 +200,10 @@ func TestReplayWithoutLiveProjection(t *testing.T) {
 	}
 }
 
-// A replay that fails or is interrupted leaves the live tables as they
-// were and no shadow tables behind, whatever its phase; a second replay
+// A rebuild that fails or is interrupted leaves the live tables as they
+// were and no shadow tables behind, whatever its phase; a second rebuild
 // started while one runs is refused.
-func TestReplayInterruptedLeavesTheLiveTables(t *testing.T) {
+func TestRebuildInterruptedLeavesTheLiveTables(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	events, _ := lifecycleHistory(33, 1600)
@@ -222,17 +222,17 @@ func TestReplayInterruptedLeavesTheLiveTables(t *testing.T) {
 	before, oid := dump(t, pool), tableOID(t, pool)
 
 	next := 1000
-	for _, phase := range []app.ReplayPhase{app.PhaseRead, app.PhaseLoad, app.PhaseCatchUp, app.PhaseSwap} {
+	for _, phase := range []rebuild.Phase{rebuild.PhaseRead, rebuild.PhaseLoad, rebuild.PhaseCatchUp, rebuild.PhaseSwap} {
 		t.Run("at "+string(phase), func(t *testing.T) {
 			rctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			var second error
-			seen := map[app.ReplayPhase]bool{}
-			opts := app.DefaultRebuildOptions()
+			seen := map[rebuild.Phase]bool{}
+			opts := rebuild.DefaultOptions()
 			opts.Batch = 100
-			opts.Progress = func(p app.ReplayProgress) {
-				if p.Phase == app.PhaseLoad && !seen[app.PhaseLoad] {
-					_, second = app.RebuildProjection(ctx, store, pool, app.DefaultRebuildOptions(), discard)
+			opts.Progress = func(p rebuild.Progress) {
+				if p.Phase == rebuild.PhaseLoad && !seen[rebuild.PhaseLoad] {
+					_, second = rebuild.Run(ctx, store, pool, rebuild.DefaultOptions(), discard)
 					// Appended after the read, so that there is a
 					// catch-up.
 					if _, err := appendAll(ctx, store, events[next:next+200]); err != nil {
@@ -245,15 +245,15 @@ func TestReplayInterruptedLeavesTheLiveTables(t *testing.T) {
 					cancel()
 				}
 			}
-			_, err := app.RebuildProjection(rctx, store, pool, opts, discard)
+			_, err := rebuild.Run(rctx, store, pool, opts, discard)
 			if !errors.Is(err, context.Canceled) {
-				t.Fatalf("interrupted replay returned %v, want context.Canceled", err)
+				t.Fatalf("interrupted rebuild returned %v, want context.Canceled", err)
 			}
 			if !seen[phase] {
-				t.Fatalf("the replay never reached phase %s", phase)
+				t.Fatalf("the rebuild never reached phase %s", phase)
 			}
-			if phase != app.PhaseRead && !errors.Is(second, app.ErrReplayRunning) {
-				t.Errorf("a replay started during another returned %v, want ErrReplayRunning", second)
+			if phase != rebuild.PhaseRead && !errors.Is(second, rebuild.ErrRunning) {
+				t.Errorf("a rebuild started during another returned %v, want ErrRunning", second)
 			}
 			if got := dump(t, pool); got != before {
 				t.Errorf("live tables changed:\n%s", firstDiff(got, before))
@@ -266,46 +266,13 @@ func TestReplayInterruptedLeavesTheLiveTables(t *testing.T) {
 			}
 		})
 	}
-	// And the lock is free again: a replay runs to the end.
-	if _, err := app.RebuildProjection(ctx, store, pool, app.DefaultRebuildOptions(), discard); err != nil {
-		t.Fatalf("replay after the interrupted ones: %v", err)
+	// And the lock is free again: a rebuild runs to the end.
+	if _, err := rebuild.Run(ctx, store, pool, rebuild.DefaultOptions(), discard); err != nil {
+		t.Fatalf("rebuild after the interrupted ones: %v", err)
 	}
 	last, err := store.StreamLastSequence(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	projectionstest.RequireMatchesState(t, proj, projections.LifecycleName, projectionstest.Fold(readAll(t, store)), last, time.Time{})
-}
-
-func TestReplayConfigValidate(t *testing.T) {
-	t.Parallel()
-	valid := app.DefaultReplayConfig()
-	valid.PostgresURL = "postgres://u:secret@127.0.0.1:5432/db"
-	for _, tc := range []struct {
-		name   string
-		change func(*app.ReplayConfig)
-		want   []string // substrings of the error; none: valid
-	}{
-		{"defaults with a database", func(*app.ReplayConfig) {}, nil},
-		{"several nats servers", func(c *app.ReplayConfig) { c.NATSURL = "nats://a:4222, nats://b:4222" }, nil},
-		{"every problem at once", func(c *app.ReplayConfig) {
-			c.NATSURL = "http://x"
-			c.PostgresURL = ""
-			c.Store.Stream = "a.b"
-			c.Rebuild.Name = ""
-			c.Rebuild.Batch = 0
-			c.Rebuild.SwapAttempts = 0
-			c.Rebuild.LockTimeout = -time.Second
-		}, []string{"want nats://", "postgres url must be set", "stream", "projection name must be set", "batch 0", "swap attempts 0", "lock timeout -1s"}},
-		{"nats url without host", func(c *app.ReplayConfig) { c.NATSURL = "nats://" }, []string{"has no host"}},
-		{"malformed postgres url", func(c *app.ReplayConfig) { c.PostgresURL = "postgres://u:secret@host:notaport/db" }, []string{"postgres url"}},
-		{"rebuild checkpoint name", func(c *app.ReplayConfig) { c.Rebuild.Name = "lifecycle_rebuild" }, []string{"_rebuild"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			c := valid
-			tc.change(&c)
-			checkValidateError(t, c.Validate(), tc.want)
-		})
-	}
 }

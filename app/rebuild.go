@@ -1,0 +1,86 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/tokenledger/tokenledger/eventstore"
+	"github.com/tokenledger/tokenledger/natsconn"
+	"github.com/tokenledger/tokenledger/rebuild"
+)
+
+// RebuildConfig configures `tokenledger rebuild`. Start from
+// DefaultRebuildConfig.
+type RebuildConfig struct {
+	// NATSURL is the NATS server (or comma-separated servers) holding the
+	// event streams.
+	NATSURL string
+	// NATSAuth holds the credentials and TLS settings of the NATS
+	// connections.
+	NATSAuth natsconn.Auth
+	// PostgresURL is the database holding the read model; its schema must
+	// be current (see Migrate).
+	PostgresURL string
+	// Store names the streams and their subjects. It must match the
+	// deployment's: opening the store updates a stream whose settings
+	// differ.
+	Store eventstore.Config
+	// Rebuild tunes the rebuild itself.
+	Rebuild rebuild.Options
+}
+
+// rebuildPostgresConns is the size of the rebuild's PostgreSQL pool.
+const rebuildPostgresConns = 8
+
+// DefaultRebuildConfig returns the defaults of `tokenledger rebuild`.
+func DefaultRebuildConfig() RebuildConfig {
+	return RebuildConfig{
+		NATSURL: DefaultNATSURL,
+		Store:   eventstore.DefaultConfig(),
+		Rebuild: rebuild.DefaultOptions(),
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c RebuildConfig) Validate() error {
+	var errs []error
+	if err := validateNATSURL(c.NATSURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validatePostgresURL(c.PostgresURL); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Store.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	if err := c.Rebuild.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Rebuild connects to NATS and PostgreSQL as cfg says and rebuilds the
+// projection there with rebuild.Run. It needs the current schema
+// (ErrSchemaOutdated otherwise).
+func Rebuild(ctx context.Context, cfg RebuildConfig, log *slog.Logger) (rebuild.Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return rebuild.Result{}, err
+	}
+	nc, store, err := connectStore(ctx, eventstore.OpenExisting, cfg.NATSURL, cfg.NATSAuth, "tokenledger-rebuild", cfg.Store)
+	if err != nil {
+		return rebuild.Result{}, err
+	}
+	defer nc.Close()
+	defer store.Close()
+	pool, err := openPool(ctx, cfg.PostgresURL, rebuildPostgresConns)
+	if err != nil {
+		return rebuild.Result{}, err
+	}
+	defer pool.Close()
+	return rebuild.Run(ctx, store, pool, cfg.Rebuild, log)
+}
