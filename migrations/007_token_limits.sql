@@ -1,7 +1,7 @@
 -- Networks a token may be used from: the canonical CIDR prefixes of
 -- token.issued's allowed_cidrs, replaced by each token.cidrs_set; NULL: any
 -- network. Rows projected before this column existed have none;
--- `tokenledger replay` rebuilds it from the stream.
+-- `tokenledger rebuild` rebuilds it from the stream.
 ALTER TABLE tokens ADD COLUMN allowed_cidrs text[];
 
 -- The last distinct client addresses a token was used from, latest first,
@@ -13,7 +13,7 @@ ALTER TABLE token_usage ADD COLUMN recent_addrs jsonb;
 -- count goes to the hour of its last use. Written by the usage projection
 -- in the same statement as token_usage, under its checkpoint; rows older
 -- than the configured retention are deleted as batches are written.
--- `tokenledger replay --usage` rebuilds them from the usage stream.
+-- `tokenledger rebuild --usage` rebuilds them from the usage stream.
 CREATE TABLE token_usage_hourly (
     token_id  uuid        NOT NULL,
     hour      timestamptz NOT NULL CHECK (date_trunc('hour', hour, 'UTC') = hour),
