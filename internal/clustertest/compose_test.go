@@ -38,19 +38,22 @@ var natsNodes = []string{"nats-1", "nats-2", "nats-3"}
 
 const cutNode = "nats-1"
 
-// edgeService is an API node of the test's own that connects to cutNode
-// only: the clients on the cut-off side of a partition.
+// edgeService is an API node of the test's own on the cut-off side of a
+// partition: it shares a network of its own, edge, with cutNode only.
 const edgeService = "serve-edge"
 
 // overrideYAML adapts compose.yaml for the fault tests. The API nodes and
-// the projectors connect to nats-2 and nats-3 only, and serve-edge to
-// nats-1 only. A client whose server is cut off by a partition learns it
-// only from its own pings (every 2 minutes by default, in nats.go), while a
-// killed server closes its connections at once; pinning the connections
-// makes the partition tests' sides deterministic: serve-1 and serve-2 are
-// on the majority side, serve-edge on the cut-off one.
+// the projectors connect to nats-2 and nats-3 only, so that a partition
+// of cutNode leaves them on the majority side at once (a client finds out
+// that its server was cut off only from its pings). serve-edge is on the
+// network edge, with nats-1 and nobody else: when nats-1 is cut off the
+// main network, serve-edge and nats-1 are the minority side, as clients in
+// the same partition as a server are; serve-edge cannot fail over to the
+// servers the cluster told it about, because it cannot reach them.
 const overrideYAML = `
 services:
+  nats-1:
+    networks: [tokenledger, edge]
   serve-1:
     environment:
       TOKENLEDGER_NATS_URL: nats://api:${NATS_API_PASSWORD}@nats-2:4222,nats://api:${NATS_API_PASSWORD}@nats-3:4222
@@ -66,7 +69,7 @@ services:
   serve-edge:
     image: ${TOKENLEDGER_IMAGE:-tokenledger:dev}
     command: ["serve"]
-    networks: [tokenledger]
+    networks: [edge]
     extra_hosts: ["host.docker.internal:host-gateway"]
     environment:
       TOKENLEDGER_LOG_FORMAT: json
@@ -77,6 +80,8 @@ services:
     depends_on:
       streams-init: {condition: service_completed_successfully}
       migrate: {condition: service_completed_successfully}
+networks:
+  edge: {}
 `
 
 // cluster is one running compose project.

@@ -156,7 +156,7 @@ func (c *cluster) acknowledged(l *load, nodes []string, since time.Time, n int) 
 	}
 	for _, node := range nodes {
 		stacktest.Eventually(c.t, steadyWait, func() bool { return count(node) >= n },
-			"%s acknowledges %d issues sent since %s (has %d)", node, n, since.Format("15:04:05.000"),
+			"%s acknowledges %d issues sent since %s (has %s)", node, n, since.Format("15:04:05.000"),
 			stringer(func() string { return fmt.Sprint(count(node)) }))
 	}
 }
