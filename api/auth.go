@@ -112,7 +112,7 @@ func (s *Server) authenticateSecret(r *http.Request, secret string) (ledger.Call
 		return ledger.Caller{}, &apiError{status: http.StatusUnauthorized, code: sdk.CodeUnauthorized, message: desc,
 			wwwAuthenticate: `Bearer realm="tokenledger", error="invalid_token", error_description="` + desc + `"`}
 	}
-	return ledger.Caller{TokenID: p.TokenID, Owner: p.Owner, Scopes: p.Scopes, ExpiresAt: p.ExpiresAt}, nil
+	return ledger.Caller{TokenID: p.TokenID, Owner: p.Owner, Scopes: p.Scopes, ExpiresAt: p.ExpiresAt, AllowedCIDRs: p.AllowedCIDRs}, nil
 }
 
 // ScopeHeader names the scopes a forward-auth check requires

@@ -89,4 +89,16 @@ func TestAllowedNetworksThroughTheAPI(t *testing.T) {
 	if r := do(t, s, req{method: "GET", path: "/v1/tokens", secret: tok.Secret}); r.status != http.StatusForbidden || r.errorCode(t) != sdk.CodeIPNotAllowed {
 		t.Errorf("management API from outside: %d %s, want 403 ip_not_allowed", r.status, r.body)
 	}
+
+	// A caller limited to networks issues tokens within them only.
+	limitedCaller := issue(t, s, s.Admin, sdk.IssueRequest{Owner: "bob", Scopes: []string{"x"}, AllowedCIDRs: []string{"127.0.0.0/8"}})
+	if got := issue(t, s, limitedCaller.Secret, sdk.IssueRequest{Name: "default"}).AllowedCIDRs; !slices.Equal(got, []string{"127.0.0.0/8"}) {
+		t.Errorf("a limited caller's token without networks asked: %q, want the caller's [127.0.0.0/8]", got)
+	}
+	if got := issue(t, s, limitedCaller.Secret, sdk.IssueRequest{AllowedCIDRs: []string{"127.0.0.0/24"}}).AllowedCIDRs; !slices.Equal(got, []string{"127.0.0.0/24"}) {
+		t.Errorf("a limited caller's token with narrower networks: %q", got)
+	}
+	if r := do(t, s, req{method: "POST", path: "/v1/tokens", secret: limitedCaller.Secret, body: sdk.IssueRequest{AllowedCIDRs: []string{"10.0.0.0/8"}}}); r.status != http.StatusForbidden {
+		t.Errorf("a limited caller asking for other networks: %d %s, want 403", r.status, r.body)
+	}
 }

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"net/netip"
 	"slices"
 	"time"
 
@@ -27,6 +28,10 @@ type Caller struct {
 	// authenticated the request; zero means it does not expire. Without
 	// ledger:admin, no token the caller issues or rotates may outlive it.
 	ExpiresAt time.Time
+	// AllowedCIDRs are the networks the caller's token may be used from;
+	// none means any. Without ledger:admin, no token the caller issues may
+	// be usable from elsewhere.
+	AllowedCIDRs []netip.Prefix
 }
 
 // IsAdmin reports whether the caller holds ledger:admin.

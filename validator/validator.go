@@ -340,6 +340,9 @@ func (v *Validator) check(e *entry, n uint32, id *domain.TokenID, hash *domain.S
 	if g.session {
 		p.Kind = domain.KindSession
 	}
+	if g.cidrs != 0 {
+		p.AllowedCIDRs = v.st.cidrsAt(g.cidrs)
+	}
 	if exp != neverExpires {
 		p.ExpiresAt = time.UnixMicro(exp).UTC()
 	}
