@@ -192,17 +192,17 @@ func writeTokenDetail(w io.Writer, t sdk.Token, now time.Time) error {
 	row("Rotated to", optionalString(t.RotatedTo))
 	row("Family", optionalString(t.Family))
 	if len(t.AllowedCIDRs) > 0 {
-		row("Allowed networks", cell(strings.Join(t.AllowedCIDRs, ", ")))
+		row("Networks", cell(strings.Join(t.AllowedCIDRs, ", ")))
 	} else {
-		row("Allowed networks", "any")
+		row("Networks", "any")
 	}
 	if len(t.LastUsedIPs) == 0 {
-		row("Last used from", "-")
+		row("Used from", "-")
 	}
 	for i, u := range t.LastUsedIPs {
 		label := ""
 		if i == 0 {
-			label = "Last used from:"
+			label = "Used from:"
 		}
 		tb.row(label, cell(u.Addr)+" "+timestamp(u.LastUsedAt)+" ("+relativeTime(past(u.LastUsedAt, now), now)+")")
 	}
