@@ -151,8 +151,8 @@ func TestClusterSurvivesTheStreamLeaderKilledUnderLoad(t *testing.T) {
 // The topology of make cluster losing an API node and the leading
 // projector at once, under a steady issue load through the other API node:
 // that node keeps answering every request, the standby project process
-// takes over within 2 s, and the read model ends equal to the fold of the
-// stream (every event applied exactly once).
+// takes over, and the read model ends equal to the fold of the stream
+// (every event applied exactly once).
 func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -184,10 +184,9 @@ func TestClusterSurvivesAnAPINodeAndTheLeadingProjectorKilled(t *testing.T) {
 		takeover = time.Since(killed)
 		return ""
 	})
+	// How fast is make bench's to show (its takeover row); here it is
+	// only reported.
 	t.Logf("project-2 took over %v after project-1's SIGKILL", takeover.Round(time.Millisecond))
-	if takeover > 2*time.Second {
-		t.Errorf("the standby took over after %v, want within 2 s", takeover)
-	}
 	load.waitAcked(t, 500) // steady load after the takeover
 	acked, failures, maxLatency := load.stop()
 	t.Logf("serve-1: %d issues acknowledged, %d failed, max latency %s", len(acked), len(failures), maxLatency)
