@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -18,6 +17,10 @@ const (
 	HeaderTokenID     = "X-Token-Id"
 	HeaderTokenOwner  = "X-Token-Owner"
 	HeaderTokenScopes = "X-Token-Scopes"
+	// HeaderError names the refusal of a forward-auth 403
+	// (insufficient_scope or ip_not_allowed), for gateways such as nginx's
+	// auth_request that pass headers of the check but not its body.
+	HeaderError = "X-Tokenledger-Error"
 )
 
 const bearerRealm = `Bearer realm="tokenledger"`
@@ -44,15 +47,6 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(h[len(scheme):]), true
 }
 
-// clientAddr is the request's client address without its port, as usage
-// records it.
-func clientAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
-}
-
 // validationResult names a validator answer for metrics.
 func validationResult(err error) string {
 	switch {
@@ -68,6 +62,8 @@ func validationResult(err error) string {
 		return "revoked"
 	case errors.Is(err, validator.ErrStale):
 		return "stale"
+	case errors.Is(err, validator.ErrIPNotAllowed):
+		return "ip_not_allowed"
 	default:
 		return "unknown"
 	}
@@ -104,16 +100,19 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (ledger.Ca
 // authenticateSecret finds the caller presenting secret in r; it is the
 // server's Authenticator.
 func (s *Server) authenticateSecret(r *http.Request, secret string) (ledger.Caller, error) {
-	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
+	p, err := s.validator.ValidateAt(r.Context(), secret, s.clientAddr(r), r.Pattern)
 	if err != nil {
 		if errors.Is(err, validator.ErrStale) {
 			return ledger.Caller{}, err
+		}
+		if errors.Is(err, validator.ErrIPNotAllowed) {
+			return ledger.Caller{}, &apiError{status: http.StatusForbidden, code: sdk.CodeIPNotAllowed, message: ipNotAllowedMessage}
 		}
 		desc := invalidTokenDescription(err)
 		return ledger.Caller{}, &apiError{status: http.StatusUnauthorized, code: sdk.CodeUnauthorized, message: desc,
 			wwwAuthenticate: `Bearer realm="tokenledger", error="invalid_token", error_description="` + desc + `"`}
 	}
-	return ledger.Caller{TokenID: p.TokenID, Owner: p.Owner, Scopes: p.Scopes, ExpiresAt: p.ExpiresAt}, nil
+	return ledger.Caller{TokenID: p.TokenID, Owner: p.Owner, Scopes: p.Scopes, ExpiresAt: p.ExpiresAt, AllowedCIDRs: p.AllowedCIDRs}, nil
 }
 
 // ScopeHeader names the scopes a forward-auth check requires
@@ -154,13 +153,19 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 		writeJSONError(w, http.StatusUnauthorized, sdk.CodeInvalidToken, "no Authorization: Bearer token")
 		return
 	}
-	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
+	p, err := s.validator.ValidateAt(r.Context(), secret, s.clientAddr(r), r.Pattern)
 	if err != nil {
 		result := validationResult(err)
 		s.observeValidation(result, start)
 		if result == "stale" {
 			w.Header().Set("Retry-After", retryAfterSeconds)
 			writeJSONError(w, http.StatusServiceUnavailable, sdk.CodeUnavailable, "the validator is stale, try again")
+			return
+		}
+		if result == "ip_not_allowed" {
+			s.refused(r, tokenIDOf(secret), result)
+			w.Header().Set(HeaderError, sdk.CodeIPNotAllowed)
+			writeJSONError(w, http.StatusForbidden, sdk.CodeIPNotAllowed, ipNotAllowedMessage)
 			return
 		}
 		id := ""
@@ -191,6 +196,7 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 			s.observeValidation("insufficient_scope", start)
 			s.refused(r, p.TokenID.String(), "insufficient_scope")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenledger", error="insufficient_scope", scope="`+strings.ReplaceAll(required, `"`, "")+`"`)
+			w.Header().Set(HeaderError, sdk.CodeInsufficientScope)
 			writeJSONError(w, http.StatusForbidden, sdk.CodeInsufficientScope, "the token lacks a required scope")
 			return
 		}
@@ -201,6 +207,18 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, readQuery bo
 	h.Set(HeaderTokenScopes, strings.Join(p.Scopes, " "))
 	w.WriteHeader(http.StatusOK)
 	s.observeValidation("valid", start)
+}
+
+// ipNotAllowedMessage is the message of a refusal from outside a token's
+// allowed networks.
+const ipNotAllowedMessage = "the token may not be used from this client address"
+
+// tokenIDOf is the id of a well-formed secret, the non-secret part of it.
+func tokenIDOf(secret string) string {
+	if id, err := domain.ParseSecret(secret); err == nil {
+		return id.String()
+	}
+	return ""
 }
 
 // namesScope reports whether a forward-auth check names at least one
@@ -215,7 +233,7 @@ func namesScope(r *http.Request, readQuery bool) bool {
 // refused logs and counts a refused forward-auth check.
 func (s *Server) refused(r *http.Request, tokenID, reason string) {
 	s.metrics.ObserveAuthRefusal(reason)
-	s.refusals.refused(r.Context(), tokenID, reason, clientAddr(r), authRoute(r))
+	s.refusals.refused(r.Context(), tokenID, reason, s.clientAddr(r), authRoute(r))
 }
 
 func (s *Server) observeValidation(result string, start time.Time) {
@@ -235,7 +253,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request, c ledger.Cal
 		return err
 	}
 	start := time.Now()
-	p, err := s.validator.ValidateAt(r.Context(), secret, clientAddr(r), r.Pattern)
+	p, err := s.validator.ValidateAt(r.Context(), secret, s.clientAddr(r), r.Pattern)
 	s.observeValidation(validationResult(err), start)
 	if errors.Is(err, validator.ErrStale) {
 		return err

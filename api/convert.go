@@ -59,6 +59,20 @@ func tokenFromView(v ledger.View) sdk.Token {
 		s := t.Family().String()
 		out.Family = &s
 	}
+	out.AllowedCIDRs = domain.CIDRStrings(t.AllowedCIDRs())
+	out.LastUsedIPs = usedAddrs(v.LastUsedIPs)
+	return out
+}
+
+// usedAddrs is the API's form of a token's last client addresses.
+func usedAddrs(us []projections.UsedAddr) []sdk.UsedAddr {
+	if len(us) == 0 {
+		return nil
+	}
+	out := make([]sdk.UsedAddr, len(us))
+	for i, u := range us {
+		out[i] = sdk.UsedAddr{Addr: u.Addr, LastUsedAt: u.At}
+	}
 	return out
 }
 
@@ -105,7 +119,15 @@ func tokenFromRow(r projections.TokenRow) sdk.Token {
 		s := f.String()
 		out.Family = &s
 	}
+	out.AllowedCIDRs = nonEmpty(r.AllowedCIDRs)
 	return out
+}
+
+func nonEmpty(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	return ss
 }
 
 // secretHashField is the field of token.issued that holds the secret's

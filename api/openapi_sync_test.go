@@ -308,7 +308,7 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 		tr.call(t, conforming(req{method: "GET", path: "/v1/tokens/" + unknown, secret: admin}), 404)
 	})
 
-	t.Run("setTokenExpiry and revokeToken", func(t *testing.T) {
+	t.Run("updateToken and revokeToken", func(t *testing.T) {
 		tok := issueVia(t, alice.Secret, sdk.IssueRequest{Name: "shorten me"})
 		shorter := s.Clock.Now().Add(time.Hour).Truncate(time.Second)
 		path := "/v1/tokens/" + tok.ID
@@ -356,6 +356,13 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 		if res.status == 403 && res.errorCode(t) != sdk.CodeOwnerBlocked {
 			t.Errorf("rotate during the ban: %s, want owner_blocked", res.body)
 		}
+	})
+
+	t.Run("getTokenUsage", func(t *testing.T) {
+		tr.call(t, conforming(req{method: "GET", path: "/v1/tokens/" + alice.ID + "/usage?granularity=day", secret: alice.Secret}), 200)
+		tr.call(t, req{method: "GET", path: "/v1/tokens/" + alice.ID + "/usage?granularity=week", secret: admin}, 400)
+		tr.call(t, req{method: "GET", path: "/v1/tokens/" + alice.ID + "/usage"}, 401)
+		tr.call(t, conforming(req{method: "GET", path: "/v1/tokens/" + unknown + "/usage", secret: admin}), 404)
 	})
 
 	t.Run("listTokenEvents", func(t *testing.T) {
@@ -564,6 +571,7 @@ func TestEveryRouteConformsToOpenAPI(t *testing.T) {
 			{method: "DELETE", path: id},
 			{method: "POST", path: id + "/rotate"},
 			{method: "GET", path: id + "/events"},
+			{method: "GET", path: id + "/usage"},
 			{method: "POST", path: "/v1/owners/alice/revoke"},
 			{method: "GET", path: "/v1/owners/alice/events"},
 			{method: "GET", path: "/v1/state?at=" + url.QueryEscape(at.UTC().Format(time.RFC3339))},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -67,6 +68,15 @@ type Config struct {
 	// so that a gateway whose configuration forgot the scope fails closed.
 	// By default such a check passes any valid token.
 	RequireAuthScope bool
+	// TrustedProxies are the networks of the reverse proxies in front of
+	// the server. The client address of a request from one of them is
+	// taken from X-Forwarded-For (or else Forwarded): the right-most
+	// address there that is not itself a trusted proxy. Any other
+	// request's client address is its connection's peer, whatever headers
+	// it sends. The client address is what usage records and what a
+	// token's allowed networks are checked against. None: no proxy is
+	// trusted.
+	TrustedProxies []netip.Prefix
 	// TracerProvider, if set, makes a server span of every request
 	// (named by its route) in the trace of the caller's traceparent
 	// header. Nil means no tracing: requests pass no tracing code.
@@ -96,6 +106,7 @@ type Server struct {
 
 	metricsHandler   http.Handler
 	requireAuthScope bool
+	trustedProxies   []netip.Prefix
 	refusals         *refusalLog
 	tracerProvider   trace.TracerProvider
 	ui               UIHandler
@@ -131,6 +142,7 @@ func New(cfg Config) (*Server, error) {
 		webhooks:         cfg.Webhooks,
 		secretScanning:   cfg.SecretScanning,
 		requireAuthScope: cfg.RequireAuthScope,
+		trustedProxies:   slices.Clone(cfg.TrustedProxies),
 		tracerProvider:   cfg.TracerProvider,
 		ui:               cfg.UI,
 	}
@@ -180,10 +192,11 @@ func (s *Server) buildHandler() http.Handler {
 	add(http.MethodPost, "/v1/tokens", s.mutation(s.authed(s.issue)))
 	add(http.MethodGet, "/v1/tokens", s.authed(s.list))
 	add(http.MethodGet, "/v1/tokens/{id}", s.authed(s.get))
-	add(http.MethodPatch, "/v1/tokens/{id}", s.mutation(s.authed(s.setExpiry)))
+	add(http.MethodPatch, "/v1/tokens/{id}", s.mutation(s.authed(s.update)))
 	add(http.MethodDelete, "/v1/tokens/{id}", s.mutation(s.authed(s.revoke)))
 	add(http.MethodPost, "/v1/tokens/{id}/rotate", s.mutation(s.authed(s.rotate)))
 	add(http.MethodGet, "/v1/tokens/{id}/events", s.authed(s.events))
+	add(http.MethodGet, "/v1/tokens/{id}/usage", s.authed(s.usageSeries))
 	add(http.MethodPost, "/v1/owners/{owner}/revoke", s.mutation(s.authed(s.revokeOwner)))
 	add(http.MethodGet, "/v1/owners/{owner}/events", s.authed(s.ownerEvents))
 	add(http.MethodGet, "/v1/state", s.authed(s.stateAt))

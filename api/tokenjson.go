@@ -72,6 +72,30 @@ func appendTokenJSON(b []byte, t *sdk.Token) []byte {
 		b = append(b, `,"family":`...)
 		b = domain.AppendJSONString(b, *t.Family, true)
 	}
+	if len(t.AllowedCIDRs) > 0 {
+		b = append(b, `,"allowed_cidrs":[`...)
+		for i, c := range t.AllowedCIDRs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = domain.AppendJSONString(b, c, true)
+		}
+		b = append(b, ']')
+	}
+	if len(t.LastUsedIPs) > 0 {
+		b = append(b, `,"last_used_ips":[`...)
+		for i, u := range t.LastUsedIPs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"addr":`...)
+			b = domain.AppendJSONString(b, u.Addr, true)
+			b = append(b, `,"last_used_at":`...)
+			b = appendJSONTime(b, u.LastUsedAt)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

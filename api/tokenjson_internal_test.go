@@ -34,6 +34,8 @@ func TestAppendTokenJSON(t *testing.T) {
 			RotatedFrom: str("a"), RotatedTo: str("b"), Family: str("a")}},
 		{"escapes", sdk.Token{Owner: "o\"w\\n<e>&r\n\t\r\b\f\x01\x1f", Name: "ünïcode \u2028\u2029 é", Scopes: []string{"a b", "\x7f", "bad \xff utf8 \xc3"},
 			RevokedReason: str("</script>")}},
+		{"networks and addresses", sdk.Token{AllowedCIDRs: []string{"10.0.0.0/8", "2001:db8::/32"},
+			LastUsedIPs: []sdk.UsedAddr{{Addr: "192.0.2.1", LastUsedAt: at}, {Addr: "<::1>", LastUsedAt: whole}}}},
 		{"time zone", sdk.Token{CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 1, time.FixedZone("x", 3600))}},
 	}
 	for _, tc := range cases {

@@ -42,6 +42,7 @@ func issueRequest(b sdk.IssueRequest) (domain.IssueRequest, error) {
 		Scopes:       b.Scopes,
 		ExpiresAt:    b.ExpiresAt,
 		NeverExpires: b.NeverExpires,
+		AllowedCIDRs: b.AllowedCIDRs,
 	}
 	if b.Owner != "" {
 		if err := ValidateOwnerName(b.Owner); err != nil {
@@ -131,28 +132,40 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, c ledger.Caller) er
 	return nil
 }
 
-// setExpiry answers PATCH /v1/tokens/{id}: {"expires_at": "..." | null}.
-func (s *Server) setExpiry(w http.ResponseWriter, r *http.Request, c ledger.Caller) error {
+// update answers PATCH /v1/tokens/{id}: {"expires_at": "..." | null,
+// "allowed_cidrs": [...] | null}, at least one of them; both are recorded
+// together or not at all.
+func (s *Server) update(w http.ResponseWriter, r *http.Request, c ledger.Caller) error {
 	id, err := parseTokenID(r)
 	if err != nil {
 		return err
 	}
-	// The field is decoded raw first: absent (an error) and null (no
-	// expiry) must be told apart.
+	// The fields are decoded raw first: absent (unchanged) and null (no
+	// expiry, any network) must be told apart.
 	var body struct {
-		ExpiresAt json.RawMessage `json:"expires_at"`
+		ExpiresAt    json.RawMessage `json:"expires_at"`
+		AllowedCIDRs json.RawMessage `json:"allowed_cidrs"`
 	}
 	if err := s.decodeJSON(w, r, &body, false); err != nil {
 		return err
 	}
-	if body.ExpiresAt == nil {
-		return badRequest(`expires_at is required (an RFC 3339 time, or null for no expiry)`)
+	if body.ExpiresAt == nil && body.AllowedCIDRs == nil {
+		return badRequest(`give expires_at (an RFC 3339 time, or null for no expiry) or allowed_cidrs (a list of CIDR prefixes, or null for any network)`)
 	}
-	var at *time.Time
-	if err := json.Unmarshal(body.ExpiresAt, &at); err != nil {
-		return badRequest("expires_at must be an RFC 3339 time or null")
+	var u ledger.Update
+	if body.ExpiresAt != nil {
+		u.SetExpiry = true
+		if err := json.Unmarshal(body.ExpiresAt, &u.ExpiresAt); err != nil {
+			return badRequest("expires_at must be an RFC 3339 time or null")
+		}
 	}
-	v, err := s.ledger.SetExpiry(r.Context(), c, id, at, requestID(r.Context()))
+	if body.AllowedCIDRs != nil {
+		u.SetCIDRs = true
+		if err := json.Unmarshal(body.AllowedCIDRs, &u.AllowedCIDRs); err != nil {
+			return badRequest("allowed_cidrs must be a list of CIDR prefixes or null")
+		}
+	}
+	v, err := s.ledger.Update(r.Context(), c, id, u, requestID(r.Context()))
 	if err != nil {
 		return err
 	}

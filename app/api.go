@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -76,6 +77,10 @@ type APIConfig struct {
 	// RequireAuthScope makes a forward-auth check that names no scope a 400
 	// (api.Config.RequireAuthScope).
 	RequireAuthScope bool
+	// TrustedProxies are the networks of the reverse proxies whose
+	// X-Forwarded-For / Forwarded name the client
+	// (api.Config.TrustedProxies).
+	TrustedProxies []netip.Prefix
 	// Metrics receives the node's metrics and serves them at /metrics;
 	// nil means a new registry of the node's own.
 	Metrics *metrics.Metrics
@@ -303,6 +308,7 @@ func StartAPI(ctx context.Context, cfg APIConfig, store *eventstore.Store, read 
 		Degraded:         parts,
 		OpenAPI:          openAPIDocument(),
 		RequireAuthScope: cfg.RequireAuthScope,
+		TrustedProxies:   cfg.TrustedProxies,
 		Webhooks:         cfg.Webhooks,
 		SecretScanning:   secretScanner(cfg.SecretScanningKeysURL),
 		TracerProvider:   cfg.TracerProvider,

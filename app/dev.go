@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -60,6 +61,9 @@ type DevConfig struct {
 	// Webhooks configures the webhook dispatcher; its Clock is the dev
 	// config's, and its AllowPrivateTargets applies to registrations too.
 	Webhooks webhooks.Config
+	// RollupRetention is how long the hourly usage rollups are kept
+	// (projections.WithRollupRetention); zero: forever.
+	RollupRetention time.Duration
 }
 
 // DefaultDevConfig returns the defaults `make run` uses.
@@ -74,6 +78,8 @@ func DefaultDevConfig() DevConfig {
 		API:          devAPIConfig(),
 		Expiry:       expiry.DefaultConfig(),
 		Webhooks:     webhooks.DefaultConfig(),
+
+		RollupRetention: DefaultRollupRetention,
 	}
 }
 
@@ -235,7 +241,7 @@ func StartDev(ctx context.Context, cfg DevConfig, log *slog.Logger) (_ *Dev, _ f
 		return nil, nil, err
 	}
 	cleanups.push(func(context.Context) error { pool.Close(); return nil })
-	d.Projections = projections.New(pool, projections.WithClock(cfg.Clock))
+	d.Projections = projections.New(pool, projections.WithClock(cfg.Clock), projections.WithRollupRetention(cfg.RollupRetention))
 	// The workers run under their own user, on a store of their own: the
 	// API node's user may not manage their consumers.
 	asWorker := nats.UserInfo(devWorkerUser, users.workerPassword)

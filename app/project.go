@@ -46,6 +46,11 @@ const (
 
 // ProjectConfig configures `tokenledger project`: the projection workers
 // as deployed in production, apart from the API. Start from
+// DefaultRollupRetention is how long hourly usage rollups are kept by
+// default: about thirteen months, so a year can be compared with the one
+// before.
+const DefaultRollupRetention = 400 * 24 * time.Hour
+
 // DefaultProjectConfig.
 type ProjectConfig struct {
 	// NATSURL is the NATS server (or comma-separated servers) holding the
@@ -72,6 +77,9 @@ type ProjectConfig struct {
 	// be the issuing policy of the deployment). Its Name must differ from
 	// Lifecycle.Name; its Logger is set by StartProject.
 	Usage consumers.UsageConfig
+	// RollupRetention is how long the usage consumer keeps the hourly
+	// usage rollups (projections.WithRollupRetention); zero: forever.
+	RollupRetention time.Duration
 	// HealthListen is the address of the health endpoint (/livez,
 	// /readyz); empty disables it.
 	HealthListen string
@@ -93,6 +101,7 @@ type ProjectConfig struct {
 // DefaultProjectConfig returns the defaults of `tokenledger project`.
 func DefaultProjectConfig() ProjectConfig {
 	return ProjectConfig{
+		RollupRetention:  DefaultRollupRetention,
 		NATSURL:          DefaultNATSURL,
 		PostgresMaxConns: DefaultProjectPostgresConns,
 		Store:            eventstore.DefaultConfig(),
@@ -120,6 +129,9 @@ func DefaultProjectConfig() ProjectConfig {
 // Validate reports every problem with c at once.
 func (c ProjectConfig) Validate() error {
 	errs := connectionErrors(c.NATSURL, c.NATSAuth, c.PostgresURL, c.Store)
+	if c.RollupRetention < 0 {
+		errs = append(errs, fmt.Errorf("usage rollup retention %s is negative", c.RollupRetention))
+	}
 	if c.PostgresMaxConns < 2 {
 		errs = append(errs, fmt.Errorf("postgres max conns %d must be at least 2", c.PostgresMaxConns))
 	}
@@ -232,7 +244,7 @@ func StartProject(ctx context.Context, cfg ProjectConfig, log *slog.Logger) (_ *
 		return nil, nil, err
 	}
 
-	p := &Project{Projections: projections.New(pool)}
+	p := &Project{Projections: projections.New(pool, projections.WithRollupRetention(cfg.RollupRetention))}
 	// The health endpoint is stopped last, after the projector, so that it
 	// says why the projector is not ready while it stops.
 	health := &http.Server{ReadHeaderTimeout: 5 * time.Second}

@@ -3,10 +3,13 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/tokenledger/tokenledger/eventstore"
 	"github.com/tokenledger/tokenledger/natsconn"
+	"github.com/tokenledger/tokenledger/projections"
 	"github.com/tokenledger/tokenledger/rebuild"
 )
 
@@ -28,6 +31,13 @@ type RebuildConfig struct {
 	Store eventstore.Config
 	// Rebuild tunes the rebuild itself.
 	Rebuild rebuild.Options
+	// UsageRollups also rebuilds the hourly usage rollups of usage
+	// projection UsageName from the usage stream, after the lifecycle
+	// projection (projections.ReadModel.RebuildRollups): the usage
+	// consumer waits meanwhile. RollupRetention is the usage consumer's.
+	UsageRollups    bool
+	UsageName       string
+	RollupRetention time.Duration
 }
 
 // rebuildPostgresConns is the size of the rebuild's PostgreSQL pool.
@@ -39,6 +49,9 @@ func DefaultRebuildConfig() RebuildConfig {
 		NATSURL: DefaultNATSURL,
 		Store:   eventstore.DefaultConfig(),
 		Rebuild: rebuild.DefaultOptions(),
+
+		UsageName:       projections.UsageName,
+		RollupRetention: DefaultRollupRetention,
 	}
 }
 
@@ -47,6 +60,12 @@ func (c RebuildConfig) Validate() error {
 	errs := connectionErrors(c.NATSURL, c.NATSAuth, c.PostgresURL, c.Store)
 	if err := c.Rebuild.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.UsageRollups && c.UsageName == "" {
+		errs = append(errs, errors.New("usage rollups: no usage projection name"))
+	}
+	if c.RollupRetention < 0 {
+		errs = append(errs, fmt.Errorf("usage rollup retention %s is negative", c.RollupRetention))
 	}
 	return errors.Join(errs...)
 }
@@ -69,5 +88,15 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, log *slog.Logger) (rebuild.
 		return rebuild.Result{}, err
 	}
 	defer pool.Close()
-	return rebuild.Run(ctx, store, pool, cfg.Rebuild, log)
+	res, err := rebuild.Run(ctx, store, pool, cfg.Rebuild, log)
+	if err != nil || !cfg.UsageRollups {
+		return res, err
+	}
+	rm := projections.New(pool, projections.WithRollupRetention(cfg.RollupRetention))
+	rr, err := rm.RebuildRollups(ctx, cfg.UsageName, store)
+	if err != nil {
+		return res, err
+	}
+	log.Info("usage rollups rebuilt", "usage_projection", cfg.UsageName, "checkpoint", rr.Checkpoint, "events", rr.Events, "rows", rr.Rows)
+	return res, nil
 }

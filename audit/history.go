@@ -147,6 +147,17 @@ func sentence(e domain.Envelope, actor string) string {
 		}
 		b.WriteString(") by " + actor)
 		return b.String()
+	case domain.TypeTokenCIDRsSet:
+		d, ok := domain.PayloadAs[domain.TokenCIDRsSet](e.Data)
+		if !ok {
+			break
+		}
+		if len(d.AllowedCIDRs) == 0 {
+			b.WriteString("network limit lifted (any network) by " + actor)
+		} else {
+			b.WriteString("allowed networks set to " + text(strings.Join(d.AllowedCIDRs, " ")) + " by " + actor)
+		}
+		return b.String()
 	case domain.TypeTokenRevoked:
 		d, ok := domain.PayloadAs[domain.TokenRevoked](e.Data)
 		if !ok {

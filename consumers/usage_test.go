@@ -269,7 +269,7 @@ func (e *usageEnv) statementStats() (calls, rows int64) {
 	err := e.pool.QueryRow(context.Background(), `SELECT coalesce(sum(calls), 0)::bigint, coalesce(sum(rows), 0)::bigint
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND query LIKE 'INSERT INTO token_usage%'`).Scan(&calls, &rows)
+  AND query LIKE '%INSERT INTO token_usage AS cur%'`).Scan(&calls, &rows)
 	if err != nil {
 		e.t.Fatalf("read pg_stat_statements: %v", err)
 	}

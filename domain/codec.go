@@ -159,7 +159,7 @@ func (r *Registry) unmarshalFast(b []byte) (Envelope, bool) {
 }
 
 func (*TokenIssued) codecFields() string {
-	return `Owner domain.OwnerID "owner";Name string "name";Scopes []string "scopes";Kind domain.TokenKind "kind";SecretHash domain.SecretHash "secret_sha256";ExpiresAt *time.Time "expires_at";IdleTimeout domain.Seconds "idle_timeout,omitempty";AbsoluteExpiresAt *time.Time "absolute_expires_at,omitempty";RotatedFrom *domain.TokenID "rotated_from,omitempty";Family *domain.TokenID "family,omitempty";`
+	return `Owner domain.OwnerID "owner";Name string "name";Scopes []string "scopes";Kind domain.TokenKind "kind";SecretHash domain.SecretHash "secret_sha256";ExpiresAt *time.Time "expires_at";IdleTimeout domain.Seconds "idle_timeout,omitempty";AbsoluteExpiresAt *time.Time "absolute_expires_at,omitempty";RotatedFrom *domain.TokenID "rotated_from,omitempty";Family *domain.TokenID "family,omitempty";AllowedCIDRs []string "allowed_cidrs,omitempty";`
 }
 
 func (*TokenIssued) decodeEvent(data []byte) (Event, bool) {
@@ -174,6 +174,7 @@ func (*TokenIssued) decodeEvent(data []byte) (Event, bool) {
 		fAbsolute
 		fRotated
 		fFamily
+		fCIDRs
 	)
 	var e TokenIssued
 	var seen uint16
@@ -221,6 +222,9 @@ func (*TokenIssued) decodeEvent(data []byte) (Event, bool) {
 		case "family":
 			bit = fFamily
 			e.Family = d.tokenIDPtr()
+		case "allowed_cidrs":
+			bit = fCIDRs
+			e.AllowedCIDRs = d.strings()
 		default:
 			return nil, false
 		}
@@ -793,6 +797,53 @@ func (e TokenIssued) appendJSON(b []byte) ([]byte, bool) {
 		b = append(b, `,"family":`...)
 		b = appendULID(b, ulid.ULID(*e.Family))
 	}
+	if len(e.AllowedCIDRs) > 0 {
+		b = append(b, `,"allowed_cidrs":`...)
+		b = appendStrings(b, e.AllowedCIDRs)
+	}
+	return append(b, '}'), true
+}
+
+// appendStrings appends ss as json.Marshal writes a []string.
+func appendStrings(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONString(b, s, true)
+	}
+	return append(b, ']')
+}
+
+func (*TokenCIDRsSet) codecFields() string {
+	return `AllowedCIDRs []string "allowed_cidrs";`
+}
+
+func (*TokenCIDRsSet) decodeEvent(data []byte) (Event, bool) {
+	var e TokenCIDRsSet
+	var seen bool
+	d := scanner{b: data}
+	d.open()
+	for more := d.first(); more; more = d.next() {
+		if string(d.key()) != "allowed_cidrs" || seen {
+			return nil, false
+		}
+		seen = true
+		e.AllowedCIDRs = d.strings()
+	}
+	if !d.end() || e.normalize() != nil {
+		return nil, false
+	}
+	return e, true
+}
+
+func (e TokenCIDRsSet) appendJSON(b []byte) ([]byte, bool) {
+	b = append(b, `{"allowed_cidrs":`...)
+	b = appendStrings(b, e.AllowedCIDRs)
 	return append(b, '}'), true
 }
 

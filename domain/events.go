@@ -19,6 +19,7 @@ const (
 	TypeTokenRevoked       EventType = "token.revoked.v1"
 	TypeOwnerTokensRevoked EventType = "owner.tokens_revoked.v1"
 	TypeOwnerFamilyRevoked EventType = "owner.family_revoked.v1"
+	TypeTokenCIDRsSet      EventType = "token.cidrs_set.v1"
 )
 
 // Event is the payload of one recorded fact. Implementations are plain data.
@@ -66,6 +67,9 @@ type TokenIssued struct {
 	// is the first of its own family. Tokens rotated before families were
 	// recorded lack it.
 	Family *TokenID `json:"family,omitempty"`
+	// AllowedCIDRs limits the networks the token may be used from, in
+	// canonical form (see NormalizeCIDRs); absent means any network.
+	AllowedCIDRs []string `json:"allowed_cidrs,omitempty"`
 }
 
 // EventType implements Event.
@@ -108,6 +112,16 @@ type TokenExpirySet struct {
 
 // EventType implements Event.
 func (TokenExpirySet) EventType() EventType { return TypeTokenExpirySet }
+
+// TokenCIDRsSet records new networks a token may be used from, replacing
+// those it had: AllowedCIDRs in canonical form (see NormalizeCIDRs), empty
+// meaning any network.
+type TokenCIDRsSet struct {
+	AllowedCIDRs []string `json:"allowed_cidrs"`
+}
+
+// EventType implements Event.
+func (TokenCIDRsSet) EventType() EventType { return TypeTokenCIDRsSet }
 
 // ReasonRotatedSecretReused is the reason of the revocation of a rotation
 // family because a rotated-out secret of the family was presented after
@@ -203,6 +217,9 @@ func (e *TokenIssued) normalize() error {
 	if e.Family != nil && e.Family.IsZero() {
 		return errors.New("zero family token id")
 	}
+	if err := checkStoredCIDRs(e.AllowedCIDRs); err != nil {
+		return err
+	}
 	var err error
 	if e.ExpiresAt, err = normalizeEventTimePtr("expires_at", e.ExpiresAt); err != nil {
 		return err
@@ -251,6 +268,13 @@ func (e *TokenExpirySet) normalize() error {
 	var err error
 	e.ExpiresAt, err = normalizeEventTimePtr("expires_at", e.ExpiresAt)
 	return err
+}
+
+func (e *TokenCIDRsSet) normalize() error {
+	if e.AllowedCIDRs == nil {
+		e.AllowedCIDRs = []string{}
+	}
+	return checkStoredCIDRs(e.AllowedCIDRs)
 }
 
 func (e *TokenRevoked) normalize() error {

@@ -66,8 +66,12 @@ func sampleEvents(t testing.TB) ([]Envelope, []Secret) {
 	if ok, err := noticed.AnnounceExpiry(nil, DefaultExpiryLeads, notice, clock.Advance(7*Day)); err != nil || !ok {
 		t.Fatalf("AnnounceExpiry after the expiry = %v, %v", ok, err)
 	}
+	limited, _, err := IssueToken(p, nil, IssueRequest{Owner: "team ci", Name: "partner", AllowedCIDRs: []string{"2001:db8::/32", "203.0.113.0/24"}}, m, clock.Now(), entropy)
+	must(err)
+	must(limited.SetAllowedCIDRs([]string{"203.0.113.7"}, m, clock.Now()))
+	must(limited.SetAllowedCIDRs(nil, m, clock.Now()))
 	var events []Envelope
-	for _, changes := range [][]Envelope{api.Changes(), session.Changes(), rotated.Changes(), owner.Changes(), batches, noticed.Changes()} {
+	for _, changes := range [][]Envelope{api.Changes(), session.Changes(), rotated.Changes(), owner.Changes(), batches, noticed.Changes(), limited.Changes()} {
 		events = append(events, changes...)
 	}
 	return events, []Secret{apiSecret, sessionSecret, rotatedSecret}

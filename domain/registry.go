@@ -55,6 +55,7 @@ func RegisterEvents(r *Registry) {
 	mustRegister[TokenExpired](r, AggregateToken, 1)
 	mustRegister[OwnerWebhookDisabled](r, AggregateOwner, 1)
 	mustRegister[UsageBatch](r, AggregateValidator, 1)
+	mustRegister[TokenCIDRsSet](r, AggregateToken, 1)
 }
 
 // RegisterEvent registers payload type E under the name its EventType

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -76,6 +77,8 @@ type tokenState struct {
 	rotatedFrom     TokenID
 	rotatedTo       TokenID
 	family          TokenID
+	// cidrs are the networks the token may be used from; nil: any.
+	cidrs []netip.Prefix
 	// notices are the ids of the expiry notices recorded (see
 	// AnnounceExpiry); they decide nothing else.
 	notices []EventID

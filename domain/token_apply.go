@@ -51,6 +51,10 @@ func (t *Token) Apply(e Envelope) {
 		if d, ok := PayloadAs[TokenRevoked](e.Data); ok {
 			t.applyRevoked(e, d)
 		}
+	case TypeTokenCIDRsSet:
+		if d, ok := PayloadAs[TokenCIDRsSet](e.Data); ok {
+			t.applyCIDRsSet(d)
+		}
 	case TypeTokenExpiring, TypeTokenExpired:
 		if !slices.Contains(t.st.notices, e.ID) {
 			t.st.notices = append(t.st.notices, e.ID)
@@ -77,6 +81,7 @@ func (t *Token) applyIssued(id TokenID, e Envelope, d TokenIssued) {
 	if d.Family != nil {
 		st.family = *d.Family
 	}
+	st.cidrs = parseStoredCIDRs(d.AllowedCIDRs)
 	if e.Sequence != 0 {
 		st.issuedSequence = e.Sequence
 	}

@@ -65,6 +65,10 @@ func issueToken(p Policy, owner *Owner, req IssueRequest, m Meta, now time.Time,
 	if req.RotatedFrom != nil && req.RotatedFrom.IsZero() {
 		return nil, Secret{}, fmt.Errorf("%w: zero rotated-from token id", ErrInvalidArgument)
 	}
+	cidrs, err := NormalizeCIDRs(req.AllowedCIDRs)
+	if err != nil {
+		return nil, Secret{}, err
+	}
 	if owner != nil && owner.Blocks(now) {
 		until, _ := owner.Until()
 		return nil, Secret{}, fmt.Errorf("%w until %s", ErrOwnerBlocked, until.Format(time.RFC3339))
@@ -83,15 +87,16 @@ func issueToken(p Policy, owner *Owner, req IssueRequest, m Meta, now time.Time,
 		return nil, Secret{}, err
 	}
 	issued := TokenIssued{
-		Owner:       req.Owner,
-		Name:        req.Name,
-		Scopes:      scopes,
-		Kind:        kind,
-		SecretHash:  secret.Hash(),
-		ExpiresAt:   timePtr(life.expiresAt),
-		IdleTimeout: SecondsOf(life.idle),
-		RotatedFrom: req.RotatedFrom,
-		Family:      req.family,
+		Owner:        req.Owner,
+		Name:         req.Name,
+		Scopes:       scopes,
+		Kind:         kind,
+		SecretHash:   secret.Hash(),
+		ExpiresAt:    timePtr(life.expiresAt),
+		IdleTimeout:  SecondsOf(life.idle),
+		RotatedFrom:  req.RotatedFrom,
+		Family:       req.family,
+		AllowedCIDRs: CIDRStrings(cidrs),
 	}
 	if kind == KindSession {
 		issued.AbsoluteExpiresAt = timePtr(life.absolute)
@@ -234,7 +239,9 @@ func rotate(p Policy, owner *Owner, old *Token, grace time.Duration, notAfter *t
 		IdleTimeout: old.st.idleTimeout,
 		RotatedFrom: &from,
 		NotAfter:    notAfter,
-		family:      ptrTo(old.Family()),
+		// A rotation must not lift the token's network limit.
+		AllowedCIDRs: CIDRStrings(old.st.cidrs),
+		family:       ptrTo(old.Family()),
 	}
 	t, secret, err := issueToken(p, owner, req, m, now, entropy)
 	if err != nil {

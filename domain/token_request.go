@@ -39,6 +39,9 @@ type IssueRequest struct {
 	// without ledger:admin, so that no such caller obtains a token that
 	// outlives its own.
 	NotAfter *time.Time
+	// AllowedCIDRs limits the networks the token may be used from (see
+	// NormalizeCIDRs); none means any network.
+	AllowedCIDRs []string
 
 	// family is the rotation family of a rotated token (set by Rotate).
 	family *TokenID

@@ -47,7 +47,7 @@ type Filter struct {
 // lifecycleTypes are the event types of the lifecycle stream.
 var lifecycleTypes = []domain.EventType{
 	domain.TypeTokenIssued, domain.TypeTokenExpirySet, domain.TypeTokenRevoked, domain.TypeOwnerTokensRevoked,
-	domain.TypeOwnerFamilyRevoked, domain.TypeTokenExpiring, domain.TypeTokenExpired, domain.TypeOwnerWebhookDisabled,
+	domain.TypeOwnerFamilyRevoked, domain.TypeTokenExpiring, domain.TypeTokenExpired, domain.TypeOwnerWebhookDisabled, domain.TypeTokenCIDRsSet,
 }
 
 // Normalize returns f with its times in UTC and its types sorted without

@@ -1,10 +1,12 @@
 package ledger
 
 import (
+	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/tokenledger/tokenledger/domain"
+	"github.com/tokenledger/tokenledger/projections"
 )
 
 // Reserved scopes.
@@ -26,6 +28,10 @@ type Caller struct {
 	// authenticated the request; zero means it does not expire. Without
 	// ledger:admin, no token the caller issues or rotates may outlive it.
 	ExpiresAt time.Time
+	// AllowedCIDRs are the networks the caller's token may be used from;
+	// none means any. Without ledger:admin, no token the caller issues may
+	// be usable from elsewhere.
+	AllowedCIDRs []netip.Prefix
 }
 
 // IsAdmin reports whether the caller holds ledger:admin.
@@ -86,4 +92,8 @@ type View struct {
 	// in the usage stream, so usually 0): both are lower bounds. The rest
 	// of the view comes from the event store and is complete.
 	UsagePartial bool
+	// LastUsedIPs are the last distinct client addresses the token was
+	// used from, latest first (see projections.MaxRecentAddrs), from the
+	// read model; none when it could not be read or recorded none.
+	LastUsedIPs []projections.UsedAddr
 }

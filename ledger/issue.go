@@ -19,7 +19,10 @@ type Issued struct {
 // non-admin caller may issue only for its own owner, only scopes it holds
 // itself, and no token that outlives its own: without a requested expiry the
 // policy's default is capped at the caller's expiry, and a requested expiry
-// after it (or none at all) is ErrLifetimeExceedsCaller.
+// after it (or none at all) is ErrLifetimeExceedsCaller. A non-admin
+// caller whose token is limited to networks issues tokens limited to them:
+// its own networks when none are asked for, and asking for networks not
+// within them is ErrForbidden.
 func (s *Service) Issue(ctx context.Context, c Caller, req domain.IssueRequest, correlationID string) (Issued, error) {
 	if req.Owner == "" {
 		req.Owner = c.Owner
@@ -43,6 +46,19 @@ func (s *Service) Issue(ctx context.Context, c Caller, req domain.IssueRequest, 
 	}
 	req.Scopes = scopes
 	req.NotAfter = c.lifetimeBound()
+	if !c.IsAdmin() && len(c.AllowedCIDRs) > 0 {
+		// A caller limited to networks issues tokens limited to them:
+		// its own by default, narrower ones if asked.
+		asked, err := domain.NormalizeCIDRs(req.AllowedCIDRs)
+		if err != nil {
+			return Issued{}, err
+		}
+		if len(asked) == 0 {
+			req.AllowedCIDRs = domain.CIDRStrings(c.AllowedCIDRs)
+		} else if !domain.CIDRsWithin(asked, c.AllowedCIDRs) {
+			return Issued{}, fmt.Errorf("%w: the allowed networks asked for are not within the caller's own", ErrForbidden)
+		}
+	}
 	m := s.meta(c.Actor(), correlationID)
 
 	var out Issued

@@ -90,7 +90,19 @@ func (s *Service) addUsage(ctx context.Context, v *View) {
 		if u.LastAt.After(v.LastUsedAt) {
 			v.LastUsedAt = u.LastAt
 		}
+		if addrs, err := s.cfg.Projections.GetRecentAddrs(ctx, v.Token.ID()); err == nil {
+			v.LastUsedIPs = addrs
+		}
 	}
+}
+
+// UsageSeries returns the uses of token id per hour or day in [from, to)
+// from the read model's rollups, for a caller who may see the token.
+func (s *Service) UsageSeries(ctx context.Context, c Caller, id domain.TokenID, g projections.Granularity, from, to time.Time) ([]projections.UsageBucket, error) {
+	if _, _, err := s.loadForCaller(ctx, c, id); err != nil {
+		return nil, err
+	}
+	return s.cfg.Projections.UsageSeries(ctx, id, g, from, to)
 }
 
 func view(tok *domain.Token, owner *domain.Owner, now time.Time) View {

@@ -11,6 +11,8 @@ import (
 const (
 	OpIssue        = "issue"
 	OpSetExpiry    = "set_expiry"
+	OpSetCIDRs     = "set_cidrs"
+	OpUpdate       = "update"
 	OpRevoke       = "revoke"
 	OpRotate       = "rotate"
 	OpRevokeOwner  = "revoke_owner"

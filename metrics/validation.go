@@ -20,6 +20,7 @@ const (
 	ResultOwnerRevoked      = "owner_revoked"
 	ResultStale             = "stale"
 	ResultInsufficientScope = "insufficient_scope"
+	ResultIPNotAllowed      = "ip_not_allowed"
 	// ResultError is a validation that ended without a verdict (the
 	// validator not started or closed).
 	ResultError = "error"
@@ -29,7 +30,7 @@ const (
 // label lookup.
 var validationResults = []string{
 	ResultValid, ResultMalformed, ResultUnknown, ResultExpired, ResultRevoked,
-	ResultOwnerRevoked, ResultStale, ResultInsufficientScope, ResultError,
+	ResultOwnerRevoked, ResultStale, ResultInsufficientScope, ResultIPNotAllowed, ResultError,
 }
 
 // validationBuckets span a validation from memory (a few hundred
@@ -58,6 +59,8 @@ func ValidationResult(err error) string {
 		return ResultRevoked
 	case errors.Is(err, validator.ErrOwnerRevoked):
 		return ResultOwnerRevoked
+	case errors.Is(err, validator.ErrIPNotAllowed):
+		return ResultIPNotAllowed
 	case errors.Is(err, validator.ErrStale):
 		return ResultStale
 	default:

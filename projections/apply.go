@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -315,7 +316,7 @@ func writeFold(ctx context.Context, tx pgx.Tx, ts *tableSet, f *batchFold) (*pgx
 	}
 	if n := len(upd.ids); n > 0 {
 		b.Queue(ts.updateTokens, upd.ids, upd.expiresAt, upd.rotatedTo, upd.revokedAt, upd.revokedReason,
-			upd.revokedBy, upd.lastUsedAt, upd.useCount, upd.lastSeq).Exec(func(ct pgconn.CommandTag) error {
+			upd.revokedBy, upd.lastUsedAt, upd.useCount, upd.lastSeq, upd.cidrs).Exec(func(ct pgconn.CommandTag) error {
 			if int(ct.RowsAffected()) != n {
 				return fmt.Errorf("updated %d token rows, want %d", ct.RowsAffected(), n)
 			}
@@ -335,6 +336,9 @@ type tokenUpdates struct {
 	expiresAt, revokedAt, lastUsedAt []pgtype.Timestamptz
 	revokedReason, revokedBy         []pgtype.Text
 	useCount, lastSeq                []int64
+	// cidrs are the allowed networks separated by single spaces, empty
+	// for none: a text[][] cannot hold rows of different lengths.
+	cidrs []string
 }
 
 func (u *tokenUpdates) add(r *TokenRow) {
@@ -347,6 +351,7 @@ func (u *tokenUpdates) add(r *TokenRow) {
 	u.lastUsedAt = append(u.lastUsedAt, timestamptzArg(r.LastUsedAt))
 	u.useCount = append(u.useCount, int64(r.UseCount))
 	u.lastSeq = append(u.lastSeq, int64(r.LastSeq))
+	u.cidrs = append(u.cidrs, strings.Join(r.AllowedCIDRs, " "))
 }
 
 type ownerUpserts struct {

@@ -123,6 +123,11 @@ func appendTokenTuple(b []byte, r *TokenRow) []byte {
 	b = appendInt8(b, int64(r.IssuedSeq))
 	b = appendInt8(b, int64(r.LastSeq))
 	b = appendNullableID(b, r.Family)
+	if len(r.AllowedCIDRs) == 0 {
+		b = appendNull(b)
+	} else {
+		b = appendTextArray(b, r.AllowedCIDRs)
+	}
 	return b
 }
 

@@ -107,6 +107,9 @@ func (f *batchFold) applyToken(ent *tokenEntry, id domain.TokenID, e domain.Enve
 		if d.Family != nil {
 			ent.row.Family = *d.Family
 		}
+		if len(d.AllowedCIDRs) > 0 {
+			ent.row.AllowedCIDRs = slices.Clone(d.AllowedCIDRs)
+		}
 		ent.present, ent.dirty = true, true
 		return
 	}
@@ -126,6 +129,13 @@ func (f *batchFold) applyToken(ent *tokenEntry, id domain.TokenID, e domain.Enve
 			r.ExpiresAt = deref(d.ExpiresAt)
 			if d.RotatedTo != nil {
 				r.RotatedTo = *d.RotatedTo
+			}
+		}
+	case domain.TypeTokenCIDRsSet:
+		if d, ok := domain.PayloadAs[domain.TokenCIDRsSet](e.Data); ok && r.RevokedAt.IsZero() {
+			r.AllowedCIDRs = nil
+			if len(d.AllowedCIDRs) > 0 {
+				r.AllowedCIDRs = slices.Clone(d.AllowedCIDRs)
 			}
 		}
 	case domain.TypeTokenRevoked:

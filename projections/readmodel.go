@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,6 +21,9 @@ type ReadModel struct {
 	clock   domain.Clock
 	live    *tableSet
 	rebuild *tableSet
+	// rollupRetention is how long hourly usage rollups are kept; zero:
+	// forever.
+	rollupRetention time.Duration
 }
 
 // Option configures a ReadModel.
@@ -29,6 +33,13 @@ type Option func(*ReadModel)
 // by Get and Snapshot and for a List without ListFilter.Now. The default is
 // domain.SystemClock.
 func WithClock(c domain.Clock) Option { return func(s *ReadModel) { s.clock = c } }
+
+// WithRollupRetention sets how long the hourly usage rollups are kept:
+// ApplyUsageBatch deletes the rollups of hours that ended more than d
+// before now. Zero (the default) keeps them forever.
+func WithRollupRetention(d time.Duration) Option {
+	return func(s *ReadModel) { s.rollupRetention = max(d, 0) }
+}
 
 // New returns a ReadModel over pool.
 func New(pool *pgxpool.Pool, opts ...Option) *ReadModel {

@@ -36,6 +36,9 @@ type TokenRow struct {
 	// a rotation (token.issued's family); zero for a token not issued by
 	// a rotation, the first of its own family.
 	Family domain.TokenID
+	// AllowedCIDRs are the networks the token may be used from, in
+	// canonical form (see domain.NormalizeCIDRs); none means any network.
+	AllowedCIDRs []string
 	// RevokedAt is when the token itself was revoked, or its rotation
 	// family (owner.family_revoked), whichever came first in the stream;
 	// zero if neither was (an owner-wide revocation does not set it, see
@@ -190,6 +193,7 @@ func TokenRowFromDomain(t *domain.Token) TokenRow {
 	}
 	r.RevokedAt, _ = t.RevokedAt()
 	r.LastUsedAt, _ = t.LastUsedAt()
+	r.AllowedCIDRs = domain.CIDRStrings(t.AllowedCIDRs())
 	return r
 }
 

@@ -51,6 +51,10 @@ type ValidatorRow struct {
 	// none.
 	Family    domain.TokenID
 	IssuedSeq uint64
+	// AllowedCIDRs are the networks the token may be used from, in
+	// canonical form separated by single spaces; empty for any network.
+	// It aliases the read buffer as Owner does.
+	AllowedCIDRs []byte
 }
 
 // liveTokensSQL selects, for ValidatorSnapshot, the columns of
@@ -59,14 +63,15 @@ type ValidatorRow struct {
 // ExpiredAfter, $2 RevokedAfter, $3 the limit (NULL: none).
 const liveTokensSQL = `SELECT t.id, t.owner, array_to_string(t.scopes, ' '), t.kind = 'session', t.secret_hash,
 	t.created_at, t.expires_at, t.rotated_to IS NOT NULL, t.revoked_at IS NOT NULL, t.family, t.issued_seq,
-	coalesce(t.issued_seq < o.revoked_before_seq OR t.created_at < o.until, false)
+	coalesce(t.issued_seq < o.revoked_before_seq OR t.created_at < o.until, false),
+	array_to_string(t.allowed_cidrs, ' ')
 FROM %[1]s AS t LEFT JOIN %[2]s AS o ON o.owner = t.owner
 WHERE (t.expires_at IS NULL OR t.expires_at > $1 OR t.rotated_to IS NOT NULL)
 	AND (t.created_at > $2 OR (t.revoked_at IS NULL
 		AND NOT coalesce(t.issued_seq < o.revoked_before_seq OR t.created_at < o.until, false)))
 LIMIT $3`
 
-const liveTokensColumns = 12
+const liveTokensColumns = 13
 
 // ValidatorSnapshot is Snapshot for a validator: it reads, in one
 // consistent read-only transaction as Snapshot does, the checkpoint and
@@ -128,5 +133,6 @@ func decodeValidatorRow(v [][]byte, r *ValidatorRow) error {
 	}
 	r.IssuedSeq = binary.BigEndian.Uint64(v[10])
 	r.OwnerRevoked = v[11][0] != 0
+	r.AllowedCIDRs = v[12]
 	return nil
 }

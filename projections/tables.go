@@ -26,7 +26,7 @@ var tokenColumns = []string{
 	"id", "owner", "name", "scopes", "kind", "secret_hash", "created_at", "expires_at",
 	"idle_timeout_seconds", "absolute_expires_at", "rotated_from", "rotated_to",
 	"revoked_at", "revoked_reason", "revoked_by", "last_used_at", "use_count",
-	"issued_seq", "last_seq", "family",
+	"issued_seq", "last_seq", "family", "allowed_cidrs",
 }
 
 var ownerColumns = []string{"owner", "revoked_before", "revoked_before_seq", "until", "reason", "last_seq", "revocations"}
@@ -71,10 +71,11 @@ WHERE id = ANY($1::uuid[]) OR id = ANY($2::uuid[]) OR family = ANY($2::uuid[]) O
 	ts.updateTokens = fmt.Sprintf(`UPDATE %s AS t SET
 	expires_at = u.expires_at, rotated_to = u.rotated_to, revoked_at = u.revoked_at,
 	revoked_reason = u.revoked_reason, revoked_by = u.revoked_by, last_used_at = u.last_used_at,
-	use_count = u.use_count, last_seq = u.last_seq
+	use_count = u.use_count, last_seq = u.last_seq,
+	allowed_cidrs = CASE WHEN u.allowed_cidrs = '' THEN NULL ELSE string_to_array(u.allowed_cidrs, ' ') END
 FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[],
-            $7::timestamptz[], $8::int8[], $9::int8[])
-	AS u(id, expires_at, rotated_to, revoked_at, revoked_reason, revoked_by, last_used_at, use_count, last_seq)
+            $7::timestamptz[], $8::int8[], $9::int8[], $10::text[])
+	AS u(id, expires_at, rotated_to, revoked_at, revoked_reason, revoked_by, last_used_at, use_count, last_seq, allowed_cidrs)
 WHERE t.id = u.id`, tq)
 	ts.upsertOwners = fmt.Sprintf(`INSERT INTO %s (%s)
 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::timestamptz[], $5::text[], $6::int8[], $7::jsonb[])
@@ -136,7 +137,7 @@ const (
 type tokenScan struct {
 	id, rotatedFrom, rotatedTo, family                  pgtype.UUID
 	owner, name, kind                                   string
-	scopes                                              []string
+	scopes, cidrs                                       []string
 	hash                                                []byte
 	createdAt                                           time.Time
 	expiresAt, absoluteExpiresAt, revokedAt, lastUsedAt pgtype.Timestamptz
@@ -155,7 +156,7 @@ func newTokenScan(withOwner bool) *tokenScan {
 	s.dst = []any{&s.id, &s.owner, &s.name, &s.scopes, &s.kind, &s.hash, &s.createdAt, &s.expiresAt,
 		&s.idleSeconds, &s.absoluteExpiresAt, &s.rotatedFrom, &s.rotatedTo,
 		&s.revokedAt, &s.revokedReason, &s.revokedBy, &s.lastUsedAt, &s.useCount,
-		&s.issuedSeq, &s.lastSeq, &s.family}
+		&s.issuedSeq, &s.lastSeq, &s.family, &s.cidrs}
 	if withOwner {
 		s.dst = append(s.dst, &s.hasOwnerRow, &s.ownerSeq, &s.ownerUntil, &s.ownerRevocations)
 	}
@@ -163,7 +164,7 @@ func newTokenScan(withOwner bool) *tokenScan {
 }
 
 func (s *tokenScan) scan(rows pgx.Rows) error {
-	s.scopes = nil
+	s.scopes, s.cidrs = nil, nil
 	return rows.Scan(s.dst...)
 }
 
@@ -185,6 +186,7 @@ func (s *tokenScan) row() TokenRow {
 		UseCount:          uint64(s.useCount),
 		IssuedSeq:         uint64(s.issuedSeq),
 		LastSeq:           uint64(s.lastSeq),
+		AllowedCIDRs:      s.cidrs,
 	}
 	if r.Scopes == nil {
 		r.Scopes = []string{}
@@ -228,7 +230,16 @@ func tokenValues(dst []any, r *TokenRow) []any {
 		r.CreatedAt, timestamptzArg(r.ExpiresAt), idleArg(r.IdleTimeout), timestamptzArg(r.AbsoluteExpiresAt),
 		uuidArg(r.RotatedFrom), uuidArg(r.RotatedTo), timestamptzArg(r.RevokedAt), textArg(r.RevokedReason),
 		textArg(r.RevokedBy), timestamptzArg(r.LastUsedAt), int64(r.UseCount), int64(r.IssuedSeq), int64(r.LastSeq),
-		uuidArg(r.Family))
+		uuidArg(r.Family), cidrsArg(r.AllowedCIDRs))
+}
+
+// cidrsArg is a token's allowed networks as a text[] argument: NULL for
+// none (any network).
+func cidrsArg(cidrs []string) []string {
+	if len(cidrs) == 0 {
+		return nil
+	}
+	return cidrs
 }
 
 func ownerValues(dst []any, o *OwnerRevocationRow) []any {

@@ -3,6 +3,7 @@ package projections
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -54,6 +55,28 @@ type UsageResult struct {
 	// Usage is what the applied events added, one entry per token in token
 	// id order: the rows of the one statement written.
 	Usage []Usage
+	// Hours is what the applied events added to the hourly rollups, one
+	// entry per token and hour, written by the same statement.
+	Hours []HourlyUsage
+}
+
+// UsedAddr is a client address a token was used from, with its last use
+// from there.
+type UsedAddr struct {
+	Addr string    `json:"addr"`
+	At   time.Time `json:"at"`
+}
+
+// MaxRecentAddrs is how many distinct client addresses the usage table
+// keeps per token.
+const MaxRecentAddrs = 5
+
+// HourlyUsage is the number of uses of a token in one hour (UTC): a usage
+// event's count goes to the hour of its last use.
+type HourlyUsage struct {
+	TokenID domain.TokenID
+	Hour    time.Time
+	Count   uint64
 }
 
 // ErrUsageEvent is returned (wrapped) by ApplyUsageBatch for an event that
@@ -171,11 +194,14 @@ func (s *ReadModel) applyUsage(ctx context.Context, name string, events []domain
 		return res, nil
 	}
 	res.Usage = f.rows()
+	res.Hours = f.hourRows()
 	wb := &pgx.Batch{}
 	if len(res.Usage) > 0 {
-		cols := usageColumns(res.Usage)
+		cols := usageColumns(res.Usage, f.recentByID())
+		hours := hourColumns(res.Hours)
 		n := len(res.Usage)
-		wb.Queue(upsertUsageSQL, cols.ids, cols.lastAt, cols.count, cols.firstAt, cols.addr).Exec(func(ct pgconn.CommandTag) error {
+		wb.Queue(upsertUsageSQL, cols.ids, cols.lastAt, cols.count, cols.firstAt, cols.addr, cols.recent,
+			hours.ids, hours.hours, hours.count, s.rollupCutoff()).Exec(func(ct pgconn.CommandTag) error {
 			if int(ct.RowsAffected()) != n {
 				return fmt.Errorf("wrote %d usage rows, want %d", ct.RowsAffected(), n)
 			}
@@ -192,18 +218,38 @@ func (s *ReadModel) applyUsage(ctx context.Context, name string, events []domain
 	return res, nil
 }
 
-// upsertUsageSQL is the one statement a usage batch writes. The client
-// address is the latest use's; the batch, being later in the stream, wins
-// a tie.
-const upsertUsageSQL = `INSERT INTO ` + UsageTable + ` AS cur (token_id, last_used_at, use_count, first_used_at, last_client_addr)
-SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::timestamptz[], $5::text[])
+// upsertUsageSQL is the one statement a usage batch writes: the usage
+// rows ($1–$6) and, in its WITH, the hourly rollups ($7–$9) and, when a
+// retention is set, the deletion of rollups of hours before $10 (a
+// data-modifying WITH runs to completion whether or not it is read). The client address is the
+// latest use's; the batch, being later in the stream, wins a tie. The
+// recent addresses are merged: the latest use of each distinct address,
+// the MaxRecentAddrs latest kept.
+const upsertUsageSQL = `WITH h AS (
+INSERT INTO ` + HourlyUsageTable + ` AS cur (token_id, hour, use_count)
+SELECT * FROM unnest($7::uuid[], $8::timestamptz[], $9::bigint[])
+ON CONFLICT (token_id, hour) DO UPDATE SET
+	use_count = CASE WHEN cur.use_count > 9223372036854775807 - EXCLUDED.use_count THEN 9223372036854775807
+		ELSE cur.use_count + EXCLUDED.use_count END
+), pruned AS (
+DELETE FROM ` + HourlyUsageTable + ` WHERE $10::timestamptz IS NOT NULL AND hour < $10::timestamptz
+)
+INSERT INTO ` + UsageTable + ` AS cur (token_id, last_used_at, use_count, first_used_at, last_client_addr, recent_addrs)
+SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::timestamptz[], $5::text[], $6::jsonb[])
 ON CONFLICT (token_id) DO UPDATE SET
 	last_used_at = GREATEST(cur.last_used_at, EXCLUDED.last_used_at),
 	use_count = CASE WHEN cur.use_count > 9223372036854775807 - EXCLUDED.use_count THEN 9223372036854775807
 		ELSE cur.use_count + EXCLUDED.use_count END,
 	first_used_at = LEAST(cur.first_used_at, EXCLUDED.first_used_at),
 	last_client_addr = CASE WHEN EXCLUDED.last_used_at >= cur.last_used_at
-		THEN EXCLUDED.last_client_addr ELSE cur.last_client_addr END`
+		THEN EXCLUDED.last_client_addr ELSE cur.last_client_addr END,
+	recent_addrs = CASE WHEN EXCLUDED.recent_addrs IS NULL THEN cur.recent_addrs ELSE (
+		SELECT jsonb_agg(jsonb_build_object('addr', a, 'at', at) ORDER BY at DESC, a)
+		FROM (SELECT e->>'addr' AS a, max((e->>'at')::timestamptz) AS at
+			FROM jsonb_array_elements(coalesce(cur.recent_addrs, '[]'::jsonb) || EXCLUDED.recent_addrs) AS e
+			GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ` + recentAddrsLimit + `) AS r) END`
+
+const recentAddrsLimit = "5" // MaxRecentAddrs
 
 // usageOf checks that e is a usage event (a usage batch, a token.used
 // event, or a placeholder) and extracts its uses.
@@ -249,6 +295,15 @@ func storableAddr(a string) bool {
 type usageFold struct {
 	index map[domain.TokenID]int
 	out   []Usage
+	// recent are the distinct client addresses of each token's uses
+	// (by index in out), latest first, at most MaxRecentAddrs.
+	recent [][]UsedAddr
+	hours  map[hourKey]uint64
+}
+
+type hourKey struct {
+	id   domain.TokenID
+	hour int64 // Unix seconds
 }
 
 func (f *usageFold) add(u tokenUse) {
@@ -260,6 +315,15 @@ func (f *usageFold) add(u tokenUse) {
 		i = len(f.out)
 		f.index[u.id] = i
 		f.out = append(f.out, Usage{TokenID: u.id, FirstAt: u.used.FirstAt, LastAt: u.used.LastAt, ClientAddr: u.used.ClientAddr})
+		f.recent = append(f.recent, nil)
+	}
+	if f.hours == nil {
+		f.hours = make(map[hourKey]uint64)
+	}
+	k := hourKey{id: u.id, hour: u.used.LastAt.Truncate(time.Hour).Unix()}
+	f.hours[k] = saturatingAdd(f.hours[k], u.used.Count)
+	if a := u.used.ClientAddr; a != "" {
+		f.recent[i] = noteAddr(f.recent[i], UsedAddr{Addr: a, At: u.used.LastAt})
 	}
 	r := &f.out[i]
 	r.Count = saturatingAdd(r.Count, u.used.Count)
@@ -283,6 +347,55 @@ func (f *usageFold) rows() []Usage {
 	return out
 }
 
+// noteAddr records a use from u.Addr at u.At in the list of distinct
+// addresses, latest first, keeping the MaxRecentAddrs latest.
+func noteAddr(list []UsedAddr, u UsedAddr) []UsedAddr {
+	if i := slices.IndexFunc(list, func(x UsedAddr) bool { return x.Addr == u.Addr }); i >= 0 {
+		if !u.At.After(list[i].At) {
+			return list
+		}
+		list = slices.Delete(list, i, i+1)
+	}
+	i, _ := slices.BinarySearchFunc(list, u, func(x, y UsedAddr) int {
+		if c := y.At.Compare(x.At); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Addr, y.Addr)
+	})
+	list = slices.Insert(list, i, u)
+	if len(list) > MaxRecentAddrs {
+		list = list[:MaxRecentAddrs]
+	}
+	return list
+}
+
+// recentByID returns the recent addresses folded, by token.
+func (f *usageFold) recentByID() map[domain.TokenID][]UsedAddr {
+	out := make(map[domain.TokenID][]UsedAddr, len(f.out))
+	for i, u := range f.out {
+		if len(f.recent[i]) > 0 {
+			out[u.TokenID] = f.recent[i]
+		}
+	}
+	return out
+}
+
+// hourRows returns the folded hourly counts in (token id, hour) order,
+// the order the upsert locks the rows in.
+func (f *usageFold) hourRows() []HourlyUsage {
+	out := make([]HourlyUsage, 0, len(f.hours))
+	for k, n := range f.hours {
+		out = append(out, HourlyUsage{TokenID: k.id, Hour: time.Unix(k.hour, 0).UTC(), Count: min(n, math.MaxInt64)})
+	}
+	slices.SortFunc(out, func(a, b HourlyUsage) int {
+		if c := bytes.Compare(a.TokenID[:], b.TokenID[:]); c != 0 {
+			return c
+		}
+		return a.Hour.Compare(b.Hour)
+	})
+	return out
+}
+
 func saturatingAdd(a, b uint64) uint64 {
 	if a > math.MaxUint64-b {
 		return math.MaxUint64
@@ -296,15 +409,21 @@ type usageArrays struct {
 	lastAt, firstAt []time.Time
 	count           []int64
 	addr            []pgtype.Text
+	// recent are JSON arrays of UsedAddr; nil (SQL NULL) for a token
+	// whose uses in the batch recorded no address.
+	recent [][]byte
 }
 
-func usageColumns(rows []Usage) usageArrays {
+// usageColumns lays out rows, with the recent addresses the fold kept
+// for them (by the token's index in the fold, found through f).
+func usageColumns(rows []Usage, recent map[domain.TokenID][]UsedAddr) usageArrays {
 	c := usageArrays{
 		ids:     make([]pgtype.UUID, len(rows)),
 		lastAt:  make([]time.Time, len(rows)),
 		firstAt: make([]time.Time, len(rows)),
 		count:   make([]int64, len(rows)),
 		addr:    make([]pgtype.Text, len(rows)),
+		recent:  make([][]byte, len(rows)),
 	}
 	for i, r := range rows {
 		c.ids[i] = uuidArg(r.TokenID)
@@ -312,6 +431,31 @@ func usageColumns(rows []Usage) usageArrays {
 		c.firstAt[i] = r.FirstAt
 		c.count[i] = int64(r.Count)
 		c.addr[i] = textArg(r.ClientAddr)
+		if list := recent[r.TokenID]; len(list) > 0 {
+			// Marshalling strings and times cannot fail.
+			c.recent[i], _ = json.Marshal(list)
+		}
+	}
+	return c
+}
+
+// hourArrays holds hourly counts one array per column, for unnest.
+type hourArrays struct {
+	ids   []pgtype.UUID
+	hours []time.Time
+	count []int64
+}
+
+func hourColumns(rows []HourlyUsage) hourArrays {
+	c := hourArrays{
+		ids:   make([]pgtype.UUID, len(rows)),
+		hours: make([]time.Time, len(rows)),
+		count: make([]int64, len(rows)),
+	}
+	for i, r := range rows {
+		c.ids[i] = uuidArg(r.TokenID)
+		c.hours[i] = r.Hour
+		c.count[i] = int64(r.Count)
 	}
 	return c
 }

@@ -231,6 +231,46 @@ func (c *Client) SetExpiry(ctx context.Context, id string, at *time.Time) (Token
 	return out, nil
 }
 
+// SetAllowedCIDRs limits a token to the networks cidrs (CIDR prefixes or
+// single addresses; none: any network): PATCH /v1/tokens/{id}. Without
+// ledger:admin a caller may only narrow them.
+func (c *Client) SetAllowedCIDRs(ctx context.Context, id string, cidrs []string) (Token, error) {
+	p, err := tokenPath(id, "")
+	if err != nil {
+		return Token{}, fmt.Errorf("set allowed networks: %w", err)
+	}
+	var out Token
+	err = c.doJSON(ctx, call{method: http.MethodPatch, path: p, body: SetAllowedCIDRsRequest{AllowedCIDRs: cidrs}, bearer: c.token}, &out)
+	if err != nil {
+		return Token{}, fmt.Errorf("set allowed networks of token %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// Usage returns a token's uses per hour or day: GET
+// /v1/tokens/{id}/usage.
+func (c *Client) Usage(ctx context.Context, id string, opts UsageOptions) (UsageSeries, error) {
+	p, err := tokenPath(id, "/usage")
+	if err != nil {
+		return UsageSeries{}, fmt.Errorf("token usage: %w", err)
+	}
+	q := url.Values{}
+	if opts.Granularity != "" {
+		q.Set("granularity", opts.Granularity)
+	}
+	if !opts.From.IsZero() {
+		q.Set("from", opts.From.UTC().Format(time.RFC3339))
+	}
+	if !opts.To.IsZero() {
+		q.Set("to", opts.To.UTC().Format(time.RFC3339))
+	}
+	var out UsageSeries
+	if err := c.doJSON(ctx, call{method: http.MethodGet, path: p, query: q, bearer: c.token}, &out); err != nil {
+		return UsageSeries{}, fmt.Errorf("usage of token %s: %w", id, err)
+	}
+	return out, nil
+}
+
 // Revoke revokes a token: DELETE /v1/tokens/{id}, with the body
 // {"reason": reason} unless reason is empty (then no body). Revoking a
 // revoked token succeeds.
@@ -622,6 +662,7 @@ var (
 	ErrInvalidToken          error = sentinel(CodeInvalidToken)
 	ErrForbidden             error = sentinel(CodeForbidden)
 	ErrInsufficientScope     error = sentinel(CodeInsufficientScope)
+	ErrIPNotAllowed          error = sentinel(CodeIPNotAllowed)
 	ErrOwnerBlocked          error = sentinel(CodeOwnerBlocked)
 	ErrLifetimeExceedsCaller error = sentinel(CodeLifetimeExceedsCaller)
 	ErrNotFound              error = sentinel(CodeNotFound)

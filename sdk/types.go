@@ -56,6 +56,20 @@ type Token struct {
 	// Presenting a rotated-out secret of the family after its
 	// grace revokes every token of the family.
 	Family *string `json:"family,omitempty"`
+	// AllowedCIDRs are the networks the token may be used from; absent
+	// means any network.
+	AllowedCIDRs []string `json:"allowed_cidrs,omitempty"`
+	// LastUsedIPs are the last distinct client addresses the token was
+	// used from (at most five), latest first, each with its last use;
+	// absent when none was recorded.
+	LastUsedIPs []UsedAddr `json:"last_used_ips,omitempty"`
+}
+
+// UsedAddr is a client address a token was used from and its last use
+// from there.
+type UsedAddr struct {
+	Addr       string    `json:"addr"`
+	LastUsedAt time.Time `json:"last_used_at"`
 }
 
 // IssueRequest is the body of POST /v1/tokens. At most one of ExpiresIn,
@@ -75,6 +89,9 @@ type IssueRequest struct {
 	// IdleTimeout is a session's idle timeout (sessions only); absent
 	// means the policy's.
 	IdleTimeout *Duration `json:"idle_timeout,omitempty"`
+	// AllowedCIDRs limits the networks the token may be used from (CIDR
+	// prefixes or single addresses); absent means any network.
+	AllowedCIDRs []string `json:"allowed_cidrs,omitempty"`
 }
 
 // IssuedToken is the answer to an issue: the secret, shown this once, and
@@ -103,6 +120,20 @@ type RotatedToken struct {
 // asks for no expiry at all; the field is always sent.
 type SetExpiryRequest struct {
 	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// SetAllowedCIDRsRequest is the body of PATCH /v1/tokens/{id} that sets
+// the networks a token may be used from; nil means any network.
+type SetAllowedCIDRsRequest struct {
+	AllowedCIDRs []string `json:"allowed_cidrs"`
+}
+
+// UsageOptions selects a usage series: Granularity "hour" (the default)
+// or "day", and the buckets from From to To (zero: the server's defaults,
+// a day or thirty days up to now).
+type UsageOptions struct {
+	Granularity string
+	From, To    time.Time
 }
 
 // RevokeRequest is the optional body of DELETE /v1/tokens/{id}.
@@ -225,6 +256,7 @@ const (
 	CodeForbidden             = "forbidden"               // 403: the caller may not do this
 	CodeInsufficientScope     = "insufficient_scope"      // 403 of /v1/auth: the token lacks the required scope
 	CodeScopeRequired         = "scope_required"          // 400 of /v1/auth: the check names no scope and the server requires one
+	CodeIPNotAllowed          = "ip_not_allowed"          // 403: the token may not be used from the client's address (allowed_cidrs)
 	CodeOwnerBlocked          = "owner_blocked"           // 403: the owner may get no new token until a time
 	CodeLifetimeExceedsCaller = "lifetime_exceeds_caller" // 403: without ledger:admin, the token asked for would outlive the caller's own
 	CodeNotFound              = "not_found"               // 404
@@ -289,4 +321,22 @@ func parseSeconds(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("duration %d seconds is out of range", n)
 	}
 	return time.Duration(n) * time.Second, nil
+}
+
+// UsageSeries is the answer of GET /v1/tokens/{id}/usage: a token's uses
+// per hour or day (UTC), oldest first, buckets without uses left out.
+type UsageSeries struct {
+	// Granularity is "hour" or "day".
+	Granularity string `json:"granularity"`
+	// From and To bound the series: buckets start at or after From and
+	// before To.
+	From  time.Time     `json:"from"`
+	To    time.Time     `json:"to"`
+	Items []UsageBucket `json:"items"`
+}
+
+// UsageBucket is the number of uses in the hour or day from Start.
+type UsageBucket struct {
+	Start time.Time `json:"start"`
+	Count uint64    `json:"count"`
 }

@@ -94,6 +94,45 @@ type tokenData struct {
 	Through uint64
 	// Policy tells what expiry an admin may clear.
 	AllowNeverExpires bool
+	// Days are the uses per day (UTC) of the last usageDays days, oldest
+	// first;
+	// UsageErr says why they could not be read.
+	Days     []usageDay
+	UsageErr string
+}
+
+// usageDays is how many days of use the token page shows.
+const usageDays = 30
+
+// usageDay is one day of a token's use on its page; Level is its bar's
+// height in tenths of the busiest day's (a CSS class: the page's policy
+// allows no inline style), at least 1 for a day with uses.
+type usageDay struct {
+	Day   string
+	Count uint64
+	Level int
+}
+
+// usageDaysOf lays out a daily series ending with the day of now.
+func usageDaysOf(buckets []projections.UsageBucket, now time.Time) []usageDay {
+	last := now.UTC().Truncate(24 * time.Hour)
+	byDay := make(map[time.Time]uint64, len(buckets))
+	var peak uint64
+	for _, b := range buckets {
+		byDay[b.Start] += b.Count
+		peak = max(peak, byDay[b.Start])
+	}
+	out := make([]usageDay, usageDays)
+	for i := range out {
+		day := last.AddDate(0, 0, i-usageDays+1)
+		n := byDay[day]
+		d := usageDay{Day: day.Format(time.DateOnly), Count: n}
+		if n > 0 {
+			d.Level = max(1, int(n*10/peak))
+		}
+		out[i] = d
+	}
+	return out
 }
 
 // show shows a token: its metadata, its actions and its history.
@@ -115,6 +154,14 @@ func (s *server) show(w http.ResponseWriter, r *http.Request, v *visit) error {
 	}
 	d := tokenData{Token: rowFromView(view), Events: timeline(h, view.Now), Through: h.Sequence,
 		AllowNeverExpires: s.ledger.Policy().AllowNeverExpires}
+	last := view.Now.UTC().Truncate(24 * time.Hour)
+	days, err := s.ledger.UsageSeries(r.Context(), v.Caller, id, projections.Daily, last.AddDate(0, 0, 1-usageDays), last.AddDate(0, 0, 1))
+	if err != nil {
+		// The page does without the read model's usage.
+		d.UsageErr = "usage per day could not be read"
+	} else {
+		d.Days = usageDaysOf(days, view.Now)
+	}
 	s.render(w, r, http.StatusOK, "token", page{Title: "Token " + d.Token.Name, Me: v, Data: d})
 	return nil
 }

@@ -22,6 +22,16 @@ type row struct {
 	RevokedReason                 string
 	UseCount                      uint64
 	Active                        bool
+	// AllowedCIDRs are the networks the token may be used from (none:
+	// any); UsedFrom its last distinct client addresses, latest first.
+	AllowedCIDRs []string
+	UsedFrom     []usedFrom
+}
+
+// usedFrom is a client address a token was used from and when last.
+type usedFrom struct {
+	Addr string
+	When When
 }
 
 // rowFromTokenRow is a read-model row as of now, for a token table
@@ -58,6 +68,11 @@ func rowFromView(v ledger.View) row {
 		Expiry:   expiry(exp, now),
 		UseCount: v.UseCount,
 		Active:   v.Status == domain.StatusActive,
+
+		AllowedCIDRs: domain.CIDRStrings(t.AllowedCIDRs()),
+	}
+	for _, u := range v.LastUsedIPs {
+		r.UsedFrom = append(r.UsedFrom, usedFrom{Addr: u.Addr, When: at(u.At, now)})
 	}
 	switch revokedAt, revoked := t.RevokedAt(); {
 	case v.FamilyRevoked && (!revoked || v.FamilyRevocation.At.Before(revokedAt)):
@@ -88,6 +103,7 @@ var eventLabels = map[domain.EventType]string{
 	domain.TypeTokenIssued:          "issued",
 	domain.TypeTokenUsed:            "used",
 	domain.TypeTokenExpirySet:       "expiry set",
+	domain.TypeTokenCIDRsSet:        "allowed networks set",
 	domain.TypeTokenRevoked:         "revoked",
 	domain.TypeOwnerTokensRevoked:   "every token of the owner revoked",
 	domain.TypeOwnerFamilyRevoked:   "rotation family revoked",

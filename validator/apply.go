@@ -113,7 +113,14 @@ func (w *tokenWriter) applyToken(id domain.TokenID, e domain.Envelope) {
 			expires:   expiryMicros(d.ExpiresAt),
 			issuedSeq: e.Sequence,
 			family:    deref(d.Family),
+			cidrs:     d.AllowedCIDRs,
 		})
+	case domain.TypeTokenCIDRsSet:
+		d, ok := domain.PayloadAs[domain.TokenCIDRsSet](e.Data)
+		if !ok || ent == nil {
+			return
+		}
+		w.s.setCIDRs(ent, d.AllowedCIDRs)
 	case domain.TypeTokenExpirySet:
 		d, ok := domain.PayloadAs[domain.TokenExpirySet](e.Data)
 		if !ok || ent == nil {
@@ -249,6 +256,7 @@ func (w *tokenWriter) loadLiveRow(r *projections.ValidatorRow, keepAfter, youngA
 		ownerRevoked: r.OwnerRevoked,
 		rotated:      r.Rotated,
 		family:       r.Family,
+		cidrSet:      w.s.internCIDRsText(r.AllowedCIDRs),
 	}, w.s.internOwnerBytes(r.Owner), w.s.internScopesText(r.Scopes))
 }
 

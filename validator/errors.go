@@ -43,6 +43,10 @@ var (
 	// knows only ErrUnknown refuses it as such; a later attempt may
 	// succeed.
 	ErrLookupLimited error = &limitedError{}
+	// ErrIPNotAllowed: the token is limited to networks (allowed_cidrs)
+	// and the client address is in none of them, or was not given, or is
+	// not an IP address. The use is not counted.
+	ErrIPNotAllowed = errors.New("client address not allowed for this token")
 	// ErrNotStarted: Validate was called before Start returned
 	// successfully.
 	ErrNotStarted = errors.New("validator not started")

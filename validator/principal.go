@@ -1,6 +1,7 @@
 package validator
 
 import (
+	"net/netip"
 	"slices"
 	"time"
 
@@ -25,6 +26,9 @@ type Principal struct {
 	// ExpiresAt is the token's expiry as known to the validator; the zero
 	// time means the token does not expire.
 	ExpiresAt time.Time
+	// AllowedCIDRs are the networks the token may be used from, sorted;
+	// none means any network. Shared like Scopes: read-only.
+	AllowedCIDRs []netip.Prefix
 }
 
 // HasScope reports whether the token carries scope s. It does not

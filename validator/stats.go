@@ -17,6 +17,8 @@ type counters struct {
 	evicted, capacityEvicted    atomic.Uint64
 
 	coldLookups, coldCoalesced, coldLimited atomic.Uint64
+
+	ipNotAllowed atomic.Uint64
 }
 
 // Stats are a validator's counters since New. Every field only grows.
@@ -58,6 +60,10 @@ type Stats struct {
 	// Capacity tokens. Failed cold loads count in LookupErrors, cold ids
 	// found nowhere in NegativeHits once remembered.
 	ColdLookups, ColdLookupsCoalesced, ColdLookupsLimited, CapacityEvicted uint64
+
+	// IPNotAllowed is the number of validations refused with
+	// ErrIPNotAllowed: from outside the token's allowed networks.
+	IPNotAllowed uint64
 }
 
 // Stats returns the validator's counters. It is cheap and safe for
@@ -72,6 +78,7 @@ func (v *Validator) Stats() Stats {
 		Revoked:              c.revoked.Load(),
 		OwnerRevoked:         c.ownerRevoked.Load(),
 		Stale:                c.stale.Load(),
+		IPNotAllowed:         c.ipNotAllowed.Load(),
 		Lookups:              c.lookups.Load(),
 		LookupsCoalesced:     c.lookupsCoalesced.Load(),
 		LookupsLimited:       c.lookupsLimited.Load(),

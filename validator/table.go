@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
@@ -186,7 +187,10 @@ type page [pageSize]entry
 // usually share a few.
 type grant struct {
 	owner, scopes uint32
-	session       bool
+	// cidrs is the number of the token's interned allowed networks plus
+	// one; zero for a token usable from any network.
+	cidrs   uint32
+	session bool
 }
 
 // ownerRevocation is an owner's latest revocations, as domain.Owner.Covers
@@ -254,6 +258,9 @@ type state struct {
 	pages    atomic.Pointer[[]*page]
 	owners   atomic.Pointer[[]domain.OwnerID]
 	scopeSet atomic.Pointer[[][]string]
+	// cidrSets are the interned sets of allowed networks (grant.cidrs
+	// minus one).
+	cidrSets atomic.Pointer[[][]netip.Prefix]
 	grants   atomic.Pointer[[]grant]
 	cells    cells
 
@@ -274,6 +281,7 @@ type state struct {
 	// grantCount is the number of grants: the grant array may be longer.
 	grantCount uint32
 	scopeNum   map[string]uint32
+	cidrNum    map[string]uint32
 	ownerRevs  map[uint32]ownerRevocation
 
 	// through is the stream sequence up to which every event is reflected
@@ -311,6 +319,7 @@ type limbo struct{ entries, cells []uint32 }
 func newState() *state {
 	s := &state{
 		scopeNum:        make(map[string]uint32),
+		cidrNum:         make(map[string]uint32),
 		ownerRevs:       make(map[uint32]ownerRevocation),
 		pending:         make(map[uint32]uint64),
 		createdExc:      make(map[uint32]int64),
@@ -323,6 +332,7 @@ func newState() *state {
 	s.pages.Store(&[]*page{})
 	s.owners.Store(&[]domain.OwnerID{})
 	s.scopeSet.Store(&[][]string{})
+	s.cidrSets.Store(&[][]netip.Prefix{})
 	s.grants.Store(&[]grant{})
 	s.cells.init()
 	return s
@@ -370,6 +380,10 @@ func (s *state) ownerAt(n uint32) domain.OwnerID { return (*s.owners.Load())[n] 
 // scopesAt returns scope set number n, which must have been published.
 func (s *state) scopesAt(n uint32) []string { return (*s.scopeSet.Load())[n] }
 
+// cidrsAt returns the allowed networks of grant cidrs number n (not
+// zero), which must have been published.
+func (s *state) cidrsAt(n uint32) []netip.Prefix { return (*s.cidrSets.Load())[n-1] }
+
 // newToken describes a token to insert.
 type newToken struct {
 	id        domain.TokenID
@@ -387,11 +401,16 @@ type newToken struct {
 	// family is the rotation family token.issued names; zero for a token
 	// not issued by a rotation (the first of its own family).
 	family domain.TokenID
+	// cidrs are the allowed networks (canonical; none: any), read by
+	// insert; insertInterned takes cidrSet, their interned number.
+	cidrs   []string
+	cidrSet uint32
 }
 
 // insert adds a token that is not in the state yet. The caller holds
 // s.mu.
 func (s *state) insert(t newToken) {
+	t.cidrSet = s.internCIDRs(t.cidrs)
 	s.insertInterned(t, s.internOwner(t.owner), s.internScopes(t.scopes))
 }
 
@@ -413,7 +432,7 @@ func (s *state) insertInterned(t newToken, owner, scopes uint32) {
 	lo, hi = hashWords(&t.hash)
 	e.hash[0].Store(lo)
 	e.hash[1].Store(hi)
-	e.grant.Store(s.internGrant(grant{owner: owner, scopes: scopes, session: t.session}))
+	e.grant.Store(s.internGrant(grant{owner: owner, scopes: scopes, cidrs: t.cidrSet, session: t.session}))
 	e.cell.Store(0)
 
 	base := idBase(&t.id)
@@ -636,7 +655,7 @@ func (s *state) ownerNumber(id domain.OwnerID) (uint32, bool) {
 // grantHash mixes the grant's numbers: they are small integers, for which
 // a multiplicative hash spreads well and costs far less than maphash.
 func grantHash(g grant) uint64 {
-	k := uint64(g.owner)<<32 | uint64(g.scopes)
+	k := uint64(g.owner)<<32 | uint64(g.scopes) ^ uint64(g.cidrs)<<16
 	if g.session {
 		k ^= 1 << 63
 	}
@@ -705,6 +724,47 @@ func (s *state) internScopes(scopes []string) uint32 {
 	n := uint32(len(grown) - 1)
 	s.scopeNum[key] = n
 	return n
+}
+
+// internCIDRs returns the grant number of a set of allowed networks in
+// canonical form (zero for none), adding it if new. The caller holds s.mu.
+func (s *state) internCIDRs(cidrs []string) uint32 {
+	if len(cidrs) == 0 {
+		return 0
+	}
+	return s.internCIDRsText([]byte(strings.Join(cidrs, " ")))
+}
+
+// internCIDRsText is internCIDRs for the networks separated by single
+// spaces, which it copies only if the set is new. Networks that do not
+// parse are left out (the domain stores only canonical ones); a set of
+// which none parses allows no address.
+func (s *state) internCIDRsText(b []byte) uint32 {
+	if len(b) == 0 {
+		return 0
+	}
+	if n, ok := s.cidrNum[string(b)]; ok {
+		return n
+	}
+	var set []netip.Prefix
+	for f := range strings.FieldsSeq(string(b)) {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			set = append(set, p.Masked())
+		}
+	}
+	grown := append(*s.cidrSets.Load(), slices.Clip(set))
+	s.cidrSets.Store(&grown)
+	n := uint32(len(grown))
+	s.cidrNum[string(b)] = n
+	return n
+}
+
+// setCIDRs gives entry e the allowed networks cidrs (canonical; none: any
+// network), keeping the rest of its grant. The caller holds s.mu.
+func (s *state) setCIDRs(e *entry, cidrs []string) {
+	g := s.grantAt(e.grant.Load())
+	g.cidrs = s.internCIDRs(cidrs)
+	e.grant.Store(s.internGrant(g))
 }
 
 // internScopesText is internScopes for a scope set given as its scopes

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -251,15 +252,19 @@ func (v *Validator) start(ctx context.Context) error {
 // beyond the limit.
 //
 // Errors match (errors.Is) exactly one of ErrMalformed, ErrUnknown,
-// ErrRevoked, ErrOwnerRevoked, ErrExpired, ErrStale, ErrNotStarted or
-// ErrClosed (ErrLookupLimited matches ErrUnknown too); they never contain
-// the secret.
+// ErrRevoked, ErrOwnerRevoked, ErrExpired, ErrIPNotAllowed, ErrStale,
+// ErrNotStarted or ErrClosed (ErrLookupLimited matches ErrUnknown too);
+// they never contain the secret. Validate knows no client address, so a
+// token limited to networks (allowed_cidrs) is refused with
+// ErrIPNotAllowed: use ValidateFrom.
 func (v *Validator) Validate(ctx context.Context, secret string) (Principal, error) {
 	return v.validate(ctx, secret, "", "")
 }
 
-// ValidateFrom is Validate for a request from clientAddr, which is
-// recorded in the token's usage event (of the uses in a flush interval,
+// ValidateFrom is Validate for a request from clientAddr (an IP address
+// without a port), which a token limited to networks must be in
+// (ErrIPNotAllowed otherwise), and which is recorded in the token's usage
+// event (of the uses in a flush interval,
 // the last one's address). Recording it takes the per-shard mutex at every
 // use. An address longer than domain.MaxClientAddrLen bytes, or not valid
 // text, is not recorded.
@@ -325,16 +330,43 @@ func (v *Validator) check(e *entry, n uint32, id *domain.TokenID, hash *domain.S
 		}
 		return Principal{}, ErrExpired
 	}
-	v.usage.record(v.st.cells.get(e), n, now, addr)
 	g := v.st.grantAt(e.grant.Load())
+	if g.cidrs != 0 && !addrAllowed(v.st.cidrsAt(g.cidrs), addr) {
+		v.stats.ipNotAllowed.Add(1)
+		return Principal{}, ErrIPNotAllowed
+	}
+	v.usage.record(v.st.cells.get(e), n, now, addr)
 	p := Principal{TokenID: *id, Owner: v.st.ownerAt(g.owner), Scopes: v.st.scopesAt(g.scopes), Kind: domain.KindAPI}
 	if g.session {
 		p.Kind = domain.KindSession
+	}
+	if g.cidrs != 0 {
+		p.AllowedCIDRs = v.st.cidrsAt(g.cidrs)
 	}
 	if exp != neverExpires {
 		p.ExpiresAt = time.UnixMicro(exp).UTC()
 	}
 	return p, nil
+}
+
+// addrAllowed reports whether the client address addr (an IP address,
+// without a port) is in one of cidrs. It does not allocate.
+func addrAllowed(cidrs []netip.Prefix, addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(addr)
+		if perr != nil {
+			return false
+		}
+		a = ap.Addr()
+	}
+	a = a.Unmap()
+	for _, p := range cidrs {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // validateUnknown decides for a well-formed secret whose id is not in

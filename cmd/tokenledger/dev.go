@@ -69,6 +69,7 @@ section.`,
 	f.StringVar(&cfg.PostgresURL, "postgres-url", cfg.PostgresURL, "use this PostgreSQL instead of a local cluster")
 	f.IntVar(&cfg.PostgresPort, "postgres-port", cfg.PostgresPort, "preferred port of the local PostgreSQL cluster (a taken port is replaced by a free one)")
 	bindAPIFlags(f, &cfg.API)
+	dayDurationVar(f, &cfg.RollupRetention, "usage-rollup-retention", cfg.RollupRetention, "how long hourly usage rollups (GET /v1/tokens/{id}/usage) are kept; 0: forever")
 	bindPolicyFlags(f, &cfg.Policy)
 	bindExpiryFlags(f, &cfg.Expiry, &expiryOn)
 	bindWebhookFlags(f, &cfg.Webhooks)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -37,3 +39,43 @@ func (v dayDurationValue) Set(s string) error {
 }
 
 func (v dayDurationValue) Type() string { return "duration" }
+
+// prefixesValue is a configuration flag holding CIDR prefixes, given
+// comma-separated or by repeating the flag; a single address is taken as
+// a /32 or /128.
+type prefixesValue struct {
+	p   *[]netip.Prefix
+	set bool
+}
+
+// prefixesVar binds a prefixesValue flag to p.
+func prefixesVar(f *pflag.FlagSet, p *[]netip.Prefix, name, usage string) {
+	f.Var(&prefixesValue{p: p}, name, usage)
+}
+
+func (v *prefixesValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strings.Join(domain.CIDRStrings(*v.p), ",")
+}
+
+func (v *prefixesValue) Set(s string) error {
+	var fields []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			fields = append(fields, f)
+		}
+	}
+	ps, err := domain.NormalizeCIDRs(fields)
+	if err != nil {
+		return err
+	}
+	if !v.set {
+		*v.p, v.set = nil, true
+	}
+	*v.p = append(*v.p, ps...)
+	return nil
+}
+
+func (v *prefixesValue) Type() string { return "cidrs" }

@@ -169,6 +169,8 @@ func eventPayload(t domain.EventType, data json.RawMessage) domain.Event {
 		return decode(&domain.TokenIssued{})
 	case domain.TypeTokenExpirySet:
 		return decode(&domain.TokenExpirySet{})
+	case domain.TypeTokenCIDRsSet:
+		return decode(&domain.TokenCIDRsSet{})
 	case domain.TypeTokenRevoked:
 		return decode(&domain.TokenRevoked{})
 	case domain.TypeOwnerTokensRevoked:

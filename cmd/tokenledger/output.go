@@ -191,6 +191,21 @@ func writeTokenDetail(w io.Writer, t sdk.Token, now time.Time) error {
 	row("Rotated from", optionalString(t.RotatedFrom))
 	row("Rotated to", optionalString(t.RotatedTo))
 	row("Family", optionalString(t.Family))
+	if len(t.AllowedCIDRs) > 0 {
+		row("Networks", cell(strings.Join(t.AllowedCIDRs, ", ")))
+	} else {
+		row("Networks", "any")
+	}
+	if len(t.LastUsedIPs) == 0 {
+		row("Used from", "-")
+	}
+	for i, u := range t.LastUsedIPs {
+		label := ""
+		if i == 0 {
+			label = "Used from:"
+		}
+		tb.row(label, cell(u.Addr)+" "+timestamp(u.LastUsedAt)+" ("+relativeTime(past(u.LastUsedAt, now), now)+")")
+	}
 	return tb.write(w)
 }
 

@@ -218,7 +218,9 @@ func TestTokenDetail(t *testing.T) {
 				"Owner revoked:    no\n" +
 				"Rotated from:     -\n" +
 				"Rotated to:       -\n" +
-				"Family:           -\n",
+				"Family:           -\n" +
+				"Networks:         any\n" +
+				"Used from:        -\n",
 		},
 		{
 			name:  "a session",
@@ -241,7 +243,9 @@ func TestTokenDetail(t *testing.T) {
 				"Owner revoked:    no\n" +
 				"Rotated from:     -\n" +
 				"Rotated to:       -\n" +
-				"Family:           -\n",
+				"Family:           -\n" +
+				"Networks:         any\n" +
+				"Used from:        -\n",
 		},
 		{
 			name:  "a revoked, rotated token",
@@ -264,7 +268,9 @@ func TestTokenDetail(t *testing.T) {
 				"Owner revoked:    yes\n" +
 				"Rotated from:     01JDCCCCCCCCCCCCCCCCCCCCCC\n" +
 				"Rotated to:       01JDDDDDDDDDDDDDDDDDDDDDDD\n" +
-				"Family:           -\n",
+				"Family:           -\n" +
+				"Networks:         any\n" +
+				"Used from:        -\n",
 		},
 	}
 	for _, tt := range tests {

@@ -138,6 +138,7 @@ section.`,
 	f.DurationVar(&cfg.Lifecycle.RetryInitial, "retry-initial", cfg.Lifecycle.RetryInitial, "first pause after a failure to apply an event (either worker); doubles up to --retry-max")
 	f.DurationVar(&cfg.Lifecycle.RetryMax, "retry-max", cfg.Lifecycle.RetryMax, "longest pause between retries of either worker (transient failures are retried forever)")
 	f.Uint64Var(&cfg.Lifecycle.SkipSequence, "skip-sequence", 0, "operator's escape hatch: skip the event at this stream sequence if, and only if, it cannot be decoded and is the next to apply (0: none)")
+	dayDurationVar(f, &cfg.RollupRetention, "usage-rollup-retention", cfg.RollupRetention, "how long hourly usage rollups (GET /v1/tokens/{id}/usage) are kept; 0: forever")
 	f.StringVar(&cfg.Usage.Name, "usage-name", cfg.Usage.Name, "usage projection name: its checkpoint row (letters, digits, - and _)")
 	f.IntVar(&cfg.Usage.BatchSize, "usage-batch", cfg.Usage.BatchSize, fmt.Sprintf("most usage events read and written in one transaction (1 to %d)", consumers.MaxUsageBatchSize))
 	f.DurationVar(&cfg.Usage.MaxWait, "usage-max-wait", cfg.Usage.MaxWait, "longest wait, after a usage batch's first event, for it to fill before writing what arrived")

@@ -71,6 +71,9 @@ every five seconds otherwise); the summary goes to stdout.`,
 	f.DurationVar(&cfg.Rebuild.LockTimeout, "swap-lock-timeout", cfg.Rebuild.LockTimeout, "longest wait of the swap for each lock (0: no limit); the live projector and readers wait behind it meanwhile")
 	f.IntVar(&cfg.Rebuild.SwapAttempts, "swap-attempts", cfg.Rebuild.SwapAttempts, "how many times a swap that timed out on a lock is tried")
 	f.IntVar(&cfg.Rebuild.IndexWorkers, "index-workers", cfg.Rebuild.IndexWorkers, "indexes built at once, one connection each (0: 2)")
+	f.BoolVar(&cfg.UsageRollups, "usage", cfg.UsageRollups, "also rebuild the hourly usage rollups (GET /v1/tokens/{id}/usage) from the usage stream, up to the usage projection's checkpoint; its consumer waits meanwhile")
+	f.StringVar(&cfg.UsageName, "usage-name", cfg.UsageName, "with --usage: the usage projection's name (the usage consumer's --usage-name)")
+	dayDurationVar(f, &cfg.RollupRetention, "usage-rollup-retention", cfg.RollupRetention, "with --usage: the rollup retention of the usage consumer; older hours are left out")
 	f.StringVar(&progressMode, "progress", progressMode, "progress display: auto (a bar on a terminal, lines otherwise), bar, lines or off")
 	f.IntVar(&gcPercent, "gc-percent", gcPercent, "garbage collector target while rebuilding, as GOGC (a GOGC environment variable wins unless this flag is given); higher is faster and needs more memory: the heap peaks at about (1 + value/100) × the fold")
 	return cmd

@@ -35,7 +35,7 @@ func TestRebuildCommandWithProjectRunning(t *testing.T) {
 		appended <- err
 	}()
 
-	r := runBinary(t, s.env(), "rebuild", "--progress", "lines", "--catch-up-batch", "100")
+	r := runBinary(t, s.env(), "rebuild", "--progress", "lines", "--catch-up-batch", "100", "--usage")
 	if r.code != 0 {
 		t.Fatalf("rebuild: exit %d; stderr:\n%s", r.code, r.stderr)
 	}
@@ -46,7 +46,7 @@ func TestRebuildCommandWithProjectRunning(t *testing.T) {
 	if n, _ := strconv.Atoi(strings.ReplaceAll(m[1], ",", "")); n < 2000 {
 		t.Errorf("rebuilt from %d events, want at least the 2000 appended before", n)
 	}
-	for _, want := range []string{`msg="rebuild: stream folded"`, `msg="rebuild: swapped in"`} {
+	for _, want := range []string{`msg="rebuild: stream folded"`, `msg="rebuild: swapped in"`, `msg="usage rollups rebuilt"`} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %s:\n%s", want, r.stderr)
 		}

@@ -35,6 +35,7 @@ func bindAPIFlags(f *pflag.FlagSet, c *app.APIConfig) {
 	f.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body the API accepts")
 	f.DurationVar(&c.MutationTimeout, "mutation-timeout", c.MutationTimeout, "longest a request that appends may take: it answers success by then, or 503 with Retry-After")
 	f.StringVar(&c.SecretScanningKeysURL, "secret-scanning-keys-url", c.SecretScanningKeysURL, "URL of GitHub's secret scanning public keys (JSON) that POST /v1/secret-scanning/github verifies reports with; empty turns the route off")
+	prefixesVar(f, &c.TrustedProxies, "trusted-proxies", "CIDR prefixes (comma-separated) of the reverse proxies in front of the API: only a request from one of them has its client address taken from X-Forwarded-For or Forwarded (for usage and allowed networks); others' headers are ignored")
 	f.BoolVar(&c.RequireAuthScope, "require-auth-scope", c.RequireAuthScope, "answer 400 scope_required to a forward-auth check (/v1/auth) that names no scope, so a gateway configured without one fails closed")
 }
 

@@ -38,6 +38,8 @@ rotate, and never again.`,
 		newTokenListCommand(&cf),
 		newTokenShowCommand(&cf),
 		newTokenExpireCommand(&cf),
+		newTokenLimitCommand(&cf),
+		newTokenUsageCommand(&cf),
 		newTokenRotateCommand(&cf),
 		newTokenRevokeCommand(&cf),
 	)
@@ -53,6 +55,7 @@ func newTokenIssueCommand(cf *clientFlags) *cobra.Command {
 		expiresAt              timeValue
 		scopes                 []string
 		neverExpires           bool
+		cidrs                  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "issue",
@@ -79,7 +82,7 @@ now, it is never shown again. Without --expires-in, --expires-at or
 					return errors.New("--scope: empty scope")
 				}
 			}
-			req.Scopes, req.Kind, req.NeverExpires = scopes, kind.value, neverExpires
+			req.Scopes, req.Kind, req.NeverExpires, req.AllowedCIDRs = scopes, kind.value, neverExpires, cidrs
 			if expiresIn.set {
 				d := sdk.Duration(expiresIn.d)
 				req.ExpiresIn = &d
@@ -111,6 +114,7 @@ now, it is never shown again. Without --expires-in, --expires-at or
 	f.Var(&expiresAt, "expires-at", "expiry of the new token: "+timeHelp)
 	f.BoolVar(&neverExpires, "never-expires", false, "issue a token that does not expire (if the policy allows it)")
 	f.Var(&idleTimeout, "idle-timeout", "idle timeout of a session: "+durationHelp+" (empty: the policy's)")
+	f.StringSliceVar(&cidrs, "allow-cidr", nil, "network the new token may be used from, a CIDR prefix or an address (repeat or separate with commas; none: any network)")
 	return cmd
 }
 

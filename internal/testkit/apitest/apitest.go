@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -72,6 +73,7 @@ func (s *Stack) apiConfig() app.APIConfig {
 	cfg.Webhooks = webhooks.NewManager(s.Pool, s.Store, false, s.Clock)
 	cfg.SecretScanningKeysURL = s.opts.SecretScanningKeysURL
 	cfg.TracerProvider = s.opts.TracerProvider
+	cfg.TrustedProxies = s.opts.TrustedProxies
 	return cfg
 }
 
@@ -130,6 +132,9 @@ type Options struct {
 	// TracerProvider starts the API node with HTTP server spans
 	// (app.APIConfig.TracerProvider).
 	TracerProvider trace.TracerProvider
+	// TrustedProxies starts the API node with the setting of that name
+	// (app.APIConfig.TrustedProxies).
+	TrustedProxies []netip.Prefix
 }
 
 // Start starts a stack for tb and stops it at cleanup: the API first (so

@@ -46,6 +46,7 @@ func DiffToken(want, got projections.TokenRow) string {
 		{"use_count", want.UseCount == got.UseCount, want.UseCount, got.UseCount},
 		{"issued_seq", want.IssuedSeq == got.IssuedSeq, want.IssuedSeq, got.IssuedSeq},
 		{"last_seq", want.LastSeq == got.LastSeq, want.LastSeq, got.LastSeq},
+		{"allowed_cidrs", slices.Equal(want.AllowedCIDRs, got.AllowedCIDRs), want.AllowedCIDRs, got.AllowedCIDRs},
 	}
 	for _, c := range cols {
 		if !c.eq {

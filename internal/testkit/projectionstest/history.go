@@ -34,7 +34,7 @@ type History struct {
 }
 
 // RandomHistory generates a stream of lifecycle events by running domain
-// commands (IssueToken, Rotate, SetExpiry, Revoke, RecordUse, ExtendSession,
+// commands (IssueToken, Rotate, SetExpiry, SetAllowedCIDRs, Revoke, RecordUse, ExtendSession,
 // Owner.RevokeTokens, Owner.RevokeFamily) in random order over a domain.ManualClock that moves
 // forward between commands, assigning sequences 1..N as a store would. The
 // same seed gives the same commands (event ids differ).
@@ -196,6 +196,12 @@ func (g *generator) step(cfg HistoryConfig) {
 		}
 	case cfg.Odd && p < 900:
 		g.odd(t, now)
+	case p >= 985:
+		// New allowed networks: narrower, wider, or none at all.
+		cidrs := [][]string{nil, {"10.0.0.0/8"}, {"192.0.2.0/24", "2001:db8::/32"}}[g.rng.IntN(3)]
+		if err := t.SetAllowedCIDRs(cidrs, g.meta(), now); err == nil {
+			g.store(t.Changes(), t.MarkStored)
+		}
 	}
 }
 
@@ -205,6 +211,9 @@ func (g *generator) issue(now time.Time) {
 		Owner:  owner,
 		Name:   fmt.Sprintf("token %d", g.issued),
 		Scopes: []string{"read", fmt.Sprintf("scope:%d", g.rng.IntN(4)), "write"}[:1+g.rng.IntN(3)],
+	}
+	if g.issued%5 == 2 {
+		req.AllowedCIDRs = []string{"198.51.100.0/24"}
 	}
 	switch g.rng.IntN(4) {
 	case 0:
