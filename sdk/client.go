@@ -239,6 +239,9 @@ func (c *Client) SetAllowedCIDRs(ctx context.Context, id string, cidrs []string)
 	if err != nil {
 		return Token{}, fmt.Errorf("set allowed networks: %w", err)
 	}
+	if cidrs == nil {
+		cidrs = []string{} // empty, not null: any network
+	}
 	var out Token
 	err = c.doJSON(ctx, call{method: http.MethodPatch, path: p, body: SetAllowedCIDRsRequest{AllowedCIDRs: cidrs}, bearer: c.token}, &out)
 	if err != nil {

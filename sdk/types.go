@@ -123,7 +123,7 @@ type SetExpiryRequest struct {
 }
 
 // SetAllowedCIDRsRequest is the body of PATCH /v1/tokens/{id} that sets
-// the networks a token may be used from; nil means any network.
+// the networks a token may be used from; empty means any network.
 type SetAllowedCIDRsRequest struct {
 	AllowedCIDRs []string `json:"allowed_cidrs"`
 }

@@ -98,9 +98,10 @@ func TestOperationsMatchTheAPI(t *testing.T) {
 		{openapi.Operation{Method: "POST", Path: "/v1/tokens", ID: "issueToken"}, []int{201, 400, 401, 403, 409, 413, 415, 503}},
 		{openapi.Operation{Method: "DELETE", Path: "/v1/tokens/{id}", ID: "revokeToken"}, []int{204, 400, 401, 404, 413, 415, 503}},
 		{openapi.Operation{Method: "GET", Path: "/v1/tokens/{id}", ID: "getToken"}, []int{200, 400, 401, 404, 503}},
-		{openapi.Operation{Method: "PATCH", Path: "/v1/tokens/{id}", ID: "setTokenExpiry"}, []int{200, 400, 401, 403, 404, 409, 413, 415, 503}},
+		{openapi.Operation{Method: "PATCH", Path: "/v1/tokens/{id}", ID: "updateToken"}, []int{200, 400, 401, 403, 404, 409, 413, 415, 503}},
 		{openapi.Operation{Method: "GET", Path: "/v1/tokens/{id}/events", ID: "listTokenEvents"}, []int{200, 400, 401, 404, 503}},
 		{openapi.Operation{Method: "POST", Path: "/v1/tokens/{id}/rotate", ID: "rotateToken"}, []int{201, 400, 401, 403, 404, 409, 413, 415, 503}},
+		{openapi.Operation{Method: "GET", Path: "/v1/tokens/{id}/usage", ID: "getTokenUsage"}, []int{200, 400, 401, 404, 503}},
 		{openapi.Operation{Method: "GET", Path: "/v1/webhooks", ID: "listWebhooks"}, []int{200, 400, 401, 503}},
 		{openapi.Operation{Method: "POST", Path: "/v1/webhooks", ID: "createWebhook"}, []int{201, 400, 401, 403, 413, 415, 503}},
 		{openapi.Operation{Method: "DELETE", Path: "/v1/webhooks/{id}", ID: "removeWebhook"}, []int{204, 400, 401, 404, 503}},
@@ -249,6 +250,10 @@ var wireTypes = []struct {
 	{sdk.IssuedToken{}, "IssuedToken", false},
 	{sdk.RotatedToken{}, "RotatedToken", false},
 	{sdk.SetExpiryRequest{}, "SetExpiryRequest", true},
+	{sdk.SetAllowedCIDRsRequest{}, "SetAllowedCIDRsRequest", true},
+	{sdk.UsedAddr{}, "UsedAddr", false},
+	{sdk.UsageSeries{}, "UsageSeries", false},
+	{sdk.UsageBucket{}, "UsageBucket", false},
 	{sdk.RevokeRequest{}, "RevokeRequest", true},
 	{sdk.RotateRequest{}, "RotateRequest", true},
 	{sdk.TokenPage{}, "TokenPage", false},
@@ -439,7 +444,7 @@ func TestErrorCodesMatchSDK(t *testing.T) {
 	doc := load(t)
 	want := []string{
 		sdk.CodeInvalidRequest, sdk.CodePolicyViolation, sdk.CodeUnauthorized, sdk.CodeInvalidToken,
-		sdk.CodeForbidden, sdk.CodeInsufficientScope, sdk.CodeScopeRequired, sdk.CodeOwnerBlocked, sdk.CodeLifetimeExceedsCaller, sdk.CodeNotFound,
+		sdk.CodeForbidden, sdk.CodeInsufficientScope, sdk.CodeScopeRequired, sdk.CodeIPNotAllowed, sdk.CodeOwnerBlocked, sdk.CodeLifetimeExceedsCaller, sdk.CodeNotFound,
 		sdk.CodeMethodNotAllowed, sdk.CodeConflict, sdk.CodePayloadTooLarge, sdk.CodeUnsupportedMediaType,
 		sdk.CodeUnavailable, sdk.CodeInternal,
 	}
