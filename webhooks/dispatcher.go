@@ -44,6 +44,12 @@ type Dispatcher struct {
 	// sent.
 	fanned atomic.Uint64
 
+	// committed is the highest stream sequence whose rows are stored;
+	// storedBeyond wakes followFloor.
+	committed    atomic.Uint64
+	storedBeyond chan struct{}
+	commits      *committer
+
 	mu     sync.Mutex
 	owners map[domain.TokenID]domain.OwnerID
 }
@@ -65,12 +71,15 @@ func NewDispatcher(pool *pgxpool.Pool, es *eventstore.Store, nc *nats.Conn, cfg 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{
+	d := &Dispatcher{
 		cfg: cfg, st: store{pool}, es: es, nc: nc, log: log,
-		client: newClient(cfg.Timeout, cfg.AllowPrivateTargets, cfg.Concurrency),
-		wake:   make(chan struct{}, 1),
-		owners: map[domain.TokenID]domain.OwnerID{},
-	}, nil
+		client:       newClient(cfg.Timeout, cfg.AllowPrivateTargets, cfg.Concurrency),
+		wake:         make(chan struct{}, 1),
+		storedBeyond: make(chan struct{}, 1),
+		owners:       map[domain.TokenID]domain.OwnerID{},
+	}
+	d.commits = &committer{st: d.st, now: cfg.Clock.Now, queue: make(chan commitReq, fanOutBatch), stored: d.noteStored}
+	return d, nil
 }
 
 // EnsureConsumer creates the dispatcher's durable consumer of the
@@ -84,13 +93,13 @@ func EnsureConsumer(ctx context.Context, es *eventstore.Store, name string, ackW
 
 // ensureConsumer creates the consumer if it does not exist, starting at
 // stream sequence from (0: with the events appended from then on). It
-// hands out one unacknowledged event at a time, so events are fanned out
-// in stream order.
+// hands out maxAckPending unacknowledged events at once, to the router's
+// fanOutHandlers.
 func ensureConsumer(ctx context.Context, es *eventstore.Store, name string, ackWait time.Duration, from uint64) error {
 	err := es.EnsureDurable(ctx, name, eventstore.DurableConfig{
 		Description:   "tokenledger webhook dispatcher: fans lifecycle events out into deliveries",
 		AckWait:       ackWait,
-		MaxAckPending: 1,
+		MaxAckPending: maxAckPending,
 		From:          from,
 	})
 	if err != nil {
@@ -139,16 +148,19 @@ func (d *Dispatcher) awaitConsumer(ctx context.Context) error {
 // that stopped the fan-out.
 //
 // The fan-out is watermill's router over the dispatcher's durable
-// consumer (package eventstore/subscriber): one event at a time, in
-// stream order, acknowledged once its deliveries are stored, retried on
-// transient failures, and an unreadable event kept in the poison table.
-// The deliveries are sent meanwhile by the sender, many at once.
+// consumer (package eventstore/subscriber): fanOutHandlers events at once,
+// each acknowledged once its deliveries are stored (their rows stored
+// together, see committer), retried on transient failures, and an
+// unreadable event kept in the poison table. The deliveries are sent
+// meanwhile by the sender, many at once.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // before the Wait: the sender stops with ctx
 	wg.Go(func() { d.send(ctx) })
+	wg.Go(func() { d.followFloor(ctx) })
+	wg.Go(func() { d.commits.run(ctx) })
 	if err := d.awaitConsumer(ctx); err != nil {
 		d.nc.Close()
 		if ctx.Err() != nil {
@@ -187,7 +199,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}.Middleware,
 		middleware.Recoverer,
 	)
-	router.AddConsumerHandler("webhook_fan_out", d.es.Config().Stream, sub, d.fanOut)
+	// Each handler is a subscription of its own to the consumer, holding
+	// one event at a time.
+	for i := range fanOutHandlers {
+		router.AddConsumerHandler(fmt.Sprintf("webhook_fan_out_%d", i), d.es.Config().Stream, sub, d.fanOut)
+	}
 
 	err = router.Run(ctx)
 	cancel()

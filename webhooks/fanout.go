@@ -13,9 +13,11 @@ import (
 )
 
 // fanOut turns one lifecycle event into deliveries, one per endpoint that
-// wants it, in one statement; the message is acknowledged once they are
-// stored. An event that can never be fanned out fails with errPoison and
-// goes to the poison table.
+// wants it; the message is acknowledged once they are stored. The router
+// runs fanOutHandlers of it at once, and the rows of the events they hold
+// meanwhile are stored together, in one statement (committer). An event
+// that can never be fanned out fails with errPoison and goes to the poison
+// table.
 func (d *Dispatcher) fanOut(m *message.Message) error {
 	if reason := m.Metadata.Get(subscriber.MetadataError); reason != "" {
 		return fmt.Errorf("%w: %s", errPoison, reason)
@@ -30,20 +32,90 @@ func (d *Dispatcher) fanOut(m *message.Message) error {
 	}
 	e.Sequence = seq
 	row, ok, err := d.fanRowOf(m.Context(), e)
-	if err != nil {
+	if err != nil || !ok {
 		return err
 	}
-	if ok {
-		if err := d.st.fanOut(m.Context(), []fanRow{row}, nil, d.cfg.Clock.Now()); err != nil {
-			return err
+	return d.commits.store(m.Context(), row)
+}
+
+// Fan-out parallelism: how many events the router's handlers hold at
+// once, and so how many unacknowledged events the consumer hands out.
+// Their order does not matter for delivery: only deliveries of events up
+// to the consumer's acknowledgement floor are sent (refreshFanned), so a
+// token's events still go in stream order.
+const (
+	fanOutHandlers = 32
+	maxAckPending  = 4 * fanOutHandlers
+)
+
+// committer stores the fan-out rows handed to it by concurrent handlers,
+// all that arrived while the previous statement ran in one statement
+// (a group commit), and tells each handler how its statement ended.
+type committer struct {
+	st     store
+	now    func() time.Time
+	queue  chan commitReq
+	stored func(uint64) // after a statement, the highest sequence it stored
+}
+
+type commitReq struct {
+	row  fanRow
+	done chan error
+}
+
+// store hands row to the committer and waits until it is stored.
+func (c *committer) store(ctx context.Context, row fanRow) error {
+	req := commitReq{row: row, done: make(chan error, 1)}
+	select {
+	case c.queue <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run stores what is queued, a statement at a time, until ctx ends.
+func (c *committer) run(ctx context.Context) {
+	for {
+		var req commitReq
+		select {
+		case <-ctx.Done():
+			return
+		case req = <-c.queue:
+		}
+		batch := []commitReq{req}
+	drain:
+		for len(batch) < fanOutBatch {
+			select {
+			case r := <-c.queue:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		rows := make([]fanRow, len(batch))
+		var top uint64
+		for i, r := range batch {
+			rows[i] = r.row
+			top = max(top, r.row.seq)
+		}
+		err := c.st.fanOut(ctx, rows, nil, c.now())
+		for _, r := range batch {
+			r.done <- err
+		}
+		if err == nil {
+			c.stored(top)
 		}
 	}
-	// Every event up to this one is fanned out: the consumer hands out
-	// one unacknowledged event at a time.
-	d.advanceFanned(seq)
-	d.poke()
-	return nil
 }
+
+// fanOutBatch is the most rows one statement stores.
+const fanOutBatch = 512
 
 // fanRow is one event to fan out: the deliveries of every endpoint that
 // wants it.
@@ -107,6 +179,53 @@ func (p poisonPublisher) Publish(_ string, msgs ...*message.Message) error {
 
 // Close implements message.Publisher.
 func (poisonPublisher) Close() error { return nil }
+
+// followFloor advances the fan-out's progress to the consumer's
+// acknowledgement floor (every event up to it is fanned out) whenever rows
+// were stored beyond it, and wakes the sender when it moved. The handlers
+// acknowledge after their rows are stored, so the floor is read a moment
+// later.
+func (d *Dispatcher) followFloor(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.storedBeyond:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(floorDelay):
+		}
+		before := d.fanned.Load()
+		d.refreshFanned(ctx)
+		if d.fanned.Load() > before {
+			d.poke()
+		}
+		if d.committed.Load() > d.fanned.Load() {
+			d.noteStored(0) // not there yet: look again
+		}
+	}
+}
+
+// floorDelay is how long after a statement the floor is read: about the
+// time the handlers' acknowledgements take to reach the server.
+const floorDelay = 5 * time.Millisecond
+
+// noteStored records that rows up to seq are stored and asks followFloor
+// to look at the floor.
+func (d *Dispatcher) noteStored(seq uint64) {
+	for {
+		cur := d.committed.Load()
+		if seq <= cur || d.committed.CompareAndSwap(cur, seq) {
+			break
+		}
+	}
+	select {
+	case d.storedBeyond <- struct{}{}:
+	default:
+	}
+}
 
 // refreshFanned advances the fan-out's progress to the consumer's
 // acknowledgement floor (every event up to it is fanned out), for a
