@@ -22,9 +22,24 @@ const ExpiryActor = "system:expiry"
 // history it reloads (or the store reports the id as taken). An unknown
 // token is no error.
 func (s *Service) AnnounceExpiry(ctx context.Context, id domain.TokenID, leads []time.Duration) (bool, error) {
-	m := s.meta(ExpiryActor, "")
+	return s.recordOnce(ctx, "announce_expiry", ExpiryActor, id, func(tok *domain.Token, owner *domain.Owner, m domain.Meta, now time.Time) (bool, error) {
+		return tok.AnnounceExpiry(owner, leads, m, now)
+	})
+}
+
+// recordOnce is the write of a scheduled fact about token id whose event
+// id is derived (a notice, a policy's revocation): decide records it on the
+// token, or reports false when it is not due or recorded already, and the
+// token's whole history is checked before appending, so any number of
+// callers, restarts and replays record it once: of two callers racing, one
+// appends and the other finds the event in the history it reloads (or the
+// store reports the id as taken). It reports whether this call recorded
+// it. An unknown token is no error.
+func (s *Service) recordOnce(ctx context.Context, op, actor string, id domain.TokenID,
+	decide func(tok *domain.Token, owner *domain.Owner, m domain.Meta, now time.Time) (bool, error)) (bool, error) {
+	m := s.meta(actor, "")
 	var recorded bool
-	err := s.retry(ctx, "announce_expiry", func(now time.Time) error {
+	err := s.retry(ctx, op, func(now time.Time) error {
 		recorded = false
 		tok, err := s.loadToken(ctx, id)
 		if errors.Is(err, domain.ErrNotFound) {
@@ -37,15 +52,15 @@ func (s *Service) AnnounceExpiry(ctx context.Context, id domain.TokenID, leads [
 		if err != nil {
 			return err
 		}
-		ok, err := tok.AnnounceExpiry(owner, leads, m, now)
+		ok, err := decide(tok, owner, m, now)
 		if err != nil || !ok {
 			return err
 		}
-		err = s.append(ctx, "announce_expiry", tok, func() ([]domain.Envelope, error) {
+		err = s.append(ctx, op, tok, func() ([]domain.Envelope, error) {
 			return s.cfg.Store.Append(ctx, eventstore.ExpectToken(id, tok.Version()), tok.Changes()...)
 		})
 		if errors.Is(err, eventstore.ErrEventIDReused) {
-			// Another writer stored the notice (at another instant) a
+			// Another writer stored the event (at another instant) a
 			// moment ago, within the store's duplicate window.
 			return nil
 		}
