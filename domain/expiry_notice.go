@@ -189,20 +189,26 @@ func (t *Token) announceExpiry(owner *Owner, leads []time.Duration, m Meta, now 
 	if !t.st.rotatedTo.IsZero() {
 		return false, nil
 	}
+	return t.warnAhead(exp, ExpiringByExpiry, leads, m, now)
+}
+
+// warnAhead records the token.expiring warning of the shortest lead time
+// in leads that is due now before the token ends at end for reason, unless
+// it is recorded already, and reports whether it recorded one. A warning
+// due before the token was issued never goes out (no warning at issue).
+func (t *Token) warnAhead(end time.Time, reason ExpiringReason, leads []time.Duration, m Meta, now time.Time) (bool, error) {
 	sorted := slices.Clone(leads)
 	slices.Sort(sorted)
-	remaining := exp.Sub(now)
+	remaining := end.Sub(now)
 	for _, lead := range sorted {
-		if lead < remaining || !exp.Add(-lead).After(t.st.createdAt) {
-			// Not due yet, or due before the token was issued: a notice
-			// never goes out at issue.
+		if lead < remaining || !end.Add(-lead).After(t.st.createdAt) {
 			continue
 		}
-		id := ExpiryNoticeID(TypeTokenExpiring, t.st.id, ExpiringByExpiry, lead, exp)
+		id := ExpiryNoticeID(TypeTokenExpiring, t.st.id, reason, lead, end)
 		if t.noticed(id) {
 			return false, nil
 		}
-		return true, t.recordAs(id, TokenExpiring{ExpiresAt: exp, Lead: SecondsOf(lead), Reason: ExpiringByExpiry}, m, now)
+		return true, t.recordAs(id, TokenExpiring{ExpiresAt: end, Lead: SecondsOf(lead), Reason: reason}, m, now)
 	}
 	return false, nil
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -86,18 +85,5 @@ func (t *Token) enforceInactivity(owner *Owner, due time.Time, leads []time.Dura
 	if !now.Before(due) {
 		return true, t.recordAs(InactivityRevocationID(t.st.id, due), TokenRevoked{Reason: ReasonInactive}, m, now)
 	}
-	sorted := slices.Clone(leads)
-	slices.Sort(sorted)
-	remaining := due.Sub(now)
-	for _, lead := range sorted {
-		if lead < remaining || !due.Add(-lead).After(t.st.createdAt) {
-			continue
-		}
-		id := ExpiryNoticeID(TypeTokenExpiring, t.st.id, ExpiringByInactivity, lead, due)
-		if t.noticed(id) {
-			return false, nil
-		}
-		return true, t.recordAs(id, TokenExpiring{ExpiresAt: due, Lead: SecondsOf(lead), Reason: ExpiringByInactivity}, m, now)
-	}
-	return false, nil
+	return t.warnAhead(due, ExpiringByInactivity, leads, m, now)
 }
