@@ -149,7 +149,7 @@ func TestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	badChecksum := s.Admin[:len(s.Admin)-1] + map[bool]string{true: "B", false: "A"}[strings.HasSuffix(s.Admin, "A")]
+	badChecksum := breakChecksum(s.Admin)
 
 	// The raw sender reaches the routes: a well-formed owner on a raw
 	// request line is revoked, so the refusals below are the server's

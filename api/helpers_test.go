@@ -149,3 +149,11 @@ func authStatus(t *testing.T, s *apitest.Stack, secret string) int {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// breakChecksum returns secret with its last character changed to another
+// one (otherBase62), so that its checksum no longer holds: replacing it
+// with a fixed character leaves the secret valid whenever it already ends
+// with that character.
+func breakChecksum(secret string) string {
+	return secret[:len(secret)-1] + otherBase62(secret[len(secret)-1])
+}
